@@ -1,0 +1,146 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Pool } from '../src/db/pool';
+import { contractForRun, loadContractVersions } from '../src/db/contracts';
+import { ReconError } from '../src/domain/errors';
+import { billingPeriodOf } from '../src/domain/periods';
+import { attachClaimsToOutcomes } from '../src/reconcile/attach';
+import { evaluateChunk } from '../src/reconcile/evaluate';
+import { postChunk } from '../src/reconcile/post';
+import { finishRun, startRun, type RunSummary } from '../src/reconcile/runs';
+import { pullClaimPage } from '../src/sources/http-claims';
+
+export interface ActivityDeps {
+  pool: Pool;
+  /** Outcomes per set-based chunk. */
+  chunkSize?: number;
+  /** Chunks per activity call before handing back to the workflow. */
+  chunksPerCall?: number;
+}
+
+/** Errors a retry cannot fix: a missing contract, a bad configuration. */
+const PERMANENT = new Set(['unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract']);
+
+async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ReconError) {
+      throw ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: PERMANENT.has(err.code) });
+    }
+    throw err;
+  }
+}
+
+export interface StartRunResult {
+  runId: number;
+  period: string;
+  claimSources: Array<{ name: string; url: string; pageSize: number; pagesPerChunk: number }>;
+}
+
+export interface ChunkLoopResult {
+  chunks: number;
+  processed: number;
+  cursor: number;
+  done: boolean;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const { pool } = deps;
+  const chunkSize = deps.chunkSize ?? 2000;
+  const chunksPerCall = deps.chunksPerCall ?? 50;
+
+  /** Runs chunks from the cursor (or the last heartbeat, on a retry) until done or the call's budget. */
+  async function chunkLoop(start: number, step: (cursor: number) => Promise<{ processed: number; cursor: number; done: boolean }>): Promise<ChunkLoopResult> {
+    const resumed = Context.current().info.heartbeatDetails as number | undefined;
+    let cursor = Math.max(start, resumed ?? 0);
+    let chunks = 0;
+    let processed = 0;
+    for (;;) {
+      const r = await step(cursor);
+      chunks++;
+      processed += r.processed;
+      cursor = r.cursor;
+      Context.current().heartbeat(cursor);
+      if (r.done) return { chunks, processed, cursor, done: true };
+      if (chunks >= chunksPerCall) return { chunks, processed, cursor, done: false };
+    }
+  }
+
+  return {
+    async startRun(input: { tenant: string; asOf: string; workflowId: string }): Promise<StartRunResult> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const versions = await loadContractVersions(pool, input.tenant);
+        const contract = contractForRun(versions, asOf).body;
+        const runId = await startRun(pool, { tenant: input.tenant, asOf, workflowId: input.workflowId });
+        return {
+          runId,
+          period: billingPeriodOf(asOf, contract.timezone),
+          claimSources: Object.entries(contract.claimSources).map(([name, s]) => ({ name, url: s.url, pageSize: s.pageSize, pagesPerChunk: s.pagesPerChunk })),
+        };
+      });
+    },
+
+    async pullClaims(input: { tenant: string; source: string; url: string; pageSize: number; pagesPerChunk: number }): Promise<{ pages: number; accepted: number; caughtUp: boolean }> {
+      return permanentAware(async () => {
+        let pages = 0;
+        let accepted = 0;
+        for (;;) {
+          const r = await pullClaimPage(pool, { tenant: input.tenant, source: input.source, url: input.url, pageSize: input.pageSize, now: new Date() });
+          pages++;
+          accepted += r.import.accepted;
+          Context.current().heartbeat(r.cursor);
+          if (r.caughtUp) return { pages, accepted, caughtUp: true };
+          if (pages >= input.pagesPerChunk) return { pages, accepted, caughtUp: false };
+        }
+      });
+    },
+
+    async attachClaims(input: { tenant: string; runId: number }): Promise<ChunkLoopResult> {
+      return permanentAware(() =>
+        chunkLoop(0, async () => {
+          const r = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5);
+          return { processed: r.attached, cursor: 0, done: r.done };
+        }),
+      );
+    },
+
+    async evaluateOutcomes(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
+        return chunkLoop(input.cursor, async (cursor) => {
+          const r = await evaluateChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, contract, afterOutcomeId: cursor, limit: chunkSize });
+          return { processed: r.processed, cursor: r.lastOutcomeId, done: r.done };
+        });
+      });
+    },
+
+    async postCharges(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult & { posted: number; amountMinor: number }> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const versions = await loadContractVersions(pool, input.tenant);
+        const current = contractForRun(versions, asOf).body;
+        let posted = 0;
+        let amountMinor = 0;
+        const loop = await chunkLoop(input.cursor, async (cursor) => {
+          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, currency: current.currency, afterOutcomeId: cursor, limit: chunkSize });
+          posted += r.posted;
+          amountMinor += r.amountMinor;
+          return { processed: r.posted, cursor: r.lastOutcomeId, done: r.done };
+        });
+        return { ...loop, posted, amountMinor };
+      });
+    },
+
+    async reportRun(input: { tenant: string; runId: number; asOf: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf).body;
+        return finishRun(pool, { runId: input.runId, tenant: input.tenant, asOf, timeZone: contract.timezone, currency: contract.currency, posted: input.posted });
+      });
+    },
+  };
+}
+
+export type ReconActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,46 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { Pool } from './pool';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+export interface MigrationResult {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+/** Applies numbered plain-SQL migrations in order, each in its own transaction. */
+export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<MigrationResult> {
+  const files = (await readdir(dir)).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
+  const client = await pool.connect();
+  try {
+    // Serialises concurrent migrators (two workers starting at once).
+    await client.query('select pg_advisory_lock(724001)');
+    await client.query(`create table if not exists schema_migrations (
+      version integer primary key, name text not null, applied_at timestamptz not null default now())`);
+    const done = new Set(
+      (await client.query<{ version: number }>('select version from schema_migrations')).rows.map((r) => r.version),
+    );
+    const applied: string[] = [];
+    for (const file of files) {
+      const version = Number(file.slice(0, 3));
+      if (done.has(version)) continue;
+      const sql = await readFile(path.join(dir, file), 'utf8');
+      await client.query('begin');
+      try {
+        await client.query(sql);
+        await client.query('insert into schema_migrations (version, name) values ($1, $2)', [version, file]);
+        await client.query('commit');
+      } catch (err) {
+        await client.query('rollback');
+        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+      }
+      applied.push(file);
+    }
+    return { applied, alreadyApplied: done.size };
+  } finally {
+    await client.query('select pg_advisory_unlock(724001)').catch(() => undefined);
+    client.release();
+  }
+}

@@ -1,0 +1,80 @@
+import { z } from 'zod';
+import { ReconError } from './errors';
+
+// Intl accepts any well-formed code (it gives 'XYZ' two decimals), so "known" is decided by
+// whether ICU has a name for it. That admits historic and special codes (DEM, XAU) but not typos.
+const currencyNames = new Intl.DisplayNames('en', { type: 'currency', fallback: 'none' });
+const minorUnitsCache = new Map<string, number>();
+
+export function minorUnitsOf(currency: string): number {
+  const cached = minorUnitsCache.get(currency);
+  if (cached !== undefined) return cached;
+  if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency) || currencyNames.of(currency) === undefined) {
+    throw new ReconError('unknown_currency', `unknown currency "${String(currency)}" (expected an ISO 4217 code such as USD)`, {
+      currency,
+    });
+  }
+  let digits: number;
+  try {
+    digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits ?? 2;
+  } catch {
+    throw new ReconError('unknown_currency', `unknown currency "${currency}"`, { currency });
+  }
+  minorUnitsCache.set(currency, digits);
+  return digits;
+}
+
+const MAX_PRICE_DECIMALS = 12;
+const DECIMAL_PRICE_PATTERN = /^(\d+)(?:\.(\d{1,12}))?$/;
+
+export const DecimalPriceSchema = z
+  .string()
+  .regex(
+    DECIMAL_PRICE_PATTERN,
+    `expected a non-negative decimal price in major units with at most ${MAX_PRICE_DECIMALS} decimals, e.g. "0.99"`,
+  );
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * Converts a unit price written in major units ("0.995" USD) to integer minor units (100).
+ *
+ * THE rounding rule: round half away from zero to the currency's minor unit, applied once per
+ * ledger line (to the line's unit price, never to sums). Prices are non-negative here, so this
+ * is "a dropped remainder of one half or more rounds up". Done on the decimal digits with
+ * BigInt so no binary floating point is ever involved.
+ */
+export function priceToMinorUnits(price: string, currency: string): number {
+  const digits = minorUnitsOf(currency);
+  const match = typeof price === 'string' ? DECIMAL_PRICE_PATTERN.exec(price) : null;
+  if (!match) {
+    throw new ReconError('invalid_price', `invalid price "${String(price)}" (expected a decimal such as "0.99")`, { price });
+  }
+  const [, whole, fraction = ''] = match;
+  const kept = fraction.slice(0, digits).padEnd(digits, '0');
+  const dropped = fraction.slice(digits);
+  const truncated = BigInt(whole + kept);
+  const roundsUp = dropped !== '' && dropped[0] >= '5';
+  const minor = roundsUp ? truncated + 1n : truncated;
+  if (minor > MAX_SAFE) {
+    throw new ReconError('amount_too_large', `price "${price}" ${currency} exceeds the largest supported amount`, {
+      price,
+      currency,
+    });
+  }
+  return Number(minor);
+}
+
+/** Integer minor units to a decimal string with exactly the currency's digits: 5 USD-cents → "0.05". */
+export function formatMinorUnits(amountMinor: number | bigint, currency: string): string {
+  if (typeof amountMinor === 'number' && !Number.isSafeInteger(amountMinor)) {
+    throw new ReconError('invalid_amount', `amount ${amountMinor} is not a whole number of minor units`, { amountMinor });
+  }
+  const digits = minorUnitsOf(currency);
+  const amount = BigInt(amountMinor);
+  const negative = amount < 0n;
+  const magnitude = (negative ? -amount : amount).toString().padStart(digits + 1, '0');
+  const whole = magnitude.slice(0, magnitude.length - digits);
+  const fraction = magnitude.slice(magnitude.length - digits);
+  return `${negative ? '-' : ''}${whole}${digits > 0 ? `.${fraction}` : ''}`;
+}

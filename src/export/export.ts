@@ -1,0 +1,114 @@
+import type { Writable } from 'node:stream';
+import type { Pool } from '../db/pool';
+import { formatMinorUnits } from '../domain/money';
+import { csvLine } from './csv';
+
+export const EXPORT_COLUMNS = [
+  'entry_id', 'kind', 'period', 'outcome_type', 'subject_ref', 'outcome_id', 'primary_claim_id',
+  'evidence_source', 'evidence_external_id', 'evidence_version_time', 'success_at', 'billed_at',
+  'unit_price', 'amount_minor', 'amount', 'currency', 'reverses_entry_id', 'reason',
+] as const;
+
+export interface ExportTotals {
+  tenant: string;
+  period: string;
+  lines: number;
+  charges: number;
+  credits: number;
+  amountMinor: number;
+  amount: string;
+  currency: string | null;
+}
+
+interface LedgerRow {
+  entry_id: number;
+  kind: string;
+  period: string;
+  outcome_type: string;
+  subject_ref: string;
+  outcome_id: number;
+  primary_claim_id: string | null;
+  evidence: { source?: string; externalId?: string; effectiveAt?: string | null };
+  success_at: Date | null;
+  as_of: Date;
+  unit_price: string;
+  amount_minor: number;
+  currency: string;
+  reverses_entry_id: number | null;
+  reason: string | null;
+}
+
+const PAGE = 5000;
+
+function toRecord(r: LedgerRow): Record<(typeof EXPORT_COLUMNS)[number], string | number | null> {
+  return {
+    entry_id: r.entry_id,
+    kind: r.kind,
+    period: r.period,
+    outcome_type: r.outcome_type,
+    subject_ref: r.subject_ref,
+    outcome_id: r.outcome_id,
+    primary_claim_id: r.primary_claim_id,
+    evidence_source: r.evidence.source ?? null,
+    evidence_external_id: r.evidence.externalId ?? null,
+    evidence_version_time: r.evidence.effectiveAt ?? null,
+    success_at: r.success_at?.toISOString() ?? null,
+    billed_at: r.as_of.toISOString(),
+    unit_price: r.unit_price,
+    amount_minor: r.amount_minor,
+    amount: formatMinorUnits(r.amount_minor, r.currency),
+    currency: r.currency,
+    reverses_entry_id: r.reverses_entry_id,
+    reason: r.reason,
+  };
+}
+
+/**
+ * Streams every ledger entry of a period in entry order, page by page (constant memory).
+ * Entries never change, so the same period always exports the same bytes.
+ */
+export async function writeExport(pool: Pool, args: { tenant: string; period: string; format: 'csv' | 'jsonl'; out: Writable }): Promise<ExportTotals> {
+  const write = (s: string) =>
+    new Promise<void>((resolve, reject) => {
+      if (args.out.write(s)) resolve();
+      else args.out.once('drain', resolve).once('error', reject);
+    });
+  if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
+  const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null };
+  let after = 0;
+  for (;;) {
+    const { rows } = await pool.query<LedgerRow>(
+      `select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
+              unit_price, amount_minor, currency, reverses_entry_id, reason
+         from ledger_entries where tenant_id = $1 and period = $2 and entry_id > $3 order by entry_id limit $4`,
+      [args.tenant, args.period, after, PAGE],
+    );
+    for (const r of rows) {
+      const rec = toRecord(r);
+      if (args.format === 'csv') {
+        // Numbers stay numbers; every text cell goes through the formula guard in csvLine.
+        await write(csvLine(EXPORT_COLUMNS.map((c) => rec[c])));
+      } else {
+        await write(JSON.stringify(rec) + '\n');
+      }
+      totals.lines++;
+      if (r.kind === 'charge') totals.charges++;
+      else totals.credits++;
+      totals.amountMinor += r.amount_minor;
+      totals.currency = r.currency;
+    }
+    if (rows.length < PAGE) break;
+    after = rows[rows.length - 1].entry_id;
+  }
+  totals.amount = totals.currency ? formatMinorUnits(totals.amountMinor, totals.currency) : '0';
+  return totals;
+}
+
+/** The ledger's own sum for a period, to check an export against. */
+export async function ledgerTotal(pool: Pool, tenant: string, period: string): Promise<{ lines: number; amountMinor: number }> {
+  const { rows } = await pool.query<{ lines: number; amount: number }>(
+    'select count(*)::int as lines, coalesce(sum(amount_minor), 0)::bigint as amount from ledger_entries where tenant_id = $1 and period = $2',
+    [tenant, period],
+  );
+  return { lines: rows[0].lines, amountMinor: Number(rows[0].amount) };
+}

@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { parseCustomerTimestamp } from '../domain/timestamps';
+import { ReconError } from '../domain/errors';
+
+const Text = z.string().trim().min(1).max(512);
+const Bool = z.union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])]).transform((v) =>
+  typeof v === 'boolean' ? v : ['true', 'TRUE', '1', 'yes'].includes(v),
+);
+
+/** A claim as the AI side sends it (JSONL object, CSV row or HTTP page item). */
+export const ClaimInputSchema = z.object({
+  claim_id: Text,
+  outcome_type: Text.optional(),
+  subject_ref: Text.optional(),
+  occurred_at: z.string().optional(),
+  attributes: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
+  retracted: Bool.optional(),
+  retracted_at: z.string().optional(),
+});
+
+export interface StagedClaim {
+  claimId: string;
+  outcomeType: string | null;
+  subjectRef: string | null;
+  occurredAt: string | null;
+  attributes: Record<string, unknown>;
+  contentSha256: string | null;
+  retract: boolean;
+  retractedAt: string | null;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+export function sha256Of(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+}
+
+/**
+ * Validates one claim row. A retraction may carry only the claim id; anything else needs the full
+ * content, whose hash tells a redelivery (same hash) from a conflict (same id, other content).
+ * `receivedAt` stands in for the retraction time when the AI side gives none.
+ */
+export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date): StagedClaim {
+  const parsed = ClaimInputSchema.safeParse(values);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new ReconError('invalid_field', `field ${i.path.join('.') || '(row)'}: ${i.message}`);
+  }
+  const c = parsed.data;
+  const retract = c.retracted === true;
+  const hasContent = c.outcome_type !== undefined || c.subject_ref !== undefined || c.occurred_at !== undefined;
+  if (!retract || hasContent) {
+    for (const f of ['outcome_type', 'subject_ref', 'occurred_at'] as const) {
+      if (!c[f]) throw new ReconError('missing_field', `field ${f}: required`);
+    }
+  }
+  let attributes: Record<string, unknown> = {};
+  if (typeof c.attributes === 'string' && c.attributes.trim() !== '') {
+    try {
+      const v = JSON.parse(c.attributes);
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+      attributes = v;
+    } catch {
+      throw new ReconError('invalid_field', 'field attributes: expected a JSON object');
+    }
+  } else if (c.attributes && typeof c.attributes === 'object') {
+    attributes = c.attributes;
+  }
+  const occurredAt = c.occurred_at ? fieldTime('occurred_at', c.occurred_at) : null;
+  const retractedAt = retract ? (c.retracted_at ? fieldTime('retracted_at', c.retracted_at) : receivedAt.toISOString()) : null;
+  const content = hasContent || !retract ? { outcome_type: c.outcome_type, subject_ref: c.subject_ref, occurred_at: occurredAt, attributes } : null;
+  return {
+    claimId: c.claim_id,
+    outcomeType: c.outcome_type ?? null,
+    subjectRef: c.subject_ref ?? null,
+    occurredAt,
+    attributes,
+    contentSha256: content ? sha256Of(content) : null,
+    retract,
+    retractedAt,
+  };
+}
+
+function fieldTime(field: string, text: string): string {
+  try {
+    // Claims come from a machine: an instant without an offset is read as UTC.
+    return parseCustomerTimestamp(text, 'UTC').toISOString();
+  } catch (err) {
+    throw new ReconError((err as ReconError).code ?? 'bad_timestamp', `field ${field}: ${(err as Error).message}`);
+  }
+}

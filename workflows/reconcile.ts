@@ -1,0 +1,104 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ReconActivities } from '../activities';
+import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
+
+const { startRun, pullClaims, attachClaims, evaluateOutcomes, postCharges, reportRun } = proxyActivities<ReconActivities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+});
+
+const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+
+/** The business time of the run: given, or the schedule's nominal time, never the wall clock. */
+function resolveAsOf(input: ReconcileInput): string {
+  if (input.asOf) return new Date(input.asOf).toISOString();
+  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START);
+  if (scheduled) return scheduled.toISOString();
+  return new Date(workflowInfo().startTime).toISOString();
+}
+
+/**
+ * One nightly reconciliation of one tenant as of `asOf`: pull claims, attach them to outcomes,
+ * evaluate open outcomes in chunks, post the confirmed ones, report. Every step is idempotent in
+ * Postgres, so a retry, a rerun or a continue-as-new changes nothing already done.
+ */
+export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
+  const asOf = resolveAsOf(input);
+  const tenant = input.tenant;
+  const state: ResumeState = input.resume ?? { phase: 'start', runId: 0, cursor: 0, chunksDone: 0 };
+  const progress: RunProgress = { tenant, asOf, phase: state.phase, runId: state.runId, chunksDone: state.chunksDone, outcomesEvaluated: 0, chargesPosted: 0, claimPagesPulled: 0 };
+  setHandler(progressQuery, () => ({ ...progress, phase: state.phase, runId: state.runId, chunksDone: state.chunksDone }));
+
+  const checkpoint = async () => {
+    if (workflowInfo().continueAsNewSuggested) {
+      await continueAsNew<typeof reconcileTenant>({ tenant, asOf, resume: state });
+    }
+  };
+  const enter = (phase: ResumeState['phase']) => {
+    state.phase = phase;
+    state.cursor = 0;
+  };
+
+  if (state.phase === 'start') {
+    const started = await startRun({ tenant, asOf, workflowId: workflowInfo().workflowId });
+    state.runId = started.runId;
+    state.sources = started.claimSources;
+    enter('pull');
+  }
+  const runId = state.runId;
+
+  if (state.phase === 'pull') {
+    // The cursor here is the index of the claim source being pulled.
+    const sources = state.sources ?? [];
+    while (state.cursor < sources.length) {
+      const source = sources[state.cursor];
+      const r = await pullClaims({ tenant, source: source.name, url: source.url, pageSize: source.pageSize, pagesPerChunk: source.pagesPerChunk });
+      progress.claimPagesPulled += r.pages;
+      state.chunksDone++;
+      if (r.caughtUp) state.cursor++;
+      await checkpoint();
+    }
+    enter('attach');
+  }
+
+  if (state.phase === 'attach') {
+    for (;;) {
+      const r = await attachClaims({ tenant, runId });
+      state.chunksDone += r.chunks;
+      if (r.done) break;
+      await checkpoint();
+    }
+    enter('evaluate');
+  }
+
+  if (state.phase === 'evaluate') {
+    for (;;) {
+      const r = await evaluateOutcomes({ tenant, runId, asOf, cursor: state.cursor });
+      state.cursor = r.cursor;
+      state.chunksDone += r.chunks;
+      progress.outcomesEvaluated += r.processed;
+      if (r.done) break;
+      await checkpoint();
+    }
+    enter('post');
+  }
+
+  if (state.phase === 'post') {
+    for (;;) {
+      const r = await postCharges({ tenant, runId, asOf, cursor: state.cursor });
+      state.cursor = r.cursor;
+      state.chunksDone += r.chunks;
+      progress.chargesPosted += r.posted;
+      state.posted = { count: (state.posted?.count ?? 0) + r.posted, amountMinor: (state.posted?.amountMinor ?? 0) + r.amountMinor };
+      if (r.done) break;
+      await checkpoint();
+    }
+    enter('report');
+  }
+
+  const summary = await reportRun({ tenant, runId, asOf, posted: state.posted ?? { count: 0, amountMinor: 0 } });
+  enter('done');
+  return summary;
+}
