@@ -62,7 +62,7 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
     const importId = await openImport(db, { tenant: args.tenant, kind: 'claims', source: args.source, origin: args.origin, contentSha256: args.contentSha256 });
     if (importId === null) {
       // Drain nothing: an identical file or page was taken in before, so nothing changes.
-      const replay = await replayedImport(db, { tenant: args.tenant, kind: 'claims', source: args.source, contentSha256: args.contentSha256 });
+      const replay = await replayedImport(db, { tenant: args.tenant, kind: 'claims', source: args.source, contentSha256: args.contentSha256, origin: args.origin });
       await args.beforeCommit?.(db);
       await db.query('commit');
       return replay;

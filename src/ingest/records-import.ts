@@ -44,7 +44,7 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
     await db.query('begin');
     const importId = await openImport(db, { tenant: args.tenant, kind: 'records', source: args.source, origin: args.origin, contentSha256: args.contentSha256 });
     if (importId === null) {
-      const replay = await replayedImport(db, { tenant: args.tenant, kind: 'records', source: args.source, contentSha256: args.contentSha256 });
+      const replay = await replayedImport(db, { tenant: args.tenant, kind: 'records', source: args.source, contentSha256: args.contentSha256, origin: args.origin });
       await db.query('commit');
       return replay;
     }

@@ -38,6 +38,8 @@ export interface ImportSummary extends ImportCounts {
   importId: number;
   replayed: boolean;
   origin: string;
+  /** For a replayed import: the origin of the identical earlier one. */
+  sameAs?: string;
   /** The first quarantined rows, for the person who ran the import. */
   problems: Array<{ line: number; row: number; code: string; reason: string }>;
 }
@@ -55,14 +57,15 @@ export async function openImport(
   return rows[0]?.import_id ?? null;
 }
 
-export async function replayedImport(db: PoolClient, args: { tenant: string; kind: string; source: string; contentSha256: string }): Promise<ImportSummary> {
+/** The earlier import of identical content: this delivery counts for nothing new. */
+export async function replayedImport(db: PoolClient, args: { tenant: string; kind: string; source: string; contentSha256: string; origin: string }): Promise<ImportSummary> {
   const { rows } = await db.query(
     `select import_id, origin, received, accepted, redelivered, quarantined from imports
       where tenant_id = $1 and kind = $2 and source = $3 and content_sha256 = $4`,
     [args.tenant, args.kind, args.source, args.contentSha256],
   );
   const r = rows[0];
-  return { importId: r.import_id, origin: r.origin, replayed: true, received: r.received, accepted: r.accepted, redelivered: r.redelivered, quarantined: r.quarantined, problems: [] };
+  return { importId: r.import_id, origin: args.origin, sameAs: r.origin, replayed: true, received: r.received, accepted: r.accepted, redelivered: r.redelivered, quarantined: r.quarantined, problems: [] };
 }
 
 export async function closeImport(db: PoolClient, importId: number, c: ImportCounts): Promise<void> {

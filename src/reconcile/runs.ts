@@ -38,6 +38,8 @@ export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; w
 
 export async function finishRun(pool: Pool, args: { runId: number; tenant: string; asOf: Date; timeZone: string; currency: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {
   const { runId, tenant } = args;
+  // Pages pulled during this run were imported after startRun claimed the earlier imports.
+  await pool.query('update imports set run_id = $2 where tenant_id = $1 and run_id is null', [tenant, runId]);
   const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
   const imports = await q<{ kind: string; received: number; accepted: number; redelivered: number; quarantined: number }>(
     `select kind, sum(received)::int as received, sum(accepted)::int as accepted, sum(redelivered)::int as redelivered, sum(quarantined)::int as quarantined

@@ -10,6 +10,7 @@ import { applyContract } from '../../src/db/contracts';
 import { ContractSchema, type Contract } from '../../src/domain/contract';
 import { connectClient, connectWorker } from '../../src/temporal/connection';
 import { createWorker } from '../../src/temporal/worker';
+import { installRuntime } from '../../src/temporal/runtime';
 
 export interface Harness {
   pool: Pool;
@@ -22,6 +23,7 @@ export interface Harness {
 
 /** A worker on its own task queue against the shared real Temporal server and Postgres. */
 export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: number } = {}): Promise<Harness> {
+  installRuntime('WARN');
   const pool = createPool(inject('databaseUrl'));
   const address = inject('temporalAddress');
   const client = await connectClient(address, 'default');

@@ -1,0 +1,107 @@
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { migrate } from '../../db/migrate';
+import { applyContract } from '../../db/contracts';
+import { ContractSchema, formatZodIssues } from '../../domain/contract';
+import { ReconError } from '../../domain/errors';
+import { PeriodSchema } from '../../domain/periods';
+import { importClaimsFile, importRecordsFile } from '../../ingest/files';
+import { listQuarantine } from '../../reconcile/explain';
+import { writeExport, ledgerTotal } from '../../export/export';
+import type { CommandContext } from '../context';
+import { formatImport, formatTable } from '../format';
+import { TenantOpt, emit, parseOptions } from '../io';
+
+export async function readContractFile(file: string) {
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new ReconError('invalid_contract', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON: ${(err as Error).message}`}`);
+  }
+  const parsed = ContractSchema.safeParse(json);
+  if (!parsed.success) throw new ReconError('invalid_contract', `${file}: ${formatZodIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+export function registerDataCommands(program: Command, ctx: CommandContext): void {
+  program
+    .command('migrate')
+    .description('apply the numbered SQL migrations to DATABASE_URL (or the recon dev database)')
+    .action(async (_o, cmd: Command) => {
+      const r = await migrate(ctx.db());
+      emit(cmd.optsWithGlobals(), r, () => (r.applied.length ? `applied ${r.applied.join(', ')}` : `schema up to date (${r.alreadyApplied} migrations)`));
+    });
+
+  const contract = program.command('contract').description('tenant contracts');
+  contract
+    .command('apply <file>')
+    .description('validate a contract JSON file and store it as a new version (same file again: no change)')
+    .action(async (file: string, _o, cmd: Command) => {
+      const c = await readContractFile(file);
+      const r = await applyContract(ctx.db(), c);
+      emit(cmd.optsWithGlobals(), r, () =>
+        r.created ? `tenant ${r.tenant}: contract version ${r.version} effective from ${r.effectiveFrom}` : `tenant ${r.tenant}: identical to version ${r.version}; nothing changed`,
+      );
+    });
+
+  const claims = program.command('claims').description('outcome claims from the AI side');
+  claims
+    .command('import <file>')
+    .description('import claims from a .jsonl or .csv file; bad rows are quarantined, the rest land')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .action(async (file: string, o: unknown, cmd: Command) => {
+      const { tenant } = parseOptions(z.object({ tenant: TenantOpt }), o);
+      const r = await importClaimsFile(ctx.db(), { tenant, file });
+      emit(cmd.optsWithGlobals(), r, () => formatImport('claims', r));
+    });
+
+  const records = program.command('records').description("records from the customer's own systems");
+  records
+    .command('import <file>')
+    .description('import an export of customer records (.csv or .jsonl) mapped by the contract')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .requiredOption('--source <source>', 'record source name in the contract, e.g. helpdesk')
+    .action(async (file: string, o: unknown, cmd: Command) => {
+      const { tenant, source } = parseOptions(z.object({ tenant: TenantOpt, source: z.string().min(1) }), o);
+      const r = await importRecordsFile(ctx.db(), { tenant, source, file });
+      emit(cmd.optsWithGlobals(), r, () => formatImport('records', r));
+    });
+
+  program
+    .command('quarantine')
+    .description('rows that were refused on import, with the reason')
+    .command('list')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .option('--limit <n>', 'rows to show', '100')
+    .action(async (o: unknown, cmd: Command) => {
+      const { tenant, limit } = parseOptions(z.object({ tenant: TenantOpt, limit: z.coerce.number().int().min(1).max(10_000) }), o);
+      const rows = await listQuarantine(ctx.db(), { tenant, limit });
+      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map(({ raw: _raw, ...r }) => r)));
+    });
+
+  program
+    .command('export')
+    .description('finance export of every ledger entry of a period (deterministic bytes)')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .requiredOption('--period <YYYY-MM>', 'billing period')
+    .option('--format <format>', 'csv or jsonl', 'csv')
+    .option('--out <file>', 'write to a file instead of stdout')
+    .action(async (o: unknown, cmd: Command) => {
+      const args = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, format: z.enum(['csv', 'jsonl']), out: z.string().optional() }), o);
+      const out = args.out ? createWriteStream(args.out) : process.stdout;
+      const totals = await writeExport(ctx.db(), { tenant: args.tenant, period: args.period, format: args.format, out });
+      if (args.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
+      const ledger = await ledgerTotal(ctx.db(), args.tenant, args.period);
+      if (ledger.amountMinor !== totals.amountMinor || ledger.lines !== totals.lines) {
+        throw new ReconError('export_mismatch', `export total ${totals.amountMinor} over ${totals.lines} lines differs from the ledger's ${ledger.amountMinor} over ${ledger.lines}`);
+      }
+      const report = { ...totals, file: args.out ?? null, ledgerAmountMinor: ledger.amountMinor };
+      // With no --out the export itself is on stdout, so the totals go to stderr.
+      const line = `export ${args.tenant} ${args.period}: ${totals.lines} lines (${totals.charges} charges, ${totals.credits} credits), total ${totals.amount} ${totals.currency ?? ''} = ledger`;
+      if (args.out) emit(cmd.optsWithGlobals(), report, () => `${line} → ${args.out}`);
+      else process.stderr.write(line + '\n');
+    });
+}

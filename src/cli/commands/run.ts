@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { runReconciliation } from '../../temporal/run-client';
+import { connectWorker } from '../../temporal/connection';
+import { createWorker } from '../../temporal/worker';
+import { installRuntime } from '../../temporal/runtime';
+import type { RunProgress } from '../../../workflows/messages';
+import type { CommandContext } from '../context';
+import { formatSummary } from '../format';
+import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
+
+export function progressPrinter(): (p: RunProgress) => void {
+  let last = '';
+  return (p) => {
+    const line = `  … ${p.phase}: ${p.chunksDone} chunks, ${p.outcomesEvaluated} outcomes evaluated, ${p.chargesPosted} charges posted`;
+    if (line === last) return;
+    last = line;
+    if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
+    else process.stderr.write(line + '\n');
+  };
+}
+
+export function registerRunCommands(program: Command, ctx: CommandContext): void {
+  program
+    .command('run')
+    .description('reconcile one tenant as of a time on Temporal, show progress, print the summary')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .option('--as-of <time>', 'business time of the run (ISO 8601); default now')
+    .option('--timeout <seconds>', 'give up waiting after this long', '1800')
+    .action(async (o: unknown, cmd: Command) => {
+      const args = parseOptions(z.object({ tenant: TenantOpt, asOf: InstantOpt.optional(), timeout: z.coerce.number().int().min(5) }), o);
+      const client = await ctx.temporal();
+      const summary = await runReconciliation(client, {
+        tenant: args.tenant,
+        asOf: args.asOf ?? new Date(),
+        taskQueue: ctx.settings().taskQueue,
+        timeoutMs: args.timeout * 1000,
+        onProgress: cmd.optsWithGlobals().json ? undefined : progressPrinter(),
+      });
+      if (process.stderr.isTTY && !cmd.optsWithGlobals().json) process.stderr.write('\n');
+      emit(cmd.optsWithGlobals(), summary, () => formatSummary(summary));
+    });
+
+  program
+    .command('worker')
+    .description('the production worker: runs reconciliation workflows and activities from the task queue')
+    .option('--chunk-size <n>', 'outcomes per set-based chunk', '2000')
+    .action(async (o: unknown) => {
+      const args = parseOptions(z.object({ chunkSize: z.coerce.number().int().min(1).max(100_000) }), o);
+      installRuntime();
+      const s = ctx.settings();
+      const connection = await connectWorker(s.temporalAddress);
+      await ctx.db().query('select 1');
+      const worker = await createWorker({ connection, namespace: s.namespace, taskQueue: s.taskQueue, deps: { pool: ctx.db(), chunkSize: args.chunkSize } });
+      process.stderr.write(`recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}\n`);
+      await worker.run();
+      await connection.close();
+    });
+}

@@ -1,0 +1,46 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { STATE_FILE, DEFAULT_TASK_QUEUE, type DevState } from '../../config';
+import { createPool } from '../../db/pool';
+import { startLocalStack } from '../../stack/local-stack';
+import { connectWorker } from '../../temporal/connection';
+import { createWorker } from '../../temporal/worker';
+import { installRuntime } from '../../temporal/runtime';
+import { runDemo } from '../../demo/run-demo';
+import type { CommandContext } from '../context';
+
+const log = (m: string) => process.stderr.write(m + '\n');
+
+export function registerStackCommands(program: Command, _ctx: CommandContext): void {
+  program
+    .command('dev')
+    .description('local stack (embedded PostgreSQL, Temporal dev server) and a worker in the foreground')
+    .action(async () => {
+      installRuntime();
+      const dir = path.join(process.cwd(), '.recon');
+      const stack = await startLocalStack({ dir, persistent: true, ui: true, log });
+      const pool = createPool(stack.databaseUrl);
+      const connection = await connectWorker(stack.temporalAddress);
+      const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+      const worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool } });
+      const state: DevState = { databaseUrl: stack.databaseUrl, temporalAddress: stack.temporalAddress, namespace: 'default', taskQueue, uiUrl: stack.uiUrl, pid: process.pid };
+      await mkdir(path.dirname(STATE_FILE), { recursive: true });
+      await writeFile(STATE_FILE, JSON.stringify(state, null, 2));
+      console.log(['recon dev is up:', ...stack.describe.map((d) => `  ${d}`), `  worker polling task queue "${taskQueue}"`, `  other terminals find this stack through ${STATE_FILE}`, 'Ctrl-C stops everything.'].join('\n'));
+      // The worker handles SIGINT/SIGTERM itself and run() returns once it has drained.
+      await worker.run();
+      await rm(STATE_FILE, { force: true });
+      await connection.close();
+      await pool.end();
+      await stack.stop();
+    });
+
+  program
+    .command('demo')
+    .description('seeded end-to-end story on the local stack; stops what it started')
+    .option('--out <dir>', 'where the finance export goes', 'out')
+    .action(async (o: { out: string }) => {
+      await runDemo({ outDir: o.out, log });
+    });
+}

@@ -1,0 +1,53 @@
+import type { RunSummary } from '../reconcile/runs';
+import type { OutcomeStory } from '../reconcile/explain';
+import type { ImportSummary } from '../ingest/staging';
+
+const n = (x: number | undefined) => String(x ?? 0);
+
+export function formatImport(kind: string, s: ImportSummary): string {
+  const head = s.replayed
+    ? `${kind} ${s.origin}: identical to an earlier import (${s.sameAs ?? s.origin}, import ${s.importId}); nothing changed`
+    : `${kind} ${s.origin}: received ${s.received} = accepted ${s.accepted} + redelivered ${s.redelivered} + quarantined ${s.quarantined}`;
+  const problems = s.problems.slice(0, 10).map((p) => `  quarantined line ${p.line} (row ${p.row}): ${p.code}: ${p.reason}`);
+  return [head, ...problems, ...(s.quarantined > 10 ? [`  … see \`recon quarantine list\``] : [])].join('\n');
+}
+
+export function formatSummary(s: RunSummary): string {
+  const t = s.outcomes.transitions;
+  const rejected = Object.entries(s.outcomes.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const byState = Object.entries(s.outcomes.byState).sort().map(([k, v]) => `${k} ${v}`).join(', ');
+  return [
+    `run ${s.runId} · tenant ${s.tenant} · as of ${s.asOf} · period ${s.period}`,
+    `  claims   received ${n(s.claims.received)}, accepted ${n(s.claims.accepted)}, redelivered ${n(s.claims.redelivered)}, quarantined ${n(s.claims.quarantined)}, duplicates ${n(s.claims.duplicates)}, retracted ${n(s.claims.retracted)}`,
+    `  records  received ${n(s.records.received)}, accepted ${n(s.records.accepted)}, redelivered ${n(s.records.redelivered)}, quarantined ${n(s.records.quarantined)}`,
+    `  tonight  new outcomes ${n(s.outcomes.created)}, into grace ${n(t.in_grace)}, reopened ${n(t.reopened)}, grace restarted ${n(t.grace_restarted)}, confirmed ${n(t.confirmed)}, billed ${n(t.billed)}, rejected: ${rejected}${s.outcomes.ambiguous ? `, ambiguous matches waiting ${s.outcomes.ambiguous}` : ''}`,
+    `  outcomes ${byState}`,
+    `  ledger   ${s.ledger.newCharges} new charges, ${s.ledger.newAmountMinor} minor units (${s.ledger.charges} charges, ${s.ledger.amount} ${s.ledger.currency} for this asOf in all)`,
+  ].join('\n');
+}
+
+export function formatStory(s: OutcomeStory): string {
+  const o = s.outcome;
+  const lines = [
+    `outcome ${o.outcomeId} · ${o.outcomeType} · subject ${o.subjectRef} · ${o.state}${o.rejectReason ? ` (${o.rejectReason})` : ''}${o.onHold ? ' · ON HOLD' : ''}`,
+    `  success at ${o.successAt ?? '-'} · grace ends ${o.graceEndsAt ?? '-'} · evidence due ${o.evidenceDueAt ?? '-'}${o.lastReopenedAt ? ` · last reopened ${o.lastReopenedAt}` : ''}`,
+    'claims:',
+    ...s.claims.map((c) => `  ${c.claimId.padEnd(14)} ${c.role.padEnd(9)} occurred ${c.occurredAt}${c.retractedAt ? ` retracted ${c.retractedAt}` : ''} (from ${c.origin})`),
+    s.record ? `customer record ${s.record.source}/${s.record.externalId}:` : 'customer record: none matched',
+    ...(s.record?.versions ?? []).map((v) => `  ${v.usedAsEvidence ? '*' : ' '} in effect ${v.effectiveAt}  ${JSON.stringify(v.data)}`),
+    'history:',
+    ...s.events.map((e) => `  ${(e.asOf ?? e.at).padEnd(24)} ${e.kind.padEnd(17)} ${e.reason ?? ''}${e.runId ? ` [run ${e.runId}]` : ''}${e.actor ? ` [${e.actor}]` : ''}`),
+    'ledger:',
+    ...(s.ledger.length ? s.ledger.map((l) => `  entry ${l.entryId} ${l.kind} ${l.amountMinor} ${l.currency} minor units at ${l.unitPrice} in ${l.period}${l.reason ? ` (${l.reason})` : ''}`) : ['  none']),
+  ];
+  return lines.join('\n');
+}
+
+export function formatTable(rows: Array<Record<string, unknown>>): string {
+  if (rows.length === 0) return '(none)';
+  const cols = Object.keys(rows[0]);
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
+  const widths = cols.map((c) => Math.min(40, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
+  const line = (vals: string[]) => vals.map((v, i) => v.slice(0, 40).padEnd(widths[i])).join('  ').trimEnd();
+  return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}

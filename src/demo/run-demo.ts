@@ -1,0 +1,112 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from '@temporalio/worker';
+import { createPool } from '../db/pool';
+import { applyContract } from '../db/contracts';
+import { ContractSchema } from '../domain/contract';
+import { importRecordsFile } from '../ingest/files';
+import { startClaimsServer } from '../sources/claims-server';
+import { startLocalStack } from '../stack/local-stack';
+import { connectClient, connectWorker } from '../temporal/connection';
+import { createWorker } from '../temporal/worker';
+import { installRuntime } from '../temporal/runtime';
+import { runReconciliation } from '../temporal/run-client';
+import { writeExport, ledgerTotal } from '../export/export';
+import { explainOutcome, findOutcomeId } from '../reconcile/explain';
+import { formatImport, formatStory, formatSummary } from '../cli/format';
+import { buildDemoDataset, recordExportFor } from './dataset';
+import { mkdtemp, rm } from 'node:fs/promises';
+
+const EXAMPLE = fileURLToPath(new URL('../../examples/contract.acme.json', import.meta.url));
+
+function check(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`demo check failed: ${what}`);
+  console.log(`  ✓ ${what}`);
+}
+
+/**
+ * The seeded end-to-end story on the local stack: nine nights of tickets, claims pulled from a
+ * local claims API, customer exports imported, runs on Temporal, an export checked to the cent.
+ */
+export async function runDemo(opts: { outDir: string; log: (m: string) => void }): Promise<void> {
+  const { log } = opts;
+  installRuntime();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-demo-'));
+  const stack = await startLocalStack({ dir, persistent: false, ui: true, log });
+  const claimsApi = await startClaimsServer();
+  const pool = createPool(stack.databaseUrl);
+  const connection = await connectWorker(stack.temporalAddress);
+  const client = await connectClient(stack.temporalAddress, 'default');
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  try {
+    console.log(['', 'local stack:', ...stack.describe.map((d) => `  ${d}`), `  claims API (demo): ${claimsApi.url}`].join('\n'));
+    if (stack.uiUrl) console.log(`\nWatch the runs in the Temporal Web UI while the demo runs: ${stack.uiUrl}/namespaces/default/workflows\n`);
+    const taskQueue = 'recon-demo';
+    worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, chunkSize: 100 } });
+    running = worker.run();
+
+    const example = JSON.parse(await readFile(EXAMPLE, 'utf8'));
+    const tenant = 'acme';
+    const contract = ContractSchema.parse({ ...example, tenant, claimSources: { 'fin-api': { kind: 'http', url: claimsApi.url, pageSize: 50 } } });
+    const applied = await applyContract(pool, contract);
+    console.log(`contract: tenant ${tenant} v${applied.version} (grace ${contract.outcomeTypes.resolved_ticket.graceWindow}, evidence deadline ${contract.outcomeTypes.resolved_ticket.evidenceDeadline}, ${contract.outcomeTypes.resolved_ticket.unitPrice} ${contract.currency} per resolved ticket, ${contract.timezone})`);
+
+    const ds = buildDemoDataset();
+    const inputs = path.join(dir, 'inputs');
+    await mkdir(inputs, { recursive: true });
+    let published = 0;
+    const totals = { reopened: 0, quarantined: 0, duplicates: 0 };
+    for (let k = 0; k < ds.nights.length; k++) {
+      const asOf = ds.nights[k];
+      const due = ds.claims.filter((c) => c.publishAt.getTime() <= asOf.getTime()).slice(published);
+      claimsApi.publish(due.map((c) => c.claim));
+      published += due.length;
+      const file = path.join(inputs, `helpdesk-${k + 1}.csv`);
+      await writeFile(file, recordExportFor(ds, k).join('\r\n') + '\r\n');
+      const rec = await importRecordsFile(pool, { tenant, source: 'helpdesk', file, now: asOf });
+      console.log(`\n── night ${k + 1}: ${asOf.toISOString()} ──`);
+      console.log(formatImport('records', rec));
+      const summary = await runReconciliation(client, { tenant, asOf, taskQueue });
+      console.log(formatSummary(summary));
+      totals.reopened += summary.outcomes.transitions.reopened ?? 0;
+      totals.quarantined += summary.claims.quarantined + summary.records.quarantined;
+      totals.duplicates += summary.claims.duplicates;
+    }
+
+    const period = '2026-03';
+    await mkdir(opts.outDir, { recursive: true });
+    const exportFile = path.join(opts.outDir, `${tenant}-${period}.csv`);
+    const out = createWriteStream(exportFile);
+    const exported = await writeExport(pool, { tenant, period, format: 'csv', out });
+    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    const fileTotal = (await readFile(exportFile, 'utf8')).trimEnd().split('\r\n').slice(1).reduce((s, line) => s + Number(line.split(',')[13]), 0);
+    const ledger = await ledgerTotal(pool, tenant, period);
+    console.log(`\nfinance export: ${exportFile}: ${exported.lines} lines, total ${exported.amount} ${exported.currency}`);
+
+    const { rows: [dup] } = await pool.query(
+      `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1`, [tenant]);
+    const story = [...ds.kinds.entries()].find(([, k]) => k === 'reopened_resolved')![0];
+    console.log(`\nwhy was ${story} billed? (recon outcome show --tenant ${tenant} --subject ${story})`);
+    console.log(formatStory(await explainOutcome(pool, await findOutcomeId(pool, { tenant, subject: story }))));
+
+    console.log('\nchecks:');
+    check(totals.reopened > 0, `reopens voided ${totals.reopened} outcomes in grace`);
+    check(totals.duplicates > 0 && dup.charges === dup.outcomes, `${totals.duplicates} duplicate claims, no outcome billed twice (${dup.charges} charges for ${dup.outcomes} outcomes)`);
+    check(totals.quarantined > 0, `${totals.quarantined} malformed rows quarantined, the good rows landed`);
+    check(fileTotal === ledger.amountMinor && exported.amountMinor === ledger.amountMinor, `export file total ${fileTotal} minor units = ledger total ${ledger.amountMinor}`);
+  } finally {
+    worker?.shutdown();
+    await running?.catch(() => undefined);
+    await connection.close().catch(() => undefined);
+    await client.connection.close().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    await claimsApi.close();
+    await stack.stop();
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    log('[demo] stopped the local stack');
+  }
+}
