@@ -4,6 +4,12 @@ import { runReconciliation } from '../../src/temporal/run-client';
 import { writeExport, ledgerTotal } from '../../src/export/export';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
 import { Writable } from 'node:stream';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
+import { Worker } from '@temporalio/worker';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { runWorkflowId } from '../../workflows/messages';
 
 const claim = (id: string, subject: string, at: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ claim_id: id, outcome_type: 'resolved_ticket', subject_ref: subject, occurred_at: at, ...extra });
@@ -106,6 +112,18 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
       { subject_ref: 'T-2', amount_minor: 99, period: '2026-03', primary_claim_id: 'c2a', idempotency_key: expect.stringMatching(/^charge:/) },
       { subject_ref: 'T-3', amount_minor: 99, period: '2026-03', primary_claim_id: 'c3', idempotency_key: expect.stringMatching(/^charge:/) },
     ]);
+  });
+
+  it('the recorded history of a night replays against the current workflow code', async () => {
+    const history = await h.client.workflow.getHandle(runWorkflowId(tenant, '2026-03-06T07:00:00.000Z')).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history);
+    // The JSON form is what the replay fixtures hold; it must survive the round trip.
+    const json = historyToJSON(history);
+    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, historyFromJSON(JSON.parse(json)));
+    if (process.env.RECORD_HISTORIES) {
+      const out = fileURLToPath(new URL('../fixtures/histories/reconcile-night-with-charges.json', import.meta.url));
+      await writeFile(out, JSON.stringify(JSON.parse(json), null, 1));
+    }
   });
 
   it('a rerun of the same asOf adds nothing', async () => {

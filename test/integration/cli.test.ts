@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'bin', 'recon.mjs');
+
+interface Result { code: number; stdout: string; stderr: string }
+
+function recon(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe('the recon command against the real stack', () => {
+  let h: Harness;
+  let env: NodeJS.ProcessEnv;
+  const tenant = uniqueTenant('cli');
+  let contractFile: string;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    env = { DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: h.taskQueue };
+    const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8'));
+    contractFile = path.join(h.dir, 'contract.json');
+    await writeFile(contractFile, JSON.stringify({ ...example, tenant }));
+  });
+  afterAll(async () => h?.stop());
+
+  it('refuses an invalid contract with the path of the bad field, in one line', async () => {
+    const example = JSON.parse(await readFile(contractFile, 'utf8'));
+    example.outcomeTypes.resolved_ticket.graceWindow = '72 hours';
+    const bad = path.join(h.dir, 'bad-contract.json');
+    await writeFile(bad, JSON.stringify(example));
+    const r = await recon(['contract', 'apply', bad], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/invalid_contract: .*outcomeTypes\.resolved_ticket\.graceWindow/);
+  });
+
+  it('applies a contract once; the same file again changes nothing', async () => {
+    const first = await recon(['--json', 'contract', 'apply', contractFile], env);
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ tenant, version: 1, created: true });
+    const again = await recon(['contract', 'apply', contractFile], env);
+    expect(again.stdout).toMatch(/nothing changed/);
+  });
+
+  it('imports, runs twice, exports identical formula-safe bytes, explains an outcome', async () => {
+    const claims = await writeLines(h.dir, 'claims.csv', [
+      'claim_id,outcome_type,subject_ref,occurred_at',
+      'k1,resolved_ticket,T-1,2026-03-02T10:00:00Z',
+      'k2,resolved_ticket,"=HYPERLINK(""x"")",2026-03-02T10:00:00Z',
+      'k3,resolved_ticket,T-3,not-a-date',
+    ]);
+    const imp = await recon(['--json', 'claims', 'import', '--tenant', tenant, claims], env);
+    expect(imp.code).toBe(0);
+    expect(JSON.parse(imp.stdout)).toMatchObject({ received: 3, accepted: 2, quarantined: 1 });
+    const records = await writeLines(h.dir, 'tickets.csv', [
+      'Ticket ID,Status,Solved at,Updated at,CSAT',
+      'T-1,solved,2026-03-02T11:00:00Z,2026-03-02T11:00:00Z,5',
+      '"=HYPERLINK(""x"")",solved,2026-03-02T11:00:00Z,2026-03-02T11:00:00Z,5',
+    ]);
+    expect((await recon(['records', 'import', '--tenant', tenant, '--source', 'helpdesk', records], env)).code).toBe(0);
+
+    const run1 = await recon(['--json', 'run', '--tenant', tenant, '--as-of', '2026-03-06T07:00:00Z'], env);
+    expect(run1.code).toBe(0);
+    expect(JSON.parse(run1.stdout).ledger).toMatchObject({ newCharges: 2, newAmountMinor: 198 });
+    const run2 = await recon(['run', '--tenant', tenant, '--as-of', '2026-03-06T07:00:00Z'], env);
+    expect(run2.code).toBe(0);
+    expect(run2.stdout).toMatch(/0 new charges/);
+
+    const out1 = path.join(h.dir, 'e1.csv');
+    const out2 = path.join(h.dir, 'e2.csv');
+    expect((await recon(['export', '--tenant', tenant, '--period', '2026-03', '--out', out1], env)).code).toBe(0);
+    expect((await recon(['export', '--tenant', tenant, '--period', '2026-03', '--out', out2], env)).code).toBe(0);
+    const [a, b] = [await readFile(out1), await readFile(out2)];
+    expect(a.equals(b)).toBe(true);
+    expect(a.toString()).toContain(`"'=HYPERLINK(""x"")"`);
+    expect(a.toString()).not.toMatch(/,=HYPERLINK/);
+
+    const show = await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 't-1'], env);
+    expect(show.code).toBe(0);
+    const story = JSON.parse(show.stdout);
+    expect(story.outcome).toMatchObject({ state: 'billed', subjectRef: 'T-1' });
+    expect(story.claims[0]).toMatchObject({ claimId: 'k1', role: 'primary' });
+    expect(story.events.map((e: { kind: string }) => e.kind)).toEqual(['matched', 'confirmed', 'billed']);
+    expect(story.ledger).toHaveLength(1);
+
+    const q = await recon(['--json', 'quarantine', 'list', '--tenant', tenant], env);
+    expect(JSON.parse(q.stdout)[0]).toMatchObject({ code: 'bad_timestamp', line: 4, file: 'claims.csv' });
+  });
+
+  it('every verb answers --help', async () => {
+    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker']]) {
+      const r = await recon([...verb, '--help'], env);
+      expect(r.code, verb.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Usage: recon/);
+    }
+  });
+
+  it('without settings or a running dev stack, says how to get one', async () => {
+    const cwd = await mkdtemp(path.join(os.tmpdir(), 'recon-nostack-'));
+    const r = await recon(['run', '--tenant', 'acme'], { DATABASE_URL: '', TEMPORAL_ADDRESS: '' }, cwd);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no_stack: .*recon dev/);
+  });
+
+  it('bad options are refused in one line naming the option', async () => {
+    const r = await recon(['export', '--tenant', tenant, '--period', '2026-13'], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/period/);
+  });
+});
