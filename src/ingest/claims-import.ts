@@ -4,7 +4,7 @@ import { normaliseMatchKey, type ContractVersion } from '../domain/contract';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
 import { stageClaimRow } from './claim-row';
-import { STAGE_BATCH, closeImport, insertQuarantine, openImport, replayedImport, type ImportSummary, type Quarantined } from './staging';
+import { insertQuarantine, quarantinedCount, stageRows, withImport, type ImportSummary } from './staging';
 
 export interface ClaimImportArgs {
   tenant: string;
@@ -40,7 +40,6 @@ function caseRules(versions: ContractVersion[]): Map<string, boolean> {
 }
 
 async function stageBatch(db: PoolClient, batch: StageRow[]): Promise<void> {
-  if (batch.length === 0) return;
   const col = <K extends keyof StageRow>(k: K) => batch.map((r) => r[k]);
   await db.query(
     `insert into stage_claims (row_number, line, raw, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retract, retracted_at)
@@ -54,100 +53,28 @@ async function stageBatch(db: PoolClient, batch: StageRow[]): Promise<void> {
  * accepted (new claim or a retraction applied), redelivered (nothing new) or quarantined.
  */
 export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promise<ImportSummary> {
-  const versions = await loadContractVersions(pool, args.tenant);
-  const rules = caseRules(versions);
-  const db = await pool.connect();
-  try {
-    await db.query('begin');
-    const importId = await openImport(db, { tenant: args.tenant, kind: 'claims', source: args.source, origin: args.origin, contentSha256: args.contentSha256 });
-    if (importId === null) {
-      // Drain nothing: an identical file or page was taken in before, so nothing changes.
-      const replay = await replayedImport(db, { tenant: args.tenant, kind: 'claims', source: args.source, contentSha256: args.contentSha256, origin: args.origin });
-      await args.beforeCommit?.(db);
-      await db.query('commit');
-      return replay;
-    }
+  const rules = caseRules(await loadContractVersions(pool, args.tenant));
+  const target = { tenant: args.tenant, kind: 'claims' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256, beforeCommit: args.beforeCommit };
+  return withImport(pool, target, async (db, importId) => {
     await db.query(`create temp table stage_claims (
       row_number int primary key, line int, raw text, claim_id text, outcome_type text, subject_ref text, subject_key text,
       occurred_at timestamptz, attributes jsonb, content_sha256 text, retract bool, retracted_at timestamptz,
       status text, code text, reason text) on commit drop`);
-
-    const bad: Quarantined[] = [];
-    let batch: StageRow[] = [];
-    let received = 0;
-    for await (const r of args.rows) {
-      received++;
-      if (!r.ok) {
-        bad.push({ line: r.position.line, row: r.position.row, raw: r.raw, code: r.code, reason: r.reason });
-      } else {
-        try {
-          const c = stageClaimRow(r.values, args.receivedAt);
-          let subjectKey: string | null = null;
-          if (c.outcomeType !== null) {
-            const caseInsensitive = rules.get(c.outcomeType);
-            if (caseInsensitive === undefined) throw new ReconError('unknown_outcome_type', `field outcome_type: "${c.outcomeType}" is not in the contract of ${args.tenant}`);
-            subjectKey = normaliseMatchKey(c.subjectRef ?? '', caseInsensitive);
-          }
-          batch.push({ row: r.position.row, line: r.position.line, raw: r.raw, claimId: c.claimId, outcomeType: c.outcomeType, subjectRef: c.subjectRef, subjectKey, occurredAt: c.occurredAt, attributes: JSON.stringify(c.attributes), sha: c.contentSha256, retract: c.retract, retractedAt: c.retractedAt });
-        } catch (err) {
-          const code = err instanceof ReconError ? err.code : 'invalid_row';
-          bad.push({ line: r.position.line, row: r.position.row, raw: r.raw, code, reason: (err as Error).message });
+    const received = await stageRows(
+      args.rows,
+      (r): StageRow => {
+        const c = stageClaimRow(r.values, args.receivedAt);
+        let subjectKey: string | null = null;
+        if (c.outcomeType !== null) {
+          const caseInsensitive = rules.get(c.outcomeType);
+          if (caseInsensitive === undefined) throw new ReconError('unknown_outcome_type', `field outcome_type: "${c.outcomeType}" is not in the contract of ${args.tenant}`);
+          subjectKey = normaliseMatchKey(c.subjectRef ?? '', caseInsensitive);
         }
-      }
-      if (batch.length >= STAGE_BATCH) {
-        await stageBatch(db, batch);
-        batch = [];
-      }
-      if (bad.length >= STAGE_BATCH) {
-        await insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad.splice(0));
-      }
-    }
-    await stageBatch(db, batch);
-    const p = [args.tenant, importId];
-
-    // New claims: the first row of each id with content.
-    await db.query(
-      `with firsts as (
-         select distinct on (claim_id) * from stage_claims where content_sha256 is not null order by claim_id, row_number),
-       inserted as (
-         insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
-         select $1, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, $2 from firsts
-         on conflict (tenant_id, claim_id) do nothing returning claim_id)
-       update stage_claims s set status = 'accepted'
-         from firsts f join inserted i using (claim_id) where s.row_number = f.row_number`,
-      p,
+        return { row: r.position.row, line: r.position.line, raw: r.raw, claimId: c.claimId, outcomeType: c.outcomeType, subjectRef: c.subjectRef, subjectKey, occurredAt: c.occurredAt, attributes: JSON.stringify(c.attributes), sha: c.contentSha256, retract: c.retract, retractedAt: c.retractedAt };
+      },
+      { stage: (b) => stageBatch(db, b), quarantine: (bad) => insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad) },
     );
-    // Same id, other content: never overwrite what was accepted; quarantine the newcomer.
-    await db.query(
-      `update stage_claims s set status = 'quarantined', code = 'conflicting_redelivery',
-              reason = 'claim ' || s.claim_id || ' was delivered before with different content'
-         from claims c where s.status is null and s.content_sha256 is not null
-          and c.tenant_id = $1 and c.claim_id = s.claim_id and c.content_sha256 <> s.content_sha256`,
-      [args.tenant],
-    );
-    // Retractions of known claims: the first one per claim takes effect.
-    await db.query(
-      `with firsts as (
-         select distinct on (s.claim_id) s.row_number, s.claim_id, s.retracted_at from stage_claims s
-           join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id and c.retracted_at is null
-          where s.status is null and s.retract order by s.claim_id, s.row_number),
-       applied as (
-         update claims c set retracted_at = f.retracted_at from firsts f
-          where c.tenant_id = $1 and c.claim_id = f.claim_id returning c.claim_id)
-       update stage_claims s set status = 'accepted' from firsts f join applied a using (claim_id) where s.row_number = f.row_number`,
-      [args.tenant],
-    );
-    await db.query(
-      `update stage_claims s set status = 'redelivered'
-         from claims c where s.status is null and c.tenant_id = $1 and c.claim_id = s.claim_id`,
-      [args.tenant],
-    );
-    await db.query(
-      `update stage_claims set status = 'quarantined', code = 'unknown_claim',
-              reason = 'retraction of claim ' || claim_id || ', which was never received'
-        where status is null`,
-    );
-    await insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad);
+    await mergeStagedClaims(db, args.tenant, importId);
     await db.query(
       `insert into quarantine (tenant_id, import_id, source, origin, line, row_number, raw, code, reason)
        select $1, $2, $3, $4, line, row_number, raw, code, reason from stage_claims where status = 'quarantined'
@@ -156,20 +83,52 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
     );
     const { rows: counts } = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from stage_claims group by status');
     const count = (s: string) => counts.find((c) => c.status === s)?.n ?? 0;
-    const { rows: problems } = await db.query(
-      'select line, row_number as row, code, reason from quarantine where import_id = $1 order by row_number limit 20',
-      [importId],
-    );
-    const { rows: qn } = await db.query<{ n: number }>('select count(*)::int as n from quarantine where import_id = $1', [importId]);
-    const summary = { received, accepted: count('accepted'), redelivered: count('redelivered'), quarantined: qn[0].n };
-    await closeImport(db, importId, summary);
-    await args.beforeCommit?.(db);
-    await db.query('commit');
-    return { importId, replayed: false, origin: args.origin, problems, ...summary };
-  } catch (err) {
-    await db.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    db.release();
-  }
+    return { received, accepted: count('accepted'), redelivered: count('redelivered'), quarantined: await quarantinedCount(db, importId) };
+  });
+}
+
+/** Classifies every staged row and applies it: set-based, a handful of statements per file. */
+async function mergeStagedClaims(db: PoolClient, tenant: string, importId: number): Promise<void> {
+  // New claims: the first row of each id with content.
+  await db.query(
+    `with firsts as (
+       select distinct on (claim_id) * from stage_claims where content_sha256 is not null order by claim_id, row_number),
+     inserted as (
+       insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
+       select $1, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, $2 from firsts
+       on conflict (tenant_id, claim_id) do nothing returning claim_id)
+     update stage_claims s set status = 'accepted'
+       from firsts f join inserted i using (claim_id) where s.row_number = f.row_number`,
+    [tenant, importId],
+  );
+  // Same id, other content: never overwrite what was accepted; quarantine the newcomer.
+  await db.query(
+    `update stage_claims s set status = 'quarantined', code = 'conflicting_redelivery',
+            reason = 'claim ' || s.claim_id || ' was delivered before with different content'
+       from claims c where s.status is null and s.content_sha256 is not null
+        and c.tenant_id = $1 and c.claim_id = s.claim_id and c.content_sha256 <> s.content_sha256`,
+    [tenant],
+  );
+  // Retractions of known claims: the first one per claim takes effect.
+  await db.query(
+    `with firsts as (
+       select distinct on (s.claim_id) s.row_number, s.claim_id, s.retracted_at from stage_claims s
+         join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id and c.retracted_at is null
+        where s.status is null and s.retract order by s.claim_id, s.row_number),
+     applied as (
+       update claims c set retracted_at = f.retracted_at from firsts f
+        where c.tenant_id = $1 and c.claim_id = f.claim_id returning c.claim_id)
+     update stage_claims s set status = 'accepted' from firsts f join applied a using (claim_id) where s.row_number = f.row_number`,
+    [tenant],
+  );
+  await db.query(
+    `update stage_claims s set status = 'redelivered'
+       from claims c where s.status is null and c.tenant_id = $1 and c.claim_id = s.claim_id`,
+    [tenant],
+  );
+  await db.query(
+    `update stage_claims set status = 'quarantined', code = 'unknown_claim',
+            reason = 'retraction of claim ' || claim_id || ', which was never received'
+      where status is null`,
+  );
 }

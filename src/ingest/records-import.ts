@@ -4,7 +4,7 @@ import { sourceIsCaseInsensitive } from '../domain/contract';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
 import { mapRecordRow, type MappedRecord } from './record-row';
-import { STAGE_BATCH, closeImport, insertQuarantine, openImport, replayedImport, type ImportSummary, type Quarantined } from './staging';
+import { insertQuarantine, quarantinedCount, stageRows, withImport, type ImportSummary } from './staging';
 
 export interface RecordImportArgs {
   tenant: string;
@@ -18,7 +18,6 @@ export interface RecordImportArgs {
 type StageRow = MappedRecord & { row: number; line: number };
 
 async function stageBatch(db: PoolClient, batch: StageRow[]): Promise<void> {
-  if (batch.length === 0) return;
   const col = <K extends keyof StageRow>(k: K) => batch.map((r) => r[k]);
   await db.query(
     `insert into stage_records (row_number, line, external_id, match_key, updated_at, data, row_sha256)
@@ -39,96 +38,60 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
   }
   const matchField = Object.values(contract.outcomeTypes).find((t) => t.recordSource === args.source)?.matchKey.field ?? source.idField;
   const opts = { timeZone: contract.timezone, matchField, caseInsensitive: sourceIsCaseInsensitive(contract, args.source) };
-  const db = await pool.connect();
-  try {
-    await db.query('begin');
-    const importId = await openImport(db, { tenant: args.tenant, kind: 'records', source: args.source, origin: args.origin, contentSha256: args.contentSha256 });
-    if (importId === null) {
-      const replay = await replayedImport(db, { tenant: args.tenant, kind: 'records', source: args.source, contentSha256: args.contentSha256, origin: args.origin });
-      await db.query('commit');
-      return replay;
-    }
+  const target = { tenant: args.tenant, kind: 'records' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256 };
+  return withImport(pool, target, async (db, importId) => {
     await db.query(`create temp table stage_records (
       row_number int primary key, line int, external_id text, match_key text, updated_at timestamptz,
       data jsonb, row_sha256 text, record_id bigint, effective_at timestamptz, accepted bool not null default false) on commit drop`);
-    const bad: Quarantined[] = [];
-    let batch: StageRow[] = [];
-    let received = 0;
-    for await (const r of args.rows) {
-      received++;
-      if (!r.ok) {
-        bad.push({ line: r.position.line, row: r.position.row, raw: r.raw, code: r.code, reason: r.reason });
-      } else {
-        try {
-          batch.push({ ...mapRecordRow(r.values, source, opts), row: r.position.row, line: r.position.line });
-        } catch (err) {
-          bad.push({ line: r.position.line, row: r.position.row, raw: r.raw, code: err instanceof ReconError ? err.code : 'invalid_row', reason: (err as Error).message });
-        }
-      }
-      if (batch.length >= STAGE_BATCH) {
-        await stageBatch(db, batch);
-        batch = [];
-      }
-      if (bad.length >= STAGE_BATCH) await insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad.splice(0));
-    }
-    await stageBatch(db, batch);
-    await insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad);
+    const received = await stageRows(
+      args.rows,
+      (r): StageRow => ({ ...mapRecordRow(r.values, source, opts), row: r.position.row, line: r.position.line }),
+      { stage: (b) => stageBatch(db, b), quarantine: (bad) => insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad) },
+    );
+    await mergeStagedRecords(db, { tenant: args.tenant, source: args.source, importId, importedAt: args.importedAt });
+    const { rows } = await db.query<{ accepted: number; redelivered: number; dup: number }>(
+      `select count(*) filter (where accepted)::int as accepted, count(*) filter (where not accepted)::int as redelivered,
+              (count(*) filter (where accepted) - count(distinct (record_id, effective_at, row_sha256)) filter (where accepted))::int as dup
+         from stage_records`,
+    );
+    // Two identical rows in one file both match the version inserted; only one of them is new.
+    const { accepted, redelivered, dup } = rows[0];
+    return { received, accepted: accepted - dup, redelivered: redelivered + dup, quarantined: await quarantinedCount(db, importId) };
+  });
+}
 
-    await db.query(
-      `insert into records (tenant_id, source, external_id)
-       select distinct $1, $2, external_id from stage_records on conflict do nothing`,
-      [args.tenant, args.source],
-    );
-    await db.query(
-      `update stage_records s set record_id = r.record_id, effective_at = coalesce(s.updated_at, $3)
-         from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id`,
-      [args.tenant, args.source, args.importedAt],
-    );
-    // Within the file, a row identical to the previous row of the same record adds nothing either.
-    await db.query(
-      `with ordered as (
-         select row_number, row_sha256 = lag(row_sha256) over (partition by record_id order by effective_at, row_number) as same_as_prev
-           from stage_records),
-       candidates as (
-         select s.* from stage_records s join ordered o using (row_number)
-          where not coalesce(o.same_as_prev, false)
-            and not exists (
-              select 1 from record_versions v
-               where v.record_id = s.record_id and v.row_sha256 = s.row_sha256
-                 and v.version_id = (select v2.version_id from record_versions v2
-                                      where v2.record_id = s.record_id and v2.effective_at <= s.effective_at
-                                      order by v2.effective_at desc, v2.version_id desc limit 1))),
-       inserted as (
-         insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
-         select record_id, effective_at, match_key, data, row_sha256, $1, line from candidates order by row_number
-         on conflict (record_id, effective_at, row_sha256) do nothing
-         returning record_id, effective_at, row_sha256)
-       update stage_records s set accepted = true from inserted i
-        where s.record_id = i.record_id and s.effective_at = i.effective_at and s.row_sha256 = i.row_sha256`,
-      [importId],
-    );
-    const { rows } = await db.query<{ accepted: number; redelivered: number }>(
-      `select count(*) filter (where accepted)::int as accepted, count(*) filter (where not accepted)::int as redelivered from stage_records`,
-    );
-    // Two identical rows in one file: both match the inserted version; only one counts as new.
-    const { rows: dup } = await db.query<{ n: number }>(
-      `select (count(*) - count(distinct (record_id, effective_at, row_sha256)))::int as n from stage_records where accepted`,
-    );
-    const accepted = rows[0].accepted - dup[0].n;
-    const redelivered = rows[0].redelivered + dup[0].n;
-    const { rows: qn } = await db.query<{ n: number }>('select count(*)::int as n from quarantine where import_id = $1', [importId]);
-    const summary = { received, accepted, redelivered, quarantined: qn[0].n };
-    await closeImport(db, importId, summary);
-    const { rows: problems } = await db.query(
-      'select line, row_number as row, code, reason from quarantine where import_id = $1 order by row_number limit 20',
-      [importId],
-    );
-    await db.query('commit');
-    return { importId, replayed: false, origin: args.origin, problems, ...summary };
-  } catch (err) {
-    await db.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    db.release();
-  }
+async function mergeStagedRecords(db: PoolClient, args: { tenant: string; source: string; importId: number; importedAt: Date }): Promise<void> {
+  await db.query(
+    `insert into records (tenant_id, source, external_id)
+     select distinct $1, $2, external_id from stage_records on conflict do nothing`,
+    [args.tenant, args.source],
+  );
+  await db.query(
+    `update stage_records s set record_id = r.record_id, effective_at = coalesce(s.updated_at, $3)
+       from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id`,
+    [args.tenant, args.source, args.importedAt],
+  );
+  // Within the file, a row identical to the previous row of the same record adds nothing either.
+  await db.query(
+    `with ordered as (
+       select row_number, row_sha256 = lag(row_sha256) over (partition by record_id order by effective_at, row_number) as same_as_prev
+         from stage_records),
+     candidates as (
+       select s.* from stage_records s join ordered o using (row_number)
+        where not coalesce(o.same_as_prev, false)
+          and not exists (
+            select 1 from record_versions v
+             where v.record_id = s.record_id and v.row_sha256 = s.row_sha256
+               and v.version_id = (select v2.version_id from record_versions v2
+                                    where v2.record_id = s.record_id and v2.effective_at <= s.effective_at
+                                    order by v2.effective_at desc, v2.version_id desc limit 1))),
+     inserted as (
+       insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
+       select record_id, effective_at, match_key, data, row_sha256, $1, line from candidates order by row_number
+       on conflict (record_id, effective_at, row_sha256) do nothing
+       returning record_id, effective_at, row_sha256)
+     update stage_records s set accepted = true from inserted i
+      where s.record_id = i.record_id and s.effective_at = i.effective_at and s.row_sha256 = i.row_sha256`,
+    [args.importId],
+  );
 }

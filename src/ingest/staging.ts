@@ -1,4 +1,6 @@
-import type { PoolClient } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
+import { ReconError } from '../domain/errors';
+import type { RowResult } from '../sources/rows';
 
 /** Rows are staged in batches with one multi-row statement each: set-based, never row by row. */
 export const STAGE_BATCH = 2000;
@@ -75,4 +77,90 @@ export async function closeImport(db: PoolClient, importId: number, c: ImportCou
   await db.query('update imports set received = $2, accepted = $3, redelivered = $4, quarantined = $5 where import_id = $1', [
     importId, c.received, c.accepted, c.redelivered, c.quarantined,
   ]);
+}
+
+export interface ImportTarget {
+  tenant: string;
+  kind: 'claims' | 'records';
+  source: string;
+  origin: string;
+  contentSha256: string;
+  /** Runs inside the import's transaction, e.g. to save an HTTP cursor with the claims it covers. */
+  beforeCommit?: (db: PoolClient) => Promise<void>;
+}
+
+/**
+ * One import, one transaction: identical content seen before changes nothing; otherwise `body`
+ * stages and merges the rows and returns the counts, which must add up before anything commits.
+ */
+export async function withImport(pool: Pool, target: ImportTarget, body: (db: PoolClient, importId: number) => Promise<ImportCounts>): Promise<ImportSummary> {
+  const db = await pool.connect();
+  try {
+    await db.query('begin');
+    const importId = await openImport(db, target);
+    if (importId === null) {
+      const replay = await replayedImport(db, target);
+      await target.beforeCommit?.(db);
+      await db.query('commit');
+      return replay;
+    }
+    const counts = await body(db, importId);
+    await closeImport(db, importId, counts);
+    const { rows: problems } = await db.query(
+      'select line, row_number as row, code, reason from quarantine where import_id = $1 order by row_number limit 20',
+      [importId],
+    );
+    await target.beforeCommit?.(db);
+    await db.query('commit');
+    return { importId, replayed: false, origin: target.origin, problems, ...counts };
+  } catch (err) {
+    await db.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    db.release();
+  }
+}
+
+type GoodRow = Extract<RowResult, { ok: true }>;
+
+/**
+ * Reads every row, maps the good ones (a mapping error quarantines just that row) and hands them
+ * on in batches, so memory stays flat whatever the file's size. Returns the rows received.
+ */
+export async function stageRows<S>(
+  rows: AsyncIterable<RowResult>,
+  map: (row: GoodRow) => S,
+  sinks: { stage: (batch: S[]) => Promise<void>; quarantine: (bad: Quarantined[]) => Promise<void> },
+): Promise<number> {
+  let batch: S[] = [];
+  let bad: Quarantined[] = [];
+  let received = 0;
+  for await (const r of rows) {
+    received++;
+    if (!r.ok) {
+      bad.push({ line: r.position.line, row: r.position.row, raw: r.raw, code: r.code, reason: r.reason });
+    } else {
+      try {
+        batch.push(map(r));
+      } catch (err) {
+        bad.push({ line: r.position.line, row: r.position.row, raw: r.raw, code: err instanceof ReconError ? err.code : 'invalid_row', reason: (err as Error).message });
+      }
+    }
+    if (batch.length >= STAGE_BATCH) {
+      await sinks.stage(batch);
+      batch = [];
+    }
+    if (bad.length >= STAGE_BATCH) {
+      await sinks.quarantine(bad);
+      bad = [];
+    }
+  }
+  if (batch.length) await sinks.stage(batch);
+  if (bad.length) await sinks.quarantine(bad);
+  return received;
+}
+
+export async function quarantinedCount(db: PoolClient, importId: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('select count(*)::int as n from quarantine where import_id = $1', [importId]);
+  return rows[0].n;
 }

@@ -7,19 +7,11 @@ import {
   isValidTimeZone,
   parseIsoDuration,
 } from '../../src/domain/durations';
-import { ReconError } from '../../src/domain/errors';
+import { codeOf } from './helpers';
 
 const HOUR = 3_600_000;
 const NY = 'America/New_York';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof ReconError ? error.code : `not a ReconError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 /** Wall-clock reading of an instant in a zone, e.g. "2026-03-08 10:00". */
 function wallTime(d: Date, tz: string): string {

@@ -1,16 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ReconError } from '../../src/domain/errors';
+import { codeOf } from './helpers';
 import { DecimalPriceSchema, formatMinorUnits, minorUnitsOf, priceToMinorUnits } from '../../src/domain/money';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof ReconError ? error.code : `not a ReconError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 /**
  * Reference rounding written independently of the implementation: the price as an exact
