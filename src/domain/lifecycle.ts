@@ -141,6 +141,12 @@ export function readSuccess(history: VersionView[], rules: Pick<LifecycleRules, 
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+function latestEffective(versions: VersionView[], asOf: Date): Date | null {
+  let latest: Date | null = null;
+  for (const v of versions) if (v.effectiveAt <= asOf && (!latest || v.effectiveAt > latest)) latest = v.effectiveAt;
+  return latest;
+}
+
 /**
  * Decides where one open outcome stands as of `asOf`, from its claims and the matching record's
  * history. Pure: the same inputs always give the same decision, which is what makes reruns safe.
@@ -201,11 +207,15 @@ export function decideOutcome(input: {
     const graceOver = asOf.getTime() >= graceEndsAt.getTime();
     state = graceOver && !snapshot.onHold ? 'confirmed' : 'in_grace';
   } else {
-    const since = lastReopenedAt && lastReopenedAt > primary.occurredAt ? lastReopenedAt : primary.occurredAt;
+    // The deadline restarts with the last reopen, and with the last change to the records carrying
+    // this key while none matches uniquely (a re-keyed record, a second record with the key).
+    const lastKeyChange = match.status === 'matched' ? null : latestEffective(input.versions, asOf);
+    const since = [primary.occurredAt, lastReopenedAt, lastKeyChange].reduce<Date>((m, d) => (d && d > m ? d : m), primary.occurredAt);
     evidenceDueAt = addIsoDuration(since, rules.evidenceDeadline, rules.timeZone);
     if (asOf.getTime() > evidenceDueAt.getTime()) {
       state = 'rejected';
-      rejectReason = match.status === 'matched' ? 'not_achieved' : 'no_evidence';
+      // no_evidence only when no record ever matched; a record that matched once and failed is not_achieved.
+      rejectReason = match.status === 'matched' || snapshot.recordId !== null ? 'not_achieved' : 'no_evidence';
     } else {
       state = 'awaiting_evidence';
     }
@@ -219,7 +229,9 @@ export function decideOutcome(input: {
     evidenceVersionId: reading?.evidence?.versionId ?? null,
     match: match.status,
   };
-  if (from === 'in_grace' && state === 'awaiting_evidence') {
+  if (from === 'in_grace' && state !== 'in_grace' && match.status !== 'matched') {
+    events.push({ kind: 'match_lost', fromState: from, toState: state, reason: match.status === 'ambiguous' ? 'more than one customer record now carries this key' : 'no customer record carries this key any more', details });
+  } else if (from === 'in_grace' && state === 'awaiting_evidence') {
     events.push({ kind: 'reopened', fromState: from, toState: state, reason: `record stopped meeting the success rule at ${iso(lastReopenedAt)}`, details });
   } else if (from === 'in_grace' && state === 'in_grace' && snapshot.successAt && successAt && snapshot.successAt.getTime() !== successAt.getTime()) {
     events.push({ kind: 'grace_restarted', fromState: from, toState: state, reason: `reopened and succeeded again at ${iso(successAt)}`, details });

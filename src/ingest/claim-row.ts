@@ -49,7 +49,9 @@ export function sha256Of(value: unknown): string {
  * `receivedAt` stands in for the retraction time when the AI side gives none.
  */
 export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date): StagedClaim {
-  const parsed = ClaimInputSchema.safeParse(values);
+  // An empty CSV cell means the field is absent, exactly as a missing JSONL key does.
+  const present = Object.fromEntries(Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null));
+  const parsed = ClaimInputSchema.safeParse(present);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw new ReconError('invalid_field', `field ${i.path.join('.') || '(row)'}: ${i.message}`);

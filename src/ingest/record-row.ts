@@ -13,6 +13,7 @@ export interface MappedRecord {
   rowSha256: string;
 }
 
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 const TRUE = new Set(['true', 'yes', 'y', '1', 't']);
 const FALSE = new Set(['false', 'no', 'n', '0', 'f']);
 
@@ -21,7 +22,8 @@ function convert(field: string, type: string, raw: unknown, timeZone: string): s
   if (typeof raw === 'string' && raw.trim() === '') return null;
   switch (type) {
     case 'number': {
-      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      // Plain decimals only: Number() would also take [], '0x10' and '1_000' without a word.
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw.trim()) : NaN;
       if (!Number.isFinite(n)) throw new ReconError('invalid_field', `field ${field}: expected a number, got ${JSON.stringify(raw).slice(0, 60)}`);
       return n;
     }

@@ -441,8 +441,8 @@ const versionsArb = fc.array(versionSpecArb, { maxLength: 7 }).map((specs) =>
 );
 
 const snapshotArb: fc.Arbitrary<OutcomeSnapshot> = fc.oneof(
-  fc.record({ state: fc.constant<OutcomeState>('awaiting_evidence'), onHold: fc.boolean(), recordId: fc.constantFrom(null, 1, 2), successAt: fc.constant(null) }),
-  fc.record({ state: fc.constant<OutcomeState>('in_grace'), onHold: fc.boolean(), recordId: fc.constantFrom(1, 2), successAt: timeArb }),
+  fc.record({ state: fc.constant<OutcomeState>('awaiting_evidence'), onHold: fc.constantFrom(false, false, false, true), recordId: fc.constantFrom(null, 1, 2), successAt: fc.constant(null) }),
+  fc.record({ state: fc.constant<OutcomeState>('in_grace'), onHold: fc.constantFrom(false, false, false, true), recordId: fc.constantFrom(1, 2), successAt: timeArb }),
 );
 
 const asOfArb = fc.integer({ min: 0, max: 50 * 24 * 60 }).map((m) => new Date(T0 + m * 60_000));
@@ -595,10 +595,37 @@ describe('decideOutcome: properties', () => {
         }
         const transitions = d.events.filter((e) => e.kind !== 'matched' && e.kind !== 'grace_restarted');
         expect(transitions).toHaveLength(d.state === from ? 0 : 1);
-        if (d.state === 'awaiting_evidence' && from === 'in_grace') expect(transitions[0].kind).toBe('reopened');
+        if (d.state !== 'in_grace' && from === 'in_grace' && d.match !== 'matched' && d.rejectReason !== 'retracted') expect(transitions[0].kind).toBe('match_lost');
+        else if (d.state === 'awaiting_evidence' && from === 'in_grace') expect(transitions[0].kind).toBe('reopened');
         expect(d.events.filter((e) => e.kind === 'matched')).toHaveLength(d.recordId !== null && d.recordId !== s.snapshot.recordId ? 1 : 0);
       }),
       { numRuns: 1000 },
     );
+  });
+});
+
+describe('decideOutcome: a match that is lost', () => {
+  const CLAIM = '2026-03-02T10:00:00Z';
+  it('an in-grace outcome whose key now has two records waits (match_lost), its deadline restarting at that change', () => {
+    const d = decided({
+      snapshot: { state: 'in_grace', recordId: 1, successAt: at('2026-03-02T11:00:00Z') },
+      claims: [claim('c1', CLAIM)],
+      versions: [solved('2026-03-02T11:00:00Z', '2026-03-02T11:00:00Z', { recordId: 1, versionId: 1 }), open('2026-03-04T00:00:00Z', { recordId: 2, versionId: 2 })],
+      asOf: '2026-03-10T00:00:00Z',
+    });
+    expect(d).toMatchObject({ state: 'awaiting_evidence', match: 'ambiguous' });
+    expect(kinds(d)).toEqual(['match_lost']);
+    // P7D in New York across the DST change: 167 hours.
+    expect(iso(d.evidenceDueAt!)).toBe('2026-03-10T23:00:00.000Z');
+  });
+
+  it('rejects as not_achieved, not no_evidence, when a record matched before', () => {
+    const d = decided({
+      snapshot: { state: 'awaiting_evidence', recordId: 1 },
+      claims: [claim('c1', CLAIM)],
+      versions: [open('2026-03-02T11:00:00Z', { recordId: 1, versionId: 1 }), open('2026-03-02T12:00:00Z', { recordId: 2, versionId: 2 })],
+      asOf: '2026-03-20T00:00:00Z',
+    });
+    expect(d).toMatchObject({ state: 'rejected', rejectReason: 'not_achieved', match: 'ambiguous' });
   });
 });
