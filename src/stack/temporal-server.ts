@@ -65,6 +65,9 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
     const text = b.toString().trim();
     if (text) log(`[temporal] ${text.split('\n')[0].slice(0, 300)}`);
   });
+  // Never leave the dev server running behind a process that exits (Ctrl-C, a crash).
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
   try {
     await waitUntilServing(address, child, 60_000);
   } catch (err) {
@@ -77,6 +80,7 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
     how: `Temporal CLI dev server (${binary.source})`,
     stop: () =>
       new Promise<void>((resolve) => {
+        process.off('exit', killOnExit);
         if (child.exitCode !== null) return resolve();
         const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
         child.once('exit', () => {

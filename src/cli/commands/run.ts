@@ -8,6 +8,7 @@ import type { RunProgress } from '../../../workflows/messages';
 import type { CommandContext } from '../context';
 import { formatSummary } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
+import { onShutdownSignal } from '../signals';
 
 export function progressPrinter(): (p: RunProgress) => void {
   let last = '';
@@ -52,6 +53,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       const connection = await connectWorker(s.temporalAddress);
       await ctx.db().query('select 1');
       const worker = await createWorker({ connection, namespace: s.namespace, taskQueue: s.taskQueue, deps: { pool: ctx.db(), chunkSize: args.chunkSize } });
+      onShutdownSignal(() => worker.shutdown());
       process.stderr.write(`recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}\n`);
       await worker.run();
       await connection.close();

