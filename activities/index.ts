@@ -8,6 +8,8 @@ import { evaluateChunk } from '../src/reconcile/evaluate';
 import { postChunk } from '../src/reconcile/post';
 import { finishRun, startRun, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
+import { createDisputeActivities } from './disputes';
+import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/reversals';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -18,7 +20,10 @@ export interface ActivityDeps {
 }
 
 /** Errors a retry cannot fix: a missing contract, a bad configuration. */
-const PERMANENT = new Set(['unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract']);
+const PERMANENT = new Set([
+  'unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract', 'unknown_outcome_type',
+  'outcome_not_found', 'outcome_settled', 'dispute_window_closed', 'dispute_not_found', 'already_resolved',
+]);
 
 async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
   try {
@@ -67,6 +72,8 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createDisputeActivities(pool, permanentAware),
+
     async startRun(input: { tenant: string; asOf: string; workflowId: string }): Promise<StartRunResult> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
@@ -113,6 +120,14 @@ export function createActivities(deps: ActivityDeps) {
           const r = await evaluateChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, contract, afterOutcomeId: cursor, limit: chunkSize });
           return { processed: r.processed, cursor: r.lastOutcomeId, done: r.done };
         });
+      });
+    },
+
+    async reverseCharges(input: { tenant: string; runId: number; asOf: string }): Promise<ReversalResult> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
+        return reverseSettledCharges(pool, { tenant: input.tenant, runId: input.runId, asOf, contract });
       });
     },
 

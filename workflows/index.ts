@@ -1,1 +1,2 @@
 export { reconcileTenant } from './reconcile';
+export { disputeWorkflow } from './dispute';

@@ -1,9 +1,9 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { continueAsNew, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ReconActivities } from '../activities';
 import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
 
-const { startRun, pullClaims, attachClaims, evaluateOutcomes, postCharges, reportRun } = proxyActivities<ReconActivities>({
+const { startRun, pullClaims, attachClaims, evaluateOutcomes, reverseCharges, postCharges, reportRun } = proxyActivities<ReconActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
@@ -82,6 +82,8 @@ export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<Re
       if (r.done) break;
       await checkpoint();
     }
+    // Histories recorded before credits existed replay without this step.
+    if (patched('credit-reversals')) await reverseCharges({ tenant, runId, asOf });
     enter('post');
   }
 

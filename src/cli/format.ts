@@ -22,7 +22,7 @@ export function formatSummary(s: RunSummary): string {
     `  records  received ${n(s.records.received)}, accepted ${n(s.records.accepted)}, redelivered ${n(s.records.redelivered)}, quarantined ${n(s.records.quarantined)}`,
     `  tonight  new outcomes ${n(s.outcomes.created)}, into grace ${n(t.in_grace)}, reopened ${n(t.reopened)}, grace restarted ${n(t.grace_restarted)}, confirmed ${n(t.confirmed)}, billed ${n(t.billed)}, rejected: ${rejected}${s.outcomes.ambiguous ? `, ambiguous matches waiting ${s.outcomes.ambiguous}` : ''}`,
     `  outcomes ${byState}`,
-    `  ledger   ${s.ledger.newCharges} new charges, ${s.ledger.newAmountMinor} minor units (${s.ledger.charges} charges, ${s.ledger.amount} ${s.ledger.currency} for this asOf in all)`,
+    `  ledger   ${s.ledger.newCharges} new charges, ${s.ledger.newAmountMinor} minor units (${s.ledger.charges} charges, ${s.ledger.amount} ${s.ledger.currency} for this asOf in all)${s.ledger.credits ? `; ${s.ledger.credits} credits, ${s.ledger.creditsMinor} minor units` : ''}`,
   ].join('\n');
 }
 
@@ -37,6 +37,11 @@ export function formatStory(s: OutcomeStory): string {
     ...(s.record?.versions ?? []).map((v) => `  ${v.usedAsEvidence ? '*' : ' '} in effect ${v.effectiveAt}  ${JSON.stringify(v.data)}`),
     'history:',
     ...s.events.map((e) => `  ${(e.asOf ?? e.at).padEnd(24)} ${e.kind.padEnd(17)} ${e.reason ?? ''}${e.runId ? ` [run ${e.runId}]` : ''}${e.actor ? ` [${e.actor}]` : ''}`),
+    ...(s.disputes.length ? ['disputes:'] : []),
+    ...s.disputes.flatMap((d) => [
+      `  dispute ${d.disputeId} ${d.status} · opened by ${d.openedBy} ${d.openedAt}: ${d.reason}${d.resolvedAt ? ` · ${d.status} by ${d.resolvedBy} ${d.resolvedAt}: ${d.resolutionNote}` : ''}`,
+      ...d.events.filter((e) => e.kind === 'note' || e.kind === 'escalated').map((e) => `    ${e.at} ${e.kind} ${e.actor}: ${e.note ?? ''}`),
+    ]),
     'ledger:',
     ...(s.ledger.length ? s.ledger.map((l) => `  entry ${l.entryId} ${l.kind} ${l.amountMinor} ${l.currency} minor units at ${l.unitPrice} in ${l.period}${l.reason ? ` (${l.reason})` : ''}`) : ['  none']),
   ];

@@ -6,6 +6,7 @@ import { registerRunCommands } from './commands/run';
 import { registerScheduleCommands } from './commands/schedule';
 import { registerOutcomeCommands } from './commands/outcome';
 import { registerStackCommands } from './commands/stack';
+import { registerDisputeCommands } from './commands/dispute';
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('recon')
@@ -18,6 +19,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerRunCommands(program, ctx);
   registerScheduleCommands(program, ctx);
   registerOutcomeCommands(program, ctx);
+  registerDisputeCommands(program, ctx);
   return program;
 }
 

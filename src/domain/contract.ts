@@ -29,6 +29,19 @@ const RecordSourceSchema = z.object({
   fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), FieldSchema),
 });
 
+const DisputeTermsSchema = z
+  .object({
+    /** How long after billing a dispute is still accepted. */
+    window: IsoDurationSchema.default('P30D'),
+    /** Unresolved this long after opening: escalation. */
+    sla: IsoDurationSchema.default('P2D'),
+    /** Unresolved this long after opening: resolved by `defaultDecision`. */
+    autoResolveAfter: IsoDurationSchema.default('P7D'),
+    /** We only bill on success we can defend: by default an unanswered dispute is upheld. */
+    defaultDecision: z.enum(['uphold', 'reject']).default('uphold'),
+  })
+  .strict();
+
 const OutcomeTypeSchema = z.object({
   recordSource: z.string(),
   matchKey: z.object({
@@ -40,6 +53,9 @@ const OutcomeTypeSchema = z.object({
   graceWindow: IsoDurationSchema,
   evidenceDeadline: IsoDurationSchema,
   unitPrice: DecimalPriceSchema,
+  disputes: DisputeTermsSchema.default({ window: 'P30D', sla: 'P2D', autoResolveAfter: 'P7D', defaultDecision: 'uphold' }),
+  /** A reopen this long after billing still credits the charge; zero: billing is final for reopens. */
+  clawbackWindow: IsoDurationSchema.default('PT0S'),
 });
 
 const HttpClaimSourceSchema = z.object({
@@ -97,6 +113,7 @@ export const ContractSchema = z
 export type Contract = z.infer<typeof ContractSchema>;
 export type OutcomeTypeTerms = Contract['outcomeTypes'][string];
 export type RecordSource = Contract['recordSources'][string];
+export type DisputeTerms = OutcomeTypeTerms['disputes'];
 export type { Predicate };
 
 /** A stored contract version: the parsed body plus its version number. */

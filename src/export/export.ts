@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Pool } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
-import { csvLine } from './csv';
+import { csvCell, csvLine } from './csv';
 
 export const EXPORT_COLUMNS = [
   'entry_id', 'kind', 'period', 'outcome_type', 'subject_ref', 'outcome_id', 'primary_claim_id',
@@ -86,8 +86,9 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
     for (const r of rows) {
       const rec = toRecord(r);
       if (args.format === 'csv') {
-        // Numbers stay numbers; every text cell goes through the formula guard in csvLine.
-        await write(csvLine(EXPORT_COLUMNS.map((c) => rec[c])));
+        // Text from outside goes through the formula guard; the amount is our own decimal
+        // (e.g. -0.99 on a credit) and must stay a number to a spreadsheet.
+        await write(EXPORT_COLUMNS.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n');
       } else {
         await write(JSON.stringify(rec) + '\n');
       }

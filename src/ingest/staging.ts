@@ -49,7 +49,7 @@ export interface ImportSummary extends ImportCounts {
 /** Opens the import row; returns null when this exact content was already imported. */
 export async function openImport(
   db: PoolClient,
-  args: { tenant: string; kind: 'claims' | 'records'; source: string; origin: string; contentSha256: string },
+  args: { tenant: string; kind: 'claims' | 'records' | 'disputes'; source: string; origin: string; contentSha256: string },
 ): Promise<number | null> {
   const { rows } = await db.query<{ import_id: number }>(
     `insert into imports (tenant_id, kind, source, origin, content_sha256) values ($1, $2, $3, $4, $5)
@@ -81,7 +81,7 @@ export async function closeImport(db: PoolClient, importId: number, c: ImportCou
 
 export interface ImportTarget {
   tenant: string;
-  kind: 'claims' | 'records';
+  kind: 'claims' | 'records' | 'disputes';
   source: string;
   origin: string;
   contentSha256: string;

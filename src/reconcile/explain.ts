@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool';
 import { loadContractVersions, latestContract } from '../db/contracts';
 import { normaliseMatchKey } from '../domain/contract';
 import { ReconError } from '../domain/errors';
+import { disputesOfOutcome, type DisputeDetail } from '../disputes/views';
 
 export interface OutcomeStory {
   outcome: {
@@ -13,6 +14,7 @@ export interface OutcomeStory {
   record: { source: string; externalId: string; versions: Array<{ versionId: number; effectiveAt: string; usedAsEvidence: boolean; data: Record<string, unknown> }> } | null;
   events: Array<{ at: string; asOf: string | null; kind: string; from: string | null; to: string | null; reason: string | null; runId: number | null; actor: string | null }>;
   ledger: Array<{ entryId: number; kind: string; period: string; amountMinor: number; unitPrice: string; currency: string; runId: number | null; reason: string | null }>;
+  disputes: DisputeDetail[];
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -69,6 +71,7 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
     record,
     events: events.map((e) => ({ at: e.created_at.toISOString(), asOf: iso(e.as_of), kind: e.kind, from: e.from_state, to: e.to_state, reason: e.reason, runId: e.run_id, actor: e.actor })),
     ledger: ledger.map((l) => ({ entryId: l.entry_id, kind: l.kind, period: l.period, amountMinor: l.amount_minor, unitPrice: l.unit_price, currency: l.currency, runId: l.run_id, reason: l.reason })),
+    disputes: await disputesOfOutcome(pool, outcomeId),
   };
 }
 

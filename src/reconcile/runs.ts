@@ -18,7 +18,7 @@ export interface RunSummary {
     byState: Record<string, number>;
   };
   /** charges: all charges of this run's asOf; new*: what this execution added (0 on a rerun). */
-  ledger: { charges: number; amountMinor: number; amount: string; newCharges: number; newAmountMinor: number; currency: string };
+  ledger: { charges: number; amountMinor: number; amount: string; newCharges: number; newAmountMinor: number; credits: number; creditsMinor: number; currency: string };
 }
 
 /** Opens (or reopens, on a rerun of the same asOf) the run row and claims the imports since the last run. */
@@ -74,8 +74,10 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     `select count(*)::int as n from outcomes where tenant_id = $1 and match_status = 'ambiguous' and state in ('awaiting_evidence', 'in_grace')`,
     [tenant],
   );
-  const [ledger] = await q<{ charges: number; amount: number }>(
-    `select count(*)::int as charges, coalesce(sum(amount_minor), 0)::bigint as amount from ledger_entries where run_id = $1 and kind = 'charge'`,
+  const [ledger] = await q<{ charges: number; amount: number; credits: number; credit_amount: number }>(
+    `select count(*) filter (where kind = 'charge')::int as charges, coalesce(sum(amount_minor) filter (where kind = 'charge'), 0)::bigint as amount,
+            count(*) filter (where kind = 'credit')::int as credits, coalesce(sum(amount_minor) filter (where kind = 'credit'), 0)::bigint as credit_amount
+       from ledger_entries where run_id = $1`,
     [runId],
   );
   const summary: RunSummary = {
@@ -92,7 +94,7 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
       ambiguous: ambiguous?.n ?? 0,
       byState: Object.fromEntries(states.map((s) => [s.state, s.n])),
     },
-    ledger: { charges: ledger.charges, amountMinor: Number(ledger.amount), amount: formatMinorUnits(Number(ledger.amount), args.currency), newCharges: args.posted.count, newAmountMinor: args.posted.amountMinor, currency: args.currency },
+    ledger: { charges: ledger.charges, amountMinor: Number(ledger.amount), amount: formatMinorUnits(Number(ledger.amount), args.currency), newCharges: args.posted.count, newAmountMinor: args.posted.amountMinor, credits: ledger.credits, creditsMinor: Number(ledger.credit_amount), currency: args.currency },
   };
   await pool.query(`update runs set status = 'completed', finished_at = now(), summary = $2 where run_id = $1`, [runId, JSON.stringify(summary)]);
   return summary;

@@ -18,6 +18,9 @@ export interface Harness {
   taskQueue: string;
   worker: Worker;
   dir: string;
+  /** Stops the worker (as a crash or a deploy would) and starts a fresh one on the same queue. */
+  stopWorker(): Promise<void>;
+  startWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -29,14 +32,30 @@ export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: n
   const client = await connectClient(address, 'default');
   const connection: NativeConnection = await connectWorker(address);
   const taskQueue = `it-${randomUUID()}`;
-  const worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, ...opts }, bundle: { codePath: inject('workflowBundlePath') } });
-  const running = worker.run();
+  const make = () => createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, ...opts }, bundle: { codePath: inject('workflowBundlePath') } });
+  let worker: Worker | null = await make();
+  let running: Promise<void> | null = worker.run();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-case-'));
+  const stopWorker = async () => {
+    worker?.shutdown();
+    await running;
+    worker = null;
+    running = null;
+  };
   return {
-    pool, client, taskQueue, worker, dir,
+    pool, client, taskQueue, dir,
+    get worker() {
+      if (!worker) throw new Error('worker stopped');
+      return worker;
+    },
+    stopWorker,
+    async startWorker() {
+      if (worker) return;
+      worker = await make();
+      running = worker.run();
+    },
     async stop() {
-      worker.shutdown();
-      await running;
+      await stopWorker();
       await connection.close();
       await client.connection.close();
       await pool.end();
