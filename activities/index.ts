@@ -3,6 +3,7 @@ import type { Pool } from '../src/db/pool';
 import { contractForRun, loadContractVersions } from '../src/db/contracts';
 import { ReconError } from '../src/domain/errors';
 import { billingPeriodOf } from '../src/domain/periods';
+import { refuseFutureAsOf } from '../src/reconcile/runs';
 import { attachClaimsToOutcomes } from '../src/reconcile/attach';
 import { evaluateChunk } from '../src/reconcile/evaluate';
 import { postChunk } from '../src/reconcile/post';
@@ -21,7 +22,7 @@ export interface ActivityDeps {
 
 /** Errors a retry cannot fix: a missing contract, a bad configuration. */
 const PERMANENT = new Set([
-  'unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract', 'unknown_outcome_type',
+  'as_of_in_future', 'unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract', 'unknown_outcome_type',
   'outcome_not_found', 'outcome_settled', 'dispute_window_closed', 'dispute_not_found', 'already_resolved',
 ]);
 
@@ -77,6 +78,7 @@ export function createActivities(deps: ActivityDeps) {
     async startRun(input: { tenant: string; asOf: string; workflowId: string }): Promise<StartRunResult> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
+        refuseFutureAsOf(asOf, new Date());
         const versions = await loadContractVersions(pool, input.tenant);
         const contract = contractForRun(versions, asOf).body;
         const runId = await startRun(pool, { tenant: input.tenant, asOf, workflowId: input.workflowId });

@@ -1,4 +1,5 @@
 import { addIsoDuration } from '../domain/durations';
+import { parseCustomerTimestamp } from '../domain/timestamps';
 
 /** Deterministic: the same seed tells the same story on every machine. */
 export function seededRandom(seed: number): () => number {
@@ -64,17 +65,22 @@ function pickKind(r: number): TicketKind {
   return 'late_record';
 }
 
+/** 01:00 New York time, `daysAgo` calendar days before `now`: the demo tells the story of the last nights. */
+export function demoFirstNight(now: Date, daysAgo: number): Date {
+  const [y, m, d] = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit' }).format(now).split('-').map(Number);
+  const day = new Date(Date.UTC(y, m - 1, d - daysAgo)).toISOString().slice(0, 10);
+  return parseCustomerTimestamp(`${day} 01:00`, TZ);
+}
+
 /**
- * A few hundred support tickets over nine nights, nightly at 01:00 New York time (the nights
- * cross the March DST change): most solved and billed after grace, some reopened within grace,
+ * A few hundred support tickets over nine nights, nightly at 01:00 New York time: most solved and billed after grace, some reopened within grace,
  * duplicates, retractions, tickets the customer never had, late exports and malformed rows.
  */
-export function buildDemoDataset(opts: { tickets?: number; seed?: number } = {}): DemoDataset {
+export function buildDemoDataset(opts: { firstNight: Date; tickets?: number; seed?: number }): DemoDataset {
   const rand = seededRandom(opts.seed ?? 20260302);
   const count = opts.tickets ?? 300;
-  const firstNight = new Date('2026-03-03T06:00:00Z'); // 01:00 EST
-  const nights = Array.from({ length: 9 }, (_, k) => addIsoDuration(firstNight, `P${k}D`, TZ));
-  const start = new Date('2026-03-02T13:00:00Z').getTime();
+  const nights = Array.from({ length: 9 }, (_, k) => addIsoDuration(opts.firstNight, `P${k}D`, TZ));
+  const start = opts.firstNight.getTime() - 17 * H;
   const claims: DemoDataset['claims'] = [];
   const versions: DemoVersion[] = [];
   const kinds = new Map<string, TicketKind>();

@@ -17,7 +17,8 @@ import { runReconciliation } from '../temporal/run-client';
 import { writeExport, ledgerTotal } from '../export/export';
 import { explainOutcome, findOutcomeId } from '../reconcile/explain';
 import { formatImport, formatStory, formatSummary } from '../cli/format';
-import { buildDemoDataset, recordExportFor } from './dataset';
+import { buildDemoDataset, demoFirstNight, recordExportFor } from './dataset';
+import { DisputeStory } from './dispute-story';
 import { mkdtemp, rm } from 'node:fs/promises';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/contract.acme.json', import.meta.url));
@@ -55,7 +56,9 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     const applied = await applyContract(pool, contract);
     console.log(`contract: tenant ${tenant} v${applied.version} (grace ${contract.outcomeTypes.resolved_ticket.graceWindow}, evidence deadline ${contract.outcomeTypes.resolved_ticket.evidenceDeadline}, ${contract.outcomeTypes.resolved_ticket.unitPrice} ${contract.currency} per resolved ticket, ${contract.timezone})`);
 
-    const ds = buildDemoDataset();
+    // The story is the last nine nights, so that today's dispute decisions fall in their windows.
+    const ds = buildDemoDataset({ firstNight: demoFirstNight(new Date(), 10) });
+    const story = new DisputeStory(pool, client, tenant, taskQueue);
     const inputs = path.join(dir, 'inputs');
     await mkdir(inputs, { recursive: true });
     let published = 0;
@@ -75,29 +78,44 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       totals.reopened += summary.outcomes.transitions.reopened ?? 0;
       totals.quarantined += summary.claims.quarantined + summary.records.quarantined;
       totals.duplicates += summary.claims.duplicates;
+      const told = k === 1 ? await story.openInGrace() : k === 4 ? [await story.rejectSecond()] : k === 5 ? [await story.creditBilled()] : [];
+      for (const line of told) console.log(`  support: ${line}`);
     }
 
-    const period = '2026-03';
     await mkdir(opts.outDir, { recursive: true });
-    const exportFile = path.join(opts.outDir, `${tenant}-${period}.csv`);
-    const out = createWriteStream(exportFile);
-    const exported = await writeExport(pool, { tenant, period, format: 'csv', out });
-    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    const fileTotal = (await readFile(exportFile, 'utf8')).trimEnd().split('\r\n').slice(1).reduce((s, line) => s + Number(line.split(',')[13]), 0);
-    const ledger = await ledgerTotal(pool, tenant, period);
-    console.log(`\nfinance export: ${exportFile}: ${exported.lines} lines, total ${exported.amount} ${exported.currency}`);
+    const { rows: periods } = await pool.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [tenant]);
+    const exports: Array<{ file: string; fileTotal: number; exported: number; ledger: number }> = [];
+    for (const { period } of periods) {
+      const exportFile = path.join(opts.outDir, `${tenant}-${period}.csv`);
+      const out = createWriteStream(exportFile);
+      const exported = await writeExport(pool, { tenant, period, format: 'csv', out });
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+      const fileTotal = (await readFile(exportFile, 'utf8')).trimEnd().split('\r\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[13]), 0);
+      const ledger = await ledgerTotal(pool, tenant, period);
+      exports.push({ file: exportFile, fileTotal, exported: exported.amountMinor, ledger: ledger.amountMinor });
+      console.log(`\nfinance export: ${exportFile}: ${exported.lines} lines (${exported.charges} charges, ${exported.credits} credits), total ${exported.amount} ${exported.currency}`);
+    }
 
     const { rows: [dup] } = await pool.query(
-      `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1`, [tenant]);
-    const story = [...ds.kinds.entries()].find(([, k]) => k === 'reopened_resolved')![0];
-    console.log(`\nwhy was ${story} billed? (recon outcome show --tenant ${tenant} --subject ${story})`);
-    console.log(formatStory(await explainOutcome(pool, await findOutcomeId(pool, { tenant, subject: story }))));
+      `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1 and kind = 'charge'`, [tenant]);
+    const reopened = [...ds.kinds.entries()].find(([, k]) => k === 'reopened_resolved')![0];
+    console.log(`\nwhy was ${reopened} billed? (recon outcome show --tenant ${tenant} --subject ${reopened})`);
+    console.log(formatStory(await explainOutcome(pool, await findOutcomeId(pool, { tenant, subject: reopened }))));
+    console.log(`\nand the credited one? (recon outcome show --tenant ${tenant} --subject ${story.billedUpheld!.subject})`);
+    console.log(formatStory(await explainOutcome(pool, story.billedUpheld!.outcomeId)));
+    const states = async (o: { outcomeId: number }) => (await pool.query(
+      `select o.state, o.reject_reason, coalesce(sum(l.amount_minor), 0)::int as net, min(l.as_of) filter (where l.kind = 'charge') as charged_at
+         from outcomes o left join ledger_entries l using (outcome_id) where o.outcome_id = $1 group by o.state, o.reject_reason`, [o.outcomeId])).rows[0];
+    const [upheld, rejected, credited] = [await states(story.inGraceUpheld!), await states(story.rejected!), await states(story.billedUpheld!)];
 
     console.log('\nchecks:');
     check(totals.reopened > 0, `reopens voided ${totals.reopened} outcomes in grace`);
     check(totals.duplicates > 0 && dup.charges === dup.outcomes, `${totals.duplicates} duplicate claims, no outcome billed twice (${dup.charges} charges for ${dup.outcomes} outcomes)`);
     check(totals.quarantined > 0, `${totals.quarantined} malformed rows quarantined, the good rows landed`);
-    check(fileTotal === ledger.amountMinor && exported.amountMinor === ledger.amountMinor, `export file total ${fileTotal} minor units = ledger total ${ledger.amountMinor}`);
+    for (const e of exports) check(e.fileTotal === e.ledger && e.exported === e.ledger, `${path.basename(e.file)}: export total ${e.fileTotal} minor units = ledger total ${e.ledger}`);
+    check(upheld.state === 'rejected' && upheld.reject_reason === 'dispute_upheld' && upheld.net === 0, `${story.inGraceUpheld!.subject}: disputed in grace, upheld, never billed`);
+    check(rejected.state === 'billed' && rejected.charged_at?.getTime() === ds.nights[5].getTime(), `${story.rejected!.subject}: held while disputed, rejected, billed the next night`);
+    check(credited.state === 'credited' && credited.net === 0, `${story.billedUpheld!.subject}: billed, disputed, upheld, credited: net 0`);
   } finally {
     worker?.shutdown();
     await running?.catch(() => undefined);

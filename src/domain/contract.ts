@@ -102,6 +102,11 @@ export const ContractSchema = z
       for (const f of validatePredicateFields(ot.success, known)) {
         ctx.addIssue({ code: 'custom', path: at('success'), message: `unknown field "${f}" in the success rule` });
       }
+      // Record versions carry one match key per source, so every type on a source must agree on it.
+      const otherField = Object.entries(c.outcomeTypes).find(([n, o]) => n !== name && o.recordSource === ot.recordSource && o.matchKey.field !== ot.matchKey.field);
+      if (otherField) {
+        ctx.addIssue({ code: 'custom', path: at('matchKey', 'field'), message: `outcome types sharing record source ${ot.recordSource} must match on the same field (${otherField[0]} uses "${otherField[1].matchKey.field}")` });
+      }
       const prior = caseRuleBySource.get(ot.recordSource);
       if (prior !== undefined && prior !== ot.matchKey.caseInsensitive) {
         ctx.addIssue({ code: 'custom', path: at('matchKey', 'caseInsensitive'), message: 'outcome types sharing a record source must use the same case rule' });

@@ -6,7 +6,7 @@ export type RejectReason = 'no_evidence' | 'not_achieved' | 'retracted' | 'dispu
 export type MatchStatus = 'matched' | 'none' | 'ambiguous';
 
 /** States a run may still move; billed, credited and rejected are settled. */
-export const OPEN_STATES: OutcomeState[] = ['awaiting_evidence', 'in_grace'];
+export const OPEN_STATES: OutcomeState[] = ['awaiting_evidence', 'in_grace', 'confirmed'];
 
 export interface ClaimView {
   claimId: string;
@@ -141,9 +141,18 @@ export function readSuccess(history: VersionView[], rules: Pick<LifecycleRules, 
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-function latestEffective(versions: VersionView[], asOf: Date): Date | null {
+/** The last time a record took or dropped a key (its first version, or a version whose key changed). */
+function lastKeyChange(versions: VersionView[], asOf: Date): Date | null {
+  const byRecord = new Map<number, VersionView[]>();
+  for (const v of versions) if (v.effectiveAt <= asOf) byRecord.set(v.recordId, [...(byRecord.get(v.recordId) ?? []), v]);
   let latest: Date | null = null;
-  for (const v of versions) if (v.effectiveAt <= asOf && (!latest || v.effectiveAt > latest)) latest = v.effectiveAt;
+  for (const list of byRecord.values()) {
+    list.sort(byEffective);
+    list.forEach((v, i) => {
+      const changed = i === 0 || list[i - 1].matchKey !== v.matchKey;
+      if (changed && (!latest || v.effectiveAt > latest)) latest = v.effectiveAt;
+    });
+  }
   return latest;
 }
 
@@ -209,8 +218,8 @@ export function decideOutcome(input: {
   } else {
     // The deadline restarts with the last reopen, and with the last change to the records carrying
     // this key while none matches uniquely (a re-keyed record, a second record with the key).
-    const lastKeyChange = match.status === 'matched' ? null : latestEffective(input.versions, asOf);
-    const since = [primary.occurredAt, lastReopenedAt, lastKeyChange].reduce<Date>((m, d) => (d && d > m ? d : m), primary.occurredAt);
+    const keyChangedAt = match.status === 'matched' ? null : lastKeyChange(input.versions, asOf);
+    const since = [primary.occurredAt, lastReopenedAt, keyChangedAt].reduce<Date>((m, d) => (d && d > m ? d : m), primary.occurredAt);
     evidenceDueAt = addIsoDuration(since, rules.evidenceDeadline, rules.timeZone);
     if (asOf.getTime() > evidenceDueAt.getTime()) {
       state = 'rejected';
@@ -229,9 +238,11 @@ export function decideOutcome(input: {
     evidenceVersionId: reading?.evidence?.versionId ?? null,
     match: match.status,
   };
-  if (from === 'in_grace' && state !== 'in_grace' && match.status !== 'matched') {
+  // A confirmed outcome not yet posted is re-decided too: it may have reopened since.
+  const wasSucceeding = from === 'in_grace' || from === 'confirmed';
+  if (wasSucceeding && state !== 'in_grace' && state !== 'confirmed' && match.status !== 'matched') {
     events.push({ kind: 'match_lost', fromState: from, toState: state, reason: match.status === 'ambiguous' ? 'more than one customer record now carries this key' : 'no customer record carries this key any more', details });
-  } else if (from === 'in_grace' && state === 'awaiting_evidence') {
+  } else if (wasSucceeding && state === 'awaiting_evidence') {
     events.push({ kind: 'reopened', fromState: from, toState: state, reason: `record stopped meeting the success rule at ${iso(lastReopenedAt)}`, details });
   } else if (from === 'in_grace' && state === 'in_grace' && snapshot.successAt && successAt && snapshot.successAt.getTime() !== successAt.getTime()) {
     events.push({ kind: 'grace_restarted', fromState: from, toState: state, reason: `reopened and succeeded again at ${iso(successAt)}`, details });

@@ -105,7 +105,7 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
   await db.query(
     `update stage_claims s set status = 'quarantined', code = 'conflicting_redelivery',
             reason = 'claim ' || s.claim_id || ' was delivered before with different content'
-       from claims c where s.status is null and s.content_sha256 is not null
+       from claims c where s.status is null and s.content_sha256 is not null and not s.retract
         and c.tenant_id = $1 and c.claim_id = s.claim_id and c.content_sha256 <> s.content_sha256`,
     [tenant],
   );

@@ -71,20 +71,19 @@ async function mergeStagedRecords(db: PoolClient, args: { tenant: string; source
        from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id`,
     [args.tenant, args.source, args.importedAt],
   );
-  // Within the file, a row identical to the previous row of the same record adds nothing either.
+  // A row identical to the version before it adds nothing: before it means the previous row of
+  // the same record in this file, or for its first row the version in effect in the database.
   await db.query(
     `with ordered as (
-       select row_number, row_sha256 = lag(row_sha256) over (partition by record_id order by effective_at, row_number) as same_as_prev
-         from stage_records),
+       select s.row_number, s.row_sha256,
+              lag(s.row_sha256) over (partition by s.record_id order by s.effective_at, s.row_number) as prev_in_file
+         from stage_records s),
      candidates as (
        select s.* from stage_records s join ordered o using (row_number)
-        where not coalesce(o.same_as_prev, false)
-          and not exists (
-            select 1 from record_versions v
-             where v.record_id = s.record_id and v.row_sha256 = s.row_sha256
-               and v.version_id = (select v2.version_id from record_versions v2
-                                    where v2.record_id = s.record_id and v2.effective_at <= s.effective_at
-                                    order by v2.effective_at desc, v2.version_id desc limit 1))),
+        where o.row_sha256 is distinct from coalesce(o.prev_in_file, (
+                select v.row_sha256 from record_versions v
+                 where v.record_id = s.record_id and v.effective_at <= s.effective_at
+                 order by v.effective_at desc, v.version_id desc limit 1))),
      inserted as (
        insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
        select record_id, effective_at, match_key, data, row_sha256, $1, line from candidates order by row_number

@@ -32,7 +32,7 @@ export async function evaluateChunk(
   const types = Object.keys(contract.body.outcomeTypes);
   const { rows: outcomes } = await pool.query<OutcomeRow>(
     `select outcome_id, outcome_type, subject_key, state, on_hold, record_id, success_at from outcomes
-      where tenant_id = $1 and outcome_id > $2 and state in ('awaiting_evidence', 'in_grace')
+      where tenant_id = $1 and outcome_id > $2 and state in ('awaiting_evidence', 'in_grace', 'confirmed')
         and outcome_type = any($4::text[])
         and (evaluated_as_of is null or evaluated_as_of <= $5)
       order by outcome_id limit $3`,
@@ -93,7 +93,7 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
     // The state guard makes a retried chunk harmless: only outcomes still open are touched.
     await db.query(
       `update outcomes o set state = u.state, reject_reason = u.reject_reason, primary_claim_id = u.primary_claim_id,
-              claim_count = u.claim_count, record_id = u.record_id, evidence_version_id = u.evidence_version_id,
+              claim_count = u.claim_count, record_id = coalesce(u.record_id, o.record_id), evidence_version_id = u.evidence_version_id,
               success_at = u.success_at, grace_ends_at = u.grace_ends_at, evidence_due_at = u.evidence_due_at,
               last_reopened_at = u.last_reopened_at, match_status = u.match_status,
               confirmed_as_of = case when u.state = 'confirmed' then $1::timestamptz else o.confirmed_as_of end,
@@ -102,7 +102,8 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
                      $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[])
               as u(outcome_id, state, reject_reason, primary_claim_id, claim_count, record_id, evidence_version_id,
                    success_at, grace_ends_at, evidence_due_at, last_reopened_at, match_status)
-        where o.outcome_id = u.outcome_id and o.state in ('awaiting_evidence', 'in_grace')`,
+        where o.outcome_id = u.outcome_id and o.state in ('awaiting_evidence', 'in_grace', 'confirmed')
+          and (o.evaluated_as_of is null or o.evaluated_as_of <= $1)`,
       [
         asOf,
         changes.map((c) => c.id),

@@ -47,8 +47,9 @@ export async function postChunk(
        left join record_versions v on v.version_id = o.evidence_version_id
        left join records r on r.record_id = o.record_id
       where o.tenant_id = $1 and o.state = 'confirmed' and not o.on_hold and o.outcome_id > $2
+        and o.confirmed_as_of = $4
       order by o.outcome_id limit $3`,
-    [args.tenant, args.afterOutcomeId, args.limit],
+    [args.tenant, args.afterOutcomeId, args.limit, args.asOf],
   );
   if (rows.length === 0) return { posted: 0, amountMinor: 0, lastOutcomeId: args.afterOutcomeId, done: true };
   const period = billingPeriodOf(args.asOf, args.timeZone);
@@ -61,6 +62,7 @@ export async function postChunk(
       subjectRef: r.subject_ref,
       unitPrice: p.unitPrice,
       amountMinor: p.amountMinor,
+      currency: p.version.body.currency,
       contractVersion: p.version.version,
       primaryClaimId: r.primary_claim_id,
       successAt: r.success_at,
@@ -71,14 +73,14 @@ export async function postChunk(
     const { rows: inserted } = await db.query<{ entry_id: number; outcome_id: number; amount_minor: number }>(
       `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
                                    unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at)
-       select $1, l.key, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, $3, l.unit_price, l.amount_minor,
+       select $1, l.key, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price, l.amount_minor,
               l.contract_version, $4, $5, l.primary_claim_id, l.evidence, l.success_at
-         from unnest($6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::int[], $13::text[], $14::jsonb[], $15::timestamptz[])
-              as l(key, outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, evidence, success_at)
+         from unnest($6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::int[], $13::text[], $14::jsonb[], $15::timestamptz[], $3::text[])
+              as l(key, outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, evidence, success_at, currency)
        on conflict (idempotency_key) do nothing
        returning entry_id, outcome_id, amount_minor`,
       [
-        args.tenant, period, args.currency, args.runId, args.asOf,
+        args.tenant, period, lines.map((l) => l.currency), args.runId, args.asOf,
         lines.map((l) => l.key), lines.map((l) => l.outcomeId), lines.map((l) => l.outcomeType), lines.map((l) => l.subjectRef),
         lines.map((l) => l.unitPrice), lines.map((l) => l.amountMinor), lines.map((l) => l.contractVersion),
         lines.map((l) => l.primaryClaimId), lines.map((l) => l.evidence), lines.map((l) => l.successAt),

@@ -2,6 +2,7 @@ import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
+import { ReconError } from '../domain/errors';
 
 export interface RunSummary {
   runId: number;
@@ -19,6 +20,19 @@ export interface RunSummary {
   };
   /** charges: all charges of this run's asOf; new*: what this execution added (0 on a rerun). */
   ledger: { charges: number; amountMinor: number; amount: string; newCharges: number; newAmountMinor: number; credits: number; creditsMinor: number; currency: string };
+}
+
+/** Clocks differ a little between machines; more than this ahead is a mistake. */
+export const AS_OF_SKEW_MS = 5 * 60_000;
+
+/**
+ * A run as of the future would bill grace that has not ended and settle outcomes for good (the
+ * ledger cannot be edited), so it is refused outright.
+ */
+export function refuseFutureAsOf(asOf: Date, now: Date): void {
+  if (asOf.getTime() > now.getTime() + AS_OF_SKEW_MS) {
+    throw new ReconError('as_of_in_future', `asOf ${asOf.toISOString()} is in the future (now ${now.toISOString()}); a run can only reconcile what has happened`);
+  }
 }
 
 /** Opens (or reopens, on a rerun of the same asOf) the run row and claims the imports since the last run. */
@@ -51,7 +65,7 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     return { received: r?.received ?? 0, accepted: r?.accepted ?? 0, redelivered: r?.redelivered ?? 0, quarantined: r?.quarantined ?? 0 };
   };
   const [claimStats] = await q<{ duplicates: number; retracted: number }>(
-    `select count(*) filter (where o.primary_claim_id is distinct from c.claim_id and c.retracted_at is null)::int as duplicates,
+    `select count(*) filter (where o.primary_claim_id is not null and o.primary_claim_id <> c.claim_id and c.retracted_at is null)::int as duplicates,
             count(*) filter (where c.retracted_at is not null)::int as retracted
        from claims c join imports i on i.import_id = c.import_id and i.run_id = $1
        join outcomes o on o.outcome_id = c.outcome_id`,

@@ -83,5 +83,5 @@ export async function pullClaimPage(
     receivedAt: args.now,
     beforeCommit: (db) => saveCursor(db, args.tenant, args.source, nextCursor),
   });
-  return { cursor: nextCursor, import: summary, caughtUp: page.claims.length < args.pageSize || page.next_cursor === null || page.next_cursor === cursor };
+  return { cursor: nextCursor, import: summary, caughtUp: page.claims.length === 0 || page.next_cursor === null || page.next_cursor === cursor };
 }

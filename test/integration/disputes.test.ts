@@ -47,14 +47,20 @@ describe('disputes on real Temporal and Postgres', () => {
     const terms = base.outcomeTypes.resolved_ticket;
     await applyExample(h.pool, tenant, { outcomeTypes: { resolved_ticket: { ...terms, clawbackWindow: 'P2D', disputes: { ...terms.disputes, window: 'P30D' } } } });
     await seed(h, tenant, [
-      { id: 'D-1', claimAt: t(-2 * DAY), versions: [{ status: 'solved', at: t(-2 * DAY + HOUR) }] },
-      { id: 'D-2', claimAt: t(-2 * DAY), versions: [{ status: 'solved', at: t(-2 * DAY + HOUR) }] },
-      { id: 'D-3', claimAt: t(-5 * DAY), versions: [{ status: 'solved', at: t(-5 * DAY + HOUR) }] },
+      { id: 'D-1', claimAt: t(-5 * DAY), versions: [{ status: 'solved', at: t(-5 * DAY + HOUR) }] },
+      { id: 'D-2', claimAt: t(-5 * DAY), versions: [{ status: 'solved', at: t(-5 * DAY + HOUR) }] },
+      { id: 'D-3', claimAt: t(-10 * DAY), versions: [{ status: 'solved', at: t(-10 * DAY + HOUR) }] },
       { id: 'D-4', claimAt: t(-70 * DAY), versions: [{ status: 'solved', at: t(-70 * DAY + HOUR) }] },
-      { id: 'D-5', claimAt: t(-5 * DAY), versions: [{ status: 'solved', at: t(-5 * DAY + HOUR) }] },
+      { id: 'D-5', claimAt: t(-10 * DAY), versions: [{ status: 'solved', at: t(-10 * DAY + HOUR) }] },
     ]);
   });
   afterAll(async () => h?.stop());
+
+  it('refuses a run as of the future: it would settle outcomes for good', async () => {
+    await expect(night(t(DAY))).rejects.toThrow();
+    const { rows } = await h.pool.query('select count(*)::int as n from runs where tenant_id = $1', [tenant]);
+    expect(rows[0].n).toBe(0);
+  });
 
   it('refuses a dispute on a charge whose window has closed, naming the end of the window', async () => {
     await night(t(-60 * DAY));
@@ -64,7 +70,8 @@ describe('disputes on real Temporal and Postgres', () => {
   });
 
   it('a dispute opened in grace blocks billing across nights; upheld rejects, rejected bills at the next run', async () => {
-    await night(t(-DAY));
+    // Solved five days ago: in grace as of four days ago, grace over two days ago.
+    await night(t(-4 * DAY));
     expect((await outcome('D-1')).state).toBe('in_grace');
     const d1 = await open('D-1');
     const d2 = await open('D-2');
@@ -72,8 +79,8 @@ describe('disputes on real Temporal and Postgres', () => {
     // A second open on the same outcome attaches to the dispute already open.
     const again = await open('D-1', 'kim');
     expect(again).toMatchObject({ disputeId: d1.disputeId, attached: true });
-    await night(t(2 * DAY));
-    await night(t(3 * DAY));
+    await night(t(-DAY));
+    await night(t(-12 * HOUR));
     expect(await outcome('D-1')).toMatchObject({ state: 'in_grace', on_hold: true });
     expect(await ledgerOf('D-1')).toEqual([]);
 
@@ -84,7 +91,7 @@ describe('disputes on real Temporal and Postgres', () => {
     const down = await resolve('D-2', d2.outcomeId, 'reject');
     expect(down.resolution).toMatchObject({ effect: 'lift_hold' });
     expect(await outcome('D-2')).toMatchObject({ state: 'in_grace', on_hold: false });
-    const next = await night(t(3 * DAY + HOUR));
+    const next = await night(t(-11 * HOUR));
     expect(next.ledger.newCharges).toBe(1);
     expect(await outcome('D-2')).toMatchObject({ state: 'billed' });
     expect(await ledgerOf('D-1')).toEqual([]);

@@ -4,6 +4,7 @@ import { runReconciliation } from '../../temporal/run-client';
 import { connectWorker } from '../../temporal/connection';
 import { createWorker } from '../../temporal/worker';
 import { installRuntime } from '../../temporal/runtime';
+import { refuseFutureAsOf } from '../../reconcile/runs';
 import type { RunProgress } from '../../../workflows/messages';
 import type { CommandContext } from '../context';
 import { formatSummary } from '../format';
@@ -30,6 +31,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .option('--timeout <seconds>', 'give up waiting after this long', '1800')
     .action(async (o: unknown, cmd: Command) => {
       const args = parseOptions(z.object({ tenant: TenantOpt, asOf: InstantOpt.optional(), timeout: z.coerce.number().int().min(5) }), o);
+      refuseFutureAsOf(args.asOf ?? new Date(), new Date());
       const client = await ctx.temporal();
       const summary = await runReconciliation(client, {
         tenant: args.tenant,
