@@ -102,8 +102,44 @@ describe('the recon command against the real stack', () => {
     expect(JSON.parse(q.stdout)[0]).toMatchObject({ code: 'bad_timestamp', line: 4, file: 'claims.csv' });
   });
 
+  it('support works a dispute from the command line: open, note, resolve, list, show, import', async () => {
+    const day = 86_400_000;
+    const at = (ms: number) => new Date(Math.floor((Date.now() + ms) / 60_000) * 60_000).toISOString();
+    const claims = await writeLines(h.dir, 'recent.jsonl', [JSON.stringify({ claim_id: 'k9', outcome_type: 'resolved_ticket', subject_ref: 'T-9', occurred_at: at(-2 * day) })]);
+    const records = await writeLines(h.dir, 'recent.csv', ['Ticket ID,Status,Solved at,Updated at,CSAT', `T-9,solved,${at(-2 * day)},${at(-2 * day)},5`]);
+    await recon(['claims', 'import', '--tenant', tenant, claims], env);
+    await recon(['records', 'import', '--tenant', tenant, '--source', 'helpdesk', records], env);
+    expect((await recon(['run', '--tenant', tenant, '--as-of', at(-day)], env)).code).toBe(0);
+
+    const opened = await recon(['--json', 'dispute', 'open', '--tenant', tenant, '--subject', 'T-9', '--reason', 'not fixed', '--actor', 'sam'], env);
+    expect(opened.code, opened.stderr).toBe(0);
+    const id = JSON.parse(opened.stdout).disputeId;
+    expect((await recon(['dispute', 'note', String(id), '--actor', 'sam', '--text', 'called the customer'], env)).code).toBe(0);
+    const list = await recon(['--json', 'dispute', 'list', '--tenant', tenant, '--open'], env);
+    expect(JSON.parse(list.stdout).map((d: { disputeId: number }) => d.disputeId)).toEqual([id]);
+    const bad = await recon(['dispute', 'resolve', String(id), '--decision', 'maybe', '--actor', 'lee', '--note', 'x'], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/decision/);
+    const resolved = await recon(['dispute', 'resolve', String(id), '--decision', 'uphold', '--actor', 'lee', '--note', 'customer is right'], env);
+    expect(resolved.stdout).toMatch(/upheld: outcome rejected/);
+    const twice = await recon(['dispute', 'resolve', String(id), '--decision', 'reject', '--actor', 'lee', '--note', 'again'], env);
+    expect(twice.code).not.toBe(0);
+    expect(twice.stderr).toMatch(/already_resolved: dispute \d+ was already resolved: upheld by lee/);
+    const shown = await recon(['dispute', 'show', String(id)], env);
+    expect(shown.stdout).toMatch(/note\s+sam: called the customer/);
+    const story = JSON.parse((await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 'T-9'], env)).stdout);
+    expect(story.outcome).toMatchObject({ state: 'rejected', rejectReason: 'dispute_upheld', onHold: false });
+    expect(story.disputes[0]).toMatchObject({ disputeId: id, status: 'upheld', resolvedBy: 'lee' });
+
+    const file = await writeLines(h.dir, 'customer-disputes.csv', ['subject,reason,actor', 'T-404,never heard of it,kim@customer', 'T-9,,kim@customer']);
+    const imported = await recon(['--json', 'dispute', 'import', '--tenant', tenant, file], env);
+    expect(JSON.parse(imported.stdout)).toMatchObject({ received: 2, accepted: 0, quarantined: 2 });
+    const q = JSON.parse((await recon(['--json', 'quarantine', 'list', '--tenant', tenant], env)).stdout);
+    expect(q.filter((x: { file: string }) => x.file === 'customer-disputes.csv').map((x: { code: string }) => x.code).sort()).toEqual(['invalid_field', 'outcome_not_found']);
+  });
+
   it('every verb answers --help', async () => {
-    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker']]) {
+    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import']]) {
       const r = await recon([...verb, '--help'], env);
       expect(r.code, verb.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: recon/);
