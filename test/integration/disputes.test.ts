@@ -1,4 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { Worker } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { Writable } from 'node:stream';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { runReconciliation } from '../../src/temporal/run-client';
@@ -186,6 +190,13 @@ describe('dispute timers, worker restarts and clawback', () => {
     expect(d.events.map((e) => e.kind)).toEqual(['opened', 'note', 'resolved']);
     const { rows } = await h.pool.query(`select kind from ledger_entries where outcome_id = $1 order by entry_id`, [outcomeId]);
     expect(rows.map((x) => x.kind)).toEqual(['charge', 'credit']);
+
+    // Its history (open, note, worker restart, resolve) replays against the current code.
+    const history = await h.client.workflow.getHandle(disputeWorkflowId(tenant, outcomeId)).fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history);
+    if (process.env.RECORD_HISTORIES) {
+      await writeFile(fileURLToPath(new URL('../fixtures/histories/dispute-note-restart-resolve.json', import.meta.url)), historyToJSON(history));
+    }
   });
 
   it('a reopen after billing credits inside the clawback window and changes nothing after it', async () => {
