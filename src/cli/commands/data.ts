@@ -100,7 +100,7 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
       }
       const report = { ...totals, file: args.out ?? null, ledgerAmountMinor: ledger.amountMinor };
       // With no --out the export itself is on stdout, so the totals go to stderr.
-      const line = `export ${args.tenant} ${args.period}: ${totals.lines} lines (${totals.charges} charges, ${totals.credits} credits), total ${totals.amount} ${totals.currency ?? ''} = ledger`;
+      const line = `export ${args.tenant} ${args.period}: ${totals.lines} lines (${totals.charges} charges, ${totals.credits} credits), total ${totals.amount}${totals.currency ? ` ${totals.currency}` : ''}, equal to the ledger`;
       if (args.out) emit(cmd.optsWithGlobals(), report, () => `${line} → ${args.out}`);
       else process.stderr.write(line + '\n');
     });

@@ -54,7 +54,7 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
       const d = await showDispute(ctx.db(), parseOptions(Id, id));
       if (d.status !== 'open') throw new ReconError('dispute_closed', `dispute ${d.disputeId} is ${d.status}; notes are closed`);
       const view = await noteDisputeViaTemporal(await ctx.temporal(), { workflowId: d.workflowId, actor: a.actor, text: a.text, taskQueue: ctx.settings().taskQueue, timeoutMs: a.timeout * 1000 });
-      emit(cmd.optsWithGlobals(), view, () => `note added to dispute ${d.disputeId} (${view.notes} notes this session)`);
+      emit(cmd.optsWithGlobals(), view, () => `note added to dispute ${d.disputeId}`);
     });
 
   dispute
