@@ -11,6 +11,8 @@ import { finishRun, startRun, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
 import { createDisputeActivities } from './disputes';
 import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/reversals';
+import { postPeriodLines, type PeriodLinesResult } from '../src/reconcile/period-lines';
+import { deliverAlerts } from '../src/reconcile/alerts';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -133,6 +135,22 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
+    async postPeriodLines(input: { tenant: string; runId: number; asOf: string }): Promise<PeriodLinesResult> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
+        return postPeriodLines(pool, { tenant: input.tenant, runId: input.runId, asOf, contract });
+      });
+    },
+
+    /** Best effort within the run; undelivered alerts stay queued for the next run. */
+    async deliverAlerts(input: { tenant: string; asOf: string }): Promise<{ delivered: number; failed: number }> {
+      return permanentAware(async () => {
+        const contract = contractForRun(await loadContractVersions(pool, input.tenant), new Date(input.asOf));
+        return deliverAlerts(pool, { tenant: input.tenant, webhook: contract.body.alertWebhook });
+      });
+    },
+
     async postCharges(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult & { posted: number; amountMinor: number }> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
@@ -141,7 +159,7 @@ export function createActivities(deps: ActivityDeps) {
         let posted = 0;
         let amountMinor = 0;
         const loop = await chunkLoop(input.cursor, async (cursor) => {
-          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, currency: current.currency, afterOutcomeId: cursor, limit: chunkSize });
+          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize });
           posted += r.posted;
           amountMinor += r.amountMinor;
           return { processed: r.posted, cursor: r.lastOutcomeId, done: r.done };

@@ -3,10 +3,15 @@ import { continueAsNew, patched, proxyActivities, setHandler, workflowInfo } fro
 import type { ReconActivities } from '../activities';
 import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
 
-const { startRun, pullClaims, attachClaims, evaluateOutcomes, reverseCharges, postCharges, reportRun } = proxyActivities<ReconActivities>({
+const { startRun, pullClaims, attachClaims, evaluateOutcomes, reverseCharges, postPeriodLines, postCharges, reportRun } = proxyActivities<ReconActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+});
+
+const { deliverAlerts: deliverAlertsBestEffort } = proxyActivities<ReconActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
 const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
@@ -84,6 +89,7 @@ export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<Re
     }
     // Histories recorded before credits existed replay without this step.
     if (patched('credit-reversals')) await reverseCharges({ tenant, runId, asOf });
+    if (patched('period-lines')) await postPeriodLines({ tenant, runId, asOf });
     enter('post');
   }
 
@@ -98,6 +104,11 @@ export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<Re
       await checkpoint();
     }
     enter('report');
+  }
+
+  if (patched('alert-delivery')) {
+    // Alerts are told, not awaited: a webhook that is down must not fail the night.
+    await deliverAlertsBestEffort({ tenant, asOf }).catch(() => undefined);
   }
 
   const summary = await reportRun({ tenant, runId, asOf, posted: state.posted ?? { count: 0, amountMinor: 0 } });

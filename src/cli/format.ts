@@ -23,6 +23,7 @@ export function formatSummary(s: RunSummary): string {
     `  tonight  new outcomes ${n(s.outcomes.created)}, into grace ${n(t.in_grace)}, reopened ${n(t.reopened)}, grace restarted ${n(t.grace_restarted)}, confirmed ${n(t.confirmed)}, billed ${n(t.billed)}, rejected: ${rejected}${s.outcomes.ambiguous ? `, ambiguous matches waiting ${s.outcomes.ambiguous}` : ''}`,
     `  outcomes ${byState}`,
     `  ledger   ${s.ledger.newCharges} new charges, ${s.ledger.newAmountMinor} minor units (${s.ledger.charges} charges, ${s.ledger.amount} ${s.ledger.currency} for this asOf in all)${s.ledger.credits ? `; ${s.ledger.credits} credits, ${s.ledger.creditsMinor} minor units` : ''}`,
+    ...(s.alerts?.length ? [`  alerts   ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis}${a.delivered ? ' (delivered)' : ''}`).join(', ')}`] : []),
   ].join('\n');
 }
 

@@ -7,6 +7,7 @@ import { registerScheduleCommands } from './commands/schedule';
 import { registerOutcomeCommands } from './commands/outcome';
 import { registerStackCommands } from './commands/stack';
 import { registerDisputeCommands } from './commands/dispute';
+import { registerFinanceCommands } from './commands/finance';
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('recon')
@@ -20,6 +21,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerScheduleCommands(program, ctx);
   registerOutcomeCommands(program, ctx);
   registerDisputeCommands(program, ctx);
+  registerFinanceCommands(program, ctx);
   return program;
 }
 

@@ -142,8 +142,8 @@ export async function resolveDispute(
     const { rows: [o] } = await db.query<OutcomeRow>('select outcome_id, tenant_id, outcome_type, subject_ref, state from outcomes where outcome_id = $1 for update', [d.outcome_id]);
     const effect = disputeEffect(args.decision, o.state);
     await db.query(
-      `update disputes set status = $2, resolved_at = $3, resolved_by = $4, resolution_note = $5, auto_resolved = $6 where dispute_id = $1`,
-      [args.disputeId, args.decision === 'uphold' ? 'upheld' : 'rejected', args.at, args.actor, args.note, args.auto],
+      `update disputes set status = $2, resolved_at = $3, resolved_by = $4, resolution_note = $5, auto_resolved = $6, effect = $7 where dispute_id = $1`,
+      [args.disputeId, args.decision === 'uphold' ? 'upheld' : 'rejected', args.at, args.actor, args.note, args.auto, effect],
     );
     await recordEvent(db, { disputeId: args.disputeId, kind: 'resolved', actor: args.actor, note: `${args.decision}: ${args.note}`, at: args.at, requestId: args.requestId });
     let creditEntryId: number | null = null;
@@ -154,6 +154,9 @@ export async function resolveDispute(
     } else if (effect === 'credit_charge') {
       const { rows: [charge] } = await db.query<{ entry_id: number }>(`select entry_id from ledger_entries where outcome_id = $1 and kind = 'charge'`, [o.outcome_id]);
       creditEntryId = await creditCharge(db, { chargeEntryId: charge.entry_id, reason: why, at: args.at, timeZone, actor: args.actor, details: { disputeId: args.disputeId } });
+    } else if (effect === 'none') {
+      await db.query('update outcomes set on_hold = false, updated_at = now() where outcome_id = $1', [o.outcome_id]);
+      await outcomeEvent(db, { outcomeId: o.outcome_id, kind: 'dispute_closed', from: o.state, to: o.state, actor: args.actor, at: args.at, reason: `${why}; the outcome was already ${o.state}, nothing more to do`, details: { disputeId: args.disputeId } });
     } else {
       await db.query('update outcomes set on_hold = false, updated_at = now() where outcome_id = $1', [o.outcome_id]);
       await outcomeEvent(db, { outcomeId: o.outcome_id, kind: 'dispute_rejected', from: o.state, to: o.state, actor: args.actor, at: args.at, reason: `${why}; hold lifted, billing proceeds when grace allows`, details: { disputeId: args.disputeId } });
@@ -169,6 +172,6 @@ async function previousResolution(db: PoolClient, disputeId: number): Promise<Re
     [d.outcome_id, `dispute ${disputeId} %`],
   );
   const decision: Decision = d.status === 'upheld' ? 'uphold' : 'reject';
-  const effect: DisputeEffect = decision === 'reject' ? 'lift_hold' : credit ? 'credit_charge' : 'reject_outcome';
+  const effect: DisputeEffect = d.effect;
   return { disputeId, decision, effect, resolvedBy: d.resolved_by, resolvedAt: d.resolved_at.toISOString(), creditEntryId: credit?.entry_id ?? null };
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PredicateSchema, validatePredicateFields, type Predicate } from './predicate';
 import { IsoDurationSchema, isValidTimeZone } from './durations';
 import { DecimalPriceSchema, minorUnitsOf } from './money';
+import { PricingSchema, type Pricing } from './pricing';
 
 const Identifier = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase identifier (letters, digits, _ and -)');
 const TimeZone = z.string().refine(isValidTimeZone, 'expected an IANA time zone such as Europe/Berlin');
@@ -52,7 +53,10 @@ const OutcomeTypeSchema = z.object({
   successTimeField: z.string(),
   graceWindow: IsoDurationSchema,
   evidenceDeadline: IsoDurationSchema,
-  unitPrice: DecimalPriceSchema,
+  /** A flat price per outcome; shorthand for `pricing: { tiers: [{ unitPrice }] }`. */
+  unitPrice: DecimalPriceSchema.optional(),
+  /** Hybrid pricing: base fee, included outcomes, graduated tiers, cap, alerts, price index. */
+  pricing: PricingSchema.optional(),
   disputes: DisputeTermsSchema.default({ window: 'P30D', sla: 'P2D', autoResolveAfter: 'P7D', defaultDecision: 'uphold' }),
   /** A reopen this long after billing still credits the charge; zero: billing is final for reopens. */
   clawbackWindow: IsoDurationSchema.default('PT0S'),
@@ -75,6 +79,14 @@ export const ContractSchema = z
     claimSources: z.record(Identifier, HttpClaimSourceSchema).default({}),
     recordSources: z.record(Identifier, RecordSourceSchema),
     outcomeTypes: z.record(Identifier, OutcomeTypeSchema),
+    /** A prepaid commitment for a contract term, drawn down by usage; a true-up line at term end. */
+    commitment: z
+      .object({ amount: DecimalPriceSchema, termStart: z.iso.datetime({ offset: true }), termEnd: z.iso.datetime({ offset: true }) })
+      .strict()
+      .refine((c) => Date.parse(c.termStart) < Date.parse(c.termEnd), { message: 'termEnd must be after termStart', path: ['termEnd'] })
+      .optional(),
+    /** Alerts are POSTed here as JSON, retried until delivered. */
+    alertWebhook: z.string().url().optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -93,6 +105,9 @@ export const ContractSchema = z
       if (!src) {
         ctx.addIssue({ code: 'custom', path: at('recordSource'), message: `unknown record source "${ot.recordSource}"` });
         continue;
+      }
+      if ((ot.unitPrice === undefined) === (ot.pricing === undefined)) {
+        ctx.addIssue({ code: 'custom', path: at('unitPrice'), message: 'give exactly one of unitPrice (flat) or pricing (hybrid)' });
       }
       const known = new Set(Object.keys(src.fields));
       if (!known.has(ot.matchKey.field)) ctx.addIssue({ code: 'custom', path: at('matchKey', 'field'), message: `"${ot.matchKey.field}" is not a field of ${ot.recordSource}` });
@@ -120,6 +135,11 @@ export type OutcomeTypeTerms = Contract['outcomeTypes'][string];
 export type RecordSource = Contract['recordSources'][string];
 export type DisputeTerms = OutcomeTypeTerms['disputes'];
 export type { Predicate };
+
+/** The pricing of an outcome type; a flat unitPrice is one tier with no end. */
+export function pricingOf(terms: OutcomeTypeTerms): Pricing {
+  return terms.pricing ?? PricingSchema.parse({ tiers: [{ unitPrice: terms.unitPrice }] });
+}
 
 /** A stored contract version: the parsed body plus its version number. */
 export interface ContractVersion {

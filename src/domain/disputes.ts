@@ -34,13 +34,16 @@ export function disputeDeadlines(openedAt: Date, terms: DisputeTerms, timeZone: 
   return { slaAt: addIsoDuration(openedAt, terms.sla, timeZone), autoResolveAt: addIsoDuration(openedAt, terms.autoResolveAfter, timeZone) };
 }
 
-export type DisputeEffect = 'reject_outcome' | 'credit_charge' | 'lift_hold';
+export type DisputeEffect = 'reject_outcome' | 'credit_charge' | 'lift_hold' | 'none';
 
 /**
  * What a decision does to the outcome: upheld before billing rejects it, upheld after billing
  * credits the charge; rejected only lifts the hold, and the next run bills it if grace allows.
  */
 export function disputeEffect(decision: Decision, state: OutcomeState): DisputeEffect {
+  // Settled while the dispute was open (credited by a retraction, rejected at its deadline):
+  // the decision is recorded, the outcome and its reason stay as they are.
+  if (state === 'credited' || state === 'rejected') return 'none';
   if (decision === 'reject') return 'lift_hold';
   return state === 'billed' ? 'credit_charge' : 'reject_outcome';
 }

@@ -6,7 +6,7 @@ import { csvCell, csvLine } from './csv';
 export const EXPORT_COLUMNS = [
   'entry_id', 'kind', 'period', 'outcome_type', 'subject_ref', 'outcome_id', 'primary_claim_id',
   'evidence_source', 'evidence_external_id', 'evidence_version_time', 'success_at', 'billed_at',
-  'unit_price', 'amount_minor', 'amount', 'currency', 'reverses_entry_id', 'reason',
+  'unit_price', 'amount_minor', 'amount', 'currency', 'reverses_entry_id', 'reason', 'pricing_basis', 'tier', 'corrects_period',
 ] as const;
 
 export interface ExportTotals {
@@ -24,9 +24,9 @@ interface LedgerRow {
   entry_id: number;
   kind: string;
   period: string;
-  outcome_type: string;
-  subject_ref: string;
-  outcome_id: number;
+  outcome_type: string | null;
+  subject_ref: string | null;
+  outcome_id: number | null;
   primary_claim_id: string | null;
   evidence: { source?: string; externalId?: string; effectiveAt?: string | null };
   success_at: Date | null;
@@ -36,6 +36,9 @@ interface LedgerRow {
   currency: string;
   reverses_entry_id: number | null;
   reason: string | null;
+  pricing_basis: string;
+  tier: number | null;
+  corrects_period: string | null;
 }
 
 const PAGE = 5000;
@@ -60,6 +63,9 @@ function toRecord(r: LedgerRow): Record<(typeof EXPORT_COLUMNS)[number], string 
     currency: r.currency,
     reverses_entry_id: r.reverses_entry_id,
     reason: r.reason,
+    pricing_basis: r.pricing_basis,
+    tier: r.tier,
+    corrects_period: r.corrects_period,
   };
 }
 
@@ -79,7 +85,7 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
   for (;;) {
     const { rows } = await pool.query<LedgerRow>(
       `select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
-              unit_price, amount_minor, currency, reverses_entry_id, reason
+              unit_price, amount_minor, currency, reverses_entry_id, reason, pricing_basis, tier, corrects_period
          from ledger_entries where tenant_id = $1 and period = $2 and entry_id > $3 order by entry_id limit $4`,
       [args.tenant, args.period, after, PAGE],
     );
@@ -94,7 +100,7 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
       }
       totals.lines++;
       if (r.kind === 'charge') totals.charges++;
-      else totals.credits++;
+      else if (r.kind === 'credit') totals.credits++;
       totals.amountMinor += r.amount_minor;
       totals.currency = r.currency;
     }

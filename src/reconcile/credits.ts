@@ -1,5 +1,6 @@
 import type { PoolClient } from '../db/pool';
 import { billingPeriodOf } from '../domain/periods';
+import { openPeriodFor } from './period-close';
 
 export interface CreditRequest {
   chargeEntryId: number;
@@ -18,13 +19,16 @@ export interface CreditRequest {
  * Returns the credit's entry id, or null when the charge was already credited.
  */
 export async function creditCharge(db: PoolClient, req: CreditRequest): Promise<number | null> {
-  const period = billingPeriodOf(req.at, req.timeZone);
+  const { rows: [tenantRow] } = await db.query<{ tenant_id: string }>('select tenant_id from ledger_entries where entry_id = $1', [req.chargeEntryId]);
+  // Credits land in the period open at the decision; a closed one passes them to the next open period.
+  const period = await openPeriodFor(db, tenantRow.tenant_id, billingPeriodOf(req.at, req.timeZone));
   const { rows } = await db.query<{ entry_id: number; outcome_id: number; amount_minor: number }>(
     `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
                                  unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence,
-                                 success_at, reverses_entry_id, reason)
+                                 success_at, reverses_entry_id, reason, pricing_basis, tier, corrects_period)
      select c.tenant_id, 'credit:' || c.entry_id, 'credit', c.outcome_id, c.outcome_type, c.subject_ref, $2, c.currency,
-            c.unit_price, -c.amount_minor, c.contract_version, $3, $4, c.primary_claim_id, c.evidence, c.success_at, c.entry_id, $5
+            c.unit_price, -c.amount_minor, c.contract_version, $3, $4, c.primary_claim_id, c.evidence, c.success_at, c.entry_id, $5,
+            'credit', c.tier, nullif(c.period, $2)
        from ledger_entries c where c.entry_id = $1 and c.kind = 'charge'
      on conflict do nothing
      returning entry_id, outcome_id, amount_minor`,

@@ -1,8 +1,11 @@
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
 import { inTransaction } from '../db/pool';
-import { contractInEffectAt, type ContractVersion } from '../domain/contract';
+import { contractInEffectAt, pricingOf, type ContractVersion } from '../domain/contract';
 import { priceToMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
+import { alertsCrossed, priceNextOutcomes, type PeriodUsage, type PricedLine } from '../domain/pricing';
+import { loadPriceIndex, multiplierAt } from './price-index';
+import { openPeriodFor } from './period-close';
 
 export interface PostResult {
   posted: number;
@@ -23,87 +26,131 @@ interface ConfirmedRow {
   effective_at: Date | null;
 }
 
-/** The ledger price of one outcome: the contract version in effect at its success time. */
-export function priceFor(versions: ContractVersion[], outcomeType: string, successAt: Date): { version: ContractVersion; unitPrice: string; amountMinor: number } {
+/** The contract version that prices an outcome: the one in effect at its success time. */
+export function pricingVersion(versions: ContractVersion[], outcomeType: string, successAt: Date): ContractVersion {
   // Success before the first version: the first version is the earliest terms we can defend.
   const version = contractInEffectAt(versions, successAt) ?? versions[0];
-  const terms = version.body.outcomeTypes[outcomeType] ?? versions.map((v) => v.body.outcomeTypes[outcomeType]).find(Boolean);
-  if (!terms) throw new Error(`no contract version prices outcome type ${outcomeType}`);
-  return { version, unitPrice: terms.unitPrice, amountMinor: priceToMinorUnits(terms.unitPrice, version.body.currency) };
+  if (version.body.outcomeTypes[outcomeType]) return version;
+  const fallback = versions.find((v) => v.body.outcomeTypes[outcomeType]);
+  if (!fallback) throw new Error(`no contract version prices outcome type ${outcomeType}`);
+  return fallback;
+}
+
+/** What the period already holds for each outcome type (credits do not give capacity back). */
+async function usageByType(db: PoolClient, tenant: string, period: string): Promise<Map<string, PeriodUsage>> {
+  const { rows } = await db.query<{ outcome_type: string; count: number; usage: number; capped: number }>(
+    `select outcome_type, count(*)::int as count, coalesce(sum(amount_minor), 0)::bigint as usage,
+            count(*) filter (where pricing_basis = 'capped')::int as capped
+       from ledger_entries where tenant_id = $1 and period = $2 and kind = 'charge' group by outcome_type`,
+    [tenant, period],
+  );
+  return new Map(rows.map((r) => [r.outcome_type, { count: r.count, usageMinor: Number(r.usage), capped: r.capped }]));
 }
 
 /**
- * Posts charges for a chunk of confirmed outcomes and marks them billed, in one transaction.
- * The idempotency key `charge:<outcome>` makes a repeat post nothing, whatever the code does.
+ * Posts charges for the next chunk of outcomes this run confirmed and marks them billed, in one
+ * transaction. Outcomes are taken in (success_at, outcome id) order within the run, so tiers and
+ * caps fall on the same outcomes however often the run is retried; `charge:<outcome>` makes a
+ * repeat post nothing, whatever the code does.
  */
 export async function postChunk(
   pool: Pool,
-  args: { tenant: string; runId: number; asOf: Date; versions: ContractVersion[]; timeZone: string; currency: string; afterOutcomeId: number; limit: number },
+  args: { tenant: string; runId: number; asOf: Date; versions: ContractVersion[]; timeZone: string; limit: number },
 ): Promise<PostResult> {
-  const { rows } = await pool.query<ConfirmedRow>(
-    `select o.outcome_id, o.outcome_type, o.subject_ref, o.primary_claim_id, o.success_at, o.evidence_version_id,
-            r.source, r.external_id, v.effective_at
-       from outcomes o
-       left join record_versions v on v.version_id = o.evidence_version_id
-       left join records r on r.record_id = o.record_id
-      where o.tenant_id = $1 and o.state = 'confirmed' and not o.on_hold and o.outcome_id > $2
-        and o.confirmed_as_of = $4
-      order by o.outcome_id limit $3`,
-    [args.tenant, args.afterOutcomeId, args.limit, args.asOf],
-  );
-  if (rows.length === 0) return { posted: 0, amountMinor: 0, lastOutcomeId: args.afterOutcomeId, done: true };
-  const period = billingPeriodOf(args.asOf, args.timeZone);
-  const lines = rows.map((r) => {
-    const p = priceFor(args.versions, r.outcome_type, r.success_at);
-    return {
-      key: `charge:${r.outcome_id}`,
-      outcomeId: r.outcome_id,
-      outcomeType: r.outcome_type,
-      subjectRef: r.subject_ref,
-      unitPrice: p.unitPrice,
-      amountMinor: p.amountMinor,
-      currency: p.version.body.currency,
-      contractVersion: p.version.version,
-      primaryClaimId: r.primary_claim_id,
-      successAt: r.success_at,
-      evidence: JSON.stringify({ source: r.source, externalId: r.external_id, versionId: r.evidence_version_id, effectiveAt: r.effective_at?.toISOString() ?? null }),
-    };
-  });
-  const posted = await inTransaction(pool, async (db) => {
+  const index = await loadPriceIndex(pool, args.tenant);
+  const current = contractInEffectAt(args.versions, args.asOf) ?? args.versions[args.versions.length - 1];
+
+  const picked = await inTransaction(pool, async (db) => {
+    // Chosen and locked inside the transaction: a dispute opened meanwhile (it locks the same
+    // row) either lands first and keeps the outcome out, or waits until it is billed.
+    const { rows } = await db.query<ConfirmedRow>(
+      `select o.outcome_id, o.outcome_type, o.subject_ref, o.primary_claim_id, o.success_at, o.evidence_version_id,
+              r.source, r.external_id, v.effective_at
+         from outcomes o
+         left join record_versions v on v.version_id = o.evidence_version_id
+         left join records r on r.record_id = o.record_id
+        where o.tenant_id = $1 and o.state = 'confirmed' and not o.on_hold and o.confirmed_as_of = $2
+        order by o.success_at, o.outcome_id limit $3
+        for update of o`,
+      [args.tenant, args.asOf, args.limit],
+    );
+    if (rows.length === 0) return { rows, inserted: [] as Array<{ entry_id: number; outcome_id: number; amount_minor: number }> };
+    const period = await openPeriodFor(db, args.tenant, billingPeriodOf(args.asOf, args.timeZone));
+    // One poster per tenant and period at a time: positions in the period must not interleave.
+    await db.query('select pg_advisory_xact_lock(hashtext($1))', [`pricing:${args.tenant}:${period}`]);
+    const usage = await usageByType(db, args.tenant, period);
+    const startUsage = new Map([...usage].map(([k, v]) => [k, { ...v }]));
+    const lines = rows.map((r) => {
+      const version = pricingVersion(args.versions, r.outcome_type, r.success_at);
+      const pricing = pricingOf(version.body.outcomeTypes[r.outcome_type]);
+      const multiplier = pricing.indexSeries ? multiplierAt(index, pricing.indexSeries, r.success_at) : undefined;
+      const before = usage.get(r.outcome_type) ?? { count: 0, usageMinor: 0, capped: 0 };
+      const { lines: [line], after } = priceNextOutcomes(pricing, version.body.currency, before, 1, multiplier);
+      usage.set(r.outcome_type, after);
+      return { r, line, version, currency: version.body.currency };
+    });
     const { rows: inserted } = await db.query<{ entry_id: number; outcome_id: number; amount_minor: number }>(
       `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
-                                   unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at)
-       select $1, l.key, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price, l.amount_minor,
-              l.contract_version, $4, $5, l.primary_claim_id, l.evidence, l.success_at
-         from unnest($6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::int[], $13::text[], $14::jsonb[], $15::timestamptz[], $3::text[])
-              as l(key, outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, evidence, success_at, currency)
+                                   unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at,
+                                   pricing_basis, tier, period_position, corrects_period)
+       select $1, 'charge:' || l.outcome_id, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price,
+              l.amount_minor, l.contract_version, $3, $4, l.primary_claim_id, l.evidence, l.success_at, l.basis, l.tier, l.position,
+              nullif($5, $2)
+         from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[], $13::jsonb[],
+                     $14::timestamptz[], $15::text[], $16::int[], $17::int[], $18::text[])
+              as l(outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, evidence,
+                   success_at, basis, tier, position, currency)
        on conflict (idempotency_key) do nothing
        returning entry_id, outcome_id, amount_minor`,
       [
-        args.tenant, period, lines.map((l) => l.currency), args.runId, args.asOf,
-        lines.map((l) => l.key), lines.map((l) => l.outcomeId), lines.map((l) => l.outcomeType), lines.map((l) => l.subjectRef),
-        lines.map((l) => l.unitPrice), lines.map((l) => l.amountMinor), lines.map((l) => l.contractVersion),
-        lines.map((l) => l.primaryClaimId), lines.map((l) => l.evidence), lines.map((l) => l.successAt),
+        args.tenant, period, args.runId, args.asOf, billingPeriodOf(args.asOf, args.timeZone),
+        lines.map((l) => l.r.outcome_id), lines.map((l) => l.r.outcome_type), lines.map((l) => l.r.subject_ref),
+        lines.map((l) => l.line.unitPrice), lines.map((l) => l.line.amountMinor), lines.map((l) => l.version.version),
+        lines.map((l) => l.r.primary_claim_id),
+        lines.map((l) => JSON.stringify({ source: l.r.source, externalId: l.r.external_id, versionId: l.r.evidence_version_id, effectiveAt: l.r.effective_at?.toISOString() ?? null })),
+        lines.map((l) => l.r.success_at), lines.map((l) => l.line.basis), lines.map((l) => l.line.tier), lines.map((l) => l.line.position),
+        lines.map((l) => l.currency),
       ],
     );
-    await db.query(
-      `update outcomes set state = 'billed', updated_at = now() where outcome_id = any($1::bigint[]) and state = 'confirmed'`,
-      [lines.map((l) => l.outcomeId)],
-    );
+    await db.query(`update outcomes set state = 'billed', updated_at = now() where outcome_id = any($1::bigint[]) and state = 'confirmed'`, [lines.map((l) => l.r.outcome_id)]);
     await db.query(
       `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
-       select e.outcome_id, $1, $2, 'billed', 'confirmed', 'billed', 'charged ' || e.amount_minor || ' minor units in ' || $3,
-              jsonb_build_object('entryId', e.entry_id, 'period', $3::text)
-         from unnest($4::bigint[], $5::bigint[], $6::bigint[]) as e(outcome_id, entry_id, amount_minor)
+       select e.outcome_id, $1, $2, 'billed', 'confirmed', 'billed', 'charged ' || e.amount_minor || ' minor units in ' || $3 || ' (' || e.basis || ')',
+              jsonb_build_object('entryId', e.entry_id, 'period', $3::text, 'basis', e.basis)
+         from unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::text[]) as e(outcome_id, entry_id, amount_minor, basis)
        on conflict do nothing`,
-      [args.runId, args.asOf, period, inserted.map((i) => i.outcome_id), inserted.map((i) => i.entry_id), inserted.map((i) => i.amount_minor)],
+      [args.runId, args.asOf, period, inserted.map((i) => i.outcome_id), inserted.map((i) => i.entry_id), inserted.map((i) => i.amount_minor),
+        inserted.map((i) => lines.find((l) => l.r.outcome_id === i.outcome_id)!.line.basis)],
     );
-    return inserted;
+    await recordAlerts(db, { tenant: args.tenant, runId: args.runId, period, at: args.asOf, current, before: startUsage, after: usage });
+    return { rows, inserted };
   });
-  return {
-    posted: posted.length,
-    amountMinor: posted.reduce((s, p) => s + p.amount_minor, 0),
-    lastOutcomeId: rows[rows.length - 1].outcome_id,
-    done: rows.length < args.limit,
-  };
+  const { rows, inserted } = picked;
+  if (rows.length === 0) return { posted: 0, amountMinor: 0, lastOutcomeId: 0, done: true };
+  return { posted: inserted.length, amountMinor: inserted.reduce((s, p) => s + p.amount_minor, 0), lastOutcomeId: rows[rows.length - 1].outcome_id, done: rows.length < args.limit };
 }
+
+async function recordAlerts(
+  db: PoolClient,
+  a: { tenant: string; runId: number; period: string; at: Date; current: ContractVersion; before: Map<string, PeriodUsage>; after: Map<string, PeriodUsage> },
+): Promise<void> {
+  const c = a.current.body;
+  const commitmentMinor = c.commitment ? priceToMinorUnits(c.commitment.amount, c.currency) : undefined;
+  for (const [type, after] of a.after) {
+    const terms = c.outcomeTypes[type];
+    if (!terms) continue;
+    const pricing = pricingOf(terms);
+    const before = a.before.get(type) ?? { count: 0, usageMinor: 0, capped: 0 };
+    for (const threshold of alertsCrossed(pricing, c.currency, before, after, commitmentMinor)) {
+      const basis = pricing.cap ? 'cap' : 'commitment';
+      const limit = pricing.cap && 'amount' in pricing.cap ? priceToMinorUnits(pricing.cap.amount, c.currency) : pricing.cap && 'count' in pricing.cap ? pricing.cap.count : commitmentMinor ?? 0;
+      await db.query(
+        `insert into alerts (tenant_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, run_id, crossed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing`,
+        [a.tenant, type, a.period, threshold, basis, pricing.cap && 'count' in pricing.cap ? after.count : after.usageMinor, limit, a.runId, a.at],
+      );
+    }
+  }
+}
+
+export type { PricedLine };

@@ -19,6 +19,7 @@ export interface RunSummary {
     byState: Record<string, number>;
   };
   /** charges: all charges of this run's asOf; new*: what this execution added (0 on a rerun). */
+  alerts: Array<{ outcomeType: string; threshold: number; basis: string; delivered: boolean }>;
   ledger: { charges: number; amountMinor: number; amount: string; newCharges: number; newAmountMinor: number; credits: number; creditsMinor: number; currency: string };
 }
 
@@ -94,6 +95,10 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
        from ledger_entries where run_id = $1`,
     [runId],
   );
+  const alerts = await q<{ outcome_type: string; threshold: string; basis: string; delivered_at: Date | null }>(
+    'select outcome_type, threshold, basis, delivered_at from alerts where run_id = $1 order by outcome_type, threshold',
+    [runId],
+  );
   const summary: RunSummary = {
     runId,
     tenant,
@@ -108,6 +113,7 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
       ambiguous: ambiguous?.n ?? 0,
       byState: Object.fromEntries(states.map((s) => [s.state, s.n])),
     },
+    alerts: alerts.map((a) => ({ outcomeType: a.outcome_type, threshold: Number(a.threshold), basis: a.basis, delivered: a.delivered_at !== null })),
     ledger: { charges: ledger.charges, amountMinor: Number(ledger.amount), amount: formatMinorUnits(Number(ledger.amount), args.currency), newCharges: args.posted.count, newAmountMinor: args.posted.amountMinor, credits: ledger.credits, creditsMinor: Number(ledger.credit_amount), currency: args.currency },
   };
   await pool.query(`update runs set status = 'completed', finished_at = now(), summary = $2 where run_id = $1`, [runId, JSON.stringify(summary)]);

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import type { Pool } from '../db/pool';
+
+export interface AlertRow {
+  alertId: number;
+  outcomeType: string;
+  period: string;
+  threshold: number;
+  basis: string;
+  usageMinor: number;
+  limitMinor: number;
+  crossedAt: string;
+  deliveredAt: string | null;
+  attempts: number;
+  lastError: string | null;
+}
+
+export async function listAlerts(pool: Pool, args: { tenant: string; period?: string }): Promise<AlertRow[]> {
+  const { rows } = await pool.query(
+    `select * from alerts where tenant_id = $1 and ($2::text is null or period = $2) order by period, outcome_type, threshold`,
+    [args.tenant, args.period ?? null],
+  );
+  return rows.map((r) => ({
+    alertId: r.alert_id, outcomeType: r.outcome_type, period: r.period, threshold: Number(r.threshold), basis: r.basis,
+    usageMinor: Number(r.usage_minor), limitMinor: Number(r.limit_minor), crossedAt: r.crossed_at.toISOString(),
+    deliveredAt: r.delivered_at?.toISOString() ?? null, attempts: r.attempts, lastError: r.last_error,
+  }));
+}
+
+const WebhookAnswer = z.object({ status: z.number().int() });
+
+/**
+ * POSTs undelivered alerts to the tenant's webhook. A failure is recorded and retried (by the
+ * activity's retries within a run, and by every later run), so an alert is never lost.
+ */
+export async function deliverAlerts(pool: Pool, args: { tenant: string; webhook: string | undefined; timeoutMs?: number }): Promise<{ delivered: number; failed: number }> {
+  if (!args.webhook) return { delivered: 0, failed: 0 };
+  const { rows } = await pool.query(`select * from alerts where tenant_id = $1 and delivered_at is null order by alert_id limit 100`, [args.tenant]);
+  let delivered = 0;
+  let failed = 0;
+  for (const a of rows) {
+    const body = { tenant: args.tenant, alertId: a.alert_id, outcomeType: a.outcome_type, period: a.period, threshold: Number(a.threshold), basis: a.basis, usageMinor: Number(a.usage_minor), limitMinor: Number(a.limit_minor), crossedAt: a.crossed_at.toISOString() };
+    try {
+      const res = await fetch(args.webhook, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': `recon-alert-${a.alert_id}` },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(args.timeoutMs ?? 10_000),
+      });
+      const { status } = WebhookAnswer.parse({ status: res.status });
+      if (status < 200 || status >= 300) throw new Error(`webhook answered ${status}`);
+      await pool.query('update alerts set delivered_at = now(), attempts = attempts + 1, last_error = null where alert_id = $1', [a.alert_id]);
+      delivered++;
+    } catch (err) {
+      await pool.query('update alerts set attempts = attempts + 1, last_error = $2 where alert_id = $1', [a.alert_id, (err as Error).message.slice(0, 500)]);
+      failed++;
+    }
+  }
+  return { delivered, failed };
+}

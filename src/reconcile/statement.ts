@@ -1,0 +1,138 @@
+import type { Pool } from '../db/pool';
+import { loadContractVersions } from '../db/contracts';
+import { contractInEffectAt, pricingOf } from '../domain/contract';
+import { formatMinorUnits, priceToMinorUnits } from '../domain/money';
+import { periodBounds } from '../domain/periods';
+import { projectPeriod } from '../domain/pricing';
+import { listAlerts, type AlertRow } from './alerts';
+import { isClosed } from './period-close';
+
+export interface TypeStatement {
+  outcomeType: string;
+  includedUsed: number;
+  included: number;
+  tiers: Array<{ tier: number; unitPrice: string; outcomes: number; subtotalMinor: number }>;
+  capped: number;
+  credits: { count: number; amountMinor: number };
+  usageMinor: number;
+  forecast: { projectedOutcomes: number; projectedAmountMinor: number; capReachedOn: string | null } | null;
+}
+
+export interface Statement {
+  tenant: string;
+  period: string;
+  closed: boolean;
+  currency: string;
+  baseFees: Array<{ outcomeType: string; amountMinor: number }>;
+  types: TypeStatement[];
+  trueUps: Array<{ amountMinor: number; reason: string }>;
+  commitment: { amountMinor: number; drawnMinor: number; balanceMinor: number; termStart: string; termEnd: string; reachedOn: string | null } | null;
+  alerts: AlertRow[];
+  totalMinor: number;
+  total: string;
+}
+
+const DAY = 86_400_000;
+
+/**
+ * What finance invoices for one period, built from the ledger alone so that its total is the
+ * export's total to the minor unit; the forecast runs the period's daily rate so far to its end.
+ */
+export async function buildStatement(pool: Pool, args: { tenant: string; period: string; now?: Date }): Promise<Statement> {
+  const versions = await loadContractVersions(pool, args.tenant);
+  const now = args.now ?? new Date();
+  const tz = versions[versions.length - 1].body.timezone;
+  const { start, end } = periodBounds(args.period, tz);
+  const contract = (contractInEffectAt(versions, new Date(Math.min(end.getTime() - 1, now.getTime()))) ?? versions[0]).body;
+  const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
+  const grouped = await q<{ kind: string; outcome_type: string | null; pricing_basis: string; tier: number | null; unit_price: string; n: number; amount: string }>(
+    `select kind, outcome_type, pricing_basis, tier, unit_price, count(*)::int as n, sum(amount_minor)::bigint as amount
+       from ledger_entries where tenant_id = $1 and period = $2
+      group by kind, outcome_type, pricing_basis, tier, unit_price order by outcome_type, tier, unit_price`,
+    [args.tenant, args.period],
+  );
+  const [{ total }] = await q<{ total: string }>('select coalesce(sum(amount_minor), 0)::bigint as total from ledger_entries where tenant_id = $1 and period = $2', [args.tenant, args.period]);
+  const elapsedDays = Math.max(0, Math.min(now.getTime(), end.getTime()) - start.getTime()) / DAY;
+  const periodDays = (end.getTime() - start.getTime()) / DAY;
+
+  const typeNames = [...new Set(grouped.filter((g) => g.outcome_type && g.kind !== 'base_fee').map((g) => g.outcome_type!))].sort();
+  const types: TypeStatement[] = typeNames.map((type) => {
+    const rows = grouped.filter((g) => g.outcome_type === type);
+    const charges = rows.filter((r) => r.kind === 'charge');
+    const terms = contract.outcomeTypes[type];
+    const pricing = terms ? pricingOf(terms) : null;
+    const usage = { count: charges.reduce((s, r) => s + r.n, 0), usageMinor: charges.reduce((s, r) => s + Number(r.amount), 0), capped: charges.filter((r) => r.pricing_basis === 'capped').reduce((s, r) => s + r.n, 0) };
+    let forecast: TypeStatement['forecast'] = null;
+    if (pricing && elapsedDays > 0 && elapsedDays < periodDays) {
+      const p = projectPeriod(pricing, contract.currency, { usageSoFar: usage, daysElapsed: elapsedDays, daysInPeriod: periodDays, baseFee: false });
+      forecast = {
+        projectedOutcomes: p.projectedCount,
+        projectedAmountMinor: p.projectedUsageMinor,
+        capReachedOn: p.capReachedOnDay === null ? null : new Date(start.getTime() + (p.capReachedOnDay - 1) * DAY).toISOString().slice(0, 10),
+      };
+    }
+    const credits = rows.filter((r) => r.kind === 'credit');
+    return {
+      outcomeType: type,
+      included: pricing?.included ?? 0,
+      includedUsed: charges.filter((r) => r.pricing_basis === 'included').reduce((s, r) => s + r.n, 0),
+      tiers: charges.filter((r) => r.pricing_basis === 'tier').map((r) => ({ tier: r.tier ?? 1, unitPrice: r.unit_price, outcomes: r.n, subtotalMinor: Number(r.amount) })),
+      capped: usage.capped,
+      credits: { count: credits.reduce((s, r) => s + r.n, 0), amountMinor: credits.reduce((s, r) => s + Number(r.amount), 0) },
+      usageMinor: usage.usageMinor,
+      forecast,
+    };
+  });
+
+  let commitment: Statement['commitment'] = null;
+  if (contract.commitment) {
+    const c = contract.commitment;
+    const amountMinor = priceToMinorUnits(c.amount, contract.currency);
+    const until = new Date(Math.min(end.getTime(), Date.parse(c.termEnd)));
+    const [{ drawn }] = await q<{ drawn: string }>(
+      `select coalesce(sum(amount_minor), 0)::bigint as drawn from ledger_entries where tenant_id = $1 and kind in ('charge', 'credit') and as_of >= $2 and as_of < $3`,
+      [args.tenant, c.termStart, until],
+    );
+    const drawnMinor = Number(drawn);
+    const termElapsed = (Math.min(now.getTime(), until.getTime()) - Date.parse(c.termStart)) / DAY;
+    const rate = termElapsed > 0 ? drawnMinor / termElapsed : 0;
+    const reachedMs = drawnMinor >= amountMinor ? null : rate > 0 ? Date.parse(c.termStart) + ((amountMinor) / rate) * DAY : null;
+    commitment = {
+      amountMinor, drawnMinor, balanceMinor: amountMinor - drawnMinor, termStart: c.termStart, termEnd: c.termEnd,
+      reachedOn: reachedMs !== null && reachedMs < Date.parse(c.termEnd) ? new Date(reachedMs).toISOString().slice(0, 10) : null,
+    };
+  }
+
+  return {
+    tenant: args.tenant,
+    period: args.period,
+    closed: await isClosed(pool, args.tenant, args.period),
+    currency: contract.currency,
+    baseFees: grouped.filter((g) => g.kind === 'base_fee').map((g) => ({ outcomeType: g.outcome_type ?? '', amountMinor: Number(g.amount) })),
+    types,
+    trueUps: (await q<{ amount_minor: string; reason: string }>(`select amount_minor, reason from ledger_entries where tenant_id = $1 and period = $2 and kind = 'true_up'`, [args.tenant, args.period]))
+      .map((t) => ({ amountMinor: Number(t.amount_minor), reason: t.reason })),
+    commitment,
+    alerts: await listAlerts(pool, { tenant: args.tenant, period: args.period }),
+    totalMinor: Number(total),
+    total: formatMinorUnits(Number(total), contract.currency),
+  };
+}
+
+export function formatStatement(s: Statement): string {
+  const m = (minor: number) => `${formatMinorUnits(minor, s.currency)} ${s.currency}`;
+  return [
+    `statement · ${s.tenant} · ${s.period}${s.closed ? ' · CLOSED' : ''}`,
+    ...s.baseFees.map((b) => `  base fee ${b.outcomeType.padEnd(20)} ${m(b.amountMinor)}`),
+    ...s.types.flatMap((t) => [
+      `  ${t.outcomeType}: included ${t.includedUsed}/${t.included}, capped ${t.capped}, usage ${m(t.usageMinor)}`,
+      ...t.tiers.map((x) => `    tier ${x.tier}: ${x.outcomes} × ${x.unitPrice} = ${m(x.subtotalMinor)}`),
+      ...(t.credits.count ? [`    credits: ${t.credits.count}, ${m(t.credits.amountMinor)}`] : []),
+      ...(t.forecast ? [`    forecast at period end: ${t.forecast.projectedOutcomes} outcomes, usage ${m(t.forecast.projectedAmountMinor)}${t.forecast.capReachedOn ? `, cap reached ${t.forecast.capReachedOn}` : ''}`] : []),
+    ]),
+    ...s.trueUps.map((t) => `  true-up ${m(t.amountMinor)}: ${t.reason}`),
+    ...(s.commitment ? [`  commitment ${m(s.commitment.amountMinor)}: drawn ${m(s.commitment.drawnMinor)}, balance ${m(s.commitment.balanceMinor)}${s.commitment.reachedOn ? `, reached at this rate on ${s.commitment.reachedOn}` : ''}`] : []),
+    ...(s.alerts.length ? [`  alerts: ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis} (${a.crossedAt.slice(0, 10)})`).join(', ')}`] : []),
+    `  total ${m(s.totalMinor)}`,
+  ].join('\n');
+}
