@@ -15,8 +15,11 @@ export class DisputeStory {
   constructor(private readonly pool: Pool, private readonly client: Client, private readonly tenant: string, private readonly taskQueue: string) {}
 
   private async pick(state: string, skip: number): Promise<{ subject: string; outcomeId: number }> {
+    // For a billed one, a charge that cost something (not one of the included outcomes).
     const { rows } = await this.pool.query(
-      `select outcome_id, subject_ref from outcomes where tenant_id = $1 and state = $2 and claim_count = 1 order by outcome_id offset $3 limit 1`,
+      `select o.outcome_id, o.subject_ref from outcomes o where o.tenant_id = $1 and o.state = $2 and o.claim_count = 1
+          and ($2 <> 'billed' or exists (select 1 from ledger_entries l where l.outcome_id = o.outcome_id and l.amount_minor > 0))
+        order by o.outcome_id offset $3 limit 1`,
       [this.tenant, state, skip],
     );
     return { subject: rows[0].subject_ref, outcomeId: rows[0].outcome_id };

@@ -17,11 +17,12 @@ import { runReconciliation } from '../temporal/run-client';
 import { writeExport, ledgerTotal } from '../export/export';
 import { explainOutcome, findOutcomeId } from '../reconcile/explain';
 import { formatImport, formatStory, formatSummary } from '../cli/format';
+import { buildStatement, formatStatement } from '../reconcile/statement';
 import { buildDemoDataset, demoFirstNight, recordExportFor } from './dataset';
 import { DisputeStory } from './dispute-story';
 import { mkdtemp, rm } from 'node:fs/promises';
 
-const EXAMPLE = fileURLToPath(new URL('../../examples/contract.acme.json', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../examples/contract.acme-hybrid.json', import.meta.url));
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`demo check failed: ${what}`);
@@ -54,7 +55,10 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     const tenant = 'acme';
     const contract = ContractSchema.parse({ ...example, tenant, claimSources: { 'fin-api': { kind: 'http', url: claimsApi.url, pageSize: 50 } } });
     const applied = await applyContract(pool, contract);
-    console.log(`contract: tenant ${tenant} v${applied.version} (grace ${contract.outcomeTypes.resolved_ticket.graceWindow}, evidence deadline ${contract.outcomeTypes.resolved_ticket.evidenceDeadline}, ${contract.outcomeTypes.resolved_ticket.unitPrice} ${contract.currency} per resolved ticket, ${contract.timezone})`);
+    const terms = contract.outcomeTypes.resolved_ticket;
+    const p = terms.pricing!;
+    console.log(`contract: tenant ${tenant} v${applied.version} (${contract.timezone}, ${contract.currency}): grace ${terms.graceWindow}, evidence deadline ${terms.evidenceDeadline}; ` +
+      `base fee ${p.baseFee} with ${p.included} resolutions included, then ${p.tiers.map((t) => `${t.unitPrice}${t.upTo ? ` up to ${t.upTo}` : ''}`).join(', then ')}, capped at ${p.cap && 'amount' in p.cap ? p.cap.amount : '-'} a month`);
 
     // The story is the last nine nights, so that today's dispute decisions fall in their windows.
     const ds = buildDemoDataset({ firstNight: demoFirstNight(new Date(), 10) });
@@ -84,7 +88,7 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
 
     await mkdir(opts.outDir, { recursive: true });
     const { rows: periods } = await pool.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [tenant]);
-    const exports: Array<{ file: string; fileTotal: number; exported: number; ledger: number }> = [];
+    const exports: Array<{ file: string; fileTotal: number; exported: number; ledger: number; statement: number }> = [];
     for (const { period } of periods) {
       const exportFile = path.join(opts.outDir, `${tenant}-${period}.csv`);
       const out = createWriteStream(exportFile);
@@ -92,8 +96,10 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
       const fileTotal = (await readFile(exportFile, 'utf8')).trimEnd().split('\r\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[13]), 0);
       const ledger = await ledgerTotal(pool, tenant, period);
-      exports.push({ file: exportFile, fileTotal, exported: exported.amountMinor, ledger: ledger.amountMinor });
+      const statement = await buildStatement(pool, { tenant, period });
+      exports.push({ file: exportFile, fileTotal, exported: exported.amountMinor, ledger: ledger.amountMinor, statement: statement.totalMinor });
       console.log(`\nfinance export: ${exportFile}: ${exported.lines} lines (${exported.charges} charges, ${exported.credits} credits), total ${exported.amount} ${exported.currency}`);
+      console.log(`\n${formatStatement(statement)}`);
     }
 
     const { rows: [dup] } = await pool.query(
@@ -112,7 +118,9 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     check(totals.reopened > 0, `reopens voided ${totals.reopened} outcomes in grace`);
     check(totals.duplicates > 0 && dup.charges === dup.outcomes, `${totals.duplicates} duplicate claims, no outcome billed twice (${dup.charges} charges for ${dup.outcomes} outcomes)`);
     check(totals.quarantined > 0, `${totals.quarantined} malformed rows quarantined, the good rows landed`);
-    for (const e of exports) check(e.fileTotal === e.ledger && e.exported === e.ledger, `${path.basename(e.file)}: export total ${e.fileTotal} minor units = ledger total ${e.ledger}`);
+    for (const e of exports) {
+      check(e.fileTotal === e.ledger && e.exported === e.ledger && e.statement === e.ledger, `${path.basename(e.file)}: export total ${e.fileTotal} minor units = statement total ${e.statement} = ledger total ${e.ledger}`);
+    }
     check(upheld.state === 'rejected' && upheld.reject_reason === 'dispute_upheld' && upheld.net === 0, `${story.inGraceUpheld!.subject}: disputed in grace, upheld, never billed`);
     check(rejected.state === 'billed' && rejected.charged_at?.getTime() === ds.nights[5].getTime(), `${story.rejected!.subject}: held while disputed, rejected, billed the next night`);
     check(credited.state === 'credited' && credited.net === 0, `${story.billedUpheld!.subject}: billed, disputed, upheld, credited: net 0`);
