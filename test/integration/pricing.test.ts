@@ -152,3 +152,48 @@ describe('effective-dated prices and currencies', () => {
     expect((await exportTotal(h, tenant, '2026-10')).csv).toContain(',121,121,JPY,');
   });
 });
+
+describe('price index and commitment', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => h?.stop());
+
+  it('scales tier prices by the index multiplier in effect at each success time, rounded once per line', async () => {
+    const tenant = uniqueTenant('index');
+    const base = await loadExampleContract(tenant);
+    const { unitPrice: _flat, ...terms } = base.outcomeTypes.resolved_ticket;
+    await applyContract(h.pool, ContractSchema.parse({ ...base, outcomeTypes: { resolved_ticket: { ...terms, pricing: { tiers: [{ unitPrice: '0.99' }], indexSeries: 'gpu-cost' } } } }));
+    const { upsertIndexPoints } = await import('../../src/reconcile/price-index');
+    await upsertIndexPoints(h.pool, tenant, [
+      { series: 'gpu-cost', effectiveFrom: new Date('2026-09-01T00:00:00Z'), multiplier: '1.10' },
+      { series: 'gpu-cost', effectiveFrom: new Date('2026-09-10T00:00:00Z'), multiplier: '0.90' },
+    ]);
+    await seed(h, tenant, [['I-1', '2026-08-30T10:00:00Z'], ['I-2', '2026-09-05T10:00:00Z'], ['I-3', '2026-09-12T10:00:00Z']]);
+    await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-20T12:00:00Z'), taskQueue: h.taskQueue });
+    const { rows } = await h.pool.query(`select subject_ref, unit_price, amount_minor from ledger_entries where tenant_id = $1 order by subject_ref`, [tenant]);
+    expect(rows).toEqual([
+      { subject_ref: 'I-1', unit_price: '0.99', amount_minor: 99 },
+      { subject_ref: 'I-2', unit_price: '1.089', amount_minor: 109 },
+      { subject_ref: 'I-3', unit_price: '0.891', amount_minor: 89 },
+    ]);
+  });
+
+  it('draws a commitment down and posts the true-up once after the term ends', async () => {
+    const tenant = uniqueTenant('commit');
+    const base = await loadExampleContract(tenant);
+    await applyContract(h.pool, ContractSchema.parse({ ...base, commitment: { amount: '5.00', termStart: '2026-09-01T04:00:00Z', termEnd: '2026-09-15T04:00:00Z' } }));
+    await seed(h, tenant, [['C-1', '2026-09-02T10:00:00Z'], ['C-2', '2026-09-03T10:00:00Z']]);
+    await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-10T12:00:00Z'), taskQueue: h.taskQueue });
+    const mid = await buildStatement(h.pool, { tenant, period: '2026-09', now: new Date('2026-09-10T12:00:00Z') });
+    expect(mid.commitment).toMatchObject({ amountMinor: 500, drawnMinor: 198, balanceMinor: 302 });
+    await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-16T12:00:00Z'), taskQueue: h.taskQueue });
+    await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-17T12:00:00Z'), taskQueue: h.taskQueue });
+    const { rows } = await h.pool.query(`select kind, amount_minor, period from ledger_entries where tenant_id = $1 and kind = 'true_up'`, [tenant]);
+    expect(rows).toEqual([{ kind: 'true_up', amount_minor: 302, period: '2026-09' }]);
+    const s = await buildStatement(h.pool, { tenant, period: '2026-09' });
+    expect(s.trueUps).toHaveLength(1);
+    expect(s.totalMinor).toBe(500);
+  });
+});

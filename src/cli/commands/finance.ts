@@ -15,7 +15,7 @@ import { TenantOpt, emit, parseOptions } from '../io';
 const IndexRowSchema = z.object({
   series: z.string().trim().regex(/^[a-z][a-z0-9_-]*$/, 'expected a series name such as gpu-cost'),
   effective_from: z.string().trim().min(1),
-  multiplier: z.string().trim().regex(/^\d+(\.\d{1,12})?$/, 'expected a decimal multiplier such as 1.05'),
+  multiplier: z.string().trim().regex(/^\d+(\.\d{1,6})?$/, 'expected a decimal multiplier with at most 6 decimals, such as 1.05'),
 });
 
 export function registerFinanceCommands(program: Command, ctx: CommandContext): void {
