@@ -138,8 +138,25 @@ describe('the recon command against the real stack', () => {
     expect(q.filter((x: { file: string }) => x.file === 'customer-disputes.csv').map((x: { code: string }) => x.code).sort()).toEqual(['invalid_field', 'outcome_not_found']);
   });
 
+  it('finance: statement equals the export, period close is idempotent, alerts list, index import', async () => {
+    const st = await recon(['--json', 'statement', '--tenant', tenant, '--period', '2026-03'], env);
+    expect(st.code, st.stderr).toBe(0);
+    const statement = JSON.parse(st.stdout);
+    const out = path.join(h.dir, 'e3.csv');
+    const ex = await recon(['--json', 'export', '--tenant', tenant, '--period', '2026-03', '--out', out], env);
+    expect(statement.totalMinor).toBe(JSON.parse(ex.stdout).amountMinor);
+    const c1 = await recon(['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'fin'], env);
+    const c2 = await recon(['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'other'], env);
+    expect(JSON.parse(c2.stdout)).toMatchObject({ alreadyClosed: true, closedBy: 'fin', closedAt: JSON.parse(c1.stdout).closedAt });
+    expect(JSON.parse((await recon(['--json', 'alerts', 'list', '--tenant', tenant], env)).stdout)).toEqual([]);
+    const index = await writeLines(h.dir, 'index.csv', ['series,effective_from,multiplier', 'gpu-cost,2026-03-01T00:00:00Z,1.05', 'gpu-cost,2026-04-01T00:00:00Z,1.0x']);
+    const bad = await recon(['index', 'import', '--tenant', tenant, index], env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/index\.csv line 3: field multiplier/);
+  });
+
   it('every verb answers --help', async () => {
-    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import']]) {
+    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import']]) {
       const r = await recon([...verb, '--help'], env);
       expect(r.code, verb.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: recon/);
