@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReconError } from '../../src/domain/errors';
 import { stageClaimRow } from '../../src/ingest/claim-row';
+import { errorOf } from './helpers';
 
 const RECEIVED = new Date('2026-03-05T06:00:00.000Z');
 
@@ -26,15 +27,6 @@ const goodCsv = {
 
 const stage = (values: Record<string, unknown>) => stageClaimRow(values, RECEIVED);
 
-function errorOf(fn: () => unknown): ReconError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ReconError) return error;
-    throw error;
-  }
-  throw new Error('expected a ReconError');
-}
 
 const without = (key: string, row: Record<string, unknown> = good) => Object.fromEntries(Object.entries(row).filter(([k]) => k !== key));
 

@@ -9,3 +9,14 @@ export function codeOf(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** The ReconError a call throws; anything else (or nothing) fails the test. */
+export function errorOf(fn: () => unknown): ReconError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ReconError) return error;
+    throw error;
+  }
+  throw new Error('expected a ReconError');
+}

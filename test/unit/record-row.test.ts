@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ContractSchema, type RecordSource } from '../../src/domain/contract';
 import { ReconError } from '../../src/domain/errors';
 import { mapRecordRow } from '../../src/ingest/record-row';
+import { errorOf } from './helpers';
 
 const contract = ContractSchema.parse(JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')));
 const helpdesk: RecordSource = contract.recordSources.helpdesk;
@@ -19,15 +20,6 @@ const row = {
 
 const map = (values: Record<string, unknown>, source: RecordSource = helpdesk, o: Partial<typeof opts> = {}) => mapRecordRow(values, source, { ...opts, ...o });
 
-function errorOf(fn: () => unknown): ReconError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ReconError) return error;
-    throw error;
-  }
-  throw new Error('expected a ReconError');
-}
 
 describe('mapRecordRow: types', () => {
   it('maps columns onto fields and converts their types', () => {

@@ -3,18 +3,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReconError } from '../../src/domain/errors';
 import { formatUtc, parseCustomerTimestamp } from '../../src/domain/timestamps';
+import { errorOf } from './helpers';
 
 const NY = 'America/New_York';
 
-function errorOf(fn: () => unknown): ReconError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof ReconError) return error;
-    throw error;
-  }
-  throw new Error('expected a ReconError');
-}
 
 const utc = (text: string, tz = NY) => formatUtc(parseCustomerTimestamp(text, tz));
 
