@@ -155,6 +155,24 @@ describe('the recon command against the real stack', () => {
     expect(bad.stderr).toMatch(/index\.csv line 3: field multiplier/);
   });
 
+  it('recon worker serves a health check while it polls, and exits non-zero when it cannot connect', async () => {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn(process.execPath, [BIN, 'worker', '--health-port', String(port)], { cwd: ROOT, env: { ...process.env, ...env, TEMPORAL_TASK_QUEUE: `${h.taskQueue}-health` }, stdio: 'ignore' });
+    try {
+      let health: { ok: boolean; polling: boolean; postgres: boolean } | undefined;
+      for (let i = 0; i < 60 && !health?.ok; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        health = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json(), () => undefined);
+      }
+      expect(health).toMatchObject({ ok: true, polling: true, postgres: true });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const down = await recon(['worker'], { ...env, DATABASE_URL: 'postgres://nobody:x@127.0.0.1:1/none' });
+    expect(down.code).not.toBe(0);
+    expect(down.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('every verb answers --help', async () => {
     for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import']]) {
       const r = await recon([...verb, '--help'], env);

@@ -5,6 +5,7 @@ import { connectWorker } from '../../temporal/connection';
 import { createWorker } from '../../temporal/worker';
 import { installRuntime } from '../../temporal/runtime';
 import { refuseFutureAsOf } from '../../reconcile/runs';
+import { serveHealth } from '../../temporal/health';
 import type { RunProgress } from '../../../workflows/messages';
 import type { CommandContext } from '../context';
 import { formatSummary } from '../format';
@@ -48,16 +49,22 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .command('worker')
     .description('the production worker: runs reconciliation workflows and activities from the task queue')
     .option('--chunk-size <n>', 'outcomes per set-based chunk', '2000')
+    .option('--health-port <port>', 'serve GET /healthz on 127.0.0.1:PORT (200 while polling and Postgres answers)')
     .action(async (o: unknown) => {
-      const args = parseOptions(z.object({ chunkSize: z.coerce.number().int().min(1).max(100_000) }), o);
+      const args = parseOptions(z.object({ chunkSize: z.coerce.number().int().min(1).max(100_000), healthPort: z.coerce.number().int().min(1).max(65_535).optional() }), o);
       installRuntime();
       const s = ctx.settings();
       const connection = await connectWorker(s.temporalAddress);
       await ctx.db().query('select 1');
       const worker = await createWorker({ connection, namespace: s.namespace, taskQueue: s.taskQueue, deps: { pool: ctx.db(), chunkSize: args.chunkSize } });
       onShutdownSignal(() => worker.shutdown());
+      const health = args.healthPort ? serveHealth(args.healthPort, worker, ctx.db()) : null;
       process.stderr.write(`recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}\n`);
-      await worker.run();
-      await connection.close();
+      try {
+        await worker.run();
+      } finally {
+        health?.close();
+        await connection.close();
+      }
     });
 }
