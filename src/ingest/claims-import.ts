@@ -59,7 +59,8 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
     await db.query(`create temp table stage_claims (
       row_number int primary key, line int, raw text, claim_id text, outcome_type text, subject_ref text, subject_key text,
       occurred_at timestamptz, attributes jsonb, content_sha256 text, retract bool, retracted_at timestamptz,
-      status text, code text, reason text) on commit drop`);
+      status text, code text, reason text, is_first bool not null default false,
+      first_retraction bool not null default false) on commit drop`);
     const received = await stageRows(
       args.rows,
       (r): StageRow => {
@@ -87,21 +88,34 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
   });
 }
 
-/** Classifies every staged row and applies it: set-based, a handful of statements per file. */
+/**
+ * Classifies every staged row and applies it: set-based, a handful of statements per file. Each
+ * step joins through primary keys only (stage row number, claim id), never through the rows a
+ * CTE returned: the planner cannot size those and would loop over them.
+ */
 async function mergeStagedClaims(db: PoolClient, tenant: string, importId: number): Promise<void> {
+  await db.query('create index on stage_claims (claim_id)');
+  await db.query('analyze stage_claims');
   // New claims: the first row of each id with content.
   await db.query(
-    `with firsts as (
-       select distinct on (claim_id) * from stage_claims where content_sha256 is not null order by claim_id, row_number),
-     inserted as (
-       insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
-       select $1, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, $2 from firsts
-       on conflict (tenant_id, claim_id) do nothing returning claim_id)
-     update stage_claims s set status = 'accepted'
-       from firsts f join inserted i using (claim_id) where s.row_number = f.row_number`,
+    `update stage_claims s set is_first = true
+       from (select distinct on (claim_id) row_number from stage_claims where content_sha256 is not null order by claim_id, row_number) f
+      where s.row_number = f.row_number`,
+  );
+  await db.query(
+    `insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
+     select $1, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, $2
+       from stage_claims where is_first
+     on conflict (tenant_id, claim_id) do nothing`,
     [tenant, importId],
   );
-  // Same id, other content: never overwrite what was accepted; quarantine the newcomer.
+  await db.query(
+    `update stage_claims s set status = 'accepted'
+       from claims c where s.is_first and c.tenant_id = $1 and c.claim_id = s.claim_id and c.import_id = $2`,
+    [tenant, importId],
+  );
+  // Same id, other content: never overwrite what was accepted; quarantine the newcomer. A
+  // retraction is the exception: it retracts the claim whatever else it carries.
   await db.query(
     `update stage_claims s set status = 'quarantined', code = 'conflicting_redelivery',
             reason = 'claim ' || s.claim_id || ' was delivered before with different content'
@@ -111,16 +125,19 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
   );
   // Retractions of known claims: the first one per claim takes effect.
   await db.query(
-    `with firsts as (
-       select distinct on (s.claim_id) s.row_number, s.claim_id, s.retracted_at from stage_claims s
-         join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id and c.retracted_at is null
-        where s.status is null and s.retract order by s.claim_id, s.row_number),
-     applied as (
-       update claims c set retracted_at = f.retracted_at from firsts f
-        where c.tenant_id = $1 and c.claim_id = f.claim_id returning c.claim_id)
-     update stage_claims s set status = 'accepted' from firsts f join applied a using (claim_id) where s.row_number = f.row_number`,
+    `update stage_claims s set first_retraction = true
+       from (select distinct on (r.claim_id) r.row_number from stage_claims r
+               join claims c on c.tenant_id = $1 and c.claim_id = r.claim_id and c.retracted_at is null
+              where r.status is null and r.retract order by r.claim_id, r.row_number) f
+      where s.row_number = f.row_number`,
     [tenant],
   );
+  await db.query(
+    `update claims c set retracted_at = s.retracted_at from stage_claims s
+      where s.first_retraction and c.tenant_id = $1 and c.claim_id = s.claim_id`,
+    [tenant],
+  );
+  await db.query(`update stage_claims set status = 'accepted' where first_retraction`);
   await db.query(
     `update stage_claims s set status = 'redelivered'
        from claims c where s.status is null and c.tenant_id = $1 and c.claim_id = s.claim_id`,

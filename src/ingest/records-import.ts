@@ -61,6 +61,8 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
 }
 
 async function mergeStagedRecords(db: PoolClient, args: { tenant: string; source: string; importId: number; importedAt: Date }): Promise<void> {
+  // A temp table has no statistics until analysed; without them the planner guesses tiny.
+  await db.query('analyze stage_records');
   await db.query(
     `insert into records (tenant_id, source, external_id)
      select distinct $1, $2, external_id from stage_records on conflict do nothing`,

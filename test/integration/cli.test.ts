@@ -162,7 +162,7 @@ describe('the recon command against the real stack', () => {
       let health: { ok: boolean; polling: boolean; postgres: boolean } | undefined;
       for (let i = 0; i < 60 && !health?.ok; i++) {
         await new Promise((r) => setTimeout(r, 500));
-        health = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json(), () => undefined);
+        health = (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json(), () => undefined)) as typeof health;
       }
       expect(health).toMatchObject({ ok: true, polling: true, postgres: true });
     } finally {
