@@ -34,6 +34,11 @@ export interface Statement {
 
 const DAY = 86_400_000;
 
+/** The tenant's calendar date of an instant (not the UTC date, which is a day off east of UTC). */
+function localDate(d: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(d);
+}
+
 /**
  * What finance invoices for one period, built from the ledger alone so that its total is the
  * export's total to the minor unit; the forecast runs the period's daily rate so far to its end.
@@ -68,7 +73,7 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
       forecast = {
         projectedOutcomes: p.projectedCount,
         projectedAmountMinor: p.projectedUsageMinor,
-        capReachedOn: p.capReachedOnDay === null ? null : new Date(start.getTime() + (p.capReachedOnDay - 1) * DAY).toISOString().slice(0, 10),
+        capReachedOn: p.capReachedOnDay === null ? null : localDate(new Date(start.getTime() + (p.capReachedOnDay - 0.5) * DAY), tz),
       };
     }
     const credits = rows.filter((r) => r.kind === 'credit');
@@ -99,7 +104,7 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
     const reachedMs = drawnMinor >= amountMinor ? null : rate > 0 ? Date.parse(c.termStart) + ((amountMinor) / rate) * DAY : null;
     commitment = {
       amountMinor, drawnMinor, balanceMinor: amountMinor - drawnMinor, termStart: c.termStart, termEnd: c.termEnd,
-      reachedOn: reachedMs !== null && reachedMs < Date.parse(c.termEnd) ? new Date(reachedMs).toISOString().slice(0, 10) : null,
+      reachedOn: reachedMs !== null && reachedMs < Date.parse(c.termEnd) ? localDate(new Date(reachedMs), tz) : null,
     };
   }
 
