@@ -1,0 +1,76 @@
+import type { Pool } from '../src/db/pool';
+
+/**
+ * `--existing M`: M outcomes settled in an earlier month (billed, with their claim, record version,
+ * event and ledger charge), written straight in SQL before the clock starts. Loading five million
+ * through the pipeline would take longer than the benchmark; what matters for an incremental night
+ * is that the tables and their indexes are that big.
+ */
+export async function seedExistingHistory(pool: Pool, tenant: string, m: number): Promise<void> {
+  if (m <= 0) return;
+  const db = await pool.connect();
+  try {
+    await db.query('begin');
+    const asOf = '2026-10-01T00:00:00Z';
+    const { rows: [run] } = await db.query<{ run_id: number }>(
+      `insert into runs (tenant_id, as_of, workflow_id, status, finished_at) values ($1, $2, 'bench-history', 'completed', now()) returning run_id`,
+      [tenant, asOf],
+    );
+    const imp = async (kind: string) => (await db.query<{ import_id: number }>(
+      `insert into imports (tenant_id, kind, source, origin, content_sha256, run_id, received, accepted)
+       values ($1, $2, $3, 'history', 'bench-history-' || $2, $4, $5, $5) returning import_id`,
+      [tenant, kind, kind === 'claims' ? 'file' : 'helpdesk', run.run_id, m],
+    )).rows[0].import_id;
+    const claimsImport = await imp('claims');
+    const recordsImport = await imp('records');
+    const key = `lpad(i::text, 9, '0')`;
+    await db.query(
+      `insert into records (tenant_id, source, external_id) select $1, 'helpdesk', 'H-' || ${key} from generate_series(1, $2::int) i`,
+      [tenant, m],
+    );
+    await db.query(
+      `insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
+       select r.record_id, timestamptz '2026-09-01' + (r.record_id % 2000000) * interval '1 second', lower(r.external_id),
+              jsonb_build_object('ticket_id', r.external_id, 'status', 'solved', 'solved_at', '2026-09-01T00:00:00.000Z', 'updated_at', '2026-09-01T00:00:00.000Z', 'csat', null),
+              md5(r.external_id), $2, r.record_id
+         from records r where r.tenant_id = $1 and r.external_id like 'H-%'`,
+      [tenant, recordsImport],
+    );
+    await db.query(
+      `insert into outcomes (tenant_id, outcome_type, subject_key, subject_ref, state, primary_claim_id, claim_count, match_status,
+                             record_id, evidence_version_id, created_run_id, success_at, grace_ends_at, confirmed_as_of, evaluated_as_of)
+       select $1, 'resolved_ticket', v.match_key, r.external_id, 'billed', 'h-' || v.match_key, 1, 'matched', r.record_id, v.version_id, $2,
+              v.effective_at, v.effective_at + interval '72 hours', $3, $3
+         from records r join record_versions v using (record_id) where r.tenant_id = $1 and r.external_id like 'H-%'`,
+      [tenant, run.run_id, asOf],
+    );
+    await db.query(
+      `insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, content_sha256, outcome_id, import_id)
+       select $1, primary_claim_id, outcome_type, subject_ref, subject_key, success_at, md5(primary_claim_id), outcome_id, $2
+         from outcomes where tenant_id = $1 and subject_key like 'h-%'`,
+      [tenant, claimsImport],
+    );
+    await db.query(
+      `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason)
+       select outcome_id, $2, $3, 'billed', 'confirmed', 'billed', 'history seeded by the benchmark'
+         from outcomes where tenant_id = $1 and subject_key like 'h-%'`,
+      [tenant, run.run_id, asOf],
+    );
+    await db.query(
+      `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency, unit_price,
+                                   amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at, pricing_basis, tier, period_position)
+       select $1, 'charge:' || outcome_id, 'charge', outcome_id, outcome_type, subject_ref, '2026-09', 'USD', '0.99', 99, 1, $2, $3,
+              primary_claim_id, '{}', success_at, 'tier', 1, row_number() over (order by outcome_id)
+         from outcomes where tenant_id = $1 and subject_key like 'h-%'`,
+      [tenant, run.run_id, asOf],
+    );
+    await db.query('commit');
+    // Fresh statistics, as a production database of that size would have.
+    await db.query('analyze');
+  } catch (err) {
+    await db.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    db.release();
+  }
+}

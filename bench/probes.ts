@@ -1,0 +1,148 @@
+import { readFileSync } from 'node:fs';
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+
+const MB = 1024 * 1024;
+
+/** A /proc/PID/status figure in MB (VmRSS now, VmHWM the peak since the process started). */
+function procMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0; // the process has gone
+  }
+}
+
+/**
+ * Peak RSS per phase, sampled every 200 ms: this process (imports, in-process worker) and any
+ * child worker processes. A phase's peak includes what earlier phases left behind (RSS rarely
+ * shrinks), so the baseline before each phase is kept too.
+ */
+export class RssSampler {
+  private timer: NodeJS.Timeout;
+  private phase = 'setup';
+  readonly peaks = new Map<string, { baseline: number; self: number; children: number }>();
+  constructor(private readonly children: () => number[]) {
+    this.timer = setInterval(() => this.sample(), 200);
+    this.timer.unref();
+  }
+  enter(phase: string): void {
+    this.phase = phase;
+    const self = process.memoryUsage().rss / MB;
+    this.peaks.set(phase, { baseline: self, self, children: 0 });
+    this.sample();
+  }
+  private sample(): void {
+    const p = this.peaks.get(this.phase);
+    if (!p) return;
+    p.self = Math.max(p.self, process.memoryUsage().rss / MB);
+    for (const pid of this.children()) p.children = Math.max(p.children, procMb(pid, 'VmRSS'));
+  }
+  /** The kernel's own high-water mark of a child: catches peaks between two samples. */
+  static childPeak(pid: number): number {
+    return procMb(pid, 'VmHWM');
+  }
+  stop(): void {
+    this.sample();
+    clearInterval(this.timer);
+  }
+}
+
+/**
+ * Counts activity heartbeats of the in-process worker. Heartbeats are not in the workflow history,
+ * so `Context.current` is wrapped to see each call. The SDK sends at most one per throttle interval
+ * per activity (min(80% of heartbeatTimeout, 60 s) = 60 s here); `sent` simulates that throttle.
+ * Child worker processes are not seen: with --workers > 1 the counts are a lower bound.
+ */
+export class HeartbeatCounter {
+  calls = 0;
+  sent = 0;
+  private lastSent = new Map<string, number>();
+  private readonly original = Context.current;
+  constructor(private readonly throttleMs = 60_000) {
+    const counter = this;
+    const original = this.original;
+    Context.current = function current() {
+      const ctx = original.call(Context);
+      if (!(ctx as { __benchCounted?: boolean }).__benchCounted) {
+        const beat = ctx.heartbeat;
+        const key = `${ctx.info.workflowExecution?.runId}/${ctx.info.activityId}/${ctx.info.attempt}`;
+        Object.assign(ctx, {
+          __benchCounted: true,
+          heartbeat: (details?: unknown) => {
+            counter.record(key);
+            beat(details);
+          },
+        });
+      }
+      return ctx;
+    };
+  }
+  private record(key: string): void {
+    this.calls++;
+    const now = Date.now();
+    const last = this.lastSent.get(key);
+    if (last === undefined || now - last >= this.throttleMs) {
+      this.sent++;
+      this.lastSent.set(key, now);
+    }
+  }
+  restore(): void {
+    Context.current = this.original;
+  }
+}
+
+export interface TemporalActions {
+  runs: number;
+  /** Activities that needed more than one attempt (history shows only the last), with why. */
+  retried: Array<{ activity: string; attempt: number; failure: string }>;
+  /** Wall seconds per activity type, from its (last) start to its completion: where the run's time goes. */
+  activitySeconds: Record<string, number>;
+  events: number;
+  byType: Record<string, number>;
+  /** Billable kinds only: workflow starts (incl. continue-as-new), activities, timers, signals, updates, markers. */
+  actions: number;
+}
+
+const BILLABLE = ['workflowExecutionStarted', 'activityTaskScheduled', 'timerStarted', 'workflowExecutionSignaled', 'workflowExecutionUpdateAccepted', 'markerRecorded', 'startChildWorkflowExecutionInitiated'];
+
+/** Walks the run's continue-as-new chain backwards from the latest execution and counts history events by type. */
+export async function countWorkflowEvents(client: Client, workflowId: string): Promise<TemporalActions> {
+  const byType: Record<string, number> = {};
+  const retried: TemporalActions['retried'] = [];
+  const activitySeconds: Record<string, number> = {};
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => (t ? Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : 0);
+  let runId: string | undefined;
+  let runs = 0;
+  let events = 0;
+  do {
+    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    runs++;
+    runId = undefined;
+    const names = new Map<string, string>();
+    const startedAt = new Map<string, number>();
+    for (const e of history.events ?? []) {
+      events++;
+      // Each event carries exactly one `<type>EventAttributes` field; its name is the event type.
+      const attr = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k] != null);
+      const type = attr ? attr.replace(/EventAttributes$/, '') : 'unknown';
+      byType[type] = (byType[type] ?? 0) + 1;
+      const scheduled = e.activityTaskScheduledEventAttributes;
+      if (scheduled) names.set(String(e.eventId), scheduled.activityType?.name ?? '?');
+      const started = e.activityTaskStartedEventAttributes;
+      if (started) startedAt.set(String(started.scheduledEventId), ms(e.eventTime));
+      const completed = e.activityTaskCompletedEventAttributes;
+      if (completed) {
+        const name = names.get(String(completed.scheduledEventId)) ?? '?';
+        activitySeconds[name] = (activitySeconds[name] ?? 0) + (ms(e.eventTime) - (startedAt.get(String(completed.scheduledEventId)) ?? ms(e.eventTime))) / 1000;
+      }
+      if (started && (started.attempt ?? 1) > 1) {
+        retried.push({ activity: names.get(String(started.scheduledEventId)) ?? '?', attempt: started.attempt!, failure: started.lastFailure?.message ?? '' });
+      }
+      if (type === 'workflowExecutionStarted') runId = e.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+    }
+  } while (runId);
+  const actions = BILLABLE.reduce((s, t) => s + (byType[t] ?? 0), 0);
+  return { runs, retried, activitySeconds, events, byType, actions };
+}

@@ -1,0 +1,78 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { LedgerCheck } from './floor';
+import type { TemporalActions } from './probes';
+
+export interface Phase {
+  side: 'project' | 'floor';
+  name: string;
+  seconds: number;
+  /** Peak RSS of the process doing the phase (MB); the in-process worker for the run. */
+  rssMb?: number;
+  note?: string;
+}
+
+export interface BenchResult {
+  claims: number;
+  existing: number;
+  workers: number;
+  claimLines: number;
+  recordRows: number;
+  phases: Phase[];
+  project_s: number;
+  floor_s: number;
+  ratio: number;
+  worker_peak_rss_mb: number;
+  claims_per_s: number;
+  temporal_actions: number;
+  temporal: TemporalActions & { heartbeatCalls: number; heartbeatsSent: number; progressQueries: number; chunkSize: number };
+  ledger: { project: LedgerCheck; floor: LedgerCheck; expected: number; agree: boolean };
+  generate_s: number;
+  date: string;
+  machine: { cpus: number; memoryGb: number; node: string };
+}
+
+const pad = (s: string, n: number) => s.padEnd(n);
+const lpad = (s: string, n: number) => s.padStart(n);
+const sec = (s: number) => s.toFixed(2);
+
+export function formatTable(r: BenchResult): string {
+  const rows = [['side', 'phase', 'wall s', 'claims/s', 'peak RSS MB', '']];
+  for (const p of r.phases) {
+    rows.push([p.side, p.name, sec(p.seconds), Math.round(r.claims / p.seconds).toLocaleString('en-US'), p.rssMb ? p.rssMb.toFixed(0) : '', p.note ?? '']);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 4 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ').trimEnd();
+  const t = r.temporal;
+  const types = Object.entries(t.byType).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ');
+  const l = r.ledger;
+  return [
+    `claims ${r.claims.toLocaleString('en-US')} (${r.claimLines.toLocaleString('en-US')} lines), record rows ${r.recordRows.toLocaleString('en-US')}, existing outcomes ${r.existing.toLocaleString('en-US')}, workers ${r.workers}, chunk size ${t.chunkSize}`,
+    '',
+    line(rows[0]),
+    ...rows.slice(1).map(line),
+    '',
+    `project total   ${sec(r.project_s)} s   (${Math.round(r.claims_per_s).toLocaleString('en-US')} claims/s)`,
+    `floor total     ${sec(r.floor_s)} s`,
+    `ratio           ${r.ratio.toFixed(2)}  (project / floor)`,
+    `worker peak RSS ${r.worker_peak_rss_mb.toFixed(0)} MB`,
+    `temporal        ${r.temporal_actions} actions = history actions ${t.actions} + heartbeats sent ~${t.heartbeatsSent} (${t.heartbeatCalls} heartbeat calls${r.workers > 1 ? ' in the in-process worker only' : ''}, throttled by the SDK); ${t.runs} execution(s), ${t.events} events; progress queries ${t.progressQueries} (not in history)`,
+    `                events: ${types}`,
+    `                activity seconds: ${Object.entries(t.activitySeconds).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
+    ...(t.retried.length ? [`                retried activities: ${t.retried.map((x) => `${x.activity} attempt ${x.attempt} (${x.failure})`).join('; ')}`] : []),
+    `ledger          project ${l.project.count} charges, ${l.project.totalMinor} minor units; floor ${l.floor.count} charges, ${l.floor.totalMinor} minor units; generator expects ${l.expected}` +
+      `; same outcomes: ${l.project.fingerprint === l.floor.fingerprint ? 'yes' : 'NO'} -> ${l.agree ? 'agree' : 'MISMATCH'}`,
+  ].join('\n');
+}
+
+export async function writeResults(r: BenchResult, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, 'latest.json');
+  await writeFile(file, JSON.stringify(r, null, 2) + '\n');
+  return file;
+}
+
+export function machine(): BenchResult['machine'] {
+  return { cpus: os.cpus().length, memoryGb: Math.round(os.totalmem() / 1024 ** 3), node: process.version };
+}
