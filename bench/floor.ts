@@ -74,7 +74,8 @@ const blank = (x: string) => `coalesce(btrim(${x}), '') = ''`;
 const EVALUATE = `
 insert into outcomes (outcome_type, subject_key, subject_ref, state, primary_claim_id, claim_count, record_external_id,
                       evidence_at, success_at, grace_ends_at, evidence_due_at)
-with parsed as (
+with parsed as materialized (
+  -- Materialized so each line is parsed once, not once per field read from it.
   select n, case when pg_input_is_valid(line, 'jsonb') then line::jsonb end as j from claims_raw
 ), lines as (
   select n, btrim(j->>'claim_id') as claim_id, btrim(j->>'outcome_type') as outcome_type, btrim(j->>'subject_ref') as subject_ref,
@@ -101,16 +102,19 @@ with parsed as (
          (array_agg(claim_id order by occurred_at, claim_id collate "C"))[1] as first_claim_id,
          min(occurred_at) filter (where live) as primary_at
     from visible group by outcome_type, subject_key
-), recs as (
-  select n, btrim(ticket_id) as external_id, lower(btrim(ticket_id)) as match_key, status,
-         ${ts('btrim(solved_at)')} as solved_at,
-         coalesce(${ts('btrim(updated_at)')}, $2::timestamptz) as effective_at,
-         case when btrim(csat) ~ ${DECIMAL} then btrim(csat)::numeric end as csat
+), typed as materialized (
+  -- Each cell converted once; a row with any bad cell is dropped below, as the product quarantines it.
+  select n, btrim(ticket_id) as external_id, status, solved_at as solved_text, ${ts('btrim(solved_at)')} as solved_at,
+         updated_at as updated_text, ${ts('btrim(updated_at)')} as updated_at,
+         csat as csat_text, case when btrim(csat) ~ ${DECIMAL} then btrim(csat)::numeric end as csat
     from records_raw
-   where not ${blank('ticket_id')}
-     and (${blank('solved_at')} or ${ts('btrim(solved_at)')} is not null)
-     and (${blank('updated_at')} or ${ts('btrim(updated_at)')} is not null)
-     and (${blank('csat')} or btrim(csat) ~ ${DECIMAL})
+), recs as (
+  select n, external_id, lower(external_id) as match_key, status, solved_at, coalesce(updated_at, $2::timestamptz) as effective_at, csat
+    from typed
+   where coalesce(external_id, '') <> ''
+     and (${blank('solved_text')} or solved_at is not null)
+     and (${blank('updated_text')} or updated_at is not null)
+     and (${blank('csat_text')} or csat is not null)
 ), versions as (
   -- The example contract's rule: status in (solved, closed), solved_at exists, not csat <= 1.
   select external_id, match_key, effective_at, solved_at, n,

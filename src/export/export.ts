@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Pool } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
@@ -74,11 +75,10 @@ function toRecord(r: LedgerRow): Record<(typeof EXPORT_COLUMNS)[number], string 
  * Entries never change, so the same period always exports the same bytes.
  */
 export async function writeExport(pool: Pool, args: { tenant: string; period: string; format: 'csv' | 'jsonl'; out: Writable }): Promise<ExportTotals> {
-  const write = (s: string) =>
-    new Promise<void>((resolve, reject) => {
-      if (args.out.write(s)) resolve();
-      else args.out.once('drain', resolve).once('error', reject);
-    });
+  const write = async (s: string) => {
+    // One listener per wait, removed when it resolves (no listener leak on a long export).
+    if (!args.out.write(s)) await once(args.out, 'drain');
+  };
   if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
   const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null };
   let after = 0;

@@ -16,10 +16,12 @@ export async function attachClaimsToOutcomes(pool: Pool, tenant: string, runId: 
     // Three statements joined through indexes, not one CTE chain: the planner cannot size a CTE's
     // RETURNING rows and would loop over them.
     const { rows: batch } = await db.query<{ claim_id: string }>(
-      `select claim_id from claims where tenant_id = $1 and outcome_id is null order by claim_id limit $2 for update skip locked`,
+      `select claim_id from claims where tenant_id = $1 and outcome_id is null order by claim_id limit $2 for update`,
       [tenant, limit],
     );
     if (batch.length === 0) return { attached: 0, outcomesCreated: 0, done: true };
+    // A plain FOR UPDATE (not SKIP LOCKED): a retry waits for an attempt still running rather than
+    // skipping its claims.
     const ids = batch.map((b) => b.claim_id);
     const created = await db.query(
       `insert into outcomes (tenant_id, outcome_type, subject_key, subject_ref, created_run_id)
@@ -35,6 +37,12 @@ export async function attachClaimsToOutcomes(pool: Pool, tenant: string, runId: 
           and o.tenant_id = $1 and o.outcome_type = c.outcome_type and o.subject_key = c.subject_key`,
       [tenant, ids],
     );
-    return { attached: updated.rowCount ?? 0, outcomesCreated: created.rowCount ?? 0, done: batch.length < limit };
+    // Done only when no claim is left unattached: a retried attempt must not call it a night
+    // while an earlier attempt still holds some claims.
+    const { rows: [left] } = await db.query<{ more: boolean }>(
+      'select exists (select 1 from claims where tenant_id = $1 and outcome_id is null and not (claim_id = any($2::text[]))) as more',
+      [tenant, ids],
+    );
+    return { attached: updated.rowCount ?? 0, outcomesCreated: created.rowCount ?? 0, done: !left.more };
   });
 }
