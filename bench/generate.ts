@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
+import { seededRandom as prng } from '../src/demo/dataset';
 
 /**
  * The benchmark's data set: one past month of AI claims (JSONL) and the customer's helpdesk export
@@ -31,18 +32,6 @@ export interface DataSet {
   kinds: Record<Kind, number>;
   /** What the generator itself expects to be billed: a third opinion beside the project and the floor. */
   expectedBilled: number;
-}
-
-/** mulberry32: tiny, fast and the same on every platform. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Buffered writer that respects back-pressure, so a million rows never sit in memory at once. */
