@@ -114,7 +114,10 @@ export const ContractSchema = z
       if (src.fields[ot.successTimeField]?.type !== 'timestamp') {
         ctx.addIssue({ code: 'custom', path: at('successTimeField'), message: `"${ot.successTimeField}" must be a timestamp field of ${ot.recordSource}` });
       }
-      for (const f of validatePredicateFields(ot.success, known)) {
+      // An invalid rule was already reported where it is wrong; walking it for fields would trip
+      // over the very operator that is unknown.
+      const ruleFields = PredicateSchema.safeParse(ot.success).success ? validatePredicateFields(ot.success, known) : [];
+      for (const f of ruleFields) {
         ctx.addIssue({ code: 'custom', path: at('success'), message: `unknown field "${f}" in the success rule` });
       }
       // Record versions carry one match key per source, so every type on a source must agree on it.

@@ -91,11 +91,26 @@ export function parseCustomerTimestamp(text: string, defaultTimeZone: string): D
     if (offsetHours > 23 || offsetMinutes > 59) throw unreadable(trimmed, 'no such offset');
     const offsetMs = (sign === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
     const wallAsUtc = Date.UTC(year, month - 1, day, hour, minute, second, millisecond);
-    return new Date(wallAsUtc - offsetMs);
+    return withinRange(trimmed, new Date(wallAsUtc - offsetMs));
   }
 
   const local = new TZDate(year, month - 1, day, hour, minute, second, millisecond, defaultTimeZone);
-  return new Date(local.getTime());
+  return withinRange(trimmed, new Date(local.getTime()));
+}
+
+// The written year may be in range while the instant is not: 9999-12-31T23:30-05:00 is in the
+// year 10000 in UTC, which PostgreSQL cannot read back from an ISO string.
+const MAX_INSTANT = Date.UTC(MAX_YEAR + 1, 0, 1);
+
+function withinRange(text: string, instant: Date): Date {
+  if (instant.getTime() >= MAX_INSTANT) {
+    throw new ReconError(
+      'timestamp_out_of_range',
+      `timestamp "${quoted(text)}" is after the end of year ${MAX_YEAR} in UTC`,
+      { text: quoted(text) },
+    );
+  }
+  return instant;
 }
 
 export function formatUtc(d: Date): string {

@@ -3,21 +3,29 @@ import { z } from 'zod';
 import { parseCustomerTimestamp } from '../domain/timestamps';
 import { ReconError } from '../domain/errors';
 
-const Text = z.string().trim().min(1).max(512);
-const Bool = z.union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])]).transform((v) =>
-  typeof v === 'boolean' ? v : ['true', 'TRUE', '1', 'yes'].includes(v),
-);
+const Text = z.string({ error: 'expected text' }).trim().min(1, 'required').max(512, 'longer than 512 characters');
+const TRUE_WORDS = ['true', 'TRUE', '1', 'yes'];
+const Bool = z
+  .union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])], { error: 'expected true or false' })
+  .transform((v) => (typeof v === 'boolean' ? v : TRUE_WORDS.includes(v)));
 
 /** A claim as the AI side sends it (JSONL object, CSV row or HTTP page item). */
 export const ClaimInputSchema = z.object({
   claim_id: Text,
   outcome_type: Text.optional(),
   subject_ref: Text.optional(),
-  occurred_at: z.string().optional(),
-  attributes: z.union([z.record(z.string(), z.unknown()), z.string()]).optional(),
+  occurred_at: z.string({ error: 'expected an ISO 8601 time as text' }).optional(),
+  attributes: z.union([z.record(z.string(), z.unknown()), z.string()], { error: 'expected a JSON object' }).optional(),
   retracted: Bool.optional(),
-  retracted_at: z.string().optional(),
+  retracted_at: z.string({ error: 'expected an ISO 8601 time as text' }).optional(),
 });
+
+/** What the row held, short, for a reason a support person reads. */
+function shown(value: unknown): string {
+  const kind = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'an object' : typeof value === 'string' ? 'text' : `the ${typeof value}`;
+  const text = JSON.stringify(value) ?? String(value);
+  return `${kind} ${text.length > 60 ? `${text.slice(0, 60)}…` : text}`;
+}
 
 export interface StagedClaim {
   claimId: string;
@@ -51,10 +59,13 @@ export function sha256Of(value: unknown): string {
 export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date): StagedClaim {
   // An empty CSV cell means the field is absent, exactly as a missing JSONL key does.
   const present = Object.fromEntries(Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null));
+  // A blank claim id is as absent as a missing one: say so rather than "expected text".
+  if (present.claim_id === undefined) throw new ReconError('missing_field', 'field claim_id: required');
   const parsed = ClaimInputSchema.safeParse(present);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
-    throw new ReconError('invalid_field', `field ${i.path.join('.') || '(row)'}: ${i.message}`);
+    const field = String(i.path[0] ?? '(row)');
+    throw new ReconError('invalid_field', `field ${field}: ${i.message}, got ${shown(present[field])}`);
   }
   const c = parsed.data;
   const retract = c.retracted === true;
@@ -66,13 +77,14 @@ export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date)
   }
   let attributes: Record<string, unknown> = {};
   if (typeof c.attributes === 'string' && c.attributes.trim() !== '') {
+    let v: unknown;
     try {
-      const v = JSON.parse(c.attributes);
-      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
-      attributes = v;
-    } catch {
-      throw new ReconError('invalid_field', 'field attributes: expected a JSON object');
+      v = JSON.parse(c.attributes);
+    } catch (err) {
+      throw new ReconError('invalid_field', `field attributes: not valid JSON (${(err as Error).message.replace(/\s+/g, ' ').slice(0, 120)})`);
     }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ReconError('invalid_field', `field attributes: expected a JSON object, got ${shown(v)}`);
+    attributes = v as Record<string, unknown>;
   } else if (c.attributes && typeof c.attributes === 'object') {
     attributes = c.attributes;
   }

@@ -118,7 +118,11 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
   // retraction is the exception: it retracts the claim whatever else it carries.
   await db.query(
     `update stage_claims s set status = 'quarantined', code = 'conflicting_redelivery',
-            reason = 'claim ' || s.claim_id || ' was delivered before with different content'
+            reason = 'claim ' || s.claim_id || ' was delivered before with a different ' || coalesce(nullif(concat_ws(', ',
+              case when c.outcome_type is distinct from s.outcome_type then 'outcome_type' end,
+              case when c.subject_ref is distinct from s.subject_ref then 'subject_ref' end,
+              case when c.occurred_at is distinct from s.occurred_at then 'occurred_at' end,
+              case when c.attributes is distinct from s.attributes then 'attributes' end), ''), 'content')
        from claims c where s.status is null and s.content_sha256 is not null and not s.retract
         and c.tenant_id = $1 and c.claim_id = s.claim_id and c.content_sha256 <> s.content_sha256`,
     [tenant],

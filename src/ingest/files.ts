@@ -7,6 +7,8 @@ import { ReconError } from '../domain/errors';
 import { FileRejectedError, formatFromPath, readRows, type FileFormat } from '../sources/rows';
 import { importClaimRows } from './claims-import';
 import { importRecordRows } from './records-import';
+import { mappedColumns } from './record-row';
+import { latestContract, loadContractVersions } from '../db/contracts';
 import type { ImportSummary } from './staging';
 
 export async function fileSha256(file: string): Promise<string> {
@@ -32,7 +34,8 @@ async function withFileErrors<T>(file: string, fn: () => Promise<T>): Promise<T>
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof FileRejectedError) throw new ReconError(err.code, `${path.basename(file)}: ${err.message}`);
+    // The message already names the file as the user gave it.
+    if (err instanceof FileRejectedError) throw new ReconError(err.code, err.message);
     throw err;
   }
 }
@@ -55,13 +58,15 @@ export async function importClaimsFile(pool: Pool, args: { tenant: string; file:
 export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
+  const source = latestContract(await loadContractVersions(pool, args.tenant)).body.recordSources[args.source];
+  const requiredColumns = format === 'csv' && source ? mappedColumns(source) : [];
   return withFileErrors(args.file, () =>
     importRecordRows(pool, {
       tenant: args.tenant,
       source: args.source,
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: readRows(args.file, format),
+      rows: readRows(args.file, format, { requiredColumns }),
       importedAt: args.now ?? new Date(),
     }),
   );

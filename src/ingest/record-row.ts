@@ -46,6 +46,15 @@ function convert(field: string, type: string, raw: unknown, timeZone: string): s
   }
 }
 
+/**
+ * The CSV columns the contract maps for a source. A file without one of them is refused whole:
+ * reading the missing column as empty in every row would silently turn solved tickets into
+ * unsolved ones.
+ */
+export function mappedColumns(source: RecordSource): string[] {
+  return [...new Set(Object.values(source.fields).map((f) => f.column))];
+}
+
 /** Maps one row of the customer's export onto the contract's fields, typed and normalised. */
 export function mapRecordRow(values: Record<string, unknown>, source: RecordSource, opts: { timeZone: string; matchField: string; caseInsensitive: boolean }): MappedRecord {
   const data: MappedRecord['data'] = {};

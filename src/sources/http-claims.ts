@@ -4,7 +4,7 @@ import type { Pool, PoolClient } from '../db/pool';
 import { ReconError } from '../domain/errors';
 import { importClaimRows } from '../ingest/claims-import';
 import type { ImportSummary } from '../ingest/staging';
-import type { RowResult } from './rows';
+import { nulCharacterReason, type RowResult } from './rows';
 
 /** The claims API answers a page of claims and the cursor to ask for next (null: caught up). */
 export const ClaimPageSchema = z.object({
@@ -38,6 +38,8 @@ async function* pageRows(items: unknown[], origin: string): AsyncGenerator<RowRe
     const raw = JSON.stringify(item) ?? 'undefined';
     if (!item || typeof item !== 'object' || Array.isArray(item)) {
       yield { ok: false, position: { line: row, row }, raw, code: 'not_an_object', reason: `${origin} item ${row}: expected a JSON object` };
+    } else if (nulCharacterReason(item) !== undefined) {
+      yield { ok: false, position: { line: row, row }, raw, code: 'nul_character', reason: `${origin} item ${row}: ${nulCharacterReason(item)}` };
     } else {
       yield { ok: true, position: { line: row, row }, raw, values: item as Record<string, unknown> };
     }

@@ -362,6 +362,8 @@ class CsvRows implements RowInterpreter {
     }
     // fromEntries defines own properties, so a column named "__proto__" stays a plain value.
     const values = Object.fromEntries(header.map((name, i) => [name, cells.cells[i]]));
+    const nul = nulField(values);
+    if (nul !== undefined) return failed(position, { code: 'nul_character', reason: nulReason(`column "${nul}"`), raw });
     return { ok: true, position, raw, values };
   }
 
@@ -474,6 +476,8 @@ class JsonlRows implements RowInterpreter {
         raw,
       });
     }
+    const nul = nulCharacterReason(parsed);
+    if (nul !== undefined) return failed(position, { code: 'nul_character', reason: nul, raw });
     return { ok: true, position, raw, values: parsed as Record<string, unknown> };
   }
 
@@ -489,4 +493,34 @@ function jsonKind(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';
   return typeof value;
+}
+
+// PostgreSQL text and jsonb cannot hold U+0000: one such character would fail the whole import's
+// transaction, so the row that carries it is refused on its own.
+// Iterative, so a pathologically deep JSON line cannot overflow the stack.
+function nulField(root: unknown): string | undefined {
+  const todo: Array<[unknown, string]> = [[root, '']];
+  for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+    const [value, path] = next;
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return path;
+    } else if (value !== null && typeof value === 'object') {
+      for (const [key, child] of Object.entries(value)) {
+        const at = path === '' ? key : `${path}.${key}`;
+        if (key.includes('\u0000')) return at;
+        todo.push([child, at]);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The reason to refuse a JSON row (file line or API item) that holds U+0000, if it does. */
+export function nulCharacterReason(value: unknown): string | undefined {
+  const field = nulField(value);
+  return field === undefined ? undefined : nulReason(`field ${field}`);
+}
+
+function nulReason(where: string): string {
+  return `${oneLine(where.replace(/\u0000/g, '\\0'), REASON_DETAIL_CHARS)}: contains a NUL character (U+0000), which cannot be stored`;
 }

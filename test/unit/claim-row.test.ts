@@ -70,11 +70,26 @@ describe('stageClaimRow: refusals', () => {
     expect(e.message).toContain(field);
   });
 
-  it('a row without claim_id is invalid_field, naming it', () => {
-    const e = errorOf(() => stage(without('claim_id')));
+  it('a row without claim_id, or with a blank one, is missing_field, naming it', () => {
+    for (const row of [without('claim_id'), { ...good, claim_id: '   ' }, { ...good, claim_id: null }]) {
+      const e = errorOf(() => stage(row));
+      expect(e.code).toBe('missing_field');
+      expect(e.message).toBe('field claim_id: required');
+    }
+  });
+
+  it.each<[Record<string, unknown>, string]>([
+    [{ ...good, claim_id: 141 }, 'field claim_id: expected text, got the number 141'],
+    [{ ...good, occurred_at: 1772614800 }, 'field occurred_at: expected an ISO 8601 time as text, got the number 1772614800'],
+    [{ ...good, attributes: ['email'] }, 'field attributes: expected a JSON object, got a list ["email"]'],
+    [{ ...goodCsv, attributes: '[1,2]' }, 'field attributes: expected a JSON object, got a list [1,2]'],
+    [{ ...goodCsv, attributes: '{"a": 1,}' }, "field attributes: not valid JSON (Expected double-quoted property name in JSON at position 8)"],
+    [{ ...good, retracted: 'maybe' }, 'field retracted: expected true or false, got text "maybe"'],
+    [{ ...good, subject_ref: 'x'.repeat(513) }, `field subject_ref: longer than 512 characters, got text "${'x'.repeat(59)}…`],
+  ])('a wrong type says which field, what was expected and what came: %#', (row, message) => {
+    const e = errorOf(() => stage(row));
     expect(e.code).toBe('invalid_field');
-    expect(e.message).toContain('claim_id');
-    expect(errorOf(() => stage({ ...good, claim_id: '   ' })).message).toContain('claim_id');
+    expect(e.message).toBe(message);
   });
 
   it.each(['yesterday', '2026-02-30T10:00:00Z', '2026-03-01T24:00:00Z', '01/03/2026 10:00'])('occurred_at %j is bad_timestamp, naming the field', (text) => {

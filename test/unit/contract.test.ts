@@ -79,6 +79,9 @@ describe('ContractSchema: refusals name the bad field', () => {
     ['an upper-case tenant', (c) => (c.tenant = 'Acme'), 'tenant: '],
     ['an unknown field type', (c) => (c.recordSources.helpdesk.fields.csat.type = 'float'), 'recordSources.helpdesk.fields.csat.type: '],
     ['a malformed success rule', (c) => (ot(c).success = { eq: ['status'] }), 'outcomeTypes.resolved_ticket.success.eq'],
+    // Once a TypeError: the field check walked the rule and tripped over the unknown operator.
+    ['an unknown operator nested in a rule', (c) => ot(c).success.all.push({ regex: ['status', '^sol'] }), 'outcomeTypes.resolved_ticket.success.all.3: unknown operator "regex"'],
+    ['an unknown operator under not', (c) => (ot(c).success = { not: { gt: ['csat', 1] } }), 'outcomeTypes.resolved_ticket.success.not: unknown operator "gt"'],
   ])('refuses %s', (_what, edit, expected) => {
     const message = refusal(variant(edit));
     expect(message).toContain(expected);

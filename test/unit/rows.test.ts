@@ -8,6 +8,7 @@ import {
   describePosition,
   FileRejectedError,
   formatFromPath,
+  nulCharacterReason,
   readRows,
   type FileFormat,
   type ReadRowsOptions,
@@ -207,6 +208,14 @@ describe('readRows csv', () => {
     expect((await rejection(readAll(join(dir, 'does-not-exist.csv'), 'csv'))).code).toBe('unreadable_file');
   });
 
+  it('quarantines a row with a NUL byte, naming the column, and reads the next', async () => {
+    const rows = await csv(Buffer.from('id,note\n1,a\u0000b\n2,fine\n'));
+    expect(rows.map((r) => (r.ok ? 'ok' : `${r.code}: ${r.reason}`))).toEqual([
+      'nul_character: column "note": contains a NUL character (U+0000), which cannot be stored',
+      'ok',
+    ]);
+  });
+
   it('quarantines only the row with invalid UTF-8', async () => {
     const content = Buffer.concat([
       Buffer.from('id,name\n1,Ada\n2,B'),
@@ -303,6 +312,17 @@ describe('readRows jsonl', () => {
     expect(bad.reason).toMatch(/^invalid JSON: .+/);
     expect(bad.reason).not.toContain('\n');
     expect(rows[2]).toMatchObject({ reason: 'line holds a JSON array, expected an object' });
+  });
+
+  it('quarantines a line holding U+0000 anywhere (PostgreSQL cannot store it), naming the field', async () => {
+    const rows = await jsonl('{"a":"x\\u0000y"}\n{"a":{"b":["ok","\\u0000"]}}\n{"\\u0000k":1}\n{"a":"fine"}\n');
+    expect(rows.map((r) => (r.ok ? 'ok' : `${r.code}: ${r.reason}`))).toEqual([
+      'nul_character: field a: contains a NUL character (U+0000), which cannot be stored',
+      'nul_character: field a.b.1: contains a NUL character (U+0000), which cannot be stored',
+      'nul_character: field \\0k: contains a NUL character (U+0000), which cannot be stored',
+      'ok',
+    ]);
+    expect(nulCharacterReason({ deep: JSON.parse('['.repeat(50_000) + '"\\u0000"' + ']'.repeat(50_000)) })).toMatch(/^field deep\.0\.0/);
   });
 
   it('quarantines invalid UTF-8 and huge lines, then goes on', async () => {

@@ -104,6 +104,14 @@ describe('parseCustomerTimestamp: rejections', () => {
     },
   );
 
+  it('checks the instant, not only the written year: 9999 with a negative offset is year 10000 in UTC', () => {
+    const e = errorOf(() => parseCustomerTimestamp('9999-12-31T23:30:00-05:00', 'UTC'));
+    expect(e.code).toBe('timestamp_out_of_range');
+    expect(e.message).toBe('timestamp "9999-12-31T23:30:00-05:00" is after the end of year 9999 in UTC');
+    expect(errorOf(() => parseCustomerTimestamp('9999-12-31 23:30', 'America/New_York')).code).toBe('timestamp_out_of_range');
+    expect(utc('9999-12-31T23:30:00+05:00')).toBe('9999-12-31T18:30:00.000Z');
+  });
+
   it('accepts the ends of the supported range', () => {
     expect(utc('1970-01-01T00:00:00Z')).toBe('1970-01-01T00:00:00.000Z');
     expect(utc('9999-12-31T23:59:59.999Z')).toBe('9999-12-31T23:59:59.999Z');
