@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { dataConverterFromEnv } from './codec';
 
 /**
  * Temporal's usual settings for a remote cluster: TEMPORAL_TLS_CERT / TEMPORAL_TLS_KEY (paths,
@@ -17,9 +18,12 @@ function tlsFromEnv(env: NodeJS.ProcessEnv) {
   };
 }
 
+/** A client; with RECON_PAYLOAD_KEY its payloads are encrypted (src/temporal/codec.ts). */
 export async function connectClient(address: string, namespace: string, env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+  // Read the key first: a malformed one stops us before any connection is made.
+  const dataConverter = dataConverterFromEnv(env);
   const connection = await Connection.connect({ address, tls: tlsFromEnv(env), apiKey: env.TEMPORAL_API_KEY, connectTimeout: 10_000 });
-  return new Client({ connection, namespace });
+  return new Client({ connection, namespace, dataConverter });
 }
 
 export async function connectWorker(address: string, env: NodeJS.ProcessEnv = process.env): Promise<NativeConnection> {

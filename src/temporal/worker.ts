@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
+import { dataConverterFromEnv } from './codec';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 
@@ -15,6 +16,8 @@ export async function createWorker(opts: {
   taskQueue: string;
   deps: ActivityDeps;
   bundle?: WorkflowBundleWithSourceMap | { codePath: string };
+  /** Where RECON_PAYLOAD_KEY is read from (payload encryption); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
@@ -23,5 +26,6 @@ export async function createWorker(opts: {
     ...(opts.bundle ? { workflowBundle: opts.bundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(opts.deps),
     maxConcurrentActivityTaskExecutions: 4,
+    dataConverter: dataConverterFromEnv(opts.env),
   });
 }
