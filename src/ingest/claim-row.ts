@@ -52,6 +52,20 @@ export function sha256Of(value: unknown): string {
 }
 
 /**
+ * A claim row may name its tenant (`tenant` or `tenant_id`, as multi-tenant exports do). One that
+ * names another tenant than the import's is refused: taking it in would bill the wrong customer.
+ */
+export function checkRowTenant(values: Record<string, unknown>, tenant: string): void {
+  for (const field of ['tenant', 'tenant_id']) {
+    const v = values[field];
+    if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) continue;
+    if (typeof v !== 'string' || v.trim() !== tenant) {
+      throw new ReconError('wrong_tenant', `field ${field}: the row is for tenant ${typeof v === 'string' ? JSON.stringify(v.trim()) : shown(v)}, this import is for ${tenant}`);
+    }
+  }
+}
+
+/**
  * Validates one claim row. A retraction may carry only the claim id; anything else needs the full
  * content, whose hash tells a redelivery (same hash) from a conflict (same id, other content).
  * `receivedAt` stands in for the retraction time when the AI side gives none.

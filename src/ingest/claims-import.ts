@@ -3,7 +3,7 @@ import { loadContractVersions } from '../db/contracts';
 import { normaliseMatchKey, type ContractVersion } from '../domain/contract';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
-import { stageClaimRow } from './claim-row';
+import { checkRowTenant, stageClaimRow } from './claim-row';
 import { insertQuarantine, quarantinedCount, stageRows, withImport, type ImportSummary } from './staging';
 
 export interface ClaimImportArgs {
@@ -64,6 +64,7 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
     const received = await stageRows(
       args.rows,
       (r): StageRow => {
+        checkRowTenant(r.values, args.tenant);
         const c = stageClaimRow(r.values, args.receivedAt);
         let subjectKey: string | null = null;
         if (c.outcomeType !== null) {

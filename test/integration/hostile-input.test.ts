@@ -10,7 +10,7 @@ import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import type { ImportSummary } from '../../src/ingest/staging';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { writeHugeClaimsCsv, writeHugeClaimsJsonl } from '../fixtures/bad/huge-line';
-import { applyExample, startHarness, uniqueTenant, type Harness } from './harness';
+import { applyExample, startHarness, type Harness } from './harness';
 
 // The hostile-input corpus (DESIGN 6, issue 6 item 2): each file goes through the product's own
 // import functions into the real database. Every refused row must be in quarantine with one line
@@ -29,7 +29,8 @@ interface Imported {
 
 describe('hostile input corpus on real Postgres', () => {
   let h: Harness;
-  const tenant = uniqueTenant('hostile');
+  // Fixed, because claims-tenants.csv names it; the database is fresh for every test run.
+  const tenant = 'hostile';
 
   beforeAll(async () => {
     h = await startHarness();
@@ -247,6 +248,16 @@ describe('hostile input corpus on real Postgres', () => {
     expect(r.quarantine).toEqual([
       `claims-unknown-type.jsonl line 2 (row 2): unknown_outcome_type: field outcome_type: "qualified_lead" is not in the contract of ${tenant}`,
       `claims-unknown-type.jsonl line 3 (row 3): unknown_outcome_type: field outcome_type: "Resolved_Ticket" is not in the contract of ${tenant}`,
+    ]);
+  });
+
+  it("quarantines claims rows that name another tenant (a multi-tenant export must not bill the wrong customer)", async () => {
+    const r = await claims(fixture('claims-tenants.csv'));
+    expect(counts(r)).toEqual({ received: 5, accepted: 3, redelivered: 0, quarantined: 2 });
+    expect(r.landed).toEqual(['tn-1', 'tn-2', 'tn-5']);
+    expect(r.quarantine).toEqual([
+      'claims-tenants.csv line 4 (row 3): wrong_tenant: field tenant: the row is for tenant "globex", this import is for hostile',
+      'claims-tenants.csv line 5 (row 4): wrong_tenant: field tenant: the row is for tenant "Hostile", this import is for hostile',
     ]);
   });
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReconError } from '../../src/domain/errors';
-import { stageClaimRow } from '../../src/ingest/claim-row';
+import { checkRowTenant, stageClaimRow } from '../../src/ingest/claim-row';
 import { errorOf } from './helpers';
 
 const RECEIVED = new Date('2026-03-05T06:00:00.000Z');
@@ -223,5 +223,24 @@ describe('stageClaimRow: CSV rows with empty cells', () => {
 
   it('an empty subject_ref cell is missing_field, as a missing JSONL key is', () => {
     expect(() => stageClaimRow({ ...good, subject_ref: '  ' }, RECEIVED)).toThrow(expect.objectContaining({ code: 'missing_field', message: 'field subject_ref: required' }));
+  });
+});
+
+describe('checkRowTenant', () => {
+  it('accepts rows without a tenant, with an empty one, or with the import tenant (trimmed)', () => {
+    for (const values of [{}, { tenant: '' }, { tenant_id: null }, { tenant: ' acme ' }, { tenant: 'acme', tenant_id: 'acme' }]) {
+      expect(() => checkRowTenant(values, 'acme')).not.toThrow();
+    }
+  });
+
+  it.each<[Record<string, unknown>, string]>([
+    [{ tenant: 'globex' }, 'field tenant: the row is for tenant "globex", this import is for acme'],
+    [{ tenant: 'ACME' }, 'field tenant: the row is for tenant "ACME", this import is for acme'],
+    [{ tenant: 'acme', tenant_id: 'globex' }, 'field tenant_id: the row is for tenant "globex", this import is for acme'],
+    [{ tenant_id: 42 }, 'field tenant_id: the row is for tenant the number 42, this import is for acme'],
+  ])('refuses a row for another tenant as wrong_tenant: %j', (values, message) => {
+    const e = errorOf(() => checkRowTenant(values, 'acme'));
+    expect(e.code).toBe('wrong_tenant');
+    expect(e.message).toBe(message);
   });
 });
