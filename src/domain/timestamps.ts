@@ -13,8 +13,10 @@ const MAX_YEAR = 9999;
 const MAX_QUOTED_LENGTH = 80;
 
 function quoted(text: string): string {
-  // A whole garbled CSV line must not end up in every error message and log line.
-  return text.length > MAX_QUOTED_LENGTH ? `${text.slice(0, MAX_QUOTED_LENGTH)}…` : text;
+  // A whole garbled CSV line must not end up in every error message and log line, and a line
+  // break or escape sequence from a file must not break the one-line reason support reads.
+  const cut = text.length > MAX_QUOTED_LENGTH ? `${text.slice(0, MAX_QUOTED_LENGTH)}…` : text;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function unreadable(text: string, reason: string): ReconError {

@@ -3,7 +3,15 @@ import { z } from 'zod';
 import { parseCustomerTimestamp } from '../domain/timestamps';
 import { ReconError } from '../domain/errors';
 
-const Text = z.string({ error: 'expected text' }).trim().min(1, 'required').max(512, 'longer than 512 characters');
+// Ids end up in reasons, terminals and spreadsheets: a newline or an escape sequence in one is
+// never meant, and would let a row forge lines in what support reads.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const Text = z
+  .string({ error: 'expected text' })
+  .trim()
+  .min(1, 'required')
+  .max(512, 'longer than 512 characters')
+  .refine((t) => !CONTROL.test(t), 'contains a control character (a line break, tab or escape)');
 const TRUE_WORDS = ['true', 'TRUE', '1', 'yes'];
 const Bool = z
   .union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])], { error: 'expected true or false' })

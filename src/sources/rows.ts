@@ -391,7 +391,8 @@ function readHeader(file: string, row: RawRow, maxRowBytes: number, required: st
     if (first !== undefined) {
       throw new FileRejectedError(
         'duplicate_header',
-        `${where}: duplicate header "${name}" (columns ${first + 1} and ${i + 1})`,
+        // JSON quoting: a control character in a header must not reach the terminal raw.
+        `${where}: duplicate header ${JSON.stringify(name)} (columns ${first + 1} and ${i + 1})`,
       );
     }
     seen.set(name, i);

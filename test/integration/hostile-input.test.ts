@@ -102,6 +102,18 @@ describe('hostile input corpus on real Postgres', () => {
     ]);
   });
 
+  it('keeps every reason on one line: control characters are refused in ids and escaped in quoted values', async () => {
+    const r = await claims(fixture('claims-control-chars.csv'));
+    expect(counts(r)).toEqual({ received: 5, accepted: 2, redelivered: 0, quarantined: 3 });
+    expect(r.landed).toEqual(['cc-1', 'cc-5']);
+    expect(r.quarantine).toEqual([
+      'claims-control-chars.csv line 3 (row 2): invalid_field: field subject_ref: contains a control character (a line break, tab or escape), got text "T-601\\u001b[2J\\u001b[31mPAID"',
+      'claims-control-chars.csv line 4 (row 3): bad_timestamp: field occurred_at: unreadable timestamp "2026-03-04\\u000a09:00:00Z" (expected ISO 8601, e.g. 2026-03-01T10:00:00Z)',
+      'claims-control-chars.csv line 6 (row 4): invalid_field: field claim_id: contains a control character (a line break, tab or escape), got text "cc-4\\ttab"',
+    ]);
+    for (const line of r.quarantine) expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it('refuses a whole file with a duplicated, missing or absent header, naming it, and imports nothing', async () => {
     const refusals: Array<[string, 'claims' | 'records', string, string]> = [
       ['claims-duplicate-header.csv', 'claims', 'duplicate_header', ' line 1: duplicate header "claim_id" (columns 1 and 5)'],

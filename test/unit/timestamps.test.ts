@@ -104,6 +104,12 @@ describe('parseCustomerTimestamp: rejections', () => {
     },
   );
 
+  it('escapes control characters in the quoted text, so the reason stays one line', () => {
+    expect(errorOf(() => parseCustomerTimestamp('2026-03-04\n10:00\u001b[2J', 'UTC')).message).toBe(
+      'unreadable timestamp "2026-03-04\\u000a10:00\\u001b[2J" (expected ISO 8601, e.g. 2026-03-01T10:00:00Z)',
+    );
+  });
+
   it('checks the instant, not only the written year: 9999 with a negative offset is year 10000 in UTC', () => {
     const e = errorOf(() => parseCustomerTimestamp('9999-12-31T23:30:00-05:00', 'UTC'));
     expect(e.code).toBe('timestamp_out_of_range');
