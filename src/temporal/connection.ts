@@ -27,5 +27,7 @@ export async function connectClient(address: string, namespace: string, env: Nod
 }
 
 export async function connectWorker(address: string, env: NodeJS.ProcessEnv = process.env): Promise<NativeConnection> {
+  // The worker applies the codec itself (createWorker); a malformed key should stop it before it connects.
+  dataConverterFromEnv(env);
   return NativeConnection.connect({ address, tls: tlsFromEnv(env), apiKey: env.TEMPORAL_API_KEY });
 }

@@ -131,6 +131,7 @@ describe('payload codec on the real Temporal server', () => {
     const bad = { RECON_PAYLOAD_KEY: 'bm90IGEga2V5' };
     const message = 'RECON_PAYLOAD_KEY must be the base64 of exactly 32 bytes (make one with `openssl rand -base64 32`); got 9 bytes';
     await expect(connectClient(inject('temporalAddress'), 'default', bad)).rejects.toMatchObject({ code: 'invalid_payload_key', message });
+    await expect(connectWorker(inject('temporalAddress'), bad)).rejects.toMatchObject({ code: 'invalid_payload_key', message });
     await expect(createWorker({ connection, namespace: 'default', taskQueue: `${taskQueue}-bad`, deps: { pool }, bundle: { codePath: inject('workflowBundlePath') }, env: bad })).rejects.toMatchObject({
       code: 'invalid_payload_key',
       message,
