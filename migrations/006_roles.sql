@@ -151,6 +151,20 @@ create policy tenant_scope on dispute_events
   with check ((select recon_sees_all_tenants()) or exists (
     select 1 from disputes p where p.dispute_id = dispute_events.dispute_id and p.tenant_id = any ((select recon_visible_tenants())::text[])));
 
+-- period_usage (migration 004, when present): per-period totals kept by a trigger on ledger
+-- inserts, which runs as the worker that inserts.
+do $$
+begin
+  if to_regclass('period_usage') is not null then
+    alter table period_usage enable row level security;
+    create policy tenant_scope on period_usage
+      using ((select recon_sees_all_tenants()) or tenant_id = any ((select recon_visible_tenants())::text[]))
+      with check ((select recon_sees_all_tenants()) or tenant_id = any ((select recon_visible_tenants())::text[]));
+    grant select, insert, update on period_usage to recon_worker;
+    grant select on period_usage to recon_finance;
+  end if;
+end $$;
+
 -- A login reads its own grants (to tell what it can see) and nobody else's; only the owner writes.
 alter table tenant_access enable row level security;
 create policy own_rows on tenant_access
