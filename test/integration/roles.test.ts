@@ -353,6 +353,17 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     expect(grants.filter((g) => g.table === 'tenant_access' && g.privilege !== 'SELECT')).toEqual([]);
   });
 
+  it('only the owner migrates; a login is created whole or not at all', async () => {
+    await expect(migrate(worker.pool)).rejects.toMatchObject({ code: 'migrate_not_permitted', message: expect.stringMatching(/as the owner of the schema/) });
+    const name = `it_orphan_${suffix}`;
+    await expect(createLogin(owner, { login: name, password: randomBytes(18).toString('hex'), group: 'recon_support', tenants: [A, 'no-such-tenant'] }))
+      .rejects.toMatchObject({ code: 'unknown_tenant' });
+    expect((await owner.query('select 1 from pg_roles where rolname = $1', [name])).rows).toEqual([]);
+    await expect(createLogin(owner, { login: supportA.login, password: randomBytes(18).toString('hex'), group: 'recon_support', tenants: [A] }))
+      .rejects.toMatchObject({ code: 'login_exists' });
+    await expect(createLogin(owner, { login: 'Bad Name', password: 'short', group: 'recon_support', tenants: [A] })).rejects.toMatchObject({ code: 'invalid_login' });
+  });
+
   it('a second database in the same cluster migrates with the roles already there', async () => {
     const name = `recon_roles_${suffix}`;
     await owner.query(`create database ${name}`);
