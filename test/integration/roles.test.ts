@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
@@ -59,6 +61,20 @@ const TENANT_OF: Record<string, string> = {
 };
 /** Tables without tenant data: only the owner touches them. */
 const NO_TENANT_DATA = ['schema_migrations'];
+
+const BIN = fileURLToPath(new URL('../../bin/recon.mjs', import.meta.url));
+
+/** The recon command, connected as whoever DATABASE_URL names. */
+function recon(args: string[], databaseUrl: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
 
 interface Login {
   login: string;
@@ -247,6 +263,18 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     // Read-only means the ledger and what the export and statement read: not outcomes or claims.
     await expect(financeA.pool.query('select count(*) from outcomes')).rejects.toMatchObject(DENIED);
     await expect(financeA.pool.query('select count(*) from claims')).rejects.toMatchObject(DENIED);
+  });
+
+  it('recon connects as a role through DATABASE_URL: finance gets its statement and may not import', async () => {
+    const url = databaseUrlAs(inject('databaseUrl'), financeA.login, financeA.password);
+    const { rows: [{ period }] } = await owner.query<{ period: string }>('select min(period) as period from ledger_entries where tenant_id = $1', [A]);
+    const statement = await recon(['statement', '--tenant', A, '--period', period, '--json'], url);
+    expect(statement.stderr).toBe('');
+    expect(JSON.parse(statement.stdout)).toMatchObject({ tenant: A, period, totalMinor: (await ledgerTotal(owner, A, period)).amountMinor });
+    const claims = await writeLines(dir, 'finance-claims.jsonl', [JSON.stringify({ claim_id: 'f-1', outcome_type: 'resolved_ticket', subject_ref: 'A-7', occurred_at: t(-DAY).toISOString() })]);
+    const refused = await recon(['claims', 'import', '--tenant', A, claims], url);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^recon: 42501: permission denied for table imports/);
   });
 
   it('a connection scoped to one tenant sees exactly its own rows in every table, none of the other', async () => {
