@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Pool } from './pool';
+import { ReconError } from '../domain/errors';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -12,6 +13,18 @@ export interface MigrationResult {
 
 /** Applies numbered plain-SQL migrations in order, each in its own transaction. */
 export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<MigrationResult> {
+  try {
+    return await applyMigrations(pool, dir);
+  } catch (err) {
+    // A recon_* login (or any role but the owner) may not change the schema: say who may.
+    if ((err as { code?: string }).code === '42501') {
+      throw new ReconError('migrate_not_permitted', `${(err as Error).message}: run \`recon migrate\` as the owner of the schema (the first time in a cluster it also needs CREATEROLE to create the recon_* roles)`);
+    }
+    throw err;
+  }
+}
+
+async function applyMigrations(pool: Pool, dir: string): Promise<MigrationResult> {
   const files = (await readdir(dir)).filter((f) => /^\d{3}_.+\.sql$/.test(f)).sort();
   const client = await pool.connect();
   try {
@@ -34,7 +47,7 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<Migrati
         await client.query('commit');
       } catch (err) {
         await client.query('rollback');
-        throw new Error(`migration ${file} failed: ${(err as Error).message}`);
+        throw Object.assign(new Error(`migration ${file} failed: ${(err as Error).message}`), { code: (err as { code?: string }).code });
       }
       applied.push(file);
     }
