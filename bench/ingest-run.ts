@@ -1,12 +1,12 @@
 // Import benchmark (issue 5, ingest side): the benchmark's generated claims and helpdesk files
 // imported with the product's own file import on a fresh embedded PostgreSQL, phase by phase, with
-// wall time and peak RSS. Run: `npx tsx bench/ingest-run.ts --claims 100000 [--data DIR] [--profile]`.
+// wall time and peak RSS. Run: `npx tsx bench/ingest-run.ts --claims 100000 [--data DIR] [--profile] [--first-only]`.
+// --data keeps the generated files for the next run; --first-only stops after the first two imports.
 import { copyFile, appendFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { createPool, type Pool } from '../src/db/pool';
 import { migrate } from '../src/db/migrate';
 import { applyContract } from '../src/db/contracts';
@@ -15,6 +15,7 @@ import { importClaimsFile, importRecordsFile } from '../src/ingest/files';
 import type { ImportSummary } from '../src/ingest/staging';
 import { startEmbeddedPostgres } from '../src/stack/postgres';
 import { AS_OF, generate } from './generate';
+import { postgresCpuSeconds, postmasterPid } from './ingest-cpu';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TENANT = 'bench';
@@ -50,32 +51,12 @@ function profileStatements(pool: Pool): void {
   });
 }
 
-/**
- * CPU seconds used so far by the embedded server: the postmaster, the backends it has reaped
- * (cutime/cstime) and the live ones. Wall time on a shared 2-core machine is noisy; CPU is not.
- */
-function postgresCpuSeconds(postmasterPid: number): number {
-  const tick = 100; // USER_HZ on Linux
-  const fields = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  const own = fields(postmasterPid);
-  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
-  for (const child of readFileSync(`/proc/${postmasterPid}/task/${postmasterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
-    try {
-      const f = fields(Number(child));
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // exited meanwhile: counted in the postmaster's cutime once reaped
-    }
-  }
-  return ticks / tick;
-}
-
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(() => true, () => false);
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { claims: { type: 'string', default: '100000' }, data: { type: 'string' }, profile: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { claims: { type: 'string', default: '100000' }, data: { type: 'string' }, profile: { type: 'boolean', default: false }, 'first-only': { type: 'boolean', default: false } } });
   const claims = Number(values.claims);
   if (!Number.isInteger(claims) || claims < 100) throw new Error('--claims must be an integer >= 100');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-ingest-'));
@@ -90,15 +71,17 @@ async function main(): Promise<void> {
   // Changed copies (one extra row): a new import whose every other row must be compared with the database.
   const claimsAgain = path.join(dir, 'claims-again.jsonl');
   const recordsAgain = path.join(dir, 'helpdesk-again.csv');
-  await copyFile(claimsFile, claimsAgain);
-  await appendFile(claimsAgain, `${JSON.stringify({ claim_id: 'c-extra', outcome_type: 'resolved_ticket', subject_ref: 'T-extra', occurred_at: '2026-10-20T00:00:00Z' })}\n`);
-  await copyFile(recordsFile, recordsAgain);
-  await appendFile(recordsAgain, 'T-extra,solved,2026-10-20T00:00:00Z,2026-10-20T00:00:00Z,\r\n');
+  if (!values['first-only']) {
+    await copyFile(claimsFile, claimsAgain);
+    await appendFile(claimsAgain, `${JSON.stringify({ claim_id: 'c-extra', outcome_type: 'resolved_ticket', subject_ref: 'T-extra', occurred_at: '2026-10-20T00:00:00Z' })}\n`);
+    await copyFile(recordsFile, recordsAgain);
+    await appendFile(recordsAgain, 'T-extra,solved,2026-10-20T00:00:00Z,2026-10-20T00:00:00Z,\r\n');
+  }
 
   const pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: (m) => process.stderr.write(`${m}\n`) });
   const pool = createPool(pgServer.url);
   if (values.profile) profileStatements(pool);
-  const postmasterPid = Number(readFileSync(path.join(dir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const pgPid = postmasterPid(path.join(dir, 'pgdata'));
   const rss = new Rss();
   const lines: string[] = [];
   try {
@@ -110,12 +93,12 @@ async function main(): Promise<void> {
       const before = rss.reset();
       const t0 = performance.now();
       const cpu0 = process.cpuUsage();
-      const pgCpu0 = postgresCpuSeconds(postmasterPid);
+      const pgCpu0 = postgresCpuSeconds(pgPid);
       const s = await fn();
       const seconds = (performance.now() - t0) / 1000;
       const cpu = process.cpuUsage(cpu0);
       const nodeCpu = (cpu.user + cpu.system) / 1e6;
-      const pgCpu = postgresCpuSeconds(postmasterPid) - pgCpu0;
+      const pgCpu = postgresCpuSeconds(pgPid) - pgCpu0;
       rss.sample();
       const line = `${name.padEnd(22)} ${seconds.toFixed(2).padStart(8)} s (cpu node ${nodeCpu.toFixed(1)} s, postgres ${pgCpu.toFixed(1)} s)  rss ${before.toFixed(0).padStart(4)} -> peak ${rss.peak.toFixed(0).padStart(4)} MB  ` +
         `received ${s.received} = accepted ${s.accepted} + redelivered ${s.redelivered} + quarantined ${s.quarantined}${s.replayed ? ' (replayed)' : ''}`;
@@ -124,20 +107,25 @@ async function main(): Promise<void> {
     };
     await phase('import claims', () => importClaimsFile(pool, { tenant: TENANT, file: claimsFile, now: AS_OF }));
     await phase('import records', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }));
+    if (values['first-only']) return report();
     await phase('same records again', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }));
     await phase('claims, changed copy', () => importClaimsFile(pool, { tenant: TENANT, file: claimsAgain, now: AS_OF }));
     await phase('records, changed copy', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsAgain, now: AS_OF }));
+    await report();
+  } finally {
+    rss.stop();
+    await pool.end();
+    await pgServer.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async function report(): Promise<void> {
     const { rows: [t] } = await pool.query<{ claims: number; versions: number; quarantine: number }>(
       `select (select count(*)::int from claims) as claims, (select count(*)::int from record_versions) as versions, (select count(*)::int from quarantine) as quarantine`,
     );
     console.log(`claims ${claims} (${(await stat(claimsFile)).size / MB | 0} MB claims file, ${(await stat(recordsFile)).size / MB | 0} MB records file); node ${process.version}`);
     for (const l of lines) console.log(l);
     console.log(`tables: ${t.claims} claims, ${t.versions} record versions, ${t.quarantine} quarantined rows; process peak RSS (VmHWM) ${vmHwm()} MB`);
-  } finally {
-    rss.stop();
-    await pool.end();
-    await pgServer.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 
