@@ -142,6 +142,16 @@ describe('imports on real Postgres', () => {
     expect(v.map((r) => r.v)).toEqual(['02:new', '02:open', '03:new']);
   });
 
+  it('text with tabs, line ends and backslashes arrives exactly as sent', async () => {
+    const tenant = uniqueTenant('imp-text');
+    await applyExample(pool, tenant);
+    const attributes = { note: 'tab\there\\back\nline\r\nend', path: 'C:\\new\\table', empty: '', quote: '"\\N"' };
+    const file = await writeLines(dir, `${tenant}.jsonl`, [claim('c\\1', 'T\\1\t2', { attributes })]);
+    expect(await importClaimsFile(pool, { tenant, file })).toMatchObject({ received: 1, accepted: 1 });
+    const { rows } = await pool.query('select claim_id, subject_ref, attributes from claims where tenant_id = $1', [tenant]);
+    expect(rows).toEqual([{ claim_id: 'c\\1', subject_ref: 'T\\1\t2', attributes }]);
+  });
+
   it('a file refused as a whole leaves nothing behind and the connection serves the next import', async () => {
     const tenant = uniqueTenant('imp-refused');
     await applyExample(pool, tenant);
