@@ -34,7 +34,7 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
   return withImport(pool, target, async (db, importId) => {
     // One claims import per tenant at a time: each row is classified against the claims as they
     // stand, and a concurrent import must not add claims between that and the insert.
-    await db.query(`select pg_advisory_xact_lock(hashtextextended('claims-import:' || $1, 0))`, [args.tenant]);
+    await db.query('select pg_advisory_xact_lock(hashtext($1))', [`claims-import:${args.tenant}`]);
     // Bad rows are staged too (code and reason set), so one COPY carries the whole file or page.
     await db.query(`create temp table stage_claims (
       row_number int not null, line int not null, raw text, claim_id text, outcome_type text, subject_ref text, subject_key text,
