@@ -71,7 +71,9 @@ function toRecord(r: LedgerRow): Record<(typeof EXPORT_COLUMNS)[number], string 
 }
 
 /**
- * Streams every ledger entry of a period in entry order, page by page (constant memory).
+ * Streams every ledger entry of a period in entry order through a server-side cursor, a page at
+ * a time, waiting whenever `out` is full: memory stays flat however long the ledger. The cursor
+ * reads one snapshot, so a run posting meanwhile is either wholly in the export or wholly out.
  * Entries never change, so the same period always exports the same bytes.
  */
 export async function writeExport(pool: Pool, args: { tenant: string; period: string; format: 'csv' | 'jsonl'; out: Writable }): Promise<ExportTotals> {
@@ -79,33 +81,45 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
     // One listener per wait, removed when it resolves (no listener leak on a long export).
     if (!args.out.write(s)) await once(args.out, 'drain');
   };
-  if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
   const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null };
-  let after = 0;
-  for (;;) {
-    const { rows } = await pool.query<LedgerRow>(
-      `select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
+  const db = await pool.connect();
+  try {
+    await db.query('begin isolation level repeatable read read only');
+    await db.query(
+      `declare ledger_export no scroll cursor for
+       select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
               unit_price, amount_minor, currency, reverses_entry_id, reason, pricing_basis, tier, corrects_period
-         from ledger_entries where tenant_id = $1 and period = $2 and entry_id > $3 order by entry_id limit $4`,
-      [args.tenant, args.period, after, PAGE],
+         from ledger_entries where tenant_id = $1 and period = $2 order by entry_id`,
+      [args.tenant, args.period],
     );
-    for (const r of rows) {
-      const rec = toRecord(r);
-      if (args.format === 'csv') {
-        // Text from outside goes through the formula guard; the amount is our own decimal
-        // (e.g. -0.99 on a credit) and must stay a number to a spreadsheet.
-        await write(EXPORT_COLUMNS.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n');
-      } else {
-        await write(JSON.stringify(rec) + '\n');
+    if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
+    for (;;) {
+      const { rows } = await db.query<LedgerRow>(`fetch ${PAGE} from ledger_export`);
+      let text = '';
+      for (const r of rows) {
+        const rec = toRecord(r);
+        if (args.format === 'csv') {
+          // Text from outside goes through the formula guard; the amount is our own decimal
+          // (e.g. -0.99 on a credit) and must stay a number to a spreadsheet.
+          text += EXPORT_COLUMNS.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n';
+        } else {
+          text += JSON.stringify(rec) + '\n';
+        }
+        totals.lines++;
+        if (r.kind === 'charge') totals.charges++;
+        else if (r.kind === 'credit') totals.credits++;
+        totals.amountMinor += r.amount_minor;
+        totals.currency = r.currency;
       }
-      totals.lines++;
-      if (r.kind === 'charge') totals.charges++;
-      else if (r.kind === 'credit') totals.credits++;
-      totals.amountMinor += r.amount_minor;
-      totals.currency = r.currency;
+      if (text) await write(text);
+      if (rows.length < PAGE) break;
     }
-    if (rows.length < PAGE) break;
-    after = rows[rows.length - 1].entry_id;
+    await db.query('commit');
+  } catch (err) {
+    await db.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    db.release();
   }
   totals.amount = totals.currency ? formatMinorUnits(totals.amountMinor, totals.currency) : '0';
   return totals;

@@ -4,7 +4,7 @@ import { normaliseMatchKey, type ContractVersion } from '../domain/contract';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
 import { checkRowTenant, stageClaimRow } from './claim-row';
-import { insertQuarantine, quarantinedCount, stageRows, withImport, type ImportSummary } from './staging';
+import { mapRow, quarantineStaged, quarantinedCount, stageRows, withImport, type ImportSummary } from './staging';
 
 export interface ClaimImportArgs {
   tenant: string;
@@ -17,35 +17,11 @@ export interface ClaimImportArgs {
   beforeCommit?: (db: PoolClient) => Promise<void>;
 }
 
-interface StageRow {
-  row: number;
-  line: number;
-  raw: string;
-  claimId: string;
-  outcomeType: string | null;
-  subjectRef: string | null;
-  subjectKey: string | null;
-  occurredAt: string | null;
-  attributes: string;
-  sha: string | null;
-  retract: boolean;
-  retractedAt: string | null;
-}
-
 /** Case rules per outcome type, from every contract version (a type may be retired later). */
 function caseRules(versions: ContractVersion[]): Map<string, boolean> {
   const rules = new Map<string, boolean>();
   for (const v of versions) for (const [t, ot] of Object.entries(v.body.outcomeTypes)) rules.set(t, ot.matchKey.caseInsensitive);
   return rules;
-}
-
-async function stageBatch(db: PoolClient, batch: StageRow[]): Promise<void> {
-  const col = <K extends keyof StageRow>(k: K) => batch.map((r) => r[k]);
-  await db.query(
-    `insert into stage_claims (row_number, line, raw, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retract, retracted_at)
-     select * from unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::jsonb[], $10::text[], $11::bool[], $12::timestamptz[])`,
-    [col('row'), col('line'), col('raw'), col('claimId'), col('outcomeType'), col('subjectRef'), col('subjectKey'), col('occurredAt'), col('attributes'), col('sha'), col('retract'), col('retractedAt')],
-  );
 }
 
 /**
@@ -56,101 +32,126 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
   const rules = caseRules(await loadContractVersions(pool, args.tenant));
   const target = { tenant: args.tenant, kind: 'claims' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256, beforeCommit: args.beforeCommit };
   return withImport(pool, target, async (db, importId) => {
+    // One claims import per tenant at a time: each row is classified against the claims as they
+    // stand, and a concurrent import must not add claims between that and the insert.
+    await db.query('select pg_advisory_xact_lock(hashtext($1))', [`claims-import:${args.tenant}`]);
+    // Bad rows are staged too (code and reason set), so one COPY carries the whole file or page.
     await db.query(`create temp table stage_claims (
-      row_number int primary key, line int, raw text, claim_id text, outcome_type text, subject_ref text, subject_key text,
+      row_number int not null, line int not null, raw text, claim_id text, outcome_type text, subject_ref text, subject_key text,
       occurred_at timestamptz, attributes jsonb, content_sha256 text, retract bool, retracted_at timestamptz,
-      status text, code text, reason text, is_first bool not null default false,
-      first_retraction bool not null default false) on commit drop`);
+      code text, reason text) on commit drop`);
     const received = await stageRows(
+      db,
+      `copy stage_claims (row_number, line, raw, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes,
+                          content_sha256, retract, retracted_at, code, reason) from stdin`,
       args.rows,
-      (r): StageRow => {
-        checkRowTenant(r.values, args.tenant);
-        const c = stageClaimRow(r.values, args.receivedAt);
-        let subjectKey: string | null = null;
-        if (c.outcomeType !== null) {
-          const caseInsensitive = rules.get(c.outcomeType);
-          if (caseInsensitive === undefined) throw new ReconError('unknown_outcome_type', `field outcome_type: "${c.outcomeType}" is not in the contract of ${args.tenant}`);
-          subjectKey = normaliseMatchKey(c.subjectRef ?? '', caseInsensitive);
-        }
-        return { row: r.position.row, line: r.position.line, raw: r.raw, claimId: c.claimId, outcomeType: c.outcomeType, subjectRef: c.subjectRef, subjectKey, occurredAt: c.occurredAt, attributes: JSON.stringify(c.attributes), sha: c.contentSha256, retract: c.retract, retractedAt: c.retractedAt };
+      (r) => {
+        const m = mapRow(r, (g) => {
+          checkRowTenant(g.values, args.tenant);
+          const c = stageClaimRow(g.values, args.receivedAt);
+          let subjectKey: string | null = null;
+          if (c.outcomeType !== null) {
+            const caseInsensitive = rules.get(c.outcomeType);
+            if (caseInsensitive === undefined) throw new ReconError('unknown_outcome_type', `field outcome_type: "${c.outcomeType}" is not in the contract of ${args.tenant}`);
+            subjectKey = normaliseMatchKey(c.subjectRef ?? '', caseInsensitive);
+          }
+          return { ...c, subjectKey };
+        });
+        if (!m.ok) return [m.bad.row, m.bad.line, m.bad.raw, null, null, null, null, null, null, null, null, null, m.bad.code, m.bad.reason];
+        const c = m.value;
+        return [r.position.row, r.position.line, r.raw, c.claimId, c.outcomeType, c.subjectRef, c.subjectKey, c.occurredAt, JSON.stringify(c.attributes), c.contentSha256, c.retract, c.retractedAt, null, null];
       },
-      { stage: (b) => stageBatch(db, b), quarantine: (bad) => insertQuarantine(db, importId, args.tenant, args.source, args.origin, bad) },
     );
-    await mergeStagedClaims(db, args.tenant, importId);
+    await quarantineStaged(db, 'stage_claims', importId, args.tenant, args.source, args.origin);
+    const decided = await mergeStagedClaims(db, args.tenant, importId);
     await db.query(
       `insert into quarantine (tenant_id, import_id, source, origin, line, row_number, raw, code, reason)
-       select $1, $2, $3, $4, line, row_number, raw, code, reason from stage_claims where status = 'quarantined'
+       select $1, $2, $3, $4, s.line, s.row_number, s.raw, d.decision,
+              case d.decision
+                when 'conflicting_redelivery' then 'claim ' || s.claim_id || ' was delivered before with a different ' || coalesce(nullif(concat_ws(', ',
+                  case when c.outcome_type is distinct from s.outcome_type then 'outcome_type' end,
+                  case when c.subject_ref is distinct from s.subject_ref then 'subject_ref' end,
+                  case when c.occurred_at is distinct from s.occurred_at then 'occurred_at' end,
+                  case when c.attributes is distinct from s.attributes then 'attributes' end), ''), 'content')
+                else 'retraction of claim ' || s.claim_id || ', which was never received' end
+         from claim_decisions d join stage_claims s using (row_number)
+         left join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id
+        where d.decision in ('conflicting_redelivery', 'unknown_claim')
        on conflict (import_id, row_number) do nothing`,
       [args.tenant, importId, args.source, args.origin],
     );
-    const { rows: counts } = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from stage_claims group by status');
-    const count = (s: string) => counts.find((c) => c.status === s)?.n ?? 0;
-    return { received, accepted: count('accepted'), redelivered: count('redelivered'), quarantined: await quarantinedCount(db, importId) };
+    return {
+      received,
+      accepted: (decided.get('new') ?? 0) + (decided.get('retraction') ?? 0),
+      redelivered: decided.get('redelivered') ?? 0,
+      quarantined: await quarantinedCount(db, importId),
+    };
   });
 }
 
 /**
- * Classifies every staged row and applies it: set-based, a handful of statements per file. Each
- * step joins through primary keys only (stage row number, claim id), never through the rows a
- * CTE returned: the planner cannot size those and would loop over them.
+ * Decides every staged row in one statement against the claims as they stand, then applies the
+ * decisions: set-based, a handful of statements per file whatever its size.
+ *
+ * - The first row with content of a claim id we do not know creates the claim (new).
+ * - Any other row with content and no retraction: same content is a redelivery, other content
+ *   is quarantined (we never overwrite what was accepted).
+ * - A retraction retracts the claim whatever else it carries: the first one of a live claim takes
+ *   effect, later ones are redeliveries, one for a claim never received is quarantined.
  */
-async function mergeStagedClaims(db: PoolClient, tenant: string, importId: number): Promise<void> {
-  await db.query('create index on stage_claims (claim_id)');
-  await db.query('analyze stage_claims');
-  // New claims: the first row of each id with content.
+async function mergeStagedClaims(db: PoolClient, tenant: string, importId: number): Promise<Map<string, number>> {
+  // A temp table has no statistics until analysed; without them the planner guesses tiny.
+  await db.query('analyze stage_claims (claim_id, code)');
   await db.query(
-    `update stage_claims s set is_first = true
-       from (select distinct on (claim_id) row_number from stage_claims where content_sha256 is not null order by claim_id, row_number) f
-      where s.row_number = f.row_number`,
+    `create temp table claim_decisions on commit drop as
+     with rows as (
+       select s.row_number, s.claim_id, s.content_sha256, s.retract,
+              c.claim_id is not null as known, c.content_sha256 as known_sha, c.retracted_at is null as known_live,
+              first_value(s.row_number) over first_content as first_row,
+              first_value(s.content_sha256) over first_content as first_sha,
+              first_value(s.retract) over first_content as first_retract
+         from stage_claims s left join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id
+        where s.code is null
+       window first_content as (partition by s.claim_id order by s.content_sha256 is null, s.row_number)),
+     claimed as (
+       select r.*,
+              not r.known and r.content_sha256 is not null and r.row_number = r.first_row as is_new,
+              r.known or r.first_sha is not null as exists,
+              case when r.known then r.known_sha else r.first_sha end as claim_sha,
+              case when r.known then r.known_live else not r.first_retract end as live
+         from rows r),
+     retractions as (
+       select c.*, min(c.row_number) filter (where c.retract and not c.is_new) over (partition by c.claim_id) as first_retraction_row
+         from claimed c)
+     select row_number,
+            case when is_new then 'new'
+                 when not retract and content_sha256 is distinct from claim_sha then 'conflicting_redelivery'
+                 when not retract then 'redelivered'
+                 when not exists then 'unknown_claim'
+                 when live and row_number = first_retraction_row then 'retraction'
+                 else 'redelivered' end as decision
+       from retractions`,
+    [tenant],
   );
-  await db.query(
+  await db.query('analyze claim_decisions');
+  const { rowCount: inserted } = await db.query(
     `insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
-     select $1, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, $2
-       from stage_claims where is_first
+     select $1, s.claim_id, s.outcome_type, s.subject_ref, s.subject_key, s.occurred_at, s.attributes, s.content_sha256, s.retracted_at, $2
+       from claim_decisions d join stage_claims s using (row_number) where d.decision = 'new'
      on conflict (tenant_id, claim_id) do nothing`,
     [tenant, importId],
   );
   await db.query(
-    `update stage_claims s set status = 'accepted'
-       from claims c where s.is_first and c.tenant_id = $1 and c.claim_id = s.claim_id and c.import_id = $2`,
-    [tenant, importId],
-  );
-  // Same id, other content: never overwrite what was accepted; quarantine the newcomer. A
-  // retraction is the exception: it retracts the claim whatever else it carries.
-  await db.query(
-    `update stage_claims s set status = 'quarantined', code = 'conflicting_redelivery',
-            reason = 'claim ' || s.claim_id || ' was delivered before with a different ' || coalesce(nullif(concat_ws(', ',
-              case when c.outcome_type is distinct from s.outcome_type then 'outcome_type' end,
-              case when c.subject_ref is distinct from s.subject_ref then 'subject_ref' end,
-              case when c.occurred_at is distinct from s.occurred_at then 'occurred_at' end,
-              case when c.attributes is distinct from s.attributes then 'attributes' end), ''), 'content')
-       from claims c where s.status is null and s.content_sha256 is not null and not s.retract
-        and c.tenant_id = $1 and c.claim_id = s.claim_id and c.content_sha256 <> s.content_sha256`,
+    `update claims c set retracted_at = s.retracted_at
+       from claim_decisions d join stage_claims s using (row_number)
+      where d.decision = 'retraction' and c.tenant_id = $1 and c.claim_id = s.claim_id`,
     [tenant],
   );
-  // Retractions of known claims: the first one per claim takes effect.
-  await db.query(
-    `update stage_claims s set first_retraction = true
-       from (select distinct on (r.claim_id) r.row_number from stage_claims r
-               join claims c on c.tenant_id = $1 and c.claim_id = r.claim_id and c.retracted_at is null
-              where r.status is null and r.retract order by r.claim_id, r.row_number) f
-      where s.row_number = f.row_number`,
-    [tenant],
-  );
-  await db.query(
-    `update claims c set retracted_at = s.retracted_at from stage_claims s
-      where s.first_retraction and c.tenant_id = $1 and c.claim_id = s.claim_id`,
-    [tenant],
-  );
-  await db.query(`update stage_claims set status = 'accepted' where first_retraction`);
-  await db.query(
-    `update stage_claims s set status = 'redelivered'
-       from claims c where s.status is null and c.tenant_id = $1 and c.claim_id = s.claim_id`,
-    [tenant],
-  );
-  await db.query(
-    `update stage_claims set status = 'quarantined', code = 'unknown_claim',
-            reason = 'retraction of claim ' || claim_id || ', which was never received'
-      where status is null`,
-  );
+  const { rows } = await db.query<{ decision: string; n: number }>('select decision, count(*)::int as n from claim_decisions group by decision');
+  const decided = new Map(rows.map((r) => [r.decision, r.n]));
+  if ((inserted ?? 0) !== (decided.get('new') ?? 0)) {
+    // Cannot happen while claims imports of a tenant take the lock above; if it does, retrying is safe.
+    throw new ReconError('import_raced', `claims import ${importId}: ${decided.get('new') ?? 0} new claims decided but ${inserted} inserted; another import added claims meanwhile, retry`);
+  }
+  return decided;
 }
