@@ -119,7 +119,8 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
   if (changes.length === 0) return;
   const events = changes.flatMap(({ id, d }) => d.events.map((e) => ({ id, ...e })));
   await inTransaction(pool, async (db) => {
-    // The state guard makes a retried chunk harmless: only outcomes still open are touched.
+    // The state guard makes a retried chunk harmless: only outcomes still open are touched. The
+    // `= any` lets the planner fetch the chunk's rows by key instead of hashing the whole table.
     await db.query(
       `update outcomes o set state = u.state, reject_reason = u.reject_reason, primary_claim_id = u.primary_claim_id,
               claim_count = u.claim_count, record_id = coalesce(u.record_id, o.record_id), evidence_version_id = u.evidence_version_id,
@@ -131,7 +132,7 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
                      $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[])
               as u(outcome_id, state, reject_reason, primary_claim_id, claim_count, record_id, evidence_version_id,
                    success_at, grace_ends_at, evidence_due_at, last_reopened_at, match_status)
-        where o.outcome_id = u.outcome_id and o.state in ('awaiting_evidence', 'in_grace', 'confirmed')
+        where o.outcome_id = u.outcome_id and o.outcome_id = any($2::bigint[]) and o.state in ('awaiting_evidence', 'in_grace', 'confirmed')
           and (o.evaluated_as_of is null or o.evaluated_as_of <= $1)`,
       [
         asOf,
