@@ -26,7 +26,7 @@ interface OutcomeRow {
  */
 export async function evaluateChunk(
   pool: Pool,
-  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; afterOutcomeId: number; limit: number },
+  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; afterOutcomeId: number; limit: number; slices?: number },
 ): Promise<ChunkResult> {
   const { tenant, asOf, contract } = args;
   const types = Object.keys(contract.body.outcomeTypes);
@@ -39,6 +39,19 @@ export async function evaluateChunk(
     [tenant, args.afterOutcomeId, args.limit, types, asOf],
   );
   if (outcomes.length === 0) return { processed: 0, changed: 0, lastOutcomeId: args.afterOutcomeId, done: true };
+  // Slices are disjoint and each is written in its own transaction, so they run side by side: the
+  // database works on as many cores as there are slices while Node decides the next one.
+  const slices = Math.max(1, Math.min(args.slices ?? 1, outcomes.length));
+  const size = Math.ceil(outcomes.length / slices);
+  const parts = Array.from({ length: slices }, (_, i) => outcomes.slice(i * size, (i + 1) * size)).filter((p) => p.length > 0);
+  const changed = (await Promise.all(parts.map((part) => evaluateSlice(pool, { ...args, outcomes: part })))).reduce((s, n) => s + n, 0);
+  const lastOutcomeId = outcomes[outcomes.length - 1].outcome_id;
+  return { processed: outcomes.length, changed, lastOutcomeId, done: outcomes.length < args.limit };
+}
+
+/** Reads, decides and writes one slice of a chunk; returns how many outcomes changed state. */
+async function evaluateSlice(pool: Pool, args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; outcomes: OutcomeRow[] }): Promise<number> {
+  const { tenant, asOf, contract, outcomes } = args;
   const ids = outcomes.map((o) => o.outcome_id);
   const { rows: claimRows } = await pool.query<{ outcome_id: number; claim_id: string; occurred_at: Date; retracted_at: Date | null }>(
     'select outcome_id, claim_id, occurred_at, retracted_at from claims where outcome_id = any($1::bigint[]) and occurred_at <= $2',
@@ -62,8 +75,7 @@ export async function evaluateChunk(
     if (d) changes.push({ id: o.outcome_id, d });
   }
   await writeDecisions(pool, args.runId, asOf, changes);
-  const lastOutcomeId = outcomes[outcomes.length - 1].outcome_id;
-  return { processed: outcomes.length, changed: changes.filter((c) => c.d.events.length > 0).length, lastOutcomeId, done: outcomes.length < args.limit };
+  return changes.filter((c) => c.d.events.length > 0).length;
 }
 
 /**
