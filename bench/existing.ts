@@ -14,6 +14,9 @@ export async function seedExistingHistory(pool: Pool, tenant: string, m: number)
     await db.query('begin');
     await db.query(`set local maintenance_work_mem = '256MB'`);
     await db.query('set local synchronous_commit = off');
+    // Nor row by row foreign-key checks: the seed's keys are consistent by construction. This turns
+    // off every trigger, so the ledger's period usage is added by hand below.
+    await db.query(`set local session_replication_role = replica`);
     // Bulk load as a restore would: plain indexes are dropped and built once at the end (unique
     // ones stay, they guard the rows). The database ends up with exactly the same indexes.
     const { rows: plain } = await db.query<{ name: string; def: string }>(
@@ -76,6 +79,12 @@ export async function seedExistingHistory(pool: Pool, tenant: string, m: number)
               primary_claim_id, '{}', success_at, 'tier', 1, row_number() over (order by outcome_id)
          from outcomes where tenant_id = $1 and subject_key like 'h-%'`,
       [tenant, run.run_id, asOf],
+    );
+    await db.query(
+      `insert into period_usage (tenant_id, period, outcome_type, charges, usage_minor, capped)
+       select tenant_id, period, outcome_type, count(*), sum(amount_minor), 0 from ledger_entries
+        where tenant_id = $1 and run_id = $2 and kind = 'charge' group by tenant_id, period, outcome_type`,
+      [tenant, run.run_id],
     );
     for (const ix of plain) await db.query(ix.def);
     await db.query('commit');
