@@ -13,6 +13,7 @@ import { createDisputeActivities } from './disputes';
 import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/reversals';
 import { postPeriodLines, type PeriodLinesResult } from '../src/reconcile/period-lines';
 import { deliverAlerts } from '../src/reconcile/alerts';
+import { refreshNightlyStatistics } from '../src/reconcile/statistics';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -108,12 +109,17 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async attachClaims(input: { tenant: string; runId: number }): Promise<ChunkLoopResult> {
-      return permanentAware(() =>
-        chunkLoop(0, async () => {
-          const r = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5);
-          return { processed: r.attached, cursor: 0, done: r.done };
-        }),
-      );
+      return permanentAware(async () => {
+        // The night's imports arrived since the last analyze: attach plans its joins on them.
+        await refreshNightlyStatistics(pool);
+        const r = await chunkLoop(0, async () => {
+          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5);
+          return { processed: a.attached, cursor: 0, done: a.done };
+        });
+        // Evaluate and post plan their statements on the night's new rows.
+        if (r.done) await refreshNightlyStatistics(pool, ['outcomes']);
+        return r;
+      });
     },
 
     async evaluateOutcomes(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult> {
@@ -121,7 +127,8 @@ export function createActivities(deps: ActivityDeps) {
         const asOf = new Date(input.asOf);
         const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
         return chunkLoop(input.cursor, async (cursor) => {
-          const r = await evaluateChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, contract, afterOutcomeId: cursor, limit: chunkSize });
+          // Two slices of a chunk at a time keep both of a small database server's cores busy.
+          const r = await evaluateChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, contract, afterOutcomeId: cursor, limit: chunkSize * 2, slices: 2 });
           return { processed: r.processed, cursor: r.lastOutcomeId, done: r.done };
         });
       });

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 
 const MB = 1024 * 1024;
@@ -49,47 +48,18 @@ export class RssSampler {
   }
 }
 
-/**
- * Counts activity heartbeats of the in-process worker. Heartbeats are not in the workflow history,
- * so `Context.current` is wrapped to see each call. The SDK sends at most one per throttle interval
- * per activity (min(80% of heartbeatTimeout, 60 s) = 60 s here); `sent` simulates that throttle.
- * Child worker processes are not seen: with --workers > 1 the counts are a lower bound.
- */
-export class HeartbeatCounter {
-  calls = 0;
-  sent = 0;
-  private lastSent = new Map<string, number>();
-  private readonly original = Context.current;
-  constructor(private readonly throttleMs = 60_000) {
-    const counter = this;
-    const original = this.original;
-    Context.current = function current() {
-      const ctx = original.call(Context);
-      if (!(ctx as { __benchCounted?: boolean }).__benchCounted) {
-        const beat = ctx.heartbeat;
-        const key = `${ctx.info.workflowExecution?.runId}/${ctx.info.activityId}/${ctx.info.attempt}`;
-        Object.assign(ctx, {
-          __benchCounted: true,
-          heartbeat: (details?: unknown) => {
-            counter.record(key);
-            beat(details);
-          },
-        });
-      }
-      return ctx;
-    };
-  }
-  private record(key: string): void {
-    this.calls++;
-    const now = Date.now();
-    const last = this.lastSent.get(key);
-    if (last === undefined || now - last >= this.throttleMs) {
-      this.sent++;
-      this.lastSent.set(key, now);
-    }
-  }
-  restore(): void {
-    Context.current = this.original;
+/** The SDK sends at most one heartbeat per activity per throttle interval: min(80% of heartbeatTimeout, 60 s) = 60 s here. */
+const HEARTBEAT_THROTTLE_S = 60;
+
+/** Heartbeat calls an activity made, from its result: one per chunk (or claim page). */
+function heartbeatCalls(result: { payloads?: Array<{ data?: Uint8Array | null }> | null } | null | undefined): number {
+  const data = result?.payloads?.[0]?.data;
+  if (!data) return 0;
+  try {
+    const r = JSON.parse(Buffer.from(data).toString('utf8')) as { chunks?: unknown; pages?: unknown };
+    return typeof r.chunks === 'number' ? r.chunks : typeof r.pages === 'number' ? r.pages : 0;
+  } catch {
+    return 0; // an encoded payload: not counted
   }
 }
 
@@ -103,6 +73,9 @@ export interface TemporalActions {
   byType: Record<string, number>;
   /** Billable kinds only: workflow starts (incl. continue-as-new), activities, timers, signals, updates, markers. */
   actions: number;
+  /** Heartbeat calls the activities made (one per chunk), and how many the SDK's throttle lets reach the server at most. */
+  heartbeatCalls: number;
+  heartbeatsSent: number;
 }
 
 const BILLABLE = ['workflowExecutionStarted', 'activityTaskScheduled', 'timerStarted', 'workflowExecutionSignaled', 'workflowExecutionUpdateAccepted', 'markerRecorded', 'startChildWorkflowExecutionInitiated'];
@@ -116,6 +89,8 @@ export async function countWorkflowEvents(client: Client, workflowId: string): P
   let runId: string | undefined;
   let runs = 0;
   let events = 0;
+  let calls = 0;
+  let sent = 0;
   do {
     const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
     runs++;
@@ -135,7 +110,11 @@ export async function countWorkflowEvents(client: Client, workflowId: string): P
       const completed = e.activityTaskCompletedEventAttributes;
       if (completed) {
         const name = names.get(String(completed.scheduledEventId)) ?? '?';
-        activitySeconds[name] = (activitySeconds[name] ?? 0) + (ms(e.eventTime) - (startedAt.get(String(completed.scheduledEventId)) ?? ms(e.eventTime))) / 1000;
+        const took = (ms(e.eventTime) - (startedAt.get(String(completed.scheduledEventId)) ?? ms(e.eventTime))) / 1000;
+        activitySeconds[name] = (activitySeconds[name] ?? 0) + took;
+        const n = heartbeatCalls(completed.result);
+        calls += n;
+        sent += Math.min(n, 1 + Math.floor(took / HEARTBEAT_THROTTLE_S));
       }
       if (started && (started.attempt ?? 1) > 1) {
         retried.push({ activity: names.get(String(started.scheduledEventId)) ?? '?', attempt: started.attempt!, failure: started.lastFailure?.message ?? '' });
@@ -144,5 +123,5 @@ export async function countWorkflowEvents(client: Client, workflowId: string): P
     }
   } while (runId);
   const actions = BILLABLE.reduce((s, t) => s + (byType[t] ?? 0), 0);
-  return { runs, retried, activitySeconds, events, byType, actions };
+  return { runs, retried, activitySeconds, events, byType, actions, heartbeatCalls: calls, heartbeatsSent: sent };
 }

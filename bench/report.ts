@@ -8,7 +8,7 @@ export interface Phase {
   side: 'project' | 'floor';
   name: string;
   seconds: number;
-  /** Peak RSS of the process doing the phase (MB); the in-process worker for the run. */
+  /** Peak RSS of the process doing the phase (MB): the benchmark process for imports and export, the worker processes for the run. */
   rssMb?: number;
   note?: string;
 }
@@ -26,7 +26,7 @@ export interface BenchResult {
   worker_peak_rss_mb: number;
   claims_per_s: number;
   temporal_actions: number;
-  temporal: TemporalActions & { heartbeatCalls: number; heartbeatsSent: number; progressQueries: number; chunkSize: number };
+  temporal: TemporalActions & { progressQueries: number; chunkSize: number };
   ledger: { project: LedgerCheck; floor: LedgerCheck; expected: number; agree: boolean };
   generate_s: number;
   date: string;
@@ -57,7 +57,7 @@ export function formatTable(r: BenchResult): string {
     `floor total     ${sec(r.floor_s)} s`,
     `ratio           ${r.ratio.toFixed(2)}  (project / floor)`,
     `worker peak RSS ${r.worker_peak_rss_mb.toFixed(0)} MB`,
-    `temporal        ${r.temporal_actions} actions = history actions ${t.actions} + heartbeats sent ~${t.heartbeatsSent} (${t.heartbeatCalls} heartbeat calls${r.workers > 1 ? ' in the in-process worker only' : ''}, throttled by the SDK); ${t.runs} execution(s), ${t.events} events; progress queries ${t.progressQueries} (not in history)`,
+    `temporal        ${r.temporal_actions} actions = history actions ${t.actions} + heartbeats sent ~${t.heartbeatsSent} (at most; ${t.heartbeatCalls} heartbeat calls, one per chunk, throttled by the SDK to one a minute per activity); ${t.runs} execution(s), ${t.events} events; progress queries ${t.progressQueries} (not in history)`,
     `                events: ${types}`,
     `                activity seconds: ${Object.entries(t.activitySeconds).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
     ...(t.retried.length ? [`                retried activities: ${t.retried.map((x) => `${x.activity} attempt ${x.attempt} (${x.failure})`).join('; ')}`] : []),

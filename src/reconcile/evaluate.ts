@@ -26,7 +26,7 @@ interface OutcomeRow {
  */
 export async function evaluateChunk(
   pool: Pool,
-  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; afterOutcomeId: number; limit: number },
+  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; afterOutcomeId: number; limit: number; slices?: number },
 ): Promise<ChunkResult> {
   const { tenant, asOf, contract } = args;
   const types = Object.keys(contract.body.outcomeTypes);
@@ -39,23 +39,26 @@ export async function evaluateChunk(
     [tenant, args.afterOutcomeId, args.limit, types, asOf],
   );
   if (outcomes.length === 0) return { processed: 0, changed: 0, lastOutcomeId: args.afterOutcomeId, done: true };
+  // Slices are disjoint and each is written in its own transaction, so they run side by side: the
+  // database works on as many cores as there are slices while Node decides the next one.
+  const slices = Math.max(1, Math.min(args.slices ?? 1, outcomes.length));
+  const size = Math.ceil(outcomes.length / slices);
+  const parts = Array.from({ length: slices }, (_, i) => outcomes.slice(i * size, (i + 1) * size)).filter((p) => p.length > 0);
+  const changed = (await Promise.all(parts.map((part) => evaluateSlice(pool, { ...args, outcomes: part })))).reduce((s, n) => s + n, 0);
+  const lastOutcomeId = outcomes[outcomes.length - 1].outcome_id;
+  return { processed: outcomes.length, changed, lastOutcomeId, done: outcomes.length < args.limit };
+}
+
+/** Reads, decides and writes one slice of a chunk; returns how many outcomes changed state. */
+async function evaluateSlice(pool: Pool, args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; outcomes: OutcomeRow[] }): Promise<number> {
+  const { tenant, asOf, contract, outcomes } = args;
   const ids = outcomes.map((o) => o.outcome_id);
   const { rows: claimRows } = await pool.query<{ outcome_id: number; claim_id: string; occurred_at: Date; retracted_at: Date | null }>(
     'select outcome_id, claim_id, occurred_at, retracted_at from claims where outcome_id = any($1::bigint[]) and occurred_at <= $2',
     [ids, asOf],
   );
-  const { rows: versionRows } = await pool.query<{ outcome_id: number; version_id: number; record_id: number; effective_at: Date; match_key: string; data: Record<string, unknown> }>(
-    `with o as (select * from unnest($1::bigint[], $2::text[], $3::text[]) as o(outcome_id, subject_key, source)),
-     candidates as (
-       select distinct o.outcome_id, r.record_id from o
-         join record_versions k on k.match_key = o.subject_key and k.effective_at <= $5
-         join records r on r.record_id = k.record_id and r.tenant_id = $4 and r.source = o.source)
-     select c.outcome_id, v.version_id, v.record_id, v.effective_at, v.match_key, v.data
-       from candidates c join record_versions v on v.record_id = c.record_id and v.effective_at <= $5`,
-    [ids, outcomes.map((o) => o.subject_key), outcomes.map((o) => contract.body.outcomeTypes[o.outcome_type].recordSource), tenant, asOf],
-  );
+  const versionsBy = await candidateVersions(pool, { tenant, asOf, outcomes, sourceOf: (type) => contract.body.outcomeTypes[type].recordSource });
   const claimsBy = groupBy(claimRows, (r) => r.outcome_id, (r): ClaimView => ({ claimId: r.claim_id, occurredAt: r.occurred_at, retractedAt: r.retracted_at }));
-  const versionsBy = groupBy(versionRows, (r) => r.outcome_id, (r): VersionView => ({ versionId: r.version_id, recordId: r.record_id, effectiveAt: r.effective_at, matchKey: r.match_key, data: r.data }));
 
   const changes: Array<{ id: number; d: OutcomeDecision }> = [];
   for (const o of outcomes) {
@@ -72,8 +75,46 @@ export async function evaluateChunk(
     if (d) changes.push({ id: o.outcome_id, d });
   }
   await writeDecisions(pool, args.runId, asOf, changes);
-  const lastOutcomeId = outcomes[outcomes.length - 1].outcome_id;
-  return { processed: outcomes.length, changed: changes.filter((c) => c.d.events.length > 0).length, lastOutcomeId, done: outcomes.length < args.limit };
+  return changes.filter((c) => c.d.events.length > 0).length;
+}
+
+/**
+ * Every version (as of `asOf`) of every record that could match an outcome of the chunk: a record
+ * of the outcome type's source with some version keyed by the outcome's subject. Looked up by the
+ * chunk's keys through the match-key index, so the cost is the chunk's, not the table's.
+ */
+async function candidateVersions(
+  pool: Pool,
+  args: { tenant: string; asOf: Date; outcomes: OutcomeRow[]; sourceOf: (outcomeType: string) => string },
+): Promise<Map<number, VersionView[]>> {
+  const keys = [...new Set(args.outcomes.map((o) => o.subject_key))];
+  const { rows } = await pool.query<{ version_id: number; record_id: number; effective_at: Date; match_key: string; data: Record<string, unknown>; source: string }>(
+    `select v.version_id, v.record_id, v.effective_at, v.match_key, v.data, r.source
+       from records r join record_versions v on v.record_id = r.record_id and v.effective_at <= $3
+      where r.tenant_id = $2
+        and r.record_id in (select k.record_id from record_versions k where k.match_key = any($1::text[]) and k.effective_at <= $3)
+      order by v.record_id, v.version_id`,
+    [keys, args.tenant, args.asOf],
+  );
+  const versionsOf = groupBy(rows, (r) => r.record_id, (r) => r);
+  // A record is a candidate for an outcome when one of its versions carries the outcome's key.
+  const recordsOf = new Map<string, number[]>();
+  for (const [recordId, versions] of versionsOf) {
+    const source = versions[0].source;
+    for (const key of new Set(versions.map((v) => v.match_key))) {
+      const k = `${source}\u0000${key}`;
+      const list = recordsOf.get(k) ?? [];
+      list.push(recordId);
+      recordsOf.set(k, list);
+    }
+  }
+  const byOutcome = new Map<number, VersionView[]>();
+  for (const o of args.outcomes) {
+    const recordIds = recordsOf.get(`${args.sourceOf(o.outcome_type)}\u0000${o.subject_key}`);
+    if (!recordIds) continue;
+    byOutcome.set(o.outcome_id, recordIds.flatMap((id) => versionsOf.get(id)!.map((v): VersionView => ({ versionId: v.version_id, recordId: v.record_id, effectiveAt: v.effective_at, matchKey: v.match_key, data: v.data }))));
+  }
+  return byOutcome;
 }
 
 function groupBy<R, V>(rows: R[], key: (r: R) => number, map: (r: R) => V): Map<number, V[]> {
@@ -90,7 +131,8 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
   if (changes.length === 0) return;
   const events = changes.flatMap(({ id, d }) => d.events.map((e) => ({ id, ...e })));
   await inTransaction(pool, async (db) => {
-    // The state guard makes a retried chunk harmless: only outcomes still open are touched.
+    // The state guard makes a retried chunk harmless: only outcomes still open are touched. The
+    // `= any` lets the planner fetch the chunk's rows by key instead of hashing the whole table.
     await db.query(
       `update outcomes o set state = u.state, reject_reason = u.reject_reason, primary_claim_id = u.primary_claim_id,
               claim_count = u.claim_count, record_id = coalesce(u.record_id, o.record_id), evidence_version_id = u.evidence_version_id,
@@ -102,7 +144,7 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
                      $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[])
               as u(outcome_id, state, reject_reason, primary_claim_id, claim_count, record_id, evidence_version_id,
                    success_at, grace_ends_at, evidence_due_at, last_reopened_at, match_status)
-        where o.outcome_id = u.outcome_id and o.state in ('awaiting_evidence', 'in_grace', 'confirmed')
+        where o.outcome_id = u.outcome_id and o.outcome_id = any($2::bigint[]) and o.state in ('awaiting_evidence', 'in_grace', 'confirmed')
           and (o.evaluated_as_of is null or o.evaluated_as_of <= $1)`,
       [
         asOf,

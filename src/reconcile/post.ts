@@ -36,15 +36,13 @@ export function pricingVersion(versions: ContractVersion[], outcomeType: string,
   return fallback;
 }
 
-/** What the period already holds for each outcome type (credits do not give capacity back). */
+/** What the period already holds for each outcome type (credits do not give capacity back): one row per type, kept by a trigger on the ledger. */
 async function usageByType(db: PoolClient, tenant: string, period: string): Promise<Map<string, PeriodUsage>> {
-  const { rows } = await db.query<{ outcome_type: string; count: number; usage: number; capped: number }>(
-    `select outcome_type, count(*)::int as count, coalesce(sum(amount_minor), 0)::bigint as usage,
-            count(*) filter (where pricing_basis = 'capped')::int as capped
-       from ledger_entries where tenant_id = $1 and period = $2 and kind = 'charge' group by outcome_type`,
+  const { rows } = await db.query<{ outcome_type: string; charges: number; usage_minor: number; capped: number }>(
+    'select outcome_type, charges, usage_minor, capped from period_usage where tenant_id = $1 and period = $2',
     [tenant, period],
   );
-  return new Map(rows.map((r) => [r.outcome_type, { count: r.count, usageMinor: Number(r.usage), capped: r.capped }]));
+  return new Map(rows.map((r) => [r.outcome_type, { count: r.charges, usageMinor: Number(r.usage_minor), capped: r.capped }]));
 }
 
 /**
@@ -112,6 +110,7 @@ export async function postChunk(
         lines.map((l) => l.currency),
       ],
     );
+    const basisOf = new Map(lines.map((l) => [l.r.outcome_id, l.line.basis]));
     await db.query(`update outcomes set state = 'billed', updated_at = now() where outcome_id = any($1::bigint[]) and state = 'confirmed'`, [lines.map((l) => l.r.outcome_id)]);
     await db.query(
       `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
@@ -120,7 +119,7 @@ export async function postChunk(
          from unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::text[]) as e(outcome_id, entry_id, amount_minor, basis)
        on conflict do nothing`,
       [args.runId, args.asOf, period, inserted.map((i) => i.outcome_id), inserted.map((i) => i.entry_id), inserted.map((i) => i.amount_minor),
-        inserted.map((i) => lines.find((l) => l.r.outcome_id === i.outcome_id)!.line.basis)],
+        inserted.map((i) => basisOf.get(i.outcome_id)!)],
     );
     await recordAlerts(db, { tenant: args.tenant, runId: args.runId, period, at: args.asOf, current, before: startUsage, after: usage });
     return { rows, inserted };
