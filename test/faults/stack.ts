@@ -1,0 +1,113 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createPool } from '../../src/db/pool';
+import { migrate } from '../../src/db/migrate';
+import { startEmbeddedPostgres, type LocalPostgres } from '../../src/stack/postgres';
+import { startTemporalDevServer, type LocalTemporal } from '../../src/stack/temporal-server';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface FaultStack {
+  postgres: LocalPostgres;
+  temporal: LocalTemporal;
+  /** A fresh, migrated database; its URL. */
+  freshDatabase(name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Embedded PostgreSQL and a Temporal dev server whose state survives a restart (SQLite file). */
+export async function startFaultStack(dir: string, log: (m: string) => void): Promise<FaultStack> {
+  const postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), log });
+  const temporal = await startTemporalDevServer({ dbFile: path.join(dir, 'temporal.db'), ui: false, log }).catch(async (e) => {
+    await postgres.stop();
+    throw e;
+  });
+  const admin = postgres.url.replace(/\/recon$/, '/postgres');
+  return {
+    postgres,
+    temporal,
+    async freshDatabase(name) {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      try {
+        await c.query(`drop database if exists "${name}" with (force)`);
+        await c.query(`create database "${name}"`);
+      } finally {
+        await c.end();
+      }
+      const url = postgres.url.replace(/\/recon$/, `/${name}`);
+      const pool = createPool(url, 1);
+      try {
+        await migrate(pool);
+      } finally {
+        await pool.end();
+      }
+      return url;
+    },
+    async stop() {
+      await temporal.stop().catch(() => undefined);
+      await postgres.stop().catch(() => undefined);
+    },
+  };
+}
+
+/** The production worker (`recon worker`) in its own OS process, so that SIGKILL is a real crash. */
+export class WorkerProcess {
+  child: ChildProcess | null = null;
+  starts = 0;
+  log = '';
+
+  constructor(private readonly env: NodeJS.ProcessEnv, private readonly chunkSize: number) {}
+
+  get running(): boolean {
+    return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.starts++;
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(this.chunkSize)], {
+      cwd: ROOT, env: this.env, stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    let seen = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker ${child.pid} did not start polling within 180 s: ${seen.slice(-400)}`)), 180_000);
+      child.stderr!.on('data', (b: Buffer) => {
+        const text = b.toString();
+        seen += text;
+        this.log = (this.log + text).slice(-20_000);
+        if (seen.includes('polling task queue')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`worker ${child.pid} exited with ${code ?? signal} before polling: ${seen.slice(-400)}`));
+      });
+    });
+  }
+
+  /** A crash: no drain, no goodbye to Temporal or Postgres. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
