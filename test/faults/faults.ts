@@ -11,13 +11,15 @@ export type ActivityName = (typeof ACTIVITIES)[number];
 const { temporal } = proto;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SCHEDULED = temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED;
+const COMPLETED = temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED;
 
 /**
- * Resolves when the workflow schedules `activity` (seen by long-polling its history), or false
- * when the workflow closes first.
+ * Resolves true when the workflow schedules (or, with `completed`, finishes) `activity`, seen by
+ * long-polling its history; false when the workflow closes first.
  */
-export async function whenScheduled(client: Client, handle: WorkflowHandle, activity: string): Promise<boolean> {
+export async function whenActivity(client: Client, handle: WorkflowHandle, activity: string, stage: 'scheduled' | 'completed' = 'scheduled'): Promise<boolean> {
   let nextPageToken: Uint8Array | undefined;
+  const scheduledIds = new Set<string>();
   for (;;) {
     let res;
     try {
@@ -29,7 +31,11 @@ export async function whenScheduled(client: Client, handle: WorkflowHandle, acti
       continue;
     }
     for (const e of res.history?.events ?? []) {
-      if (e.eventType === SCHEDULED && e.activityTaskScheduledEventAttributes?.activityType?.name === activity) return true;
+      if (e.eventType === SCHEDULED && e.activityTaskScheduledEventAttributes?.activityType?.name === activity) {
+        if (stage === 'scheduled') return true;
+        scheduledIds.add(String(e.eventId));
+      }
+      if (e.eventType === COMPLETED && scheduledIds.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId))) return true;
       if (e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes) return false;
     }
     if (!res.nextPageToken?.length) return false;
@@ -51,23 +57,28 @@ export interface KillRecord {
   pendingAtKill: string[];
 }
 
-/** SIGKILL of the worker process when the seed's activity of the seed's night starts (plus a random delay). */
-export function sigkill(seed: number, record: (k: KillRecord) => void): FaultHooks {
+/**
+ * SIGKILL of the worker process when the seed's activity of the seed's night is scheduled (plus a
+ * random delay), or just after it completed (`after`: the crash hits the workflow task that
+ * records it, which Temporal hands to the next worker within seconds instead of the activity's
+ * heartbeat timeout).
+ */
+export function sigkill(seed: number, record: (k: KillRecord) => void, opts: { nights?: number; after?: boolean } = {}): FaultHooks {
   const r = rng(seed * 7919 + 1);
   const target = ACTIVITIES[seed % ACTIVITIES.length];
   // Night 0 has no reversals or disputes yet; later nights exercise more.
-  const night = 1 + Math.floor(r() * (NIGHTS.length - 1));
+  const night = 1 + Math.floor(r() * ((opts.nights ?? NIGHTS.length) - 1));
   const delay = Math.floor(r() * 120);
   const downMs = 300 + Math.floor(r() * 2000);
   return {
     async duringNight(ctx, n, handle) {
       if (n !== night) return;
-      if (!(await whenScheduled(ctx.client, handle, target))) return;
-      await sleep(delay);
+      if (!(await whenActivity(ctx.client, handle, target, opts.after ? 'completed' : 'scheduled'))) return;
+      if (!opts.after) await sleep(delay);
       await ctx.worker.kill();
       const pendingAtKill = await pendingActivities(ctx.client, handle).catch(() => []);
       record({ seed, target, night, pendingAtKill });
-      ctx.log(`SIGKILL at ${target}+${delay}ms in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`);
+      ctx.log(`SIGKILL ${opts.after ? 'after' : 'at'} ${target}${opts.after ? '' : `+${delay}ms`} in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`);
       await sleep(downMs);
       await ctx.worker.start();
     },
@@ -83,12 +94,12 @@ export function temporalRestart(seed: number): FaultHooks {
   return {
     async duringNight(ctx, n, handle) {
       if (n !== night) return;
-      if (!(await whenScheduled(ctx.client, handle, target))) return;
+      if (!(await whenActivity(ctx.client, handle, target))) return;
       await sleep(Math.floor(r() * 100));
-      await ctx.stack.temporal.halt!(signal);
+      await ctx.stack.temporal!.halt!(signal);
       ctx.log(`Temporal stopped (${signal}) at ${target} in night ${night}`);
       await sleep(2000 + Math.floor(r() * 3000));
-      await ctx.stack.temporal.resume!();
+      await ctx.stack.temporal!.resume!();
       ctx.log('Temporal back');
     },
   };
@@ -102,12 +113,12 @@ export function postgresRestart(seed: number): FaultHooks {
   return {
     async duringNight(ctx, n, handle) {
       if (n !== night) return;
-      if (!(await whenScheduled(ctx.client, handle, target))) return;
+      if (!(await whenActivity(ctx.client, handle, target))) return;
       await sleep(Math.floor(r() * 60));
-      await ctx.stack.postgres.halt();
+      await ctx.stack.postgres!.halt();
       ctx.log(`PostgreSQL stopped at ${target} in night ${night}`);
       await sleep(1500 + Math.floor(r() * 3000));
-      await ctx.stack.postgres.resume();
+      await ctx.stack.postgres!.resume();
       ctx.log('PostgreSQL back');
     },
   };
@@ -117,15 +128,15 @@ export function postgresRestart(seed: number): FaultHooks {
  * pg_terminate_backend of the worker's connections inside a transaction (xact_start set), as soon
  * as one is seen after the seed's activity is scheduled: the transaction rolls back, the activity retries.
  */
-export function connectionDrop(seed: number, adminUrl: string, record: (what: string) => void): FaultHooks {
+export function connectionDrop(seed: number, record: (what: string) => void, nights = NIGHTS.length): FaultHooks {
   const r = rng(seed * 32452843 + 7);
   const target = (['pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges'] as const)[seed % 6];
-  const night = 1 + Math.floor(r() * (NIGHTS.length - 1));
+  const night = 1 + Math.floor(r() * (nights - 1));
   return {
     async duringNight(ctx, n, handle) {
       if (n !== night) return;
-      if (!(await whenScheduled(ctx.client, handle, target))) return;
-      const admin = new pg.Client({ connectionString: adminUrl });
+      if (!(await whenActivity(ctx.client, handle, target))) return;
+      const admin = new pg.Client({ connectionString: ctx.stack.adminUrl });
       await admin.connect();
       try {
         const db = `f_${ctx.name.replace(/-/g, '_')}`;

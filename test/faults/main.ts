@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { formatRows, runSuite } from './suite';
+import { stopEverything } from './stack';
 
 const Args = z.object({
   sigkill: z.coerce.number().int().min(0).default(20),
@@ -20,6 +21,9 @@ export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { sigkill: opt, temporal: opt, postgres: opt, drops: opt, http: opt, disputes: opt, tickets: opt, parallel: opt, 'strict-bytes': { type: 'boolean' } }, strict: true });
   const args = Args.parse({ ...values, strictBytes: values['strict-bytes'] });
   const t0 = Date.now();
+  const onSignal = () => void stopEverything().finally(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
   const r = await runSuite({
     sigkillSeeds: args.sigkill, temporalSeeds: args.temporal, postgresSeeds: args.postgres, dropSeeds: args.drops,

@@ -15,7 +15,7 @@ import { reconcileTenant } from '../../workflows';
 import { runWorkflowId } from '../../workflows/messages';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { NIGHTS, type Story } from './data';
-import { WorkerProcess, type FaultStack } from './stack';
+import { WorkerProcess, type ScenarioStack } from './stack';
 
 const EXAMPLE = new URL('../../examples/contract.acme.json', import.meta.url);
 const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
@@ -39,7 +39,7 @@ export interface RunContext {
   client: Client;
   worker: WorkerProcess;
   claims: ClaimsServer;
-  stack: FaultStack;
+  stack: ScenarioStack;
   log: (m: string) => void;
 }
 
@@ -59,14 +59,16 @@ function workflowIdOf(tenant: string, night: number): string {
  * Runs the whole story on a fresh database and tenant with its own worker process and claims
  * server, applying `hooks` on the way; returns the ledger export (every period, in order).
  */
-export async function runScenario(stack: FaultStack, client: Client, story: Story, name: string, hooks: FaultHooks, dir: string, log: (m: string) => void): Promise<RunResult> {
+export async function runScenario(
+  stack: ScenarioStack, client: Client, story: Story, name: string, hooks: FaultHooks, dir: string, log: (m: string) => void, nights = NIGHTS.length,
+): Promise<RunResult> {
   const t0 = Date.now();
   const url = await stack.freshDatabase(`f_${name.replace(/-/g, '_')}`);
   const pool = createPool(url);
   const claims = await startClaimsServer({ hangMs: 35_000 });
   const tenant = `t-${name}`;
   const taskQueue = `faults-${name}`;
-  const worker = new WorkerProcess({ ...process.env, DATABASE_URL: url, TEMPORAL_ADDRESS: stack.temporal.address, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: taskQueue }, CHUNK_SIZE);
+  const worker = new WorkerProcess({ ...process.env, DATABASE_URL: url, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: taskQueue }, CHUNK_SIZE);
   const ctx: RunContext = { name, tenant, taskQueue, pool, client, worker, claims, stack, log: (m) => log(`[${name}] ${m}`) };
   const runDir = path.join(dir, name);
   await mkdir(runDir, { recursive: true });
@@ -89,7 +91,7 @@ export async function runScenario(stack: FaultStack, client: Client, story: Stor
     }));
     await worker.start();
     await hooks.prepare?.(ctx);
-    for (let night = 0; night < NIGHTS.length; night++) {
+    for (let night = 0; night < nights; night++) {
       const asOf = NIGHTS[night];
       const fileClaims = story.claims.filter((c) => c.night === night && c.via === 'file').map((c) => JSON.stringify(c.item));
       if (fileClaims.length) {
@@ -114,7 +116,7 @@ export async function runScenario(stack: FaultStack, client: Client, story: Stor
         typedSearchAttributes: [{ key: TENANT_KEY, value: tenant }, { key: AS_OF_KEY, value: asOf }],
       });
       const fault = hooks.duringNight?.(ctx, night, handle);
-      await handle.result();
+      await nightResult(ctx, handle, night);
       await fault;
       // A fault that struck after the run ended must still leave a worker for the next night.
       await worker.start();
@@ -142,6 +144,40 @@ export async function runScenario(stack: FaultStack, client: Client, story: Stor
     await pool.end();
   }
 }
+
+/** The night's result; the client's own calls are retried while Temporal restarts. Stuck nights are explained. */
+async function nightResult(ctx: RunContext, handle: WorkflowHandle, night: number): Promise<void> {
+  const started = Date.now();
+  let done = false;
+  let failed: unknown = null;
+  const result = (async () => {
+    for (;;) {
+      try {
+        await handle.result();
+        return;
+      } catch (err) {
+        // A workflow failure is final; a lost connection to a restarting server is not.
+        if ((err as Error).name === 'WorkflowFailedError' || Date.now() - started > STUCK_MS) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  })().then(() => (done = true), (err) => ((failed = err), (done = true)));
+  while (!done) {
+    await Promise.race([result, new Promise((r) => setTimeout(r, 60_000))]);
+    if (done) break;
+    const d = await ctx.client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: handle.workflowId } }).catch(() => null);
+    const pending = (d?.pendingActivities ?? []).map((a) => `${a.activityType?.name} attempt ${a.attempt}: ${a.lastFailure?.message ?? 'no failure yet'}`);
+    ctx.log(`night ${night} still running after ${Math.round((Date.now() - started) / 1000)} s; pending: ${pending.join(' | ') || '(none)'}; worker ${ctx.worker.running ? 'up' : 'down'}`);
+    if (Date.now() - started > STUCK_MS) {
+      ctx.log(`worker log tail:\n${ctx.worker.log.slice(-3000)}`);
+      throw new Error(`night ${night} did not finish within ${STUCK_MS / 1000} s; pending: ${pending.join(' | ') || '(none)'}`);
+    }
+  }
+  if (failed) throw failed;
+}
+
+/** A night that has not finished after this long is stuck (a killed activity costs its 2-minute heartbeat timeout). */
+const STUCK_MS = 8 * 60_000;
 
 async function exportAll(pool: Pool, tenant: string): Promise<Buffer> {
   const { rows } = await pool.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [tenant]);

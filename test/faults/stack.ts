@@ -10,12 +10,56 @@ import { startTemporalDevServer, type LocalTemporal } from '../../src/stack/temp
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export interface FaultStack {
-  postgres: LocalPostgres;
-  temporal: LocalTemporal;
+/** Everything this process started, stopped on Ctrl-C or SIGTERM so that no server outlives the suite. */
+const live = new Set<() => Promise<void>>();
+export async function stopEverything(): Promise<void> {
+  for (const stop of [...live].reverse()) await stop().catch(() => undefined);
+}
+
+/** What a scenario run needs; the servers themselves only when a fault stops them. */
+export interface ScenarioStack {
+  temporalAddress: string;
+  /** The maintenance database's URL (for CREATE DATABASE and pg_terminate_backend). */
+  adminUrl: string;
   /** A fresh, migrated database; its URL. */
   freshDatabase(name: string): Promise<string>;
+  postgres?: LocalPostgres;
+  temporal?: LocalTemporal;
+}
+
+export interface FaultStack extends ScenarioStack {
+  postgres: LocalPostgres;
+  temporal: LocalTemporal;
   stop(): Promise<void>;
+}
+
+/** Drops and recreates database `name` on the server of `anyUrl`, migrated; returns its URL. */
+export async function freshDatabaseOn(anyUrl: string, name: string): Promise<string> {
+  const admin = new URL(anyUrl);
+  admin.pathname = '/postgres';
+  const c = new pg.Client({ connectionString: admin.toString() });
+  await c.connect();
+  try {
+    await c.query(`drop database if exists "${name}" with (force)`);
+    await c.query(`create database "${name}"`);
+  } finally {
+    await c.end();
+  }
+  const url = new URL(anyUrl);
+  url.pathname = `/${name}`;
+  const pool = createPool(url.toString(), 1);
+  try {
+    await migrate(pool);
+  } finally {
+    await pool.end();
+  }
+  return url.toString();
+}
+
+export function adminUrlOf(anyUrl: string): string {
+  const admin = new URL(anyUrl);
+  admin.pathname = '/postgres';
+  return admin.toString();
 }
 
 /** Embedded PostgreSQL and a Temporal dev server whose state survives a restart (SQLite file). */
@@ -25,32 +69,19 @@ export async function startFaultStack(dir: string, log: (m: string) => void): Pr
     await postgres.stop();
     throw e;
   });
-  const admin = postgres.url.replace(/\/recon$/, '/postgres');
+  const stopStack = async () => {
+    live.delete(stopStack);
+    await temporal.stop().catch(() => undefined);
+    await postgres.stop().catch(() => undefined);
+  };
+  live.add(stopStack);
   return {
     postgres,
     temporal,
-    async freshDatabase(name) {
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      try {
-        await c.query(`drop database if exists "${name}" with (force)`);
-        await c.query(`create database "${name}"`);
-      } finally {
-        await c.end();
-      }
-      const url = postgres.url.replace(/\/recon$/, `/${name}`);
-      const pool = createPool(url, 1);
-      try {
-        await migrate(pool);
-      } finally {
-        await pool.end();
-      }
-      return url;
-    },
-    async stop() {
-      await temporal.stop().catch(() => undefined);
-      await postgres.stop().catch(() => undefined);
-    },
+    temporalAddress: temporal.address,
+    adminUrl: adminUrlOf(postgres.url),
+    freshDatabase: (name) => freshDatabaseOn(postgres.url, name),
+    stop: stopStack,
   };
 }
 
@@ -58,7 +89,10 @@ export async function startFaultStack(dir: string, log: (m: string) => void): Pr
 export class WorkerProcess {
   child: ChildProcess | null = null;
   starts = 0;
+  /** Exits we did not cause: the worker crashed on its own. */
+  crashes = 0;
   log = '';
+  private expectExit = false;
 
   constructor(private readonly env: NodeJS.ProcessEnv, private readonly chunkSize: number) {}
 
@@ -73,6 +107,16 @@ export class WorkerProcess {
       cwd: ROOT, env: this.env, stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
+    this.expectExit = false;
+    const stopChild = () => this.stop();
+    live.add(stopChild);
+    child.once('exit', () => live.delete(stopChild));
+    child.once('exit', (code, signal) => {
+      if (this.expectExit) return;
+      this.crashes++;
+      this.log += `\n[worker ${child.pid} exited on its own with ${code ?? signal}]\n`;
+      process.stderr.write(`[faults] worker ${child.pid} crashed (${code ?? signal}): ${this.log.slice(-1200)}\n`);
+    });
     let seen = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`worker ${child.pid} did not start polling within 180 s: ${seen.slice(-400)}`)), 180_000);
@@ -97,6 +141,7 @@ export class WorkerProcess {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = once(child, 'exit');
+    this.expectExit = true;
     child.kill('SIGKILL');
     await exited;
   }
@@ -105,6 +150,7 @@ export class WorkerProcess {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = once(child, 'exit');
+    this.expectExit = true;
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await exited;

@@ -83,10 +83,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     const drops: string[] = [];
     const checks: string[] = [];
     const checkFailures: string[] = [];
-    const adminUrl = stack.postgres.url.replace(/\/recon$/, '/postgres');
     const plans: FaultPlan[] = [
       { fault: 'worker SIGKILL + restart', seeds: range(1, opts.sigkillSeeds), hooks: (s) => sigkill(s, (k) => kills.push(k)) },
-      { fault: 'connection dropped mid-transaction', seeds: range(101, opts.dropSeeds), hooks: (s) => connectionDrop(s, adminUrl, (d) => drops.push(d)) },
+      { fault: 'connection dropped mid-transaction', seeds: range(101, opts.dropSeeds), hooks: (s) => connectionDrop(s, (d) => drops.push(d)) },
       { fault: 'claims HTTP 500/timeout/truncated/replayed page', seeds: range(201, opts.httpSeeds), hooks: (s) => httpFaults(s) },
       {
         fault: 'dispute resolved while worker down', seeds: range(301, opts.disputeSeeds),
