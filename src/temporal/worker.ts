@@ -16,11 +16,14 @@ export async function createWorker(opts: {
   deps: ActivityDeps;
   bundle?: WorkflowBundleWithSourceMap | { codePath: string };
 }): Promise<Worker> {
+  // A bundle built ahead (the file written from bundleWorkflows().code) spares each start the
+  // bundling, which costs seconds of CPU; without it the worker bundles the workflows itself.
+  const prebuilt = process.env.RECON_WORKFLOW_BUNDLE;
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    ...(opts.bundle ? { workflowBundle: opts.bundle } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(opts.bundle ? { workflowBundle: opts.bundle } : prebuilt ? { workflowBundle: { codePath: prebuilt } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities(opts.deps),
     maxConcurrentActivityTaskExecutions: 4,
   });
