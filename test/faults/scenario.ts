@@ -68,7 +68,7 @@ export async function runScenario(
   const claims = await startClaimsServer({ hangMs: 35_000 });
   const tenant = `t-${name}`;
   const taskQueue = `faults-${name}`;
-  const worker = new WorkerProcess({ ...process.env, DATABASE_URL: url, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: taskQueue }, CHUNK_SIZE);
+  const worker = new WorkerProcess({ ...process.env, ...(stack.workflowBundle ? { RECON_WORKFLOW_BUNDLE: stack.workflowBundle } : {}), DATABASE_URL: url, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: taskQueue }, CHUNK_SIZE);
   const ctx: RunContext = { name, tenant, taskQueue, pool, client, worker, claims, stack, log: (m) => log(`[${name}] ${m}`) };
   const runDir = path.join(dir, name);
   await mkdir(runDir, { recursive: true });
@@ -134,6 +134,8 @@ export async function runScenario(
     }
     const csv = await exportAll(pool, tenant);
     const duplicates = await countDuplicates(pool, tenant);
+    const injected = Object.entries(claims.injected).filter(([k, n]) => k !== 'ok' && n > 0);
+    if (injected.length) ctx.log(`claims source faults served: ${injected.map(([k, n]) => `${n}× ${k}`).join(', ')}`);
     return { csv, seconds: (Date.now() - t0) / 1000, workerStarts: worker.starts, duplicates };
   } catch (err) {
     ctx.log(`failed; worker log tail:\n${worker.log.slice(-1500)}`);

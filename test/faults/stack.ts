@@ -23,6 +23,8 @@ export interface ScenarioStack {
   adminUrl: string;
   /** A fresh, migrated database; its URL. */
   freshDatabase(name: string): Promise<string>;
+  /** A prebuilt workflow bundle for the worker processes (RECON_WORKFLOW_BUNDLE). */
+  workflowBundle?: string;
   postgres?: LocalPostgres;
   temporal?: LocalTemporal;
 }
@@ -63,7 +65,7 @@ export function adminUrlOf(anyUrl: string): string {
 }
 
 /** Embedded PostgreSQL and a Temporal dev server whose state survives a restart (SQLite file). */
-export async function startFaultStack(dir: string, log: (m: string) => void): Promise<FaultStack> {
+export async function startFaultStack(dir: string, log: (m: string) => void, workflowBundle?: string): Promise<FaultStack> {
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), log });
   const temporal = await startTemporalDevServer({ dbFile: path.join(dir, 'temporal.db'), ui: false, log }).catch(async (e) => {
     await postgres.stop();
@@ -79,6 +81,7 @@ export async function startFaultStack(dir: string, log: (m: string) => void): Pr
     postgres,
     temporal,
     temporalAddress: temporal.address,
+    workflowBundle,
     adminUrl: adminUrlOf(postgres.url),
     freshDatabase: (name) => freshDatabaseOn(postgres.url, name),
     stop: stopStack,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../../src/temporal/connection';
 import { installRuntime } from '../../src/temporal/runtime';
+import { bundleWorkflows } from '../../src/temporal/worker';
 import { makeStory, type Story } from './data';
 import { ACTIVITIES, connectionDrop, disputeWhileDown, httpFaults, postgresRestart, sigkill, temporalRestart, type KillRecord } from './faults';
 import { runScenario, type FaultHooks } from './scenario';
@@ -70,7 +71,10 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   let stack: FaultStack | null = null;
   let client: Client | null = null;
   try {
-    stack = await startFaultStack(dir, opts.log);
+    // Bundled once here: dozens of worker starts would otherwise each bundle the workflows again.
+    const bundle = path.join(dir, 'workflow-bundle.js');
+    await writeFile(bundle, (await bundleWorkflows()).code);
+    stack = await startFaultStack(dir, opts.log, bundle);
     client = await connectClient(stack.temporal.address, 'default');
     const story: Story = makeStory(STORY_SEED, opts.tickets);
     opts.log(`[faults] story: ${opts.tickets} tickets, ${story.claims.length} claim deliveries, ${story.records.length} record versions, ${story.disputes.length} disputes`);
@@ -123,7 +127,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     const shared = plans.filter((p) => !p.alone).flatMap((p) => p.seeds.map((s) => [p, s] as const));
     const alone = plans.filter((p) => p.alone && p.seeds.length).map(async (p, i) => {
       // A server stopped under one run must not stop the others: a private stack per such fault.
-      const own = await startFaultStack(path.join(dir, `stack-${i}`), opts.log);
+      const own = await startFaultStack(path.join(dir, `stack-${i}`), opts.log, stack!.workflowBundle);
       const ownClient = await connectClient(own.temporal.address, 'default');
       try {
         for (const s of p.seeds) await runOne(own, ownClient, p, s);
