@@ -44,9 +44,8 @@ describe('fault injection (short)', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('the reference ledger has charges, credits and period lines, and no duplicates', () => {
-    const text = reference.csv.toString();
-    expect(text).toContain(',charge,');
+  it('the reference run bills outcomes, once each', () => {
+    expect(reference.csv.toString()).toContain(',charge,');
     expect(reference.duplicates).toBe(0);
   });
 
