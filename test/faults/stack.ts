@@ -35,8 +35,19 @@ export interface FaultStack extends ScenarioStack {
   stop(): Promise<void>;
 }
 
-/** Drops and recreates database `name` on the server of `anyUrl`, migrated; returns its URL. */
-export async function freshDatabaseOn(anyUrl: string, name: string): Promise<string> {
+let migrating: Promise<unknown> = Promise.resolve();
+
+/**
+ * Drops and recreates database `name` on the server of `anyUrl`, migrated; returns its URL. One at a
+ * time: the migrations also create cluster-wide roles, which parallel databases would race on.
+ */
+export function freshDatabaseOn(anyUrl: string, name: string): Promise<string> {
+  const next = migrating.then(() => createMigrated(anyUrl, name));
+  migrating = next.catch(() => undefined);
+  return next;
+}
+
+async function createMigrated(anyUrl: string, name: string): Promise<string> {
   const admin = new URL(anyUrl);
   admin.pathname = '/postgres';
   const c = new pg.Client({ connectionString: admin.toString() });
