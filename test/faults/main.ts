@@ -11,7 +11,7 @@ const Args = z.object({
   http: z.coerce.number().int().min(0).default(2),
   disputes: z.coerce.number().int().min(0).default(2),
   tickets: z.coerce.number().int().min(10).default(120),
-  parallel: z.coerce.number().int().min(1).default(30),
+  parallel: z.coerce.number().int().min(1).default(12),
   strictBytes: z.boolean().default(false),
 });
 
