@@ -12,6 +12,11 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Everything this process started, stopped on Ctrl-C or SIGTERM so that no server outlives the suite. */
 const live = new Set<() => Promise<void>>();
+/** Registers a clean-up for stopEverything (first registered, last run); returns its remover. */
+export function onStopEverything(stop: () => Promise<void>): () => void {
+  live.add(stop);
+  return () => live.delete(stop);
+}
 export async function stopEverything(): Promise<void> {
   for (const stop of [...live].reverse()) await stop().catch(() => undefined);
 }

@@ -8,7 +8,7 @@ import { bundleWorkflows } from '../../src/temporal/worker';
 import { makeStory, type Story } from './data';
 import { ACTIVITIES, connectionDrop, disputeWhileDown, httpFaults, postgresRestart, sigkill, temporalRestart, type KillRecord } from './faults';
 import { runScenario, type FaultHooks } from './scenario';
-import { startFaultStack, type FaultStack } from './stack';
+import { onStopEverything, startFaultStack, type FaultStack } from './stack';
 import { compareLedgers } from './compare';
 
 export const STORY_SEED = 20261127;
@@ -68,6 +68,7 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   installRuntime('ERROR');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-faults-'));
+  const forget = onStopEverything(() => rm(dir, { recursive: true, force: true }));
   let stack: FaultStack | null = null;
   let client: Client | null = null;
   try {
@@ -150,6 +151,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   } finally {
     await client?.connection.close().catch(() => undefined);
     await stack?.stop();
+    forget();
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   }
 }
