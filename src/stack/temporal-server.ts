@@ -12,6 +12,10 @@ export interface LocalTemporal {
   uiUrl: string | null;
   how: string;
   stop(): Promise<void>;
+  /** Stops the dev server, keeping its database file (only when started with `dbFile`). */
+  halt?(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and database file, and waits until it serves. */
+  resume?(): Promise<void>;
 }
 
 const DEV_SEARCH_ATTRIBUTES = [`${SEARCH_ATTRIBUTES.tenant}=Keyword`, `${SEARCH_ATTRIBUTES.asOf}=Datetime`];
@@ -60,11 +64,15 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
     await mkdir(path.dirname(opts.dbFile), { recursive: true });
     args.push('--db-filename', opts.dbFile);
   }
-  const child = spawn(binary.path, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
-  child.stderr?.on('data', (b: Buffer) => {
-    const text = b.toString().trim();
-    if (text) log(`[temporal] ${text.split('\n')[0].slice(0, 300)}`);
-  });
+  const launch = (): ChildProcess => {
+    const c = spawn(binary.path, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    c.stderr?.on('data', (b: Buffer) => {
+      const text = b.toString().trim();
+      if (text) log(`[temporal] ${text.split('\n')[0].slice(0, 300)}`);
+    });
+    return c;
+  };
+  let child = launch();
   // Never leave the dev server running behind a process that exits (Ctrl-C, a crash).
   const killOnExit = () => child.kill('SIGKILL');
   process.on('exit', killOnExit);
@@ -74,21 +82,33 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
     child.kill('SIGKILL');
     throw err;
   }
+  const halt = (signal: NodeJS.Signals) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      child.kill(signal);
+    });
   return {
     address,
     uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
     how: `Temporal CLI dev server (${binary.source})`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        process.off('exit', killOnExit);
-        if (child.exitCode !== null) return resolve();
-        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        child.once('exit', () => {
-          clearTimeout(t);
-          resolve();
-        });
-        child.kill('SIGTERM');
-      }),
+    halt: async (signal = 'SIGTERM') => {
+      if (!opts.dbFile) throw new ReconError('temporal_not_persistent', 'a restart needs the dev server started with a database file; it would come back empty');
+      await halt(signal);
+    },
+    resume: async () => {
+      if (child.exitCode === null && child.signalCode === null) return;
+      child = launch();
+      await waitUntilServing(address, child, 60_000);
+    },
+    stop: async () => {
+      process.off('exit', killOnExit);
+      await halt('SIGTERM');
+    },
   };
 }
 

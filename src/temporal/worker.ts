@@ -63,11 +63,14 @@ export async function createWorker(opts: {
   /** Where RECON_PAYLOAD_KEY is read from (payload encryption); default process.env. */
   env?: NodeJS.ProcessEnv;
 }): Promise<Worker> {
+  // RECON_WORKFLOW_BUNDLE names a bundle built ahead (e.g. shipped with a deploy); otherwise the
+  // cached bundle for these sources is used, built once in a child process.
+  const prebuilt = (opts.env ?? process.env).RECON_WORKFLOW_BUNDLE;
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    workflowBundle: opts.bundle ?? (await cachedWorkflowBundle()),
+    workflowBundle: opts.bundle ?? (prebuilt ? { codePath: prebuilt } : await cachedWorkflowBundle()),
     activities: createActivities(opts.deps),
     maxConcurrentActivityTaskExecutions: 4,
     dataConverter: dataConverterFromEnv(opts.env),

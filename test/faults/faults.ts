@@ -1,0 +1,208 @@
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import pg from 'pg';
+import { NIGHTS, rng } from './data';
+import type { FaultHooks, RunContext } from './scenario';
+
+/** Every activity of reconcileTenant, in the order a night runs them. */
+export const ACTIVITIES = ['startRun', 'pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges', 'deliverAlerts', 'reportRun'] as const;
+export type ActivityName = (typeof ACTIVITIES)[number];
+
+const { temporal } = proto;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const SCHEDULED = temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED;
+const COMPLETED = temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED;
+
+/**
+ * Resolves true when the workflow schedules (or, with `completed`, finishes) `activity`, seen by
+ * long-polling its history; false when the workflow closes first.
+ */
+export async function whenActivity(client: Client, handle: WorkflowHandle, activity: string, stage: 'scheduled' | 'completed' = 'scheduled'): Promise<boolean> {
+  let nextPageToken: Uint8Array | undefined;
+  const scheduledIds = new Set<string>();
+  for (;;) {
+    let res;
+    try {
+      res = await client.workflowService.getWorkflowExecutionHistory({
+        namespace: 'default', execution: { workflowId: handle.workflowId }, waitNewEvent: true, nextPageToken,
+      });
+    } catch {
+      await sleep(200);
+      continue;
+    }
+    for (const e of res.history?.events ?? []) {
+      if (e.eventType === SCHEDULED && e.activityTaskScheduledEventAttributes?.activityType?.name === activity) {
+        if (stage === 'scheduled') return true;
+        scheduledIds.add(String(e.eventId));
+      }
+      if (e.eventType === COMPLETED && scheduledIds.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId))) return true;
+      if (e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes) return false;
+    }
+    if (!res.nextPageToken?.length) return false;
+    nextPageToken = res.nextPageToken;
+  }
+}
+
+/** Activities pending on the workflow right now, as "name:state". */
+export async function pendingActivities(client: Client, handle: WorkflowHandle): Promise<string[]> {
+  const d = await client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: handle.workflowId } });
+  return (d.pendingActivities ?? []).map((a) => `${a.activityType?.name}:${temporal.api.enums.v1.PendingActivityState[a.state ?? 0].replace('PENDING_ACTIVITY_STATE_', '').toLowerCase()}`);
+}
+
+export interface KillRecord {
+  seed: number;
+  target: ActivityName;
+  night: number;
+  /** What was pending when the worker died (empty: between activities, in a workflow task). */
+  pendingAtKill: string[];
+}
+
+/**
+ * SIGKILL of the worker process when the seed's activity of the seed's night is scheduled (plus a
+ * random delay), or just after it completed (`after`: the crash hits the workflow task that
+ * records it, which Temporal hands to the next worker within seconds instead of the activity's
+ * heartbeat timeout).
+ */
+export function sigkill(seed: number, record: (k: KillRecord) => void, opts: { nights?: number; after?: boolean } = {}): FaultHooks {
+  const r = rng(seed * 7919 + 1);
+  const target = ACTIVITIES[seed % ACTIVITIES.length];
+  // Night 0 has no reversals or disputes yet; later nights exercise more.
+  const night = 1 + Math.floor(r() * ((opts.nights ?? NIGHTS.length) - 1));
+  const delay = Math.floor(r() * 120);
+  const downMs = 300 + Math.floor(r() * 2000);
+  return {
+    async duringNight(ctx, n, handle) {
+      if (n !== night) return;
+      if (!(await whenActivity(ctx.client, handle, target, opts.after ? 'completed' : 'scheduled'))) return;
+      if (!opts.after) await sleep(delay);
+      await ctx.worker.kill();
+      const pendingAtKill = await pendingActivities(ctx.client, handle).catch(() => []);
+      record({ seed, target, night, pendingAtKill });
+      ctx.log(`SIGKILL ${opts.after ? 'after' : 'at'} ${target}${opts.after ? '' : `+${delay}ms`} in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`);
+      await sleep(downMs);
+      await ctx.worker.start();
+    },
+  };
+}
+
+/** The Temporal dev server stopped (SIGTERM or SIGKILL) mid-run and started again on its database file. */
+export function temporalRestart(seed: number): FaultHooks {
+  const r = rng(seed * 104729 + 3);
+  const target = ACTIVITIES[1 + Math.floor(r() * (ACTIVITIES.length - 1))];
+  const night = 1 + Math.floor(r() * (NIGHTS.length - 1));
+  const signal: NodeJS.Signals = seed % 2 ? 'SIGKILL' : 'SIGTERM';
+  return {
+    async duringNight(ctx, n, handle) {
+      if (n !== night) return;
+      if (!(await whenActivity(ctx.client, handle, target))) return;
+      await sleep(Math.floor(r() * 100));
+      await ctx.stack.temporal!.halt!(signal);
+      ctx.log(`Temporal stopped (${signal}) at ${target} in night ${night}`);
+      await sleep(2000 + Math.floor(r() * 3000));
+      await ctx.stack.temporal!.resume!();
+      ctx.log('Temporal back');
+    },
+  };
+}
+
+/** PostgreSQL stopped (fast shutdown: open transactions roll back) and started on the same data and port. */
+export function postgresRestart(seed: number): FaultHooks {
+  const r = rng(seed * 15485863 + 5);
+  const target = ACTIVITIES[1 + Math.floor(r() * (ACTIVITIES.length - 1))];
+  const night = 1 + Math.floor(r() * (NIGHTS.length - 1));
+  return {
+    async duringNight(ctx, n, handle) {
+      if (n !== night) return;
+      if (!(await whenActivity(ctx.client, handle, target))) return;
+      await sleep(Math.floor(r() * 60));
+      await ctx.stack.postgres!.halt();
+      ctx.log(`PostgreSQL stopped at ${target} in night ${night}`);
+      await sleep(1500 + Math.floor(r() * 3000));
+      await ctx.stack.postgres!.resume();
+      ctx.log('PostgreSQL back');
+    },
+  };
+}
+
+/**
+ * pg_terminate_backend of the worker's connections inside a transaction (xact_start set), as soon
+ * as one is seen after the seed's activity is scheduled: the transaction rolls back, the activity retries.
+ */
+export function connectionDrop(seed: number, record: (what: string) => void, nights = NIGHTS.length): FaultHooks {
+  const r = rng(seed * 32452843 + 7);
+  const target = (['pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges'] as const)[seed % 6];
+  const night = 1 + Math.floor(r() * (nights - 1));
+  return {
+    async duringNight(ctx, n, handle) {
+      if (n !== night) return;
+      if (!(await whenActivity(ctx.client, handle, target))) return;
+      const admin = new pg.Client({ connectionString: ctx.stack.adminUrl });
+      await admin.connect();
+      try {
+        const db = `f_${ctx.name.replace(/-/g, '_')}`;
+        const deadline = Date.now() + 3000;
+        while (Date.now() < deadline) {
+          const { rows } = await admin.query<{ pid: number; query: string }>(
+            `select pid, left(query, 60) as query from pg_stat_activity where datname = $1 and xact_start is not null and pid <> pg_backend_pid()`,
+            [db],
+          );
+          if (rows.length) {
+            await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [db]);
+            record(`${target}: ${rows[0].query.replace(/\s+/g, ' ')}`);
+            ctx.log(`terminated ${rows.length} backend(s) mid-transaction at ${target} in night ${night}: ${rows[0].query.replace(/\s+/g, ' ')}`);
+            return;
+          }
+        }
+        record(`${target}: no transaction seen`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}
+
+/** The claims source misbehaving: 500s, a hang past the client's timeout, truncated JSON, a page served twice. */
+export function httpFaults(seed: number): FaultHooks {
+  const r = rng(seed * 49979687 + 11);
+  const kinds = ['status', 'truncate', 'replay', 'status', 'replay'] as const;
+  return {
+    async prepare(ctx: RunContext) {
+      const queue: Array<'ok' | 'status' | 'hang' | 'truncate' | 'replay'> = [];
+      // Faults spread over the first nights' requests, one hang per run (it costs the client's timeout).
+      for (let i = 0; i < 12; i++) {
+        queue.push(...Array.from({ length: Math.floor(r() * 3) }, () => 'ok' as const));
+        queue.push(kinds[Math.floor(r() * kinds.length)]);
+      }
+      queue.splice(4 + Math.floor(r() * 8), 0, 'hang');
+      ctx.claims.inject(...queue);
+    },
+  };
+}
+
+/**
+ * A dispute resolved while the worker is down: the update waits for a worker, the dispute stays
+ * open meanwhile, and the effect lands once when the worker is back.
+ */
+export function disputeWhileDown(seed: number, check: (ok: boolean, note: string) => void): FaultHooks {
+  const r = rng(seed * 86028121 + 13);
+  return {
+    async resolveDispute(ctx, resolve) {
+      await ctx.worker.kill();
+      const pending = resolve();
+      pending.catch(() => undefined);
+      await sleep(2000 + Math.floor(r() * 3000));
+      const { rows } = await ctx.pool.query<{ n: number }>(`select count(*)::int as n from disputes where tenant_id = $1 and status <> 'open'`, [ctx.tenant]);
+      const before = rows[0].n;
+      await ctx.worker.start();
+      await pending;
+      const { rows: ev } = await ctx.pool.query<{ n: number }>(
+        `select count(*)::int as n from dispute_events e join disputes d using (dispute_id) where d.tenant_id = $1 and e.kind = 'resolved'`,
+        [ctx.tenant],
+      );
+      const { rows: after } = await ctx.pool.query<{ n: number }>(`select count(*)::int as n from disputes where tenant_id = $1 and status <> 'open'`, [ctx.tenant]);
+      const ok = after[0].n === before + 1 && ev[0].n === after[0].n;
+      check(ok, `resolved while down: before ${before}, after ${after[0].n}, resolution events ${ev[0].n}`);
+      ctx.log(`dispute resolved with the worker down: ${ok ? 'ok' : 'WRONG'} (${before} → ${after[0].n} resolved, ${ev[0].n} resolution events)`);
+    },
+  };
+}
