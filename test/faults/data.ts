@@ -4,6 +4,7 @@
  * retracted, some delivered twice or doubled by a second claim on the same ticket, two outcomes
  * are disputed. Everything is a pure function of the seed, so every run sees the same bytes.
  */
+import { seededRandom } from '../../src/demo/dataset';
 
 export const HOUR = 3_600_000;
 export const DAY = 24 * HOUR;
@@ -13,16 +14,8 @@ export const NIGHTS = ['2026-10-05T06:00:00Z', '2026-10-08T06:00:00Z', '2026-10-
 
 const START = Date.parse('2026-10-01T00:00:00Z');
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The demo's seeded generator: one deterministic source of randomness for every data set. */
+export const rng = seededRandom;
 
 export interface Claim {
   claim_id: string;
