@@ -1,4 +1,4 @@
-import type { Pool } from '../src/db/pool';
+import { inTransaction, type Pool } from '../src/db/pool';
 
 /**
  * `--existing M`: M outcomes settled in an earlier month (billed, with their claim, record version,
@@ -8,10 +8,8 @@ import type { Pool } from '../src/db/pool';
  */
 export async function seedExistingHistory(pool: Pool, tenant: string, m: number): Promise<void> {
   if (m <= 0) return;
-  const db = await pool.connect();
   const tables = ['records', 'record_versions', 'outcomes', 'claims', 'outcome_events', 'ledger_entries'];
-  try {
-    await db.query('begin');
+  await inTransaction(pool, async (db) => {
     await db.query(`set local maintenance_work_mem = '256MB'`);
     await db.query('set local synchronous_commit = off');
     // Nor row by row foreign-key checks: the seed's keys are consistent by construction. This turns
@@ -87,13 +85,7 @@ export async function seedExistingHistory(pool: Pool, tenant: string, m: number)
       [tenant, run.run_id],
     );
     for (const ix of plain) await db.query(ix.def);
-    await db.query('commit');
-    // Fresh statistics, as a production database of that size would have.
-    await db.query('analyze');
-  } catch (err) {
-    await db.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    db.release();
-  }
+  });
+  // Fresh statistics, as a production database of that size would have.
+  await pool.query('analyze');
 }

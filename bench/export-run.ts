@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createPool } from '../src/db/pool';
+import { createPool, inTransaction } from '../src/db/pool';
 import { migrate } from '../src/db/migrate';
 import { ledgerTotal, writeExport } from '../src/export/export';
 import { startEmbeddedPostgres } from '../src/stack/postgres';
@@ -24,9 +24,7 @@ const MB = 1024 * 1024;
 async function seed(pool: ReturnType<typeof createPool>, lines: number): Promise<void> {
   const charges = Math.ceil(lines / 1.05);
   const credits = lines - charges;
-  const db = await pool.connect();
-  try {
-    await db.query('begin');
+  await inTransaction(pool, async (db) => {
     await db.query(`insert into tenants (tenant_id) values ($1)`, [TENANT]);
     const { rows: [run] } = await db.query<{ run_id: number }>(
       `insert into runs (tenant_id, as_of, workflow_id, status) values ($1, '2026-11-05', 'bench-export', 'completed') returning run_id`,
@@ -59,14 +57,8 @@ async function seed(pool: ReturnType<typeof createPool>, lines: number): Promise
          from ledger_entries where tenant_id = $1 and kind = 'charge' and entry_id % 20 = 0 order by entry_id limit $2`,
       [TENANT, credits],
     );
-    await db.query('commit');
-    await db.query('analyze ledger_entries');
-  } catch (err) {
-    await db.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    db.release();
-  }
+  });
+  await pool.query('analyze ledger_entries');
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import type { Pool } from '../db/pool';
+import { inTransaction, type Pool } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
 import { csvCell, csvLine } from './csv';
 
@@ -82,9 +82,7 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
     if (!args.out.write(s)) await once(args.out, 'drain');
   };
   const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null };
-  const db = await pool.connect();
-  try {
-    await db.query('begin isolation level repeatable read read only');
+  await inTransaction(pool, async (db) => {
     await db.query(
       `declare ledger_export no scroll cursor for
        select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
@@ -114,13 +112,7 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
       if (text) await write(text);
       if (rows.length < PAGE) break;
     }
-    await db.query('commit');
-  } catch (err) {
-    await db.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    db.release();
-  }
+  }, 'begin isolation level repeatable read read only');
   totals.amount = totals.currency ? formatMinorUnits(totals.amountMinor, totals.currency) : '0';
   return totals;
 }
