@@ -178,6 +178,11 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     await expect(worker.pool.query('truncate ledger_entries')).rejects.toMatchObject(DENIED);
     // The second wall still stands for the owner.
     await expect(owner.query('update ledger_entries set amount_minor = 0 where tenant_id = $1', [A])).rejects.toThrow(/append-only/);
+    // The run's ANALYZE of the nightly tables takes effect for the worker (MAINTAIN, PostgreSQL 17+).
+    const { rows: [maintain] } = await owner.query(
+      `select bool_and(has_table_privilege('recon_worker', t, 'MAINTAIN')) as ok from unnest(array['claims', 'outcomes', 'records', 'record_versions']) t`,
+    );
+    expect(maintain.ok).toBe(true);
   });
 
   it('support reads an outcome story and resolves a dispute through the workflow, but writes no ledger and sees no other tenant', async () => {
