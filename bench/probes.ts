@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
 
 const MB = 1024 * 1024;
@@ -124,4 +125,66 @@ export async function countWorkflowEvents(client: Client, workflowId: string): P
   } while (runId);
   const actions = BILLABLE.reduce((s, t) => s + (byType[t] ?? 0), 0);
   return { runs, retried, activitySeconds, events, byType, actions, heartbeatCalls: calls, heartbeatsSent: sent };
+}
+
+/** Seconds of CPU by process group, read from /proc: where a phase's wall time went. */
+export interface CpuSeconds {
+  bench: number;
+  workers: number;
+  postgres: number;
+  temporal: number;
+}
+
+const TICKS_PER_S = 100; // USER_HZ on Linux
+
+interface ProcStat {
+  pid: number;
+  comm: string;
+  ppid: number;
+  /** utime + stime, and the same for children already reaped by this process. */
+  own: number;
+  reaped: number;
+}
+
+function procStat(pid: number): ProcStat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command may contain spaces and parentheses: the fields start after the last ')'.
+    const close = text.lastIndexOf(')');
+    const f = text.slice(close + 2).split(' ');
+    return { pid, comm: text.slice(text.indexOf('(') + 1, close), ppid: Number(f[1]), own: (Number(f[11]) + Number(f[12])) / TICKS_PER_S, reaped: (Number(f[13]) + Number(f[14])) / TICKS_PER_S };
+  } catch {
+    return undefined; // gone
+  }
+}
+
+function allProcs(): ProcStat[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => procStat(Number(d))).filter((p): p is ProcStat => p !== undefined);
+}
+
+/**
+ * CPU of the benchmark process, its worker processes, the embedded PostgreSQL (the postmaster,
+ * its live backends and the backends it has already reaped) and the Temporal dev server. Taken
+ * before and after a phase, the difference says whether Node or the database was the bound.
+ */
+export function cpuSnapshot(opts: { workerPids: number[]; pgDataDir: string }): CpuSeconds {
+  const usage = process.cpuUsage();
+  const procs = allProcs();
+  let postgres = 0;
+  try {
+    const postmaster = Number(readFileSync(path.join(opts.pgDataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    for (const p of procs) {
+      if (p.pid === postmaster) postgres += p.own + p.reaped;
+      else if (p.ppid === postmaster) postgres += p.own;
+    }
+  } catch {
+    // DATABASE_URL from the environment: the server is not ours to measure
+  }
+  const workers = procs.filter((p) => opts.workerPids.includes(p.pid)).reduce((s, p) => s + p.own, 0);
+  const temporal = procs.filter((p) => p.ppid === process.pid && p.comm.startsWith('temporal')).reduce((s, p) => s + p.own, 0);
+  return { bench: (usage.user + usage.system) / 1e6, workers, postgres, temporal };
+}
+
+export function cpuSince(before: CpuSeconds, after: CpuSeconds): CpuSeconds {
+  return { bench: after.bench - before.bench, workers: after.workers - before.workers, postgres: after.postgres - before.postgres, temporal: after.temporal - before.temporal };
 }

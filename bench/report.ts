@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { LedgerCheck } from './floor';
-import type { TemporalActions } from './probes';
+import type { CpuSeconds, TemporalActions } from './probes';
 
 export interface Phase {
   side: 'project' | 'floor';
@@ -10,6 +10,8 @@ export interface Phase {
   seconds: number;
   /** Peak RSS of the process doing the phase (MB): the benchmark process for imports and export, the worker processes for the run. */
   rssMb?: number;
+  /** CPU seconds each process group spent during the phase (project phases). */
+  cpu?: CpuSeconds;
   note?: string;
 }
 
@@ -22,6 +24,8 @@ export interface BenchResult {
   phases: Phase[];
   project_s: number;
   floor_s: number;
+  /** CPU seconds of the whole floor (its own process and the database). */
+  floor_cpu: CpuSeconds;
   ratio: number;
   worker_peak_rss_mb: number;
   claims_per_s: number;
@@ -38,12 +42,12 @@ const lpad = (s: string, n: number) => s.padStart(n);
 const sec = (s: number) => s.toFixed(2);
 
 export function formatTable(r: BenchResult): string {
-  const rows = [['side', 'phase', 'wall s', 'claims/s', 'peak RSS MB', '']];
+  const rows = [['side', 'phase', 'wall s', 'claims/s', 'peak RSS MB', 'CPU s node/pg/temporal', '']];
   for (const p of r.phases) {
-    rows.push([p.side, p.name, sec(p.seconds), Math.round(r.claims / p.seconds).toLocaleString('en-US'), p.rssMb ? p.rssMb.toFixed(0) : '', p.note ?? '']);
+    rows.push([p.side, p.name, sec(p.seconds), Math.round(r.claims / p.seconds).toLocaleString('en-US'), p.rssMb ? p.rssMb.toFixed(0) : '', p.cpu ? cpuCell(p.cpu) : '', p.note ?? '']);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 4 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ').trimEnd();
+  const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 5 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ').trimEnd();
   const t = r.temporal;
   const types = Object.entries(t.byType).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ');
   const l = r.ledger;
@@ -54,7 +58,7 @@ export function formatTable(r: BenchResult): string {
     ...rows.slice(1).map(line),
     '',
     `project total   ${sec(r.project_s)} s   (${Math.round(r.claims_per_s).toLocaleString('en-US')} claims/s)`,
-    `floor total     ${sec(r.floor_s)} s`,
+    `floor total     ${sec(r.floor_s)} s   (CPU s node/pg/temporal ${cpuCell(r.floor_cpu)})`,
     `ratio           ${r.ratio.toFixed(2)}  (project / floor)`,
     `worker peak RSS ${r.worker_peak_rss_mb.toFixed(0)} MB`,
     `temporal        ${r.temporal_actions} actions = history actions ${t.actions} + heartbeats sent ~${t.heartbeatsSent} (at most; ${t.heartbeatCalls} heartbeat calls, one per chunk, throttled by the SDK to one a minute per activity); ${t.runs} execution(s), ${t.events} events; progress queries ${t.progressQueries} (not in history)`,
@@ -64,6 +68,11 @@ export function formatTable(r: BenchResult): string {
     `ledger          project ${l.project.count} charges, ${l.project.totalMinor} minor units; floor ${l.floor.count} charges, ${l.floor.totalMinor} minor units; generator expects ${l.expected}` +
       `; same outcomes: ${l.project.fingerprint === l.floor.fingerprint ? 'yes' : 'NO'} -> ${l.agree ? 'agree' : 'MISMATCH'}`,
   ].join('\n');
+}
+
+/** Node is the benchmark process plus the worker processes: whichever ran the phase. */
+function cpuCell(c: CpuSeconds): string {
+  return `${(c.bench + c.workers).toFixed(1)} / ${c.postgres.toFixed(1)} / ${c.temporal.toFixed(1)}`;
 }
 
 export async function writeResults(r: BenchResult, dir: string): Promise<string> {

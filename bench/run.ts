@@ -24,7 +24,7 @@ import { runWorkflowId } from '../workflows/messages';
 import { AS_OF, generate } from './generate';
 import { runFloor, type LedgerCheck } from './floor';
 import { seedExistingHistory } from './existing';
-import { RssSampler, countWorkflowEvents } from './probes';
+import { RssSampler, countWorkflowEvents, cpuSince, cpuSnapshot } from './probes';
 import { formatTable, machine, writeResults, type BenchResult, type Phase } from './report';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -146,12 +146,14 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     const rss = new RssSampler(() => children.map((c) => c.pid!).filter(Boolean));
+    const cpu = () => cpuSnapshot({ workerPids: children.map((c) => c.pid!), pgDataDir: path.join(dir, 'pgdata') });
     const phases: Phase[] = [];
     const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
       rss.enter(name);
       const start = performance.now();
+      const before = cpu();
       const result = await fn();
-      phases.push({ side: 'project', name, seconds: seconds(start), rssMb: rss.peaks.get(name)!.self });
+      phases.push({ side: 'project', name, seconds: seconds(start), rssMb: rss.peaks.get(name)!.self, cpu: cpuSince(before, cpu()) });
       return result;
     };
 
@@ -188,6 +190,7 @@ export async function main(argv: string[]): Promise<number> {
     log('[bench] floor: COPY, one statement to evaluate, one to post, on a fresh database');
     const terms = contract.outcomeTypes.resolved_ticket;
     const grace = parseIsoDuration(terms.graceWindow);
+    const floorCpuBefore = cpu();
     const floor = await runFloor(stack.databaseUrl, 'bench_floor', {
       claimsFile: data.claimsFile,
       recordsFile: data.recordsFile,
@@ -201,6 +204,7 @@ export async function main(argv: string[]): Promise<number> {
       graceHours: grace.hours + 24 * (grace.days + 7 * grace.weeks),
       existing: args.existing,
     });
+    const floorCpu = cpuSince(floorCpuBefore, cpu());
     for (const p of floor.phases) phases.push({ side: 'floor', name: p.name, seconds: p.seconds });
     phases[phases.length - 2].note = `${floor.outcomes} outcomes`;
 
@@ -216,6 +220,7 @@ export async function main(argv: string[]): Promise<number> {
       phases,
       project_s: projectSeconds,
       floor_s: floorSeconds,
+      floor_cpu: floorCpu,
       ratio: projectSeconds / floorSeconds,
       worker_peak_rss_mb: workerPeak,
       claims_per_s: args.claims / projectSeconds,
