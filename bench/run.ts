@@ -38,6 +38,8 @@ const Args = z.object({
   claims: z.coerce.number().int().min(100).max(10_000_000).default(100_000),
   existing: z.coerce.number().int().min(0).max(50_000_000).default(0),
   workers: z.coerce.number().int().min(1).max(8).default(1),
+  /** Directory for a V8 CPU profile of each worker process (summarise with bench/profile-top.ts). */
+  cpuProf: z.string().min(1).optional(),
 });
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -47,8 +49,8 @@ const seconds = (t0: number) => (performance.now() - t0) / 1000;
  * Workers are the production command, each in its own process, as an operator runs them: the
  * worker's memory is measured on its own, not mixed with the benchmark's generator and imports.
  */
-async function startChildWorker(env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(CHUNK_SIZE)], {
+async function startChildWorker(env: NodeJS.ProcessEnv, nodeArgs: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(CHUNK_SIZE)], {
     cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -90,8 +92,8 @@ async function projectLedger(pool: Pool, runId: number): Promise<LedgerCheck> {
 
 /** Runs the benchmark; returns the exit code (1 when the project's and the floor's ledgers differ). */
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { claims: { type: 'string' }, existing: { type: 'string' }, workers: { type: 'string' } }, strict: true });
-  const parsed = Args.safeParse(values);
+  const { values } = parseArgs({ args: argv, options: { claims: { type: 'string' }, existing: { type: 'string' }, workers: { type: 'string' }, 'cpu-prof': { type: 'string' } }, strict: true });
+  const parsed = Args.safeParse({ ...values, cpuProf: values['cpu-prof'] });
   if (!parsed.success) {
     log(`bench: ${formatZodIssues(parsed.error)}`);
     return 2;
@@ -139,8 +141,10 @@ export async function main(argv: string[]): Promise<number> {
     await cachedWorkflowBundle();
     const children: ChildProcess[] = [];
     const childEnv = { ...process.env, DATABASE_URL: stack.databaseUrl, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: TASK_QUEUE };
+    // Written when the worker exits after its SIGTERM drain, at the end of the run.
+    const nodeArgs = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.cpuProf)}`] : [];
     for (let k = 0; k < args.workers; k++) {
-      const child = await startChildWorker(childEnv);
+      const child = await startChildWorker(childEnv, nodeArgs);
       children.push(child);
       stops.push(() => stopChild(child));
     }
