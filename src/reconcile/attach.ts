@@ -31,10 +31,13 @@ export async function attachClaimsToOutcomes(pool: Pool, tenant: string, runId: 
        on conflict (tenant_id, outcome_type, subject_key) do nothing`,
       [tenant, ids, runId],
     );
+    // Each claim finds its outcome by one probe of the unique subject key index. A join let the
+    // planner hash every outcome of the tenant for each chunk: the cost of the table, not the chunk.
+    // Every claim of the chunk has its outcome by now (inserted above, or waited for on conflict).
     const updated = await db.query(
-      `update claims c set outcome_id = o.outcome_id from outcomes o
-        where c.tenant_id = $1 and c.claim_id = any($2::text[])
-          and o.tenant_id = $1 and o.outcome_type = c.outcome_type and o.subject_key = c.subject_key`,
+      `update claims c set outcome_id = (select o.outcome_id from outcomes o
+                                          where o.tenant_id = c.tenant_id and o.outcome_type = c.outcome_type and o.subject_key = c.subject_key)
+        where c.tenant_id = $1 and c.claim_id = any($2::text[])`,
       [tenant, ids],
     );
     // Done only when no claim is left unattached: a retried attempt must not call it a night

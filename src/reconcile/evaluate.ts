@@ -81,7 +81,9 @@ async function evaluateSlice(pool: Pool, args: { tenant: string; runId: number; 
 /**
  * Every version (as of `asOf`) of every record that could match an outcome of the chunk: a record
  * of the outcome type's source with some version keyed by the outcome's subject. Looked up by the
- * chunk's keys through the match-key index, so the cost is the chunk's, not the table's.
+ * chunk's keys through the match-key index, so the cost is the chunk's, not the table's. The keyed
+ * record ids go in as an array so records are fetched by primary key: as a semi-join the planner
+ * hashed them against a scan of every record of the tenant, once per slice.
  */
 async function candidateVersions(
   pool: Pool,
@@ -92,7 +94,7 @@ async function candidateVersions(
     `select v.version_id, v.record_id, v.effective_at, v.match_key, v.data, r.source
        from records r join record_versions v on v.record_id = r.record_id and v.effective_at <= $3
       where r.tenant_id = $2
-        and r.record_id in (select k.record_id from record_versions k where k.match_key = any($1::text[]) and k.effective_at <= $3)
+        and r.record_id = any (array(select k.record_id from record_versions k where k.match_key = any($1::text[]) and k.effective_at <= $3))
       order by v.record_id, v.version_id`,
     [keys, args.tenant, args.asOf],
   );
