@@ -55,12 +55,19 @@ export function mappedColumns(source: RecordSource): string[] {
   return [...new Set(Object.values(source.fields).map((f) => f.column))];
 }
 
+// The source's fields once per import, not once per row.
+const FIELDS = new WeakMap<RecordSource, Array<[string, RecordSource['fields'][string]]>>();
+function fieldsOf(source: RecordSource): Array<[string, RecordSource['fields'][string]]> {
+  let fields = FIELDS.get(source);
+  if (!fields) FIELDS.set(source, (fields = Object.entries(source.fields)));
+  return fields;
+}
+
 /** Maps one row of the customer's export onto the contract's fields, typed and normalised. */
 export function mapRecordRow(values: Record<string, unknown>, source: RecordSource, opts: { timeZone: string; matchField: string; caseInsensitive: boolean }): MappedRecord {
   const data: MappedRecord['data'] = {};
-  for (const [name, f] of Object.entries(source.fields)) {
-    data[name] = convert(name, f.type, values[f.column], source.timezone ?? opts.timeZone);
-  }
+  const timeZone = source.timezone ?? opts.timeZone;
+  for (const [name, f] of fieldsOf(source)) data[name] = convert(name, f.type, values[f.column], timeZone);
   const id = data[source.idField];
   if (id === null || id === '') throw new ReconError('missing_field', `field ${source.idField} (column "${source.fields[source.idField].column}"): required`);
   const key = data[opts.matchField];
