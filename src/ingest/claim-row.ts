@@ -49,7 +49,7 @@ export interface StagedClaim {
 // Keys in UTF-16 code unit order (Array#sort's default order for strings), nested values the same
 // way, so one content always gives one text and one hash. Loops rather than entries/map/join: this
 // runs for every row of every import.
-function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown): string {
   if (typeof value !== 'object' || value === null) return JSON.stringify(value ?? null);
   if (Array.isArray(value)) {
     let out = '[';
@@ -181,14 +181,18 @@ export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date)
   }
   const occurredAt = c.occurred_at ? fieldTime('occurred_at', c.occurred_at) : null;
   const retractedAt = retract ? (c.retracted_at ? fieldTime('retracted_at', c.retracted_at) : receivedAt.toISOString()) : null;
-  const content = hasContent || !retract ? { outcome_type: c.outcome_type, subject_ref: c.subject_ref, occurred_at: occurredAt, attributes } : null;
+  // The content's canonical JSON written out: canonicalJson({ outcome_type, subject_ref,
+  // occurred_at, attributes }) with its four keys already in order.
+  const content = hasContent || !retract
+    ? `{"attributes":${canonicalJson(attributes)},"occurred_at":${JSON.stringify(occurredAt)},"outcome_type":${JSON.stringify(c.outcome_type ?? null)},"subject_ref":${JSON.stringify(c.subject_ref ?? null)}}`
+    : null;
   return {
     claimId: c.claim_id,
     outcomeType: c.outcome_type ?? null,
     subjectRef: c.subject_ref ?? null,
     occurredAt,
     attributes,
-    contentSha256: content ? sha256Of(content) : null,
+    contentSha256: content === null ? null : hash('sha256', content, 'hex'),
     retract,
     retractedAt,
   };
