@@ -126,6 +126,15 @@ async function main(): Promise<void> {
     console.log(`claims ${claims} (${(await stat(claimsFile)).size / MB | 0} MB claims file, ${(await stat(recordsFile)).size / MB | 0} MB records file); node ${process.version}`);
     for (const l of lines) console.log(l);
     console.log(`tables: ${t.claims} claims, ${t.versions} record versions, ${t.quarantine} quarantined rows; process peak RSS (VmHWM) ${vmHwm()} MB`);
+    // What the imports wrote, row for row (ids included, times of writing excluded): equal before
+    // and after a change to the import means the change wrote nothing different.
+    const { rows: [f] } = await pool.query<{ claims: string; records: string; versions: string; quarantine: string }>(
+      `select (select md5(string_agg(concat_ws('|', claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id), E'\\n' order by claim_id)) from claims) as claims,
+              (select md5(string_agg(concat_ws('|', record_id, tenant_id, source, external_id), E'\\n' order by record_id)) from records) as records,
+              (select md5(string_agg(concat_ws('|', version_id, record_id, effective_at, match_key, data, row_sha256, import_id, line), E'\\n' order by version_id)) from record_versions) as versions,
+              (select md5(string_agg(concat_ws('|', import_id, row_number, line, source, origin, raw, code, reason), E'\\n' order by import_id, row_number)) from quarantine) as quarantine`,
+    );
+    console.log(`fingerprint: claims ${f.claims.slice(0, 12)} records ${f.records.slice(0, 12)} versions ${f.versions.slice(0, 12)} quarantine ${f.quarantine.slice(0, 12)}`);
   }
 }
 

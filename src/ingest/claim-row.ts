@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { parseCustomerTimestamp } from '../domain/timestamps';
 import { ReconError } from '../domain/errors';
@@ -46,17 +46,26 @@ export interface StagedClaim {
   retractedAt: string | null;
 }
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+// Keys in UTF-16 code unit order (Array#sort's default order for strings), nested values the same
+// way, so one content always gives one text and one hash. Loops rather than entries/map/join: this
+// runs for every row of every import.
+export function canonicalJson(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${out}]`;
   }
-  return JSON.stringify(value ?? null);
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) out += `${i === 0 ? '' : ','}${JSON.stringify(keys[i])}:${canonicalJson(obj[keys[i]])}`;
+  return `${out}}`;
 }
 
 export function sha256Of(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  // One-shot hash: no Hash object per row.
+  return hash('sha256', canonicalJson(value), 'hex');
 }
 
 /**
@@ -73,23 +82,83 @@ export function checkRowTenant(values: Record<string, unknown>, tenant: string):
   }
 }
 
-/**
- * Validates one claim row. A retraction may carry only the claim id; anything else needs the full
- * content, whose hash tells a redelivery (same hash) from a conflict (same id, other content).
- * `receivedAt` stands in for the retraction time when the AI side gives none.
- */
-export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date): StagedClaim {
-  // An empty CSV cell means the field is absent, exactly as a missing JSONL key does.
+type ClaimInput = z.output<typeof ClaimInputSchema>;
+
+// An empty CSV cell means the field is absent, exactly as a missing JSONL key does.
+function isAbsent(v: unknown): boolean {
+  return v === undefined || v === null || (typeof v === 'string' && v.trim() === '');
+}
+
+/** The schema's verdict, with its first problem as the reason. */
+function parseClaimInput(values: Record<string, unknown>): ClaimInput {
   const present = Object.fromEntries(Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null));
-  // A blank claim id is as absent as a missing one: say so rather than "expected text".
-  if (present.claim_id === undefined) throw new ReconError('missing_field', 'field claim_id: required');
   const parsed = ClaimInputSchema.safeParse(present);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     const field = String(i.path[0] ?? '(row)');
     throw new ReconError('invalid_field', `field ${field}: ${i.message}, got ${shown(present[field])}`);
   }
-  const c = parsed.data;
+  return parsed.data;
+}
+
+function fastText(v: unknown): string | undefined | false {
+  if (isAbsent(v)) return undefined;
+  if (typeof v !== 'string') return false;
+  const t = v.trim();
+  return t.length <= 512 && !CONTROL.test(t) ? t : false;
+}
+
+function fastTime(v: unknown): string | undefined | false {
+  if (isAbsent(v)) return undefined;
+  return typeof v === 'string' ? v : false;
+}
+
+const BOOL_WORDS = new Map<unknown, boolean>([
+  ['true', true], ['TRUE', true], ['1', true], ['yes', true],
+  ['false', false], ['FALSE', false], ['0', false], ['no', false],
+  [true, true], [false, false],
+]);
+
+/**
+ * What ClaimInputSchema gives for a row that passes it, computed without it (the schema costs more
+ * than the rest of the row). Anything it is not sure of (a problem, an odd attributes object) is
+ * left to the schema: undefined.
+ */
+export function fastClaimInput(values: Record<string, unknown>): ClaimInput | undefined {
+  const claimId = fastText(values.claim_id);
+  const outcomeType = fastText(values.outcome_type);
+  const subjectRef = fastText(values.subject_ref);
+  const occurredAt = fastTime(values.occurred_at);
+  const retractedAt = fastTime(values.retracted_at);
+  if (claimId === undefined || claimId === false || outcomeType === false || subjectRef === false || occurredAt === false || retractedAt === false) return undefined;
+  let retracted: boolean | undefined;
+  const r = values.retracted;
+  if (!isAbsent(r)) {
+    retracted = BOOL_WORDS.get(r);
+    if (retracted === undefined) return undefined;
+  }
+  let attributes: ClaimInput['attributes'];
+  const a = values.attributes;
+  if (!isAbsent(a)) {
+    if (typeof a === 'string') attributes = a;
+    // The schema copies a plain object's own keys as they are; a "__proto__" key or another
+    // prototype is its business.
+    else if (typeof a === 'object' && a !== null && !Array.isArray(a) && Object.getPrototypeOf(a) === Object.prototype && !Object.hasOwn(a, '__proto__')) attributes = a as Record<string, unknown>;
+    else return undefined;
+  }
+  return { claim_id: claimId, outcome_type: outcomeType, subject_ref: subjectRef, occurred_at: occurredAt, attributes, retracted, retracted_at: retractedAt };
+}
+
+/**
+ * Validates one claim row. A retraction may carry only the claim id; anything else needs the full
+ * content, whose hash tells a redelivery (same hash) from a conflict (same id, other content).
+ * `receivedAt` stands in for the retraction time when the AI side gives none.
+ */
+export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date): StagedClaim {
+  // A blank claim id is as absent as a missing one: say so rather than "expected text".
+  if (isAbsent(values.claim_id)) throw new ReconError('missing_field', 'field claim_id: required');
+  const c = fastClaimInput(values) ?? parseClaimInput(values);
+
   const retract = c.retracted === true;
   const hasContent = c.outcome_type !== undefined || c.subject_ref !== undefined || c.occurred_at !== undefined;
   if (!retract || hasContent) {
@@ -112,14 +181,18 @@ export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date)
   }
   const occurredAt = c.occurred_at ? fieldTime('occurred_at', c.occurred_at) : null;
   const retractedAt = retract ? (c.retracted_at ? fieldTime('retracted_at', c.retracted_at) : receivedAt.toISOString()) : null;
-  const content = hasContent || !retract ? { outcome_type: c.outcome_type, subject_ref: c.subject_ref, occurred_at: occurredAt, attributes } : null;
+  // The content's canonical JSON written out: canonicalJson({ outcome_type, subject_ref,
+  // occurred_at, attributes }) with its four keys already in order.
+  const content = hasContent || !retract
+    ? `{"attributes":${canonicalJson(attributes)},"occurred_at":${JSON.stringify(occurredAt)},"outcome_type":${JSON.stringify(c.outcome_type ?? null)},"subject_ref":${JSON.stringify(c.subject_ref ?? null)}}`
+    : null;
   return {
     claimId: c.claim_id,
     outcomeType: c.outcome_type ?? null,
     subjectRef: c.subject_ref ?? null,
     occurredAt,
     attributes,
-    contentSha256: content ? sha256Of(content) : null,
+    contentSha256: content === null ? null : hash('sha256', content, 'hex'),
     retract,
     retractedAt,
   };

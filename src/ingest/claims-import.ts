@@ -102,6 +102,9 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
 async function mergeStagedClaims(db: PoolClient, tenant: string, importId: number): Promise<Map<string, number>> {
   // A temp table has no statistics until analysed; without them the planner guesses tiny.
   await db.query('analyze stage_claims (claim_id, code)');
+  // The window's sort holds the whole file: in the default 4 MB it spills to disk in runs. Local
+  // to this import's transaction.
+  await db.query(`set local work_mem = '256MB'`);
   await db.query(
     `create temp table claim_decisions on commit drop as
      with rows as (

@@ -2,6 +2,7 @@ import type { RecordSource } from '../domain/contract';
 import { normaliseMatchKey } from '../domain/contract';
 import { ReconError } from '../domain/errors';
 import { parseCustomerTimestamp } from '../domain/timestamps';
+import { hash } from 'node:crypto';
 import { sha256Of } from './claim-row';
 
 export interface MappedRecord {
@@ -55,12 +56,44 @@ export function mappedColumns(source: RecordSource): string[] {
   return [...new Set(Object.values(source.fields).map((f) => f.column))];
 }
 
+type Field = RecordSource['fields'][string];
+interface SourceShape {
+  fields: Array<[string, Field]>;
+  /** The field names in canonical JSON order, each with its quoted key: `"name":`. */
+  canonical: Array<[string, string]>;
+  /** A field named __proto__ would not be an own key of data: such a source takes the general way. */
+  general: boolean;
+}
+
+// The source's fields once per import, not once per row.
+const SHAPES = new WeakMap<RecordSource, SourceShape>();
+function shapeOf(source: RecordSource): SourceShape {
+  let shape = SHAPES.get(source);
+  if (!shape) {
+    const fields = Object.entries(source.fields);
+    const canonical = fields.map(([name]) => name).sort().map((name, i): [string, string] => [name, `${i === 0 ? '{' : ','}${JSON.stringify(name)}:`]);
+    SHAPES.set(source, (shape = { fields, canonical, general: canonical.length === 0 || fields.some(([name]) => name === '__proto__') }));
+  }
+  return shape;
+}
+
+/**
+ * sha256Of(data) for a row's data, whose keys are the source's fields and values plain: the
+ * canonical JSON written out in the precomputed key order.
+ */
+function rowSha256(data: MappedRecord['data'], shape: SourceShape): string {
+  if (shape.general) return sha256Of(data);
+  let text = '';
+  for (const [name, key] of shape.canonical) text += key + JSON.stringify(data[name] ?? null);
+  return hash('sha256', `${text}}`, 'hex');
+}
+
 /** Maps one row of the customer's export onto the contract's fields, typed and normalised. */
 export function mapRecordRow(values: Record<string, unknown>, source: RecordSource, opts: { timeZone: string; matchField: string; caseInsensitive: boolean }): MappedRecord {
   const data: MappedRecord['data'] = {};
-  for (const [name, f] of Object.entries(source.fields)) {
-    data[name] = convert(name, f.type, values[f.column], source.timezone ?? opts.timeZone);
-  }
+  const timeZone = source.timezone ?? opts.timeZone;
+  const shape = shapeOf(source);
+  for (const [name, f] of shape.fields) data[name] = convert(name, f.type, values[f.column], timeZone);
   const id = data[source.idField];
   if (id === null || id === '') throw new ReconError('missing_field', `field ${source.idField} (column "${source.fields[source.idField].column}"): required`);
   const key = data[opts.matchField];
@@ -71,6 +104,6 @@ export function mapRecordRow(values: Record<string, unknown>, source: RecordSour
     matchKey: normaliseMatchKey(String(key), opts.caseInsensitive),
     updatedAt,
     data,
-    rowSha256: sha256Of(data),
+    rowSha256: rowSha256(data, shape),
   };
 }

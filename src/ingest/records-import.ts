@@ -57,6 +57,9 @@ async function mergeStagedRecords(db: PoolClient, args: { tenant: string; source
   // A temp table has no statistics until analysed; without them the planner guesses tiny. The
   // join column is all it needs (sampling the JSON too would cost more than it tells).
   await db.query('analyze stage_records (external_id, code)');
+  // The sorts below hold the whole file (the versions' sort carries each row's data): in the
+  // default 4 MB they spill to disk in runs. Local to this import's transaction.
+  await db.query(`set local work_mem = '256MB'`);
   // New records in order of first appearance in the file, so ids do not depend on the plan.
   await db.query(
     `insert into records (tenant_id, source, external_id)
@@ -72,25 +75,22 @@ async function mergeStagedRecords(db: PoolClient, args: { tenant: string; source
   // Only those first rows look into record_versions, one index probe each. Versions are inserted
   // in the window's own order (no second sort), so within a record and time a later row still
   // gets the higher version id, which breaks ties between versions of the same time.
-  const { rows } = await db.query<{ accepted: number }>(
+  const { rowCount } = await db.query(
     `with ordered as (
        select s.row_number, s.line, r.record_id, coalesce(s.updated_at, $4) as effective_at, s.match_key, s.data, s.row_sha256,
               lag(s.row_sha256) over w as prev_in_file
          from stage_records s join records r on r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id
         where s.code is null
-       window w as (partition by r.record_id order by coalesce(s.updated_at, $4), s.row_number)),
-     inserted as (
-       insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
-       select o.record_id, o.effective_at, o.match_key, o.data, o.row_sha256, $3, o.line from ordered o
-        where o.row_sha256 is distinct from coalesce(o.prev_in_file, (
-                select v.row_sha256 from record_versions v
-                 where v.record_id = o.record_id and v.effective_at <= o.effective_at
-                 order by v.effective_at desc, v.version_id desc limit 1))
-        order by o.record_id, o.effective_at, o.row_number
-       on conflict (record_id, effective_at, row_sha256) do nothing
-       returning 1)
-     select count(*)::int as accepted from inserted`,
+       window w as (partition by r.record_id order by coalesce(s.updated_at, $4), s.row_number))
+     insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
+     select o.record_id, o.effective_at, o.match_key, o.data, o.row_sha256, $3, o.line from ordered o
+      where o.row_sha256 is distinct from coalesce(o.prev_in_file, (
+              select v.row_sha256 from record_versions v
+               where v.record_id = o.record_id and v.effective_at <= o.effective_at
+               order by v.effective_at desc, v.version_id desc limit 1))
+      order by o.record_id, o.effective_at, o.row_number
+     on conflict (record_id, effective_at, row_sha256) do nothing`,
     [args.tenant, args.source, args.importId, args.importedAt],
   );
-  return rows[0].accepted;
+  return rowCount ?? 0;
 }

@@ -162,7 +162,10 @@ export async function stageRows(db: PoolClient, copySql: string, rows: AsyncIter
     let chunk = '';
     for await (const r of rows) {
       received++;
-      chunk += encode(r).map(copyValue).join('\t') + '\n';
+      const cells = encode(r);
+      let line = copyValue(cells[0]);
+      for (let i = 1; i < cells.length; i++) line += `\t${copyValue(cells[i])}`;
+      chunk += `${line}\n`;
       if (chunk.length >= COPY_CHUNK_CHARS) {
         yield chunk;
         chunk = '';

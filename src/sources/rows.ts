@@ -331,6 +331,7 @@ function failed(position: RowPosition, f: Failure): RowResult {
 
 class CsvRows implements RowInterpreter {
   private header: string[] | undefined;
+  private headerHasNul = false;
   private rows = 0;
 
   constructor(
@@ -342,6 +343,7 @@ class CsvRows implements RowInterpreter {
   take(row: RawRow): RowResult | undefined {
     if (!this.header) {
       this.header = readHeader(this.file, row, this.maxRowBytes, this.requiredColumns);
+      this.headerHasNul = this.header.some((name) => name.includes('\u0000'));
       return undefined;
     }
     const position = { line: row.line, row: ++this.rows };
@@ -362,7 +364,8 @@ class CsvRows implements RowInterpreter {
     }
     // fromEntries defines own properties, so a column named "__proto__" stays a plain value.
     const values = Object.fromEntries(header.map((name, i) => [name, cells.cells[i]]));
-    const nul = nulField(values);
+    // Every cell is a piece of raw: without a NUL in it or in the header there is none to find.
+    const nul = this.headerHasNul || raw.includes('\u0000') ? nulField(values) : undefined;
     if (nul !== undefined) return failed(position, { code: 'nul_character', reason: nulReason(`column "${nul}"`), raw });
     return { ok: true, position, raw, values };
   }
@@ -477,7 +480,9 @@ class JsonlRows implements RowInterpreter {
         raw,
       });
     }
-    const nul = nulCharacterReason(parsed);
+    // JSON writes U+0000 only as the escape \u0000 (a raw one is a syntax error): a line without
+    // that text holds none, and the walk through every value can be skipped.
+    const nul = raw.includes('\\u0000') ? nulCharacterReason(parsed) : undefined;
     if (nul !== undefined) return failed(position, { code: 'nul_character', reason: nul, raw });
     return { ok: true, position, raw, values: parsed as Record<string, unknown> };
   }

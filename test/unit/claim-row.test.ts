@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReconError } from '../../src/domain/errors';
-import { checkRowTenant, stageClaimRow } from '../../src/ingest/claim-row';
+import { ClaimInputSchema, checkRowTenant, fastClaimInput, sha256Of, stageClaimRow } from '../../src/ingest/claim-row';
 import { errorOf } from './helpers';
 
 const RECEIVED = new Date('2026-03-05T06:00:00.000Z');
@@ -242,5 +243,38 @@ describe('checkRowTenant', () => {
     const e = errorOf(() => checkRowTenant(values, 'acme'));
     expect(e.code).toBe('wrong_tenant');
     expect(e.message).toBe(message);
+  });
+});
+
+describe('the fast path agrees with the schema', () => {
+  const cell = fc.oneof(
+    fc.constantFrom(undefined, null, '', '  ', 'x', ' padded ', 'a\tb', 'a\u0085b', 'x'.repeat(512), ` ${'y'.repeat(512)} `, 'z'.repeat(513)),
+    fc.constantFrom('true', 'TRUE', '1', 'yes', 'false', 'FALSE', '0', 'no', 'True', ' true', true, false, 1, 0),
+    fc.constantFrom('2026-03-01T10:00:00Z', '{"a":1}', '[1]'),
+    fc.string(),
+    fc.integer(),
+    fc.constantFrom({}, { a: 1 }, [], [1], JSON.parse('{"__proto__":{"a":1}}'), Object.create(null), new Date(0)),
+  );
+  const keys = ['claim_id', 'outcome_type', 'subject_ref', 'occurred_at', 'attributes', 'retracted', 'retracted_at', 'tenant', 'other'];
+  it('gives what the schema gives for every row it takes, and leaves the rest to the schema', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.constantFrom(...keys), cell), (values) => {
+        const present = Object.fromEntries(Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null));
+        const parsed = ClaimInputSchema.safeParse(present);
+        const fast = present.claim_id === undefined ? undefined : fastClaimInput(values);
+        if (fast === undefined) return;
+        expect(parsed.success).toBe(true);
+        const strip = (o: object) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+        expect(strip(fast)).toEqual(strip(parsed.data!));
+        expect(JSON.stringify(fast.attributes)).toEqual(JSON.stringify(parsed.data!.attributes));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('hashes content as sorted canonical JSON', () => {
+    expect(sha256Of({ b: [1, { d: null, c: 'x' }], a: undefined, 'é': true })).toBe(
+      createHash('sha256').update('{"a":null,"b":[1,{"c":"x","d":null}],"é":true}').digest('hex'),
+    );
   });
 });

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContractSchema, type RecordSource } from '../../src/domain/contract';
 import { ReconError } from '../../src/domain/errors';
+import { sha256Of } from '../../src/ingest/claim-row';
 import { mapRecordRow } from '../../src/ingest/record-row';
 import { errorOf } from './helpers';
 
@@ -171,5 +172,29 @@ describe('mapRecordRow: numbers are plain decimals only', () => {
   }
   it('accepts signs, decimals and exponents', () => {
     expect(map({ ...row, CSAT: ' -4.5e1 ' }).data.csat).toBe(-45);
+  });
+});
+
+describe('mapRecordRow: the written-out hash', () => {
+  it('is the canonical hash of the data, whatever the cells', () => {
+    const cellText = fc.oneof(fc.string(), fc.constantFrom('', ' ', 'solved', '2026-03-01T10:00:00Z', '3', '1e3', 'é"\\\n'));
+    fc.assert(
+      fc.property(cellText, cellText, fc.constantFrom('', '2026-03-01T10:00:00Z', '2026-03-01 10:00'), fc.constantFrom('', '4', '-0', '2.50'), (id, status, at, csat) => {
+        let m;
+        try {
+          m = map({ ...row, 'Ticket ID': id, Status: status, 'Solved at': at, CSAT: csat });
+        } catch {
+          return;
+        }
+        expect(m.rowSha256).toBe(sha256Of(m.data));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('takes the general way for a source with a field named __proto__', () => {
+    const odd = { ...helpdesk, fields: JSON.parse(JSON.stringify({ ...helpdesk.fields, __proto__x: { column: 'Status', type: 'string' } }).replace('__proto__x', '__proto__')) };
+    const m = map(row, odd);
+    expect(m.rowSha256).toBe(sha256Of(m.data));
   });
 });
