@@ -166,7 +166,9 @@ export function createActivities(deps: ActivityDeps) {
         let posted = 0;
         let amountMinor = 0;
         const loop = await chunkLoop(input.cursor, async (cursor) => {
-          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize });
+          // Larger chunks than evaluate's: each posts under one advisory lock and one commit, and a
+          // chunk's fixed costs (price index, period, usage, commit) are paid per chunk.
+          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize * 5 });
           posted += r.posted;
           amountMinor += r.amountMinor;
           return { processed: r.posted, cursor: r.lastOutcomeId, done: r.done };
