@@ -166,9 +166,7 @@ export function createActivities(deps: ActivityDeps) {
         let posted = 0;
         let amountMinor = 0;
         const loop = await chunkLoop(input.cursor, async (cursor) => {
-          // Larger chunks than evaluate's: each posts under one advisory lock and one commit, and a
-          // chunk's fixed costs (price index, period, usage, commit) are paid per chunk.
-          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize * 5 });
+          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize });
           posted += r.posted;
           amountMinor += r.amountMinor;
           return { processed: r.posted, cursor: r.lastOutcomeId, done: r.done };
