@@ -3,8 +3,8 @@ import { inTransaction } from '../db/pool';
 import { contractInEffectAt, pricingOf, type ContractVersion } from '../domain/contract';
 import { priceToMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
-import { alertsCrossed, priceNextOutcomes, type PeriodUsage, type PricedLine } from '../domain/pricing';
-import { loadPriceIndex, multiplierAt } from './price-index';
+import { alertsCrossed, priceNextOutcomes, type PeriodUsage, type PricedLine, type Pricing } from '../domain/pricing';
+import { loadPriceIndex, multiplierAt, type IndexPoint } from './price-index';
 import { openPeriodFor } from './period-close';
 
 export interface PostResult {
@@ -46,6 +46,44 @@ async function usageByType(db: PoolClient, tenant: string, period: string): Prom
 }
 
 /**
+ * Prices the rows in their order, threading each type's usage through. A run of consecutive rows
+ * under the same terms (type, contract version, index multiplier) is priced in one call: pricing n
+ * outcomes at once gives the same lines as pricing them one by one (the pricing property tests hold
+ * it to that), without resolving the terms again for every outcome.
+ */
+function priceInOrder(rows: ConfirmedRow[], versions: ContractVersion[], index: IndexPoint[], usage: Map<string, PeriodUsage>) {
+  const pricings = new Map<ContractVersion, Map<string, Pricing>>();
+  const termsOf = (r: ConfirmedRow) => {
+    const version = pricingVersion(versions, r.outcome_type, r.success_at);
+    let byType = pricings.get(version);
+    if (!byType) pricings.set(version, (byType = new Map()));
+    let pricing = byType.get(r.outcome_type);
+    if (!pricing) byType.set(r.outcome_type, (pricing = pricingOf(version.body.outcomeTypes[r.outcome_type])));
+    const multiplier = pricing.indexSeries ? multiplierAt(index, pricing.indexSeries, r.success_at) : undefined;
+    return { version, pricing, multiplier };
+  };
+  const out: Array<{ r: ConfirmedRow; line: PricedLine; version: ContractVersion; currency: string }> = [];
+  let i = 0;
+  while (i < rows.length) {
+    const first = rows[i];
+    const { version, pricing, multiplier } = termsOf(first);
+    let j = i + 1;
+    while (j < rows.length && rows[j].outcome_type === first.outcome_type) {
+      const next = termsOf(rows[j]);
+      if (next.version !== version || next.multiplier !== multiplier) break;
+      j++;
+    }
+    const currency = version.body.currency;
+    const before = usage.get(first.outcome_type) ?? { count: 0, usageMinor: 0, capped: 0 };
+    const { lines, after } = priceNextOutcomes(pricing, currency, before, j - i, multiplier);
+    usage.set(first.outcome_type, after);
+    for (let k = 0; k < lines.length; k++) out.push({ r: rows[i + k], line: lines[k], version, currency });
+    i = j;
+  }
+  return out;
+}
+
+/**
  * Posts charges for the next chunk of outcomes this run confirmed and marks them billed, in one
  * transaction. Outcomes are taken in (success_at, outcome id) order within the run, so tiers and
  * caps fall on the same outcomes however often the run is retried; `charge:<outcome>` makes a
@@ -78,48 +116,51 @@ export async function postChunk(
     await db.query('select pg_advisory_xact_lock(hashtext($1))', [`pricing:${args.tenant}:${period}`]);
     const usage = await usageByType(db, args.tenant, period);
     const startUsage = new Map([...usage].map(([k, v]) => [k, { ...v }]));
-    const lines = rows.map((r) => {
-      const version = pricingVersion(args.versions, r.outcome_type, r.success_at);
-      const pricing = pricingOf(version.body.outcomeTypes[r.outcome_type]);
-      const multiplier = pricing.indexSeries ? multiplierAt(index, pricing.indexSeries, r.success_at) : undefined;
-      const before = usage.get(r.outcome_type) ?? { count: 0, usageMinor: 0, capped: 0 };
-      const { lines: [line], after } = priceNextOutcomes(pricing, version.body.currency, before, 1, multiplier);
-      usage.set(r.outcome_type, after);
-      return { r, line, version, currency: version.body.currency };
-    });
+    const lines = priceInOrder(rows, args.versions, index, usage);
+    // The three writes in one statement: one round trip, and the chunk's lines are read once. The
+    // update marks every picked outcome billed (a charge already posted by an earlier attempt
+    // included); an event is written only for a charge this statement inserted.
     const { rows: inserted } = await db.query<{ entry_id: number; outcome_id: number; amount_minor: number }>(
-      `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
-                                   unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at,
-                                   pricing_basis, tier, period_position, corrects_period)
-       select $1, 'charge:' || l.outcome_id, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price,
-              l.amount_minor, l.contract_version, $3, $4, l.primary_claim_id, l.evidence, l.success_at, l.basis, l.tier, l.position,
-              nullif($5, $2)
-         from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[], $13::jsonb[],
-                     $14::timestamptz[], $15::text[], $16::int[], $17::int[], $18::text[])
-              as l(outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, evidence,
+      `with l as (
+         select * from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[],
+                              $13::text[], $14::text[], $15::bigint[], $16::text[],
+                              $17::timestamptz[], $18::text[], $19::int[], $20::int[], $21::text[])
+              as l(outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id,
+                   source, external_id, version_id, effective_at,
                    success_at, basis, tier, position, currency)
-       on conflict (idempotency_key) do nothing
-       returning entry_id, outcome_id, amount_minor`,
+       ), charged as (
+         insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
+                                     unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at,
+                                     pricing_basis, tier, period_position, corrects_period)
+         select $1, 'charge:' || l.outcome_id, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price,
+                l.amount_minor, l.contract_version, $3, $4, l.primary_claim_id,
+                jsonb_build_object('source', l.source, 'externalId', l.external_id, 'versionId', l.version_id, 'effectiveAt', l.effective_at),
+                l.success_at, l.basis, l.tier, l.position, nullif($5, $2)
+           from l
+         on conflict (idempotency_key) do nothing
+         returning entry_id, outcome_id, amount_minor, pricing_basis
+       ), billed as (
+         update outcomes set state = 'billed', updated_at = now()
+          where outcome_id = any($6::bigint[]) and state = 'confirmed'
+       ), events as (
+         insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
+         select c.outcome_id, $3, $4, 'billed', 'confirmed', 'billed',
+                'charged ' || c.amount_minor || ' minor units in ' || $2 || ' (' || c.pricing_basis || ')',
+                jsonb_build_object('entryId', c.entry_id, 'period', $2::text, 'basis', c.pricing_basis)
+           from charged c
+         on conflict do nothing
+       )
+       select entry_id, outcome_id, amount_minor from charged`,
       [
         args.tenant, period, args.runId, args.asOf, billingPeriodOf(args.asOf, args.timeZone),
         lines.map((l) => l.r.outcome_id), lines.map((l) => l.r.outcome_type), lines.map((l) => l.r.subject_ref),
         lines.map((l) => l.line.unitPrice), lines.map((l) => l.line.amountMinor), lines.map((l) => l.version.version),
         lines.map((l) => l.r.primary_claim_id),
-        lines.map((l) => JSON.stringify({ source: l.r.source, externalId: l.r.external_id, versionId: l.r.evidence_version_id, effectiveAt: l.r.effective_at?.toISOString() ?? null })),
+        lines.map((l) => l.r.source), lines.map((l) => l.r.external_id), lines.map((l) => l.r.evidence_version_id),
+        lines.map((l) => l.r.effective_at?.toISOString() ?? null),
         lines.map((l) => l.r.success_at), lines.map((l) => l.line.basis), lines.map((l) => l.line.tier), lines.map((l) => l.line.position),
         lines.map((l) => l.currency),
       ],
-    );
-    const basisOf = new Map(lines.map((l) => [l.r.outcome_id, l.line.basis]));
-    await db.query(`update outcomes set state = 'billed', updated_at = now() where outcome_id = any($1::bigint[]) and state = 'confirmed'`, [lines.map((l) => l.r.outcome_id)]);
-    await db.query(
-      `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
-       select e.outcome_id, $1, $2, 'billed', 'confirmed', 'billed', 'charged ' || e.amount_minor || ' minor units in ' || $3 || ' (' || e.basis || ')',
-              jsonb_build_object('entryId', e.entry_id, 'period', $3::text, 'basis', e.basis)
-         from unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::text[]) as e(outcome_id, entry_id, amount_minor, basis)
-       on conflict do nothing`,
-      [args.runId, args.asOf, period, inserted.map((i) => i.outcome_id), inserted.map((i) => i.entry_id), inserted.map((i) => i.amount_minor),
-        inserted.map((i) => basisOf.get(i.outcome_id)!)],
     );
     await recordAlerts(db, { tenant: args.tenant, runId: args.runId, period, at: args.asOf, current, before: startUsage, after: usage });
     return { rows, inserted };
