@@ -82,7 +82,8 @@ export async function openDispute(
       if (!open.mine) await recordEvent(db, { disputeId: open.dispute_id, kind: 'attached', actor: args.actor, note: args.reason, at: args.at, requestId: args.requestId });
       return { disputeId: open.dispute_id, attached: !open.mine, outcomeId: o.outcome_id, outcomeState: open.outcome_state_at_open, slaAt: open.sla_at.toISOString(), autoResolveAt: open.auto_resolve_at.toISOString(), defaultDecision: terms.defaultDecision };
     }
-    const { rows: [charge] } = await db.query<{ as_of: Date }>(`select as_of from ledger_entries where outcome_id = $1 and kind = 'charge'`, [o.outcome_id]);
+    // An outcome's charge is found by its idempotency key: the ledger keeps no index on outcome_id.
+    const { rows: [charge] } = await db.query<{ as_of: Date }>(`select as_of from ledger_entries where idempotency_key = 'charge:' || $1::bigint`, [o.outcome_id]);
     const verdict = decideDisputeAcceptance({ state: o.state, billedAt: charge?.as_of ?? null, now: args.at, terms, timeZone });
     if (!verdict.ok) throw new ReconError(verdict.code, `cannot dispute ${o.outcome_type} ${o.subject_ref}: ${verdict.message}`);
     const { slaAt, autoResolveAt } = disputeDeadlines(args.at, terms, timeZone);
@@ -152,7 +153,7 @@ export async function resolveDispute(
       await db.query(`update outcomes set state = 'rejected', reject_reason = 'dispute_upheld', on_hold = false, updated_at = now() where outcome_id = $1`, [o.outcome_id]);
       await outcomeEvent(db, { outcomeId: o.outcome_id, kind: 'rejected', from: o.state, to: 'rejected', actor: args.actor, at: args.at, reason: `dispute_upheld: ${why}`, details: { disputeId: args.disputeId } });
     } else if (effect === 'credit_charge') {
-      const { rows: [charge] } = await db.query<{ entry_id: number }>(`select entry_id from ledger_entries where outcome_id = $1 and kind = 'charge'`, [o.outcome_id]);
+      const { rows: [charge] } = await db.query<{ entry_id: number }>(`select entry_id from ledger_entries where idempotency_key = 'charge:' || $1::bigint`, [o.outcome_id]);
       creditEntryId = await creditCharge(db, { chargeEntryId: charge.entry_id, reason: why, at: args.at, timeZone, actor: args.actor, details: { disputeId: args.disputeId } });
     } else if (effect === 'none') {
       await db.query('update outcomes set on_hold = false, updated_at = now() where outcome_id = $1', [o.outcome_id]);

@@ -35,7 +35,7 @@ export async function reverseSettledCharges(pool: Pool, args: { tenant: string; 
     `select l.entry_id, max(c.retracted_at) as last_retraction
        from claims c
        join outcomes o on o.outcome_id = c.outcome_id and o.state = 'billed'
-       join ledger_entries l on l.outcome_id = o.outcome_id and l.kind = 'charge'
+       join ledger_entries l on l.idempotency_key = 'charge:' || o.outcome_id -- the charge's unique key: no index on outcome_id
       where c.tenant_id = $1 and c.retracted_at is not null and c.retracted_at <= $2
         and not exists (select 1 from claims k where k.outcome_id = o.outcome_id and k.occurred_at <= $2
                           and (k.retracted_at is null or k.retracted_at > $2))
