@@ -5,17 +5,17 @@ import v8 from 'node:v8';
 import { register } from 'tsx/esm/api';
 
 if (process.argv.slice(2).find((a) => !a.startsWith('-')) === 'worker') {
-  // A worker holds little live data (bounded chunks, a handful of cached workflows) but V8's
-  // defaults size the heap for throughput: old space grew to ~200 MB of garbage between full
-  // collections during evaluate and post, and every isolate (this thread, tsx's loader thread,
-  // the workflow thread) reserved a 2 x 16 MB young generation. Growing the heap by 25% over the
-  // live set instead of up to 4x, and 2 MB semi-spaces, took the worker's peak RSS at 100k claims
-  // from ~406 to ~250 MB with no measurable cost in run time (docs/benchmarks.md). Set here rather
-  // than on the command line so that every way of starting the worker gets them: the heap growth
-  // factor is read at each collection, the semi-space size when an isolate is created (the loader
-  // and workflow threads are created below), so this thread keeps its default young generation.
-  // Neither is a cap: a chunk that needs more memory still gets it. Flags given on the command
-  // line or in NODE_OPTIONS win.
+  // A worker holds little live data (bounded chunks, a handful of cached workflows), but V8's
+  // defaults size the heap for throughput: old space filled with ~150 MB of garbage between full
+  // collections during evaluate and post, and every isolate (this thread, tsx's loader thread, the
+  // workflow thread) reserved a 2 x 16 MB young generation. Growing the heap 25% over the live set
+  // (instead of up to 4x) and 2 MB semi-spaces took the worker's peak RSS at 100k claims from ~406
+  // to ~272 MB (`npm run bench -- --claims 100000`) with no measurable cost in run time.
+  // Set here, not on a command line, so that every way of starting the worker gets them: the growth
+  // factor is read at each collection; the semi-space size when an isolate is created, so it
+  // applies to the loader thread (register below) and the workflow thread (Worker.create), while
+  // this thread keeps its default young generation. Neither is a cap: a chunk that needs more
+  // memory still gets it. Flags given on the command line or in NODE_OPTIONS win.
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].join(' ');
   if (!/--heap-growing-percent/.test(given)) v8.setFlagsFromString('--heap-growing-percent=25');
   if (!/--max-semi-space-size/.test(given)) v8.setFlagsFromString('--max-semi-space-size=2');
