@@ -15,13 +15,13 @@ export function formatImport(kind: string, s: ImportSummary): string {
 export function formatSummary(s: RunSummary): string {
   const t = s.outcomes.transitions;
   const rejected = Object.entries(s.outcomes.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
-  const byState = Object.entries(s.outcomes.byState).sort().map(([k, v]) => `${k} ${v}`).join(', ');
+  const byState = Object.entries(s.outcomes.byState).sort().map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   return [
     `run ${s.runId} · tenant ${s.tenant} · as of ${s.asOf} · period ${s.period}`,
     `  claims   received ${n(s.claims.received)}, accepted ${n(s.claims.accepted)}, redelivered ${n(s.claims.redelivered)}, quarantined ${n(s.claims.quarantined)}, duplicates ${n(s.claims.duplicates)}, retracted ${n(s.claims.retracted)}`,
     `  records  received ${n(s.records.received)}, accepted ${n(s.records.accepted)}, redelivered ${n(s.records.redelivered)}, quarantined ${n(s.records.quarantined)}`,
     `  tonight  new outcomes ${n(s.outcomes.created)}, into grace ${n(t.in_grace)}, reopened ${n(t.reopened)}, grace restarted ${n(t.grace_restarted)}, confirmed ${n(t.confirmed)}, billed ${n(t.billed)}, rejected: ${rejected}${s.outcomes.ambiguous ? `, ambiguous matches waiting ${s.outcomes.ambiguous}` : ''}`,
-    `  outcomes ${byState}`,
+    `  open     ${byState}`,
     `  ledger   ${s.ledger.newCharges} new charges, ${s.ledger.newAmountMinor} minor units (${s.ledger.charges} charges, ${s.ledger.amount} ${s.ledger.currency} for this asOf in all)${s.ledger.credits ? `; ${s.ledger.credits} credits, ${s.ledger.creditsMinor} minor units` : ''}`,
     ...(s.alerts?.length ? [`  alerts   ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis}${a.delivered ? ' (delivered)' : ''}`).join(', ')}`] : []),
   ].join('\n');

@@ -16,6 +16,7 @@ export interface RunSummary {
     transitions: Record<string, number>;
     rejected: Record<string, number>;
     ambiguous: number;
+    /** The tenant's open outcomes by state after the run (awaiting evidence, in grace, confirmed and held): the backlog. */
     byState: Record<string, number>;
   };
   /** charges: all charges of this run's asOf; new*: what this execution added (0 on a rerun). */
@@ -83,7 +84,12 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     transitions[e.kind] = (transitions[e.kind] ?? 0) + e.n;
     if (e.kind === 'rejected' && e.reason) rejected[e.reason] = (rejected[e.reason] ?? 0) + e.n;
   }
-  const states = await q<{ state: string; n: number }>('select state, count(*)::int as n from outcomes where tenant_id = $1 group by state', [tenant]);
+  // Open outcomes only, through the open-states index: counting settled history would read the
+  // whole table every night, and the ledger already accounts for what is settled.
+  const states = await q<{ state: string; n: number }>(
+    `select state, count(*)::int as n from outcomes where tenant_id = $1 and state in ('awaiting_evidence', 'in_grace', 'confirmed') group by state`,
+    [tenant],
+  );
   const [created] = await q<{ n: number }>('select count(*)::int as n from outcomes where created_run_id = $1', [runId]);
   const [ambiguous] = await q<{ n: number }>(
     `select count(*)::int as n from outcomes where tenant_id = $1 and match_status = 'ambiguous' and state in ('awaiting_evidence', 'in_grace')`,
