@@ -91,6 +91,7 @@ export const ERROR_CATALOGUE = {
   temporal_start_failed: FAULT,
   temporal_not_persistent: FAULT,
   temporal_cli_missing: FAULT,
+  postgres_start_failed: FAULT,
   claims_http_unreachable: FAULT,
   claims_http_status: FAULT,
   claims_http_bad_page: FAULT,

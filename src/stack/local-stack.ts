@@ -28,7 +28,7 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
       const pg = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, 'pgdata'), persistent: opts.persistent, log: opts.log });
       stops.push(pg.stop);
       databaseUrl = pg.url;
-      describe.push(`PostgreSQL: ${pg.url.replace(/:[^:@/]*@/, ':***@')} (embedded, data in ${path.join(opts.dir, 'pgdata')})`);
+      describe.push(`PostgreSQL: ${pg.url.replace(/:[^:@/]*@/, ':***@')} (embedded, data in ${pg.dataDir})`);
     }
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     let uiUrl: string | null = null;
