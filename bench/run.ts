@@ -150,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     const rss = new RssSampler(() => children.map((c) => c.pid!).filter(Boolean));
-    const cpu = () => cpuSnapshot({ workerPids: children.map((c) => c.pid!), pgDataDir: path.join(dir, 'pgdata') });
+    const cpu = () => cpuSnapshot({ workerPids: children.map((c) => c.pid!), pgDataDir: stack.postgresDataDir ?? path.join(dir, 'pgdata') });
     const phases: Phase[] = [];
     const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
       rss.enter(name);

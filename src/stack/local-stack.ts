@@ -8,6 +8,8 @@ export interface LocalStack {
   databaseUrl: string;
   temporalAddress: string;
   uiUrl: string | null;
+  /** The embedded server's data directory; null when DATABASE_URL names the server. */
+  postgresDataDir: string | null;
   describe: string[];
   stop(): Promise<void>;
 }
@@ -21,6 +23,7 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
   const describe: string[] = [];
   try {
     let databaseUrl = process.env.DATABASE_URL;
+    let postgresDataDir: string | null = null;
     if (databaseUrl) {
       describe.push('PostgreSQL: DATABASE_URL from the environment');
     } else {
@@ -28,6 +31,7 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
       const pg = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, 'pgdata'), persistent: opts.persistent, log: opts.log });
       stops.push(pg.stop);
       databaseUrl = pg.url;
+      postgresDataDir = pg.dataDir;
       describe.push(`PostgreSQL: ${pg.url.replace(/:[^:@/]*@/, ':***@')} (embedded, data in ${pg.dataDir})`);
     }
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
@@ -53,6 +57,7 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
       databaseUrl,
       temporalAddress,
       uiUrl,
+      postgresDataDir,
       describe,
       stop: async () => {
         for (const s of stops.reverse()) await s().catch((e) => opts.log(`[stack] stop failed: ${(e as Error).message}`));
