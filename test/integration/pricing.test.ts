@@ -22,7 +22,7 @@ async function seed(h: Harness, tenant: string, tickets: Array<[id: string, solv
 async function exportTotal(h: Harness, tenant: string, period: string): Promise<{ total: number; csv: string }> {
   const chunks: Buffer[] = [];
   const t = await writeExport(h.pool, { tenant, period, format: 'csv', out: new Writable({ write(c, _e, cb) { chunks.push(Buffer.from(c)); cb(); } }) });
-  return { total: t.amountMinor, csv: Buffer.concat(chunks).toString() };
+  return { total: t.amountMinor ?? Number.NaN, csv: Buffer.concat(chunks).toString() };
 }
 
 describe('hybrid pricing on real Temporal and Postgres', () => {
