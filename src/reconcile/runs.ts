@@ -320,3 +320,8 @@ export function summariseLedger(
     byPeriod,
   };
 }
+
+/** releaseRunLease for a run known by its id (for a run that failed: markRunFailed calls this). */
+export async function releaseRunLeaseOfRun(db: Pool | PoolClient, runId: number): Promise<void> {
+  await db.query('update run_leases set released_at = now() where run_id = $1 and released_at is null', [runId]);
+}

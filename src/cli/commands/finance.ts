@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { PeriodSchema } from '../../domain/periods';
 import { ReconError } from '../../domain/errors';
 import { parseCustomerTimestamp } from '../../domain/timestamps';
-import { listAlerts } from '../../reconcile/alerts';
+import { listAlerts, type AlertRow } from '../../reconcile/alerts';
+import { loadContractVersions } from '../../db/contracts';
+import { pricingOf } from '../../domain/contract';
 import { closePeriod, listPeriods, reopenPeriod, type PeriodReopen, type PeriodState } from '../../reconcile/period-close';
 import { formatMinorUnits } from '../../domain/money';
 import { upsertIndexPoints, type IndexPoint } from '../../reconcile/price-index';
@@ -77,7 +79,17 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
     .action(async (o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema.optional() }), o);
       const rows = await listAlerts(ctx.db(), a);
-      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({ ...r, threshold: `${Math.round(r.threshold * 100)}%` }))));
+      // People read amounts as decimals with their currency; a count cap's usage is a count of outcomes.
+      const latest = (await loadContractVersions(ctx.db(), a.tenant)).at(-1)!.body;
+      const measure = (r: AlertRow, v: number) => {
+        const terms = latest.outcomeTypes[r.outcomeType];
+        const cap = terms ? pricingOf(terms).cap : undefined;
+        return r.basis === 'cap' && cap && 'count' in cap ? `${v} outcomes` : `${formatMinorUnits(v, latest.currency)} ${latest.currency}`;
+      };
+      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({
+        period: r.period, outcomeType: r.outcomeType, threshold: `${Math.round(r.threshold * 100)}%`, basis: r.basis,
+        usage: measure(r, r.usageMinor), limit: measure(r, r.limitMinor), crossedAt: r.crossedAt, deliveredAt: r.deliveredAt, attempts: r.attempts, lastError: r.lastError,
+      }))));
     });
 
   program
