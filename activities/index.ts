@@ -7,7 +7,7 @@ import { refuseFutureAsOf } from '../src/reconcile/runs';
 import { attachClaimsToOutcomes } from '../src/reconcile/attach';
 import { evaluateChunk } from '../src/reconcile/evaluate';
 import { postChunk } from '../src/reconcile/post';
-import { finishRun, startRun, type RunSummary } from '../src/reconcile/runs';
+import { finishRun, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
 import { createDisputeActivities } from './disputes';
 import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/reversals';
@@ -21,12 +21,14 @@ export interface ActivityDeps {
   chunkSize?: number;
   /** Chunks per activity call before handing back to the workflow. */
   chunksPerCall?: number;
+  /** How long a run waits for the tenant's run in progress before it is refused (run_in_progress). */
+  runLeaseWaitMs?: number;
 }
 
 /** Errors a retry cannot fix: a missing contract, a bad configuration. */
 const PERMANENT = new Set([
   'as_of_in_future', 'unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract', 'unknown_outcome_type',
-  'outcome_not_found', 'outcome_settled', 'dispute_window_closed', 'dispute_not_found', 'already_resolved',
+  'outcome_not_found', 'outcome_settled', 'dispute_window_closed', 'dispute_not_found', 'already_resolved', 'run_in_progress',
 ]);
 
 async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
@@ -57,6 +59,17 @@ export function createActivities(deps: ActivityDeps) {
   const { pool } = deps;
   const chunkSize = deps.chunkSize ?? 2000;
   const chunksPerCall = deps.chunksPerCall ?? 50;
+  const runLeaseWaitMs = deps.runLeaseWaitMs ?? 60_000;
+
+  /** Refreshes the tenant's run lease now and then while the run works (staleness is judged by it). */
+  const lastTouch = new Map<string, number>();
+  async function keepRunLease(): Promise<void> {
+    const workflowId = Context.current().info.workflowExecution?.workflowId;
+    if (!workflowId || Date.now() - (lastTouch.get(workflowId) ?? 0) < 30_000) return;
+    if (lastTouch.size > 1000) lastTouch.clear();
+    lastTouch.set(workflowId, Date.now());
+    await touchRunLease(pool, workflowId);
+  }
 
   /** Runs chunks from the cursor (or the last heartbeat, on a retry) until done or the call's budget. */
   async function chunkLoop(start: number, step: (cursor: number) => Promise<{ processed: number; cursor: number; done: boolean }>): Promise<ChunkLoopResult> {
@@ -70,6 +83,7 @@ export function createActivities(deps: ActivityDeps) {
       processed += r.processed;
       cursor = r.cursor;
       Context.current().heartbeat(cursor);
+      await keepRunLease();
       if (r.done) return { chunks, processed, cursor, done: true };
       if (chunks >= chunksPerCall) return { chunks, processed, cursor, done: false };
     }
@@ -84,7 +98,19 @@ export function createActivities(deps: ActivityDeps) {
         refuseFutureAsOf(asOf, new Date());
         const versions = await loadContractVersions(pool, input.tenant);
         const contract = contractForRun(versions, asOf).body;
-        const runId = await startRun(pool, { tenant: input.tenant, asOf, workflowId: input.workflowId });
+        // One run at a time per tenant: wait a little for a run in progress, then refuse, naming it.
+        const waitUntil = Date.now() + runLeaseWaitMs;
+        let runId: number;
+        for (;;) {
+          try {
+            runId = await startRun(pool, { tenant: input.tenant, asOf, workflowId: input.workflowId });
+            break;
+          } catch (err) {
+            if (!(err instanceof ReconError && err.code === 'run_in_progress') || Date.now() >= waitUntil) throw err;
+            Context.current().heartbeat();
+            await Context.current().sleep(Math.min(2_000, Math.max(0, waitUntil - Date.now())));
+          }
+        }
         return {
           runId,
           period: billingPeriodOf(asOf, contract.timezone),
@@ -102,6 +128,7 @@ export function createActivities(deps: ActivityDeps) {
           pages++;
           accepted += r.import.accepted;
           Context.current().heartbeat(r.cursor);
+          await keepRunLease();
           if (r.caughtUp) return { pages, accepted, caughtUp: true };
           if (pages >= input.pagesPerChunk) return { pages, accepted, caughtUp: false };
         }

@@ -1,4 +1,5 @@
 import type { RunSummary } from '../reconcile/runs';
+import { formatMinorUnits } from '../domain/money';
 import type { OutcomeStory } from '../reconcile/explain';
 import type { ImportSummary } from '../ingest/staging';
 
@@ -12,18 +13,54 @@ export function formatImport(kind: string, s: ImportSummary): string {
   return [head, ...problems, ...(s.quarantined > 10 ? [`  … see \`recon quarantine list\``] : [])].join('\n');
 }
 
+const money = (amountMinor: number, currency: string) => `${formatMinorUnits(amountMinor, currency)} ${currency}`;
+const count = (x: number, one: string, many = `${one}s`) => `${x} ${x === 1 ? one : many}`;
+
+/** One line per period landed in and currency: every line the run wrote, by kind. */
+function formatLedger(l: RunSummary['ledger']): string[] {
+  // Summaries stored before byPeriod existed carry only the charge counts.
+  if (!l.byPeriod) {
+    return [`  ledger   ${count(l.charges, 'charge')}, ${money(l.amountMinor, l.currency)}${l.credits ? `; ${count(l.credits, 'credit')}, ${money(l.creditsMinor, l.currency)}` : ''}`];
+  }
+  if (l.byPeriod.length === 0) return ['  ledger   no lines'];
+  const out = l.byPeriod.map((g, i) => {
+    const m = (x: number) => money(x, g.currency);
+    const c = g.charges;
+    const held = [c.included ? `${c.included} included` : '', c.capped ? `${c.capped} capped` : ''].filter(Boolean).join(', ');
+    const parts = [
+      `${count(c.count, 'charge')}${held ? ` (${held})` : ''} ${m(c.amountMinor)}`,
+      ...(g.baseFees.count ? [`${count(g.baseFees.count, 'base fee')} ${m(g.baseFees.amountMinor)}`] : []),
+      ...(g.trueUps.count ? [`${count(g.trueUps.count, 'true-up')} ${m(g.trueUps.amountMinor)}`] : []),
+      ...(g.credits.count ? [`${count(g.credits.count, 'credit')} ${m(g.credits.amountMinor)}`] : []),
+    ];
+    const corrects = g.corrects.length ? ` (corrections of closed ${g.corrects.join(', ')})` : '';
+    return `  ${i === 0 ? 'ledger  ' : '        '} ${g.period}${corrects}: ${m(g.amountMinor)} in ${count(g.lines, 'line')}: ${parts.join(', ')}`;
+  });
+  const fresh = l.byPeriod.filter((g) => g.newLines > 0);
+  out.push(fresh.length === 0
+    ? '           nothing new: an earlier execution of this asOf wrote these lines'
+    : `           this execution added ${fresh.map((g) => `${count(g.newLines, 'line')} ${money(g.newAmountMinor, g.currency)} in ${g.period}`).join(', ')}`);
+  return out;
+}
+
 export function formatSummary(s: RunSummary): string {
   const t = s.outcomes.transitions;
   const rejected = Object.entries(s.outcomes.rejected).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
   const byState = Object.entries(s.outcomes.byState).sort().map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const openAt = s.outcomes.openCountedAt ? `open now (counted at ${s.outcomes.openCountedAt}, when the run reported, not as of its asOf; on hold included)` : 'open now';
   return [
     `run ${s.runId} · tenant ${s.tenant} · as of ${s.asOf} · period ${s.period}`,
     `  claims   received ${n(s.claims.received)}, accepted ${n(s.claims.accepted)}, redelivered ${n(s.claims.redelivered)}, quarantined ${n(s.claims.quarantined)}, duplicates ${n(s.claims.duplicates)}, retracted ${n(s.claims.retracted)}`,
     `  records  received ${n(s.records.received)}, accepted ${n(s.records.accepted)}, redelivered ${n(s.records.redelivered)}, quarantined ${n(s.records.quarantined)}`,
-    `  tonight  new outcomes ${n(s.outcomes.created)}, into grace ${n(t.in_grace)}, reopened ${n(t.reopened)}, grace restarted ${n(t.grace_restarted)}, confirmed ${n(t.confirmed)}, billed ${n(t.billed)}, rejected: ${rejected}${s.outcomes.ambiguous ? `, ambiguous matches waiting ${s.outcomes.ambiguous}` : ''}`,
-    `  open     ${byState}`,
-    `  ledger   ${s.ledger.newCharges} new charges, ${s.ledger.newAmountMinor} minor units (${s.ledger.charges} charges, ${s.ledger.amount} ${s.ledger.currency} for this asOf in all)${s.ledger.credits ? `; ${s.ledger.credits} credits, ${s.ledger.creditsMinor} minor units` : ''}`,
+    `  tonight  new outcomes ${n(s.outcomes.created)}, into grace ${n(t.in_grace)}, reopened ${n(t.reopened)}, grace restarted ${n(t.grace_restarted)}, confirmed ${n(t.confirmed)}, billed ${n(t.billed)}, rejected: ${rejected}`,
+    `  ${openAt}: ${byState}${s.outcomes.ambiguous ? `; ambiguous matches waiting ${s.outcomes.ambiguous}` : ''}`,
+    ...formatLedger(s.ledger),
     ...(s.alerts?.length ? [`  alerts   ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis}${a.delivered ? ' (delivered)' : ''}`).join(', ')}`] : []),
+    ...(s.backdated ? [
+      `  earlier  this asOf is before the tenant's last completed run (as of ${s.backdated.latestCompletedAsOf})`,
+      ...s.backdated.canChange.map((x) => `           it could still change: ${x}`),
+      ...s.backdated.cannotChange.map((x) => `           it cannot change: ${x}`),
+    ] : []),
   ].join('\n');
 }
 

@@ -14,7 +14,7 @@ import { connectClient, connectWorker } from '../temporal/connection';
 import { createWorker } from '../temporal/worker';
 import { installRuntime } from '../temporal/runtime';
 import { runReconciliation } from '../temporal/run-client';
-import { writeExport, ledgerTotal } from '../export/export';
+import { describeTotals, ledgerTotals, writeExport } from '../export/export';
 import { explainOutcome, findOutcomeId } from '../reconcile/explain';
 import { formatImport, formatStory, formatSummary } from '../cli/format';
 import { buildStatement, formatStatement } from '../reconcile/statement';
@@ -67,6 +67,9 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     await mkdir(inputs, { recursive: true });
     let published = 0;
     const totals = { reopened: 0, quarantined: 0, duplicates: 0 };
+    // What the nights' summaries say they wrote, per period landed in and currency.
+    const summarised = new Map<string, number>();
+    let baseFeesSummarised = 0;
     for (let k = 0; k < ds.nights.length; k++) {
       const asOf = ds.nights[k];
       const due = ds.claims.filter((c) => c.publishAt.getTime() <= asOf.getTime()).slice(published);
@@ -79,6 +82,10 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       console.log(formatImport('records', rec));
       const summary = await runReconciliation(client, { tenant, asOf, taskQueue });
       console.log(formatSummary(summary));
+      for (const g of summary.ledger.byPeriod) {
+        summarised.set(`${g.period} ${g.currency}`, (summarised.get(`${g.period} ${g.currency}`) ?? 0) + g.amountMinor);
+        baseFeesSummarised += g.baseFees.count;
+      }
       totals.reopened += summary.outcomes.transitions.reopened ?? 0;
       totals.quarantined += summary.claims.quarantined + summary.records.quarantined;
       totals.duplicates += summary.claims.duplicates;
@@ -88,17 +95,30 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
 
     await mkdir(opts.outDir, { recursive: true });
     const { rows: periods } = await pool.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [tenant]);
-    const exports: Array<{ file: string; fileTotal: number; exported: number; ledger: number; statement: number }> = [];
+    const exports: Array<{ file: string; period: string; fileTotals: string; exported: string; ledger: string; statement: string }> = [];
+    const key = (xs: Array<{ currency: string; amountMinor: number }>) => [...xs].sort((a, b) => a.currency.localeCompare(b.currency)).map((x) => `${x.amountMinor} ${x.currency}`).join(', ') || 'none';
+    // Support's dispute credits are written outside the runs (run_id null): the rest is in the nights' summaries.
+    const { rows: outsideRuns } = await pool.query<{ period: string; currency: string; amount: number }>(
+      'select period, currency, sum(amount_minor)::bigint as amount from ledger_entries where tenant_id = $1 and run_id is null group by 1, 2', [tenant]);
     for (const { period } of periods) {
       const exportFile = path.join(opts.outDir, `${tenant}-${period}.csv`);
       const out = createWriteStream(exportFile);
       const exported = await writeExport(pool, { tenant, period, format: 'csv', out });
       await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-      const fileTotal = (await readFile(exportFile, 'utf8')).trimEnd().split('\r\n').slice(1).reduce((sum, line) => sum + Number(line.split(',')[13]), 0);
-      const ledger = await ledgerTotal(pool, tenant, period);
+      // Per currency, from the file itself (amount_minor and currency columns).
+      const fileSums = new Map<string, number>();
+      for (const line of (await readFile(exportFile, 'utf8')).trimEnd().split('\r\n').slice(1)) {
+        const cells = line.split(',');
+        fileSums.set(cells[15], (fileSums.get(cells[15]) ?? 0) + Number(cells[13]));
+      }
+      const ledger = await ledgerTotals(pool, tenant, period);
       const statement = await buildStatement(pool, { tenant, period });
-      exports.push({ file: exportFile, fileTotal, exported: exported.amountMinor, ledger: ledger.amountMinor, statement: statement.totalMinor });
-      console.log(`\nfinance export: ${exportFile}: ${exported.lines} lines (${exported.charges} charges, ${exported.credits} credits), total ${exported.amount} ${exported.currency}`);
+      exports.push({
+        file: exportFile, period,
+        fileTotals: key([...fileSums].map(([currency, amountMinor]) => ({ currency, amountMinor }))),
+        exported: key(exported.byCurrency), ledger: key(ledger.byCurrency), statement: key(statement.totals),
+      });
+      console.log(`\nfinance export: ${exportFile}: ${exported.lines} lines (${exported.charges} charges, ${exported.credits} credits), total ${describeTotals(exported.byCurrency)}`);
       console.log(`\n${formatStatement(statement)}`);
     }
 
@@ -119,8 +139,16 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     check(totals.duplicates > 0 && dup.charges === dup.outcomes, `${totals.duplicates} duplicate claims, no outcome billed twice (${dup.charges} charges for ${dup.outcomes} outcomes)`);
     check(totals.quarantined > 0, `${totals.quarantined} malformed rows quarantined, the good rows landed`);
     for (const e of exports) {
-      check(e.fileTotal === e.ledger && e.exported === e.ledger && e.statement === e.ledger, `${path.basename(e.file)}: export total ${e.fileTotal} minor units = statement total ${e.statement} = ledger total ${e.ledger}`);
+      check(e.fileTotals === e.ledger && e.exported === e.ledger && e.statement === e.ledger, `${path.basename(e.file)}: export total ${e.fileTotals} = statement total ${e.statement} = ledger total ${e.ledger} (minor units, per currency)`);
+      const fromSummaries = [...summarised].filter(([k]) => k.startsWith(`${e.period} `)).map(([k, amountMinor]) => ({ currency: k.slice(8), amountMinor }));
+      for (const o of outsideRuns.filter((x) => x.period === e.period)) {
+        const same = fromSummaries.find((x) => x.currency === o.currency);
+        if (same) same.amountMinor += Number(o.amount);
+        else fromSummaries.push({ currency: o.currency, amountMinor: Number(o.amount) });
+      }
+      check(key(fromSummaries) === e.statement, `${e.period}: the nightly summaries (base fee, charges, credits) plus support's dispute credits = statement total ${e.statement}`);
     }
+    check(baseFeesSummarised > 0, `the nightly summaries show the base fee (${baseFeesSummarised} base fee line${baseFeesSummarised === 1 ? '' : 's'})`);
     check(upheld.state === 'rejected' && upheld.reject_reason === 'dispute_upheld' && upheld.net === 0, `${story.inGraceUpheld!.subject}: disputed in grace, upheld, never billed`);
     check(rejected.state === 'billed' && rejected.charged_at?.getTime() === ds.nights[5].getTime(), `${story.rejected!.subject}: held while disputed, rejected, billed the next night`);
     check(credited.state === 'credited' && credited.net === 0, `${story.billedUpheld!.subject}: billed, disputed, upheld, credited: net 0`);

@@ -79,6 +79,11 @@ export const ERROR_CATALOGUE = {
   dispute_window_closed: USER,
   already_resolved: USER,
   refused: USER,
+  // Periods, runs and totals.
+  period_not_ended: USER,
+  period_not_closed: USER,
+  run_in_progress: USER,
+  mixed_currencies: USER,
   // Schedules and the local stack.
   schedule_not_found: USER,
   schedule_exists: USER,

@@ -45,3 +45,29 @@ export function periodBounds(period: string, timeZone: string): { start: Date; e
   const end = month === 12 ? new TZDate(year + 1, 0, 1, 0, 0, 0, 0, timeZone) : new TZDate(year, month, 1, 0, 0, 0, 0, timeZone);
   return { start: new Date(start.getTime()), end: new Date(end.getTime()) };
 }
+
+/** An instant on the tenant's wall clock, e.g. "2026-12-01 00:00 America/New_York". */
+export function localTime(at: Date, timeZone: string): string {
+  assertTimeZone(timeZone);
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+  }).formatToParts(at);
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')} ${timeZone}`;
+}
+
+/**
+ * A period may be closed only once it has ended on the tenant's wall clock: closing a period that
+ * is still running (or in the future) would send the rest of its lines to the next period, and
+ * the summary of every later run would name a period other than its own.
+ */
+export function assertPeriodEnded(period: string, timeZone: string, now: Date): void {
+  const { end } = periodBounds(period, timeZone);
+  if (now.getTime() < end.getTime()) {
+    throw new ReconError(
+      'period_not_ended',
+      `period ${period} has not ended: it ends ${localTime(end, timeZone)} (${end.toISOString()}); close it after that`,
+      { period, end: end.toISOString(), timeZone },
+    );
+  }
+}

@@ -359,12 +359,12 @@ function asFraction(f: number): { num: bigint; den: bigint } {
 }
 
 /**
- * Whether `state` has reached `f` of the measure. A cap counts as fully reached (every
- * threshold) as soon as anything was capped: under an amount cap the usage usually stops a
- * little short of the cap (no partial lines), and the buyer must still hear "100%".
+ * Whether `value` has reached `f` of the measure, exactly: value / measure >= f. Nothing else
+ * counts: an outcome capped because its full line would not fit does not make an amount cap
+ * "reached" (usage may stop short of the cap, e.g. 40.00 of 45.00 at 10.00 a line), and the
+ * alert says what the usage is, never what the next line would have made it.
  */
-function reached(f: number, value: number, measure: number, cappedSoFar: number, isCap: boolean): boolean {
-  if (isCap && cappedSoFar > 0) return true;
+function reached(f: number, value: number, measure: number): boolean {
   if (measure <= 0) return false;
   const { num, den } = asFraction(f);
   return BigInt(value) * den >= num * BigInt(measure);
@@ -386,15 +386,15 @@ export function alertsCrossed(pricing: Pricing, currency: string, before: Period
   const cap = resolveCap(pricing, currency);
   let test: (f: number, u: PeriodUsage) => boolean;
   if (cap?.kind === 'amount') {
-    test = (f, u) => reached(f, u.usageMinor, cap.minor, u.capped, true);
+    test = (f, u) => reached(f, u.usageMinor, cap.minor);
   } else if (cap?.kind === 'count') {
-    test = (f, u) => reached(f, u.count, cap.count, u.capped, true);
+    test = (f, u) => reached(f, u.count, cap.count);
   } else if (commitmentMinor !== undefined) {
     if (!Number.isSafeInteger(commitmentMinor) || commitmentMinor < 0) {
       throw new ReconError('invalid_amount', `commitmentMinor must be a non-negative whole number of minor units, got ${commitmentMinor}`, { commitmentMinor });
     }
     if (commitmentMinor === 0) return [];
-    test = (f, u) => reached(f, u.usageMinor, commitmentMinor, 0, false);
+    test = (f, u) => reached(f, u.usageMinor, commitmentMinor);
   } else {
     return [];
   }

@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import { inTransaction, type Pool } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
 import { csvCell, csvLine } from './csv';
+import { ReconError } from '../domain/errors';
 
 export const EXPORT_COLUMNS = [
   'entry_id', 'kind', 'period', 'outcome_type', 'subject_ref', 'outcome_id', 'primary_claim_id',
@@ -10,15 +11,29 @@ export const EXPORT_COLUMNS = [
   'unit_price', 'amount_minor', 'amount', 'currency', 'reverses_entry_id', 'reason', 'pricing_basis', 'tier', 'corrects_period',
 ] as const;
 
+/** One currency's lines of a period: amounts are only ever summed within a currency. */
+export interface CurrencyTotals {
+  currency: string;
+  lines: number;
+  charges: number;
+  credits: number;
+  amountMinor: number;
+  amount: string;
+}
+
 export interface ExportTotals {
   tenant: string;
   period: string;
   lines: number;
   charges: number;
   credits: number;
-  amountMinor: number;
-  amount: string;
+  /** The total when the period holds one currency (or none: 0); null when it holds several (see byCurrency). */
+  amountMinor: number | null;
+  amount: string | null;
+  /** The period's one currency; null when it has no lines or several currencies. */
   currency: string | null;
+  /** One total per currency, by currency code. */
+  byCurrency: CurrencyTotals[];
 }
 
 interface LedgerRow {
@@ -81,7 +96,8 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
     // One listener per wait, removed when it resolves (no listener leak on a long export).
     if (!args.out.write(s)) await once(args.out, 'drain');
   };
-  const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null };
+  const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null, byCurrency: [] };
+  const byCurrency = new Map<string, CurrencyTotals>();
   await inTransaction(pool, async (db) => {
     await db.query(
       `declare ledger_export no scroll cursor for
@@ -103,25 +119,61 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
         } else {
           text += JSON.stringify(rec) + '\n';
         }
+        let c = byCurrency.get(r.currency);
+        if (!c) byCurrency.set(r.currency, (c = { currency: r.currency, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0' }));
         totals.lines++;
-        if (r.kind === 'charge') totals.charges++;
-        else if (r.kind === 'credit') totals.credits++;
-        totals.amountMinor += r.amount_minor;
-        totals.currency = r.currency;
+        c.lines++;
+        if (r.kind === 'charge') { totals.charges++; c.charges++; }
+        else if (r.kind === 'credit') { totals.credits++; c.credits++; }
+        c.amountMinor += Number(r.amount_minor);
       }
       if (text) await write(text);
       if (rows.length < PAGE) break;
     }
   }, 'begin isolation level repeatable read read only');
-  totals.amount = totals.currency ? formatMinorUnits(totals.amountMinor, totals.currency) : '0';
+  totals.byCurrency = [...byCurrency.values()].sort((a, b) => a.currency.localeCompare(b.currency));
+  for (const c of totals.byCurrency) c.amount = formatMinorUnits(c.amountMinor, c.currency);
+  if (totals.byCurrency.length === 1) {
+    const [only] = totals.byCurrency;
+    Object.assign(totals, { amountMinor: only.amountMinor, amount: only.amount, currency: only.currency });
+  } else if (totals.byCurrency.length > 1) {
+    Object.assign(totals, { amountMinor: null, amount: null, currency: null });
+  }
   return totals;
 }
 
-/** The ledger's own sum for a period, to check an export against. */
-export async function ledgerTotal(pool: Pool, tenant: string, period: string): Promise<{ lines: number; amountMinor: number }> {
-  const { rows } = await pool.query<{ lines: number; amount: number }>(
-    'select count(*)::int as lines, coalesce(sum(amount_minor), 0)::bigint as amount from ledger_entries where tenant_id = $1 and period = $2',
+/** The ledger's own per-currency sums for a period, to check an export or a statement against. */
+export async function ledgerTotals(pool: Pool, tenant: string, period: string): Promise<{ lines: number; byCurrency: Array<{ currency: string; lines: number; amountMinor: number }> }> {
+  const { rows } = await pool.query<{ currency: string; lines: number; amount: string }>(
+    `select currency, count(*)::int as lines, sum(amount_minor)::bigint as amount from ledger_entries
+      where tenant_id = $1 and period = $2 group by currency order by currency`,
     [tenant, period],
   );
-  return { lines: rows[0].lines, amountMinor: Number(rows[0].amount) };
+  const byCurrency = rows.map((r) => ({ currency: r.currency, lines: r.lines, amountMinor: Number(r.amount) }));
+  return { lines: byCurrency.reduce((s, c) => s + c.lines, 0), byCurrency };
+}
+
+/** Whether an export's per-currency totals are the ledger's, currency by currency, to the minor unit. */
+export function sameTotals(exported: ExportTotals, ledger: Awaited<ReturnType<typeof ledgerTotals>>): boolean {
+  const a = exported.byCurrency.map((c) => `${c.currency}:${c.lines}:${c.amountMinor}`).join('|');
+  const b = ledger.byCurrency.map((c) => `${c.currency}:${c.lines}:${c.amountMinor}`).join('|');
+  return a === b && exported.lines === ledger.lines;
+}
+
+/** Per-currency amounts for people: "12.50 EUR and 1500 JPY"; "0" for none. */
+export function describeTotals(byCurrency: Array<{ currency: string; amountMinor: number }>): string {
+  if (byCurrency.length === 0) return '0';
+  return byCurrency.map((c) => `${formatMinorUnits(c.amountMinor, c.currency)} ${c.currency}`).join(' and ');
+}
+
+/**
+ * The ledger's sum for a period that holds one currency. A period with several currencies has no
+ * single sum: it is refused (mixed_currencies) rather than added up; use ledgerTotals.
+ */
+export async function ledgerTotal(pool: Pool, tenant: string, period: string): Promise<{ lines: number; amountMinor: number }> {
+  const t = await ledgerTotals(pool, tenant, period);
+  if (t.byCurrency.length > 1) {
+    throw new ReconError('mixed_currencies', `period ${period} of tenant ${tenant} holds ${t.byCurrency.map((c) => c.currency).join(' and ')}: amounts in different currencies are never added; read the totals per currency`);
+  }
+  return { lines: t.lines, amountMinor: t.byCurrency[0]?.amountMinor ?? 0 };
 }

@@ -40,8 +40,8 @@ export async function postPeriodLines(pool: Pool, args: { tenant: string; runId:
       const commitment = priceToMinorUnits(c.commitment.amount, c.currency);
       const { rows: [d] } = await db.query<{ drawn: number }>(
         `select coalesce(sum(amount_minor), 0)::bigint as drawn from ledger_entries
-          where tenant_id = $1 and kind in ('charge', 'credit') and as_of >= $2 and as_of < $3`,
-        [args.tenant, c.commitment.termStart, c.commitment.termEnd],
+          where tenant_id = $1 and kind in ('charge', 'credit') and as_of >= $2 and as_of < $3 and currency = $4`,
+        [args.tenant, c.commitment.termStart, c.commitment.termEnd, c.currency],
       );
       const shortfall = Math.max(0, commitment - Number(d.drawn));
       const { rowCount } = await db.query(

@@ -9,6 +9,8 @@ import { isClosed } from './period-close';
 
 export interface TypeStatement {
   outcomeType: string;
+  /** The currency of this type's lines; a type with lines in two currencies has one entry per currency. */
+  currency: string;
   includedUsed: number;
   included: number;
   tiers: Array<{ tier: number; unitPrice: string; outcomes: number; subtotalMinor: number }>;
@@ -22,14 +24,18 @@ export interface Statement {
   tenant: string;
   period: string;
   closed: boolean;
+  /** The contract's currency (the commitment and forecast are in it). */
   currency: string;
-  baseFees: Array<{ outcomeType: string; amountMinor: number }>;
+  baseFees: Array<{ outcomeType: string; amountMinor: number; currency: string }>;
   types: TypeStatement[];
-  trueUps: Array<{ amountMinor: number; reason: string }>;
+  trueUps: Array<{ amountMinor: number; reason: string; currency: string }>;
   commitment: { amountMinor: number; drawnMinor: number; balanceMinor: number; termStart: string; termEnd: string; reachedOn: string | null } | null;
   alerts: AlertRow[];
-  totalMinor: number;
-  total: string;
+  /** The period's total per currency (never summed across currencies), by currency code. */
+  totals: Array<{ currency: string; lines: number; amountMinor: number; amount: string }>;
+  /** The total when the period holds one currency (0 when it holds none); null when it holds several (see totals). */
+  totalMinor: number | null;
+  total: string | null;
 }
 
 const DAY = 86_400_000;
@@ -50,25 +56,31 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
   const { start, end } = periodBounds(args.period, tz);
   const contract = (contractInEffectAt(versions, new Date(Math.min(end.getTime() - 1, now.getTime()))) ?? versions[0]).body;
   const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
-  const grouped = await q<{ kind: string; outcome_type: string | null; pricing_basis: string; tier: number | null; unit_price: string; n: number; amount: string }>(
-    `select kind, outcome_type, pricing_basis, tier, unit_price, count(*)::int as n, sum(amount_minor)::bigint as amount
+  const grouped = await q<{ kind: string; outcome_type: string | null; currency: string; pricing_basis: string; tier: number | null; unit_price: string; n: number; amount: string }>(
+    `select kind, outcome_type, currency, pricing_basis, tier, unit_price, count(*)::int as n, sum(amount_minor)::bigint as amount
        from ledger_entries where tenant_id = $1 and period = $2
-      group by kind, outcome_type, pricing_basis, tier, unit_price order by outcome_type, tier, unit_price`,
+      group by kind, outcome_type, currency, pricing_basis, tier, unit_price order by outcome_type, currency, tier, unit_price`,
     [args.tenant, args.period],
   );
-  const [{ total }] = await q<{ total: string }>('select coalesce(sum(amount_minor), 0)::bigint as total from ledger_entries where tenant_id = $1 and period = $2', [args.tenant, args.period]);
+  const totals = (await q<{ currency: string; lines: number; amount: string }>(
+    `select currency, count(*)::int as lines, sum(amount_minor)::bigint as amount from ledger_entries
+      where tenant_id = $1 and period = $2 group by currency order by currency`,
+    [args.tenant, args.period],
+  )).map((t) => ({ currency: t.currency, lines: t.lines, amountMinor: Number(t.amount), amount: formatMinorUnits(Number(t.amount), t.currency) }));
   const elapsedDays = Math.max(0, Math.min(now.getTime(), end.getTime()) - start.getTime()) / DAY;
   const periodDays = (end.getTime() - start.getTime()) / DAY;
 
-  const typeNames = [...new Set(grouped.filter((g) => g.outcome_type && g.kind !== 'base_fee').map((g) => g.outcome_type!))].sort();
-  const types: TypeStatement[] = typeNames.map((type) => {
-    const rows = grouped.filter((g) => g.outcome_type === type);
+  const typeKeys = [...new Map(grouped.filter((g) => g.outcome_type && g.kind !== 'base_fee').map((g) => [`${g.outcome_type}|${g.currency}`, { type: g.outcome_type!, currency: g.currency }])).values()]
+    .sort((a, b) => a.type.localeCompare(b.type) || a.currency.localeCompare(b.currency));
+  const types: TypeStatement[] = typeKeys.map(({ type, currency }) => {
+    const rows = grouped.filter((g) => g.outcome_type === type && g.currency === currency);
     const charges = rows.filter((r) => r.kind === 'charge');
     const terms = contract.outcomeTypes[type];
     const pricing = terms ? pricingOf(terms) : null;
     const usage = { count: charges.reduce((s, r) => s + r.n, 0), usageMinor: charges.reduce((s, r) => s + Number(r.amount), 0), capped: charges.filter((r) => r.pricing_basis === 'capped').reduce((s, r) => s + r.n, 0) };
     let forecast: TypeStatement['forecast'] = null;
-    if (pricing && elapsedDays > 0 && elapsedDays < periodDays) {
+    // The forecast prices in the contract's currency; lines in another currency are not projected.
+    if (pricing && currency === contract.currency && elapsedDays > 0 && elapsedDays < periodDays) {
       const p = projectPeriod(pricing, contract.currency, { usageSoFar: usage, daysElapsed: elapsedDays, daysInPeriod: periodDays, baseFee: false });
       forecast = {
         projectedOutcomes: p.projectedCount,
@@ -79,6 +91,7 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
     const credits = rows.filter((r) => r.kind === 'credit');
     return {
       outcomeType: type,
+      currency,
       included: pricing?.included ?? 0,
       includedUsed: charges.filter((r) => r.pricing_basis === 'included').reduce((s, r) => s + r.n, 0),
       tiers: charges.filter((r) => r.pricing_basis === 'tier').map((r) => ({ tier: r.tier ?? 1, unitPrice: r.unit_price, outcomes: r.n, subtotalMinor: Number(r.amount) })),
@@ -95,8 +108,9 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
     const amountMinor = priceToMinorUnits(c.amount, contract.currency);
     const until = new Date(Math.min(end.getTime(), Date.parse(c.termEnd)));
     const [{ drawn }] = await q<{ drawn: string }>(
-      `select coalesce(sum(amount_minor), 0)::bigint as drawn from ledger_entries where tenant_id = $1 and kind in ('charge', 'credit') and as_of >= $2 and as_of < $3`,
-      [args.tenant, c.termStart, until],
+      `select coalesce(sum(amount_minor), 0)::bigint as drawn from ledger_entries
+        where tenant_id = $1 and kind in ('charge', 'credit') and as_of >= $2 and as_of < $3 and currency = $4`,
+      [args.tenant, c.termStart, until, contract.currency],
     );
     const drawnMinor = Number(drawn);
     const termElapsed = (Math.min(now.getTime(), until.getTime()) - Date.parse(c.termStart)) / DAY;
@@ -113,31 +127,32 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
     period: args.period,
     closed: await isClosed(pool, args.tenant, args.period),
     currency: contract.currency,
-    baseFees: grouped.filter((g) => g.kind === 'base_fee').map((g) => ({ outcomeType: g.outcome_type ?? '', amountMinor: Number(g.amount) })),
+    baseFees: grouped.filter((g) => g.kind === 'base_fee').map((g) => ({ outcomeType: g.outcome_type ?? '', amountMinor: Number(g.amount), currency: g.currency })),
     types,
-    trueUps: (await q<{ amount_minor: string; reason: string }>(`select amount_minor, reason from ledger_entries where tenant_id = $1 and period = $2 and kind = 'true_up'`, [args.tenant, args.period]))
-      .map((t) => ({ amountMinor: Number(t.amount_minor), reason: t.reason })),
+    trueUps: (await q<{ amount_minor: string; reason: string; currency: string }>(`select amount_minor, reason, currency from ledger_entries where tenant_id = $1 and period = $2 and kind = 'true_up' order by entry_id`, [args.tenant, args.period]))
+      .map((t) => ({ amountMinor: Number(t.amount_minor), reason: t.reason, currency: t.currency })),
     commitment,
     alerts: await listAlerts(pool, { tenant: args.tenant, period: args.period }),
-    totalMinor: Number(total),
-    total: formatMinorUnits(Number(total), contract.currency),
+    totals,
+    totalMinor: totals.length > 1 ? null : totals[0]?.amountMinor ?? 0,
+    total: totals.length > 1 ? null : totals[0]?.amount ?? formatMinorUnits(0, contract.currency),
   };
 }
 
 export function formatStatement(s: Statement): string {
-  const m = (minor: number) => `${formatMinorUnits(minor, s.currency)} ${s.currency}`;
+  const m = (minor: number, currency = s.currency) => `${formatMinorUnits(minor, currency)} ${currency}`;
   return [
     `statement · ${s.tenant} · ${s.period}${s.closed ? ' · CLOSED' : ''}`,
-    ...s.baseFees.map((b) => `  base fee ${b.outcomeType.padEnd(20)} ${m(b.amountMinor)}`),
+    ...s.baseFees.map((b) => `  base fee ${b.outcomeType.padEnd(20)} ${m(b.amountMinor, b.currency)}`),
     ...s.types.flatMap((t) => [
-      `  ${t.outcomeType}: included ${t.includedUsed}/${t.included}, capped ${t.capped}, usage ${m(t.usageMinor)}`,
-      ...t.tiers.map((x) => `    tier ${x.tier}: ${x.outcomes} × ${x.unitPrice} = ${m(x.subtotalMinor)}`),
-      ...(t.credits.count ? [`    credits: ${t.credits.count}, ${m(t.credits.amountMinor)}`] : []),
-      ...(t.forecast ? [`    forecast at period end: ${t.forecast.projectedOutcomes} outcomes, usage ${m(t.forecast.projectedAmountMinor)}${t.forecast.capReachedOn ? `, cap reached ${t.forecast.capReachedOn}` : ''}`] : []),
+      `  ${t.outcomeType}: included ${t.includedUsed}/${t.included}, capped ${t.capped}, usage ${m(t.usageMinor, t.currency)}`,
+      ...t.tiers.map((x) => `    tier ${x.tier}: ${x.outcomes} × ${x.unitPrice} = ${m(x.subtotalMinor, t.currency)}`),
+      ...(t.credits.count ? [`    credits: ${t.credits.count}, ${m(t.credits.amountMinor, t.currency)}`] : []),
+      ...(t.forecast ? [`    forecast at period end: ${t.forecast.projectedOutcomes} outcomes, usage ${m(t.forecast.projectedAmountMinor, t.currency)}${t.forecast.capReachedOn ? `, cap reached ${t.forecast.capReachedOn}` : ''}`] : []),
     ]),
-    ...s.trueUps.map((t) => `  true-up ${m(t.amountMinor)}: ${t.reason}`),
+    ...s.trueUps.map((t) => `  true-up ${m(t.amountMinor, t.currency)}: ${t.reason}`),
     ...(s.commitment ? [`  commitment ${m(s.commitment.amountMinor)}: drawn ${m(s.commitment.drawnMinor)}, balance ${m(s.commitment.balanceMinor)}${s.commitment.reachedOn ? `, reached at this rate on ${s.commitment.reachedOn}` : ''}`] : []),
     ...(s.alerts.length ? [`  alerts: ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis} (${a.crossedAt.slice(0, 10)})`).join(', ')}`] : []),
-    `  total ${m(s.totalMinor)}`,
+    s.totals.length === 0 ? `  total ${m(0)}` : `  total ${s.totals.map((t) => m(t.amountMinor, t.currency)).join(' and ')}${s.totals.length > 1 ? ' (one total per currency; never added together)' : ''}`,
   ].join('\n');
 }

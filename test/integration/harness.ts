@@ -25,7 +25,7 @@ export interface Harness {
 }
 
 /** A worker on its own task queue against the shared real Temporal server and Postgres. */
-export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: number } = {}): Promise<Harness> {
+export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: number; runLeaseWaitMs?: number } = {}): Promise<Harness> {
   installRuntime('WARN');
   const pool = createPool(inject('databaseUrl'));
   const address = inject('temporalAddress');

@@ -441,10 +441,11 @@ function model(s: Scenario, tl: Timeline): { lines: Line[]; alerts: Alert[] } {
   const own = (k: number) => billingPeriodOf(new Date(tl.asOf[k]), s.timeZone);
   const landing = (k: number, period: string) => (s.close && tl.closeNight !== null && k >= tl.closeNight && period === s.close.period ? nextPeriod(period) : period);
   const reached = (pct: number, u: Usage): boolean => {
-    const measure = (value: number, limit: number, isCap: boolean) => (isCap && u.capped > 0) || (limit > 0 && value * 100 >= pct * limit);
-    if (capMinor !== null) return measure(u.usage, capMinor, true);
-    if (capCount !== null) return measure(u.count, capCount, true);
-    if (commitmentMinor !== null) return measure(u.usage, commitmentMinor, false);
+    // Usage reaches the threshold, nothing else: capped outcomes do not count as reaching a cap.
+    const measure = (value: number, limit: number) => limit > 0 && value * 100 >= pct * limit;
+    if (capMinor !== null) return measure(u.usage, capMinor);
+    if (capCount !== null) return measure(u.count, capCount);
+    if (commitmentMinor !== null) return measure(u.usage, commitmentMinor);
     return false;
   };
 

@@ -22,7 +22,7 @@ async function seed(h: Harness, tenant: string, tickets: Array<[id: string, solv
 async function exportTotal(h: Harness, tenant: string, period: string): Promise<{ total: number; csv: string }> {
   const chunks: Buffer[] = [];
   const t = await writeExport(h.pool, { tenant, period, format: 'csv', out: new Writable({ write(c, _e, cb) { chunks.push(Buffer.from(c)); cb(); } }) });
-  return { total: t.amountMinor, csv: Buffer.concat(chunks).toString() };
+  return { total: t.amountMinor ?? Number.NaN, csv: Buffer.concat(chunks).toString() };
 }
 
 describe('hybrid pricing on real Temporal and Postgres', () => {
@@ -94,7 +94,7 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
 
   it('statement total equals the export total and the ledger sum', async () => {
     const s = await buildStatement(h.pool, { tenant, period: '2026-09', now: new Date('2026-09-07T12:00:00Z') });
-    expect(s.baseFees).toEqual([{ outcomeType: 'resolved_ticket', amountMinor: 1000 }]);
+    expect(s.baseFees).toEqual([{ outcomeType: 'resolved_ticket', amountMinor: 1000, currency: 'USD' }]);
     expect(s.types[0]).toMatchObject({ includedUsed: 2, included: 2, capped: 3, usageMinor: 250 });
     expect(s.types[0].tiers).toEqual([{ tier: 1, unitPrice: '1', outcomes: 2, subtotalMinor: 200 }, { tier: 2, unitPrice: '0.5', outcomes: 1, subtotalMinor: 50 }]);
     expect(s.types[0].forecast).not.toBeNull();

@@ -58,6 +58,9 @@ const TENANT_OF: Record<string, string> = {
   tenant_access: 't.tenant_id',
   // Added by migration 004 on another branch (kept by a trigger on ledger inserts).
   period_usage: 't.tenant_id',
+  // Migrations 011 and 012 of branch money: period close/reopen history, one run at a time per tenant.
+  period_events: 't.tenant_id',
+  run_leases: 't.tenant_id',
 };
 /** Tables without tenant data: only the owner touches them. */
 const NO_TENANT_DATA = ['schema_migrations'];
@@ -234,6 +237,7 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     for (const tenant of [A, B]) {
       await owner.query(`insert into alerts (tenant_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at) values ($1, 'resolved_ticket', '2026-01', 0.5, 'cap', 50, 100, now())`, [tenant]);
       await owner.query(`insert into period_closes (tenant_id, period, closed_by) values ($1, '2025-12', 'owner')`, [tenant]);
+      await owner.query(`insert into period_events (tenant_id, period, action, actor) values ($1, '2025-12', 'close', 'owner')`, [tenant]);
       await owner.query(`insert into claim_cursors (tenant_id, source, cursor) values ($1, 'api', 'c-1')`, [tenant]);
     }
     const { rows: periods } = await owner.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [A]);

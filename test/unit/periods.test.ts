@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { codeOf } from './helpers';
-import { billingPeriodOf, PeriodSchema, periodBounds } from '../../src/domain/periods';
+import { assertPeriodEnded, billingPeriodOf, localTime, PeriodSchema, periodBounds } from '../../src/domain/periods';
 
 
 const at = (iso: string) => new Date(iso);
@@ -94,5 +94,38 @@ describe('PeriodSchema', () => {
     for (const bad of ['2026-13', '2026-00', '2026-3', '2026/03', '2026-03-01', 202603]) {
       expect(PeriodSchema.safeParse(bad).success).toBe(false);
     }
+  });
+});
+
+describe('assertPeriodEnded', () => {
+  it('refuses a period until its last instant has passed on the tenant\'s wall clock', () => {
+    // November 2026 in New York ends 2026-12-01 00:00 EST = 05:00Z.
+    expect(codeOf(() => assertPeriodEnded('2026-11', 'America/New_York', at('2026-12-01T04:59:59.999Z')))).toBe('period_not_ended');
+    expect(() => assertPeriodEnded('2026-11', 'America/New_York', at('2026-12-01T05:00:00Z'))).not.toThrow();
+    // UTC's month has turned, Los Angeles' has not.
+    expect(codeOf(() => assertPeriodEnded('2026-11', 'America/Los_Angeles', at('2026-12-01T03:00:00Z')))).toBe('period_not_ended');
+    // Tokyo's month ends nine hours before UTC's.
+    expect(() => assertPeriodEnded('2026-11', 'Asia/Tokyo', at('2026-11-30T15:00:00Z'))).not.toThrow();
+  });
+
+  it('refuses a future period and names its local end time in the message', () => {
+    try {
+      assertPeriodEnded('2030-01', 'America/New_York', at('2026-11-29T08:00:00Z'));
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toBe('period 2030-01 has not ended: it ends 2030-02-01 00:00 America/New_York (2030-02-01T05:00:00.000Z); close it after that');
+    }
+  });
+
+  it('refuses an invalid period or time zone with their own codes', () => {
+    expect(codeOf(() => assertPeriodEnded('2026-13', 'UTC', at('2027-06-01T00:00:00Z')))).toBe('invalid_period');
+    expect(codeOf(() => assertPeriodEnded('2026-01', 'Mars/Base', at('2027-06-01T00:00:00Z')))).toBe('invalid_time_zone');
+  });
+});
+
+describe('localTime', () => {
+  it('shows the tenant\'s wall clock, DST included', () => {
+    expect(localTime(at('2026-07-01T04:00:00Z'), 'America/New_York')).toBe('2026-07-01 00:00 America/New_York');
+    expect(localTime(at('2026-12-31T15:00:00Z'), 'Asia/Tokyo')).toBe('2027-01-01 00:00 Asia/Tokyo');
   });
 });

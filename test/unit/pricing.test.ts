@@ -325,13 +325,47 @@ describe('alertsCrossed', () => {
     expect(alertsCrossed(capped, 'USD', EMPTY, priceNextOutcomes(capped, 'USD', EMPTY, 12).after)).toEqual([0.5, 0.8, 1]);
   });
 
-  it('an amount cap the usage cannot land on exactly: 100% fires with the first capped outcome', () => {
-    const p = PricingSchema.parse({ tiers: [{ unitPrice: '1.00' }], cap: { amount: '9.50' }, alerts: [0.5, 0.8, 1.0] });
-    const nine = priceNextOutcomes(p, 'USD', EMPTY, 9).after; // 9.00 of 9.50
-    expect(alertsCrossed(p, 'USD', EMPTY, nine)).toEqual([0.5, 0.8]);
-    const tenth = priceNextOutcomes(p, 'USD', nine, 1).after;
-    expect(tenth).toEqual({ count: 10, usageMinor: 900, capped: 1 });
-    expect(alertsCrossed(p, 'USD', nine, tenth)).toEqual([1]);
+  it('an amount cap the usage cannot land on exactly: capped outcomes do not fire 100% early', () => {
+    // The case: 10.00 a line under a 45.00 cap stops at 40.00 (88.9%); the fifth outcome
+    // is capped. Usage never reaches 45.00, so 100% never fires; 80% fired at 40.00.
+    const p = PricingSchema.parse({ tiers: [{ unitPrice: '10.00' }], cap: { amount: '45.00' }, alerts: [0.5, 0.8, 1.0] });
+    const four = priceNextOutcomes(p, 'USD', EMPTY, 4).after;
+    expect(four).toEqual({ count: 4, usageMinor: 4000, capped: 0 });
+    expect(alertsCrossed(p, 'USD', EMPTY, four)).toEqual([0.5, 0.8]);
+    const fifth = priceNextOutcomes(p, 'USD', four, 3).after;
+    expect(fifth).toEqual({ count: 7, usageMinor: 4000, capped: 3 });
+    expect(alertsCrossed(p, 'USD', four, fifth)).toEqual([]);
+    expect(alertsCrossed(p, 'USD', EMPTY, fifth)).toEqual([0.5, 0.8]);
+  });
+
+  it('amount cap boundary: one minor unit below does not fire, exactly at and above do', () => {
+    const p = PricingSchema.parse({ tiers: [{ unitPrice: '0.01' }], cap: { amount: '10.00' }, alerts: [0.8, 1.0] });
+    const at = (usageMinor: number) => alertsCrossed(p, 'USD', EMPTY, { count: usageMinor, usageMinor, capped: 0 });
+    expect(at(799)).toEqual([]);
+    expect(at(800)).toEqual([0.8]);
+    expect(at(801)).toEqual([0.8]);
+    expect(at(999)).toEqual([0.8]);
+    expect(at(1000)).toEqual([0.8, 1]);
+    // Above the cap cannot happen through pricing; a raised-then-lowered cap can leave it there.
+    expect(at(1001)).toEqual([0.8, 1]);
+    // Capped outcomes alone never reach a threshold.
+    expect(alertsCrossed(p, 'USD', EMPTY, { count: 805, usageMinor: 799, capped: 6 })).toEqual([]);
+  });
+
+  it('count cap boundary: just below, exactly at and above the cap count', () => {
+    const p = PricingSchema.parse({ tiers: [{ unitPrice: '1.00' }], cap: { count: 9 }, alerts: [1.0] });
+    const at = (count: number) => alertsCrossed(p, 'USD', EMPTY, priceNextOutcomes(p, 'USD', EMPTY, count).after);
+    expect(at(8)).toEqual([]);
+    expect(at(9)).toEqual([1]);
+    expect(at(10)).toEqual([1]);
+  });
+
+  it('commitment boundary: just below, exactly at and above', () => {
+    const p = PricingSchema.parse({ tiers: [{ unitPrice: '1.00' }], alerts: [1.0] });
+    const at = (usageMinor: number) => alertsCrossed(p, 'USD', EMPTY, { count: 1, usageMinor, capped: 0 }, 4500);
+    expect(at(4499)).toEqual([]);
+    expect(at(4500)).toEqual([1]);
+    expect(at(4501)).toEqual([1]);
   });
 
   it('count cap: count / cap, included outcomes counting', () => {

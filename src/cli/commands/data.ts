@@ -9,7 +9,7 @@ import { ReconError } from '../../domain/errors';
 import { PeriodSchema } from '../../domain/periods';
 import { importClaimsFile, importRecordsFile } from '../../ingest/files';
 import { listQuarantine } from '../../reconcile/explain';
-import { writeExport, ledgerTotal } from '../../export/export';
+import { describeTotals, ledgerTotals, sameTotals, writeExport } from '../../export/export';
 import type { CommandContext } from '../context';
 import { formatImport, formatTable } from '../format';
 import { TenantOpt, emit, parseOptions } from '../io';
@@ -94,13 +94,14 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
       const out = args.out ? createWriteStream(args.out) : process.stdout;
       const totals = await writeExport(ctx.db(), { tenant: args.tenant, period: args.period, format: args.format, out });
       if (args.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
-      const ledger = await ledgerTotal(ctx.db(), args.tenant, args.period);
-      if (ledger.amountMinor !== totals.amountMinor || ledger.lines !== totals.lines) {
-        throw new ReconError('export_mismatch', `export total ${totals.amountMinor} over ${totals.lines} lines differs from the ledger's ${ledger.amountMinor} over ${ledger.lines}`);
+      const ledger = await ledgerTotals(ctx.db(), args.tenant, args.period);
+      // Currency by currency: a sum over several currencies means nothing and is never made.
+      if (!sameTotals(totals, ledger)) {
+        throw new ReconError('export_mismatch', `export totals ${describeTotals(totals.byCurrency)} over ${totals.lines} lines differ from the ledger's ${describeTotals(ledger.byCurrency)} over ${ledger.lines}`);
       }
-      const report = { ...totals, file: args.out ?? null, ledgerAmountMinor: ledger.amountMinor };
+      const report = { ...totals, file: args.out ?? null, ledgerAmountMinor: totals.amountMinor, ledgerByCurrency: ledger.byCurrency };
       // With no --out the export itself is on stdout, so the totals go to stderr.
-      const line = `export ${args.tenant} ${args.period}: ${totals.lines} lines (${totals.charges} charges, ${totals.credits} credits), total ${totals.amount}${totals.currency ? ` ${totals.currency}` : ''}, equal to the ledger`;
+      const line = `export ${args.tenant} ${args.period}: ${totals.lines} lines (${totals.charges} charges, ${totals.credits} credits), total ${describeTotals(totals.byCurrency)}, equal to the ledger${totals.byCurrency.length > 1 ? ' currency by currency' : ''}`;
       if (args.out) emit(cmd.optsWithGlobals(), report, () => `${line} → ${args.out}`);
       else process.stderr.write(line + '\n');
     });

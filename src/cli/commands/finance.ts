@@ -3,8 +3,11 @@ import { z } from 'zod';
 import { PeriodSchema } from '../../domain/periods';
 import { ReconError } from '../../domain/errors';
 import { parseCustomerTimestamp } from '../../domain/timestamps';
-import { listAlerts } from '../../reconcile/alerts';
-import { closePeriod } from '../../reconcile/period-close';
+import { listAlerts, type AlertRow } from '../../reconcile/alerts';
+import { loadContractVersions } from '../../db/contracts';
+import { pricingOf } from '../../domain/contract';
+import { closePeriod, listPeriods, reopenPeriod, type PeriodReopen, type PeriodState } from '../../reconcile/period-close';
+import { formatMinorUnits } from '../../domain/money';
 import { upsertIndexPoints, type IndexPoint } from '../../reconcile/price-index';
 import { buildStatement, formatStatement } from '../../reconcile/statement';
 import { readRows } from '../../sources/rows';
@@ -30,11 +33,20 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
       emit(cmd.optsWithGlobals(), s, () => formatStatement(s));
     });
 
-  program
-    .command('period')
-    .description('billing periods')
+  const period = program.command('period').description('billing periods: list, close, reopen');
+  period
+    .command('list')
+    .description('each period with ledger lines or a close record: open or closed (by whom, when), last reopen, totals per currency')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .action(async (o: unknown, cmd: Command) => {
+      const a = parseOptions(z.object({ tenant: TenantOpt }), o);
+      const rows = await listPeriods(ctx.db(), a);
+      emit(cmd.optsWithGlobals(), rows, () => formatPeriods(rows));
+    });
+
+  period
     .command('close')
-    .description('close a period: nothing new lands in it; late lines go to the next open period')
+    .description('close a period that has ended in the tenant\'s timezone: nothing new lands in it; late lines go to the next open period')
     .requiredOption('--tenant <tenant>', 'tenant id')
     .requiredOption('--period <YYYY-MM>', 'billing period')
     .requiredOption('--actor <name>', 'who closes it')
@@ -43,6 +55,19 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
       const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, actor: z.string().trim().min(1), note: z.string().optional() }), o);
       const r = await closePeriod(ctx.db(), a);
       emit(cmd.optsWithGlobals(), r, () => (r.alreadyClosed ? `${r.period} was already closed by ${r.closedBy} at ${r.closedAt}` : `${r.period} closed by ${r.closedBy} at ${r.closedAt}`));
+    });
+
+  period
+    .command('reopen')
+    .description('reopen a closed period (audited): runs of that period post into it again; corrections already posted to later periods stay there')
+    .requiredOption('--tenant <tenant>', 'tenant id')
+    .requiredOption('--period <YYYY-MM>', 'billing period')
+    .requiredOption('--actor <name>', 'who reopens it')
+    .requiredOption('--reason <text>', 'why')
+    .action(async (o: unknown, cmd: Command) => {
+      const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, actor: z.string().trim().min(1), reason: z.string().trim().min(1) }), o);
+      const r = await reopenPeriod(ctx.db(), a);
+      emit(cmd.optsWithGlobals(), r, () => formatReopen(r));
     });
 
   program
@@ -54,7 +79,17 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
     .action(async (o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema.optional() }), o);
       const rows = await listAlerts(ctx.db(), a);
-      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({ ...r, threshold: `${Math.round(r.threshold * 100)}%` }))));
+      // People read amounts as decimals with their currency; a count cap's usage is a count of outcomes.
+      const latest = (await loadContractVersions(ctx.db(), a.tenant)).at(-1)!.body;
+      const measure = (r: AlertRow, v: number) => {
+        const terms = latest.outcomeTypes[r.outcomeType];
+        const cap = terms ? pricingOf(terms).cap : undefined;
+        return r.basis === 'cap' && cap && 'count' in cap ? `${v} outcomes` : `${formatMinorUnits(v, latest.currency)} ${latest.currency}`;
+      };
+      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({
+        period: r.period, outcomeType: r.outcomeType, threshold: `${Math.round(r.threshold * 100)}%`, basis: r.basis,
+        usage: measure(r, r.usageMinor), limit: measure(r, r.limitMinor), crossedAt: r.crossedAt, deliveredAt: r.deliveredAt, attempts: r.attempts, lastError: r.lastError,
+      }))));
     });
 
   program
@@ -76,4 +111,27 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
       const changed = await upsertIndexPoints(ctx.db(), a.tenant, points);
       emit(cmd.optsWithGlobals(), { points: points.length, changed }, () => `price index: ${points.length} points read, ${changed} new or changed`);
     });
+}
+
+const money = (amountMinor: number, currency: string) => `${formatMinorUnits(amountMinor, currency)} ${currency}`;
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function formatPeriods(rows: PeriodState[]): string {
+  if (rows.length === 0) return '(no periods with ledger lines or closes)';
+  return rows.map((p) => {
+    const state = p.state === 'closed' ? `closed by ${p.closedBy} at ${p.closedAt}${p.note ? ` (${p.note})` : ''}` : p.ended ? 'open (ended)' : 'open (running)';
+    const reopened = p.reopenedBy ? `; reopened by ${p.reopenedBy} at ${p.reopenedAt}: ${p.reopenReason}` : '';
+    const totals = p.totals.length ? p.totals.map((t) => `${money(t.amountMinor, t.currency)} over ${plural(t.lines, 'line')}`).join(', ') : 'no lines';
+    return `${p.period}  ${state}${reopened}\n         ${totals}`;
+  }).join('\n');
+}
+
+function formatReopen(r: PeriodReopen): string {
+  const head = `${r.period} reopened by ${r.reopenedBy} at ${r.reopenedAt} (closed by ${r.wasClosedBy} at ${r.wasClosedAt}): ${r.reason}`;
+  if (r.correctionsElsewhere.length === 0) return `${head}\n  runs of ${r.period} post into it again`;
+  return [
+    head,
+    `  runs of ${r.period} post into it again; lines already posted to later periods as corrections of ${r.period} stay there:`,
+    ...r.correctionsElsewhere.map((c) => `    ${c.period}: ${plural(c.lines, 'line')}, ${money(c.amountMinor, c.currency)}`),
+  ].join('\n');
 }
