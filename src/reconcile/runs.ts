@@ -125,3 +125,15 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
   await pool.query(`update runs set status = 'completed', finished_at = now(), summary = $2 where run_id = $1`, [runId, JSON.stringify(summary)]);
   return summary;
 }
+
+/**
+ * A night that failed for good: the row says so, with the error's catalogue code and message, so
+ * that support sees the cause without the Temporal UI. A completed run is never marked failed.
+ */
+export async function markRunFailed(pool: Pool, args: { runId: number; code: string; message: string }): Promise<void> {
+  await pool.query(
+    `update runs set status = 'failed', finished_at = now(), failure_code = $2, failure_message = $3
+      where run_id = $1 and status <> 'completed'`,
+    [args.runId, args.code, args.message],
+  );
+}

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { runReconciliation } from '../../temporal/run-client';
+import { describeRetry, runReconciliation, type RunRetry } from '../../temporal/run-client';
 import { connectWorker } from '../../temporal/connection';
 import { createWorker } from '../../temporal/worker';
 import { installRuntime } from '../../temporal/runtime';
@@ -23,6 +23,11 @@ export function progressPrinter(): (p: RunProgress) => void {
   };
 }
 
+/** A failing activity is news, not progress: its own line, even on a terminal. */
+export function retryPrinter(): (r: RunRetry) => void {
+  return (r) => process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}  ! ${describeRetry(r)}\n`);
+}
+
 export function registerRunCommands(program: Command, ctx: CommandContext): void {
   program
     .command('run')
@@ -40,6 +45,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
         taskQueue: ctx.settings().taskQueue,
         timeoutMs: args.timeout * 1000,
         onProgress: cmd.optsWithGlobals().json ? undefined : progressPrinter(),
+        onRetry: cmd.optsWithGlobals().json ? undefined : retryPrinter(),
       });
       if (process.stderr.isTTY && !cmd.optsWithGlobals().json) process.stderr.write('\n');
       emit(cmd.optsWithGlobals(), summary, () => formatSummary(summary));
