@@ -178,8 +178,8 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** The run row says the night failed and why; a later run of the same asOf starts it again. */
-    async failRun(input: { tenant: string; runId: number; code: string; message: string }): Promise<void> {
-      if (input.runId > 0) await markRunFailed(pool, { runId: input.runId, code: input.code, message: input.message });
+    async failRun(input: { tenant: string; runId: number; asOf: string; workflowId: string; code: string; message: string }): Promise<void> {
+      await markRunFailed(pool, { ...input, asOf: new Date(input.asOf) });
     },
 
     async reportRun(input: { tenant: string; runId: number; asOf: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {

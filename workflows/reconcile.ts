@@ -43,7 +43,7 @@ export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<Re
     // Cancellation and continue-as-new are not failures; histories before this step replay as they were.
     if (isCancellation(err) || !(err instanceof ActivityFailure) || !patched('run-failure')) throw err;
     const cause = failureCause(err);
-    await failRun({ tenant: input.tenant, runId: state.runId, code: cause.code, message: cause.message }).catch(() => undefined);
+    await failRun({ tenant: input.tenant, runId: state.runId, asOf, workflowId: workflowInfo().workflowId, code: cause.code, message: cause.message }).catch(() => undefined);
     throw ApplicationFailure.create({ type: cause.code, message: cause.message, nonRetryable: true, cause: err });
   }
 }

@@ -128,12 +128,26 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
 
 /**
  * A night that failed for good: the row says so, with the error's catalogue code and message, so
- * that support sees the cause without the Temporal UI. A completed run is never marked failed.
+ * that support sees the cause without the Temporal UI. A night that failed before its row was
+ * opened (its contract unreadable at startRun) gets a failed row, if the tenant exists. A
+ * completed run is never marked failed.
  */
-export async function markRunFailed(pool: Pool, args: { runId: number; code: string; message: string }): Promise<void> {
+export async function markRunFailed(pool: Pool, args: { runId: number; tenant: string; asOf: Date; workflowId: string; code: string; message: string }): Promise<void> {
+  if (args.runId > 0) {
+    await pool.query(
+      `update runs set status = 'failed', finished_at = now(), failure_code = $2, failure_message = $3
+        where run_id = $1 and status <> 'completed'`,
+      [args.runId, args.code, args.message],
+    );
+    return;
+  }
   await pool.query(
-    `update runs set status = 'failed', finished_at = now(), failure_code = $2, failure_message = $3
-      where run_id = $1 and status <> 'completed'`,
-    [args.runId, args.code, args.message],
+    `insert into runs (tenant_id, as_of, workflow_id, status, finished_at, failure_code, failure_message)
+     select $1, $2, $3, 'failed', now(), $4, $5
+      where exists (select 1 from tenants where tenant_id = $1) and $2::timestamptz <= now() + interval '5 minutes'
+     on conflict (tenant_id, as_of) do update
+        set status = 'failed', finished_at = now(), failure_code = excluded.failure_code, failure_message = excluded.failure_message
+      where runs.status <> 'completed'`,
+    [args.tenant, args.asOf, args.workflowId, args.code, args.message],
   );
 }
