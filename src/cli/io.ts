@@ -1,3 +1,5 @@
+import type { WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { z } from 'zod';
 import { ReconError } from '../domain/errors';
 import { formatZodIssues } from '../domain/contract';
@@ -39,6 +41,15 @@ export const InstantOpt = z.string().transform((s, ctx) => {
     return z.NEVER;
   }
 });
+
+/**
+ * A file to write, opened before anything is written: a directory, a missing folder or a
+ * read-only path is an error the command reports (is_a_directory, file_not_found,
+ * permission_denied), not an 'error' event nobody listens to that ends the process with a trace.
+ */
+export async function openOutputFile(file: string): Promise<WriteStream> {
+  return (await open(file, 'w')).createWriteStream();
+}
 
 export function emit(opts: GlobalOpts, value: unknown, human: () => string): void {
   if (opts.json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');

@@ -231,6 +231,8 @@ export function toReconError(err: unknown): ReconError {
   let r: ReconError | undefined;
   if (typeof err === 'object' && err !== null) {
     if (isDatabaseError(e)) r = fromDatabaseError(e);
+    // Our own errors of other classes (FileRejectedError) carry a catalogue code already.
+    else if (err instanceof Error && typeof e.code === 'string' && e.code in ERROR_CATALOGUE) r = new ReconError(e.code, err.message);
     else if (typeof e.syscall === 'string' || (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code))) r = fromSystemError(e);
     else if (e.name === 'ZodError' && Array.isArray(e.issues)) {
       const i = (e.issues[0] ?? {}) as { path?: unknown[]; message?: string };
