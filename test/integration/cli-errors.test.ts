@@ -76,12 +76,27 @@ const CASES: Case[] = [
   { name: 'an --as-of that does not exist', args: ['run', '--tenant', 'T', '--as-of', '2026-02-30T07:00:00Z'], code: 'bad_input', message: /--as-of: no such date or time "2026-02-30T07:00:00Z"/ },
   { name: 'a malformed tenant id', args: ['outcome', 'list', '--tenant', 'Bad Tenant'], code: 'bad_input', message: /--tenant/ },
   { name: 'an unknown dispute', args: ['dispute', 'show', '987654321'], code: 'dispute_not_found' },
+  // Files of the wrong shape are refused whole, naming the file.
+  { name: 'claims CSV without a required column', args: ['claims', 'import', 'NO_SUBJECT', '--tenant', 'T'], code: 'missing_columns', message: /no-subject\.csv line 1: header lacks required column "subject_ref"/ },
+  { name: 'JSON Lines in a .csv claims file', args: ['claims', 'import', 'JSONL_AS_CSV', '--tenant', 'T'], code: 'wrong_format', message: /jsonl-as\.csv line 1: this is not CSV/ },
+  { name: 'CSV in a .jsonl claims file', args: ['claims', 'import', 'CSV_AS_JSONL', '--tenant', 'T'], code: 'wrong_format', message: /csv-as\.jsonl line 1: this is not JSON Lines/ },
+  { name: 'JSON Lines into a CSV record source', args: ['records', 'import', 'TICKETS_JSONL', '--tenant', 'T', '--source', 'helpdesk'], code: 'wrong_format', message: /tickets\.jsonl: record source "helpdesk" takes CSV/ },
+  // Index import: only the series the contract prices by, only positive multipliers.
+  { name: 'index import of a series the contract does not use', args: ['index', 'import', 'INDEX_OTHER', '--tenant', 'IDX'], code: 'unknown_series', message: /index-other\.csv line 2: .*"cpu-cost"/ },
+  { name: 'index import of a negative multiplier', args: ['index', 'import', 'INDEX_NEGATIVE', '--tenant', 'IDX'], code: 'invalid_multiplier', message: /index-negative\.csv line 3: multiplier -1\.05 is negative/ },
+  // Schedules: cron fields, catch-up windows and backfill ranges.
+  { name: 'a cron minute out of range', args: ['schedule', 'create', '--tenant', 'T', '--cron', '61 2 * * *'], code: 'invalid_cron', message: /minute "61" is not 0-59/ },
+  { name: 'a cron with four fields', args: ['schedule', 'create', '--tenant', 'T', '--cron', '0 2 * *'], code: 'invalid_cron' },
+  { name: 'a catch-up window that is no duration', args: ['schedule', 'create', '--tenant', 'T', '--catchup', 'forever'], code: 'invalid_catchup' },
+  { name: 'a backfill into the future', args: ['schedule', 'backfill', '--tenant', 'T', '--from', '2026-03-01T00:00:00Z', '--to', '2099-03-01T00:00:00Z'], code: 'as_of_in_future' },
+  { name: 'a backfill from after to', args: ['schedule', 'backfill', '--tenant', 'T', '--from', '2026-03-02T00:00:00Z', '--to', '2026-03-01T00:00:00Z'], code: 'bad_range' },
 ];
 
 describe('every CLI failure is one line with a code and exit 2 for the caller\'s mistakes', () => {
   let h: Harness;
   let env: NodeJS.ProcessEnv;
   const tenant = uniqueTenant('clierr');
+  const indexed = uniqueTenant('clierr-idx');
   const files: Record<string, string> = {};
   let results: Result[] = [];
 
@@ -89,6 +104,20 @@ describe('every CLI failure is one line with a code and exit 2 for the caller\'s
     h = await startHarness();
     env = { DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: h.taskQueue };
     await applyExample(h.pool, tenant);
+    const example = await applyExample(h.pool, indexed);
+    // A second version priced by an index series (the first has none).
+    const terms = example.outcomeTypes.resolved_ticket;
+    await applyExample(h.pool, indexed, {
+      effectiveFrom: '2026-02-01T00:00:00Z',
+      outcomeTypes: { resolved_ticket: { ...terms, unitPrice: undefined, pricing: { tiers: [{ unitPrice: '0.99' }], indexSeries: 'gpu-cost' } } },
+    } as never);
+    files.NO_SUBJECT = await writeLines(h.dir, 'no-subject.csv', ['claim_id,outcome_type,occurred_at', 'k1,resolved_ticket,2026-03-02T10:00:00Z']);
+    files.JSONL_AS_CSV = await writeLines(h.dir, 'jsonl-as.csv', ['{"claim_id":"k1","outcome_type":"resolved_ticket","subject_ref":"T-1","occurred_at":"2026-03-02T10:00:00Z"}']);
+    files.CSV_AS_JSONL = await writeLines(h.dir, 'csv-as.jsonl', ['claim_id,outcome_type,subject_ref,occurred_at', 'k1,resolved_ticket,T-1,2026-03-02T10:00:00Z']);
+    files.TICKETS_JSONL = await writeLines(h.dir, 'tickets.jsonl', ['{"Ticket ID":"T-1","Status":"solved"}']);
+    files.INDEX_OTHER = await writeLines(h.dir, 'index-other.csv', ['series,effective_from,multiplier', 'cpu-cost,2026-01-01T00:00:00Z,1.05']);
+    files.INDEX_NEGATIVE = await writeLines(h.dir, 'index-negative.csv', ['series,effective_from,multiplier', 'gpu-cost,2026-01-01T00:00:00Z,1.05', 'gpu-cost,2026-02-01T00:00:00Z,-1.05']);
+    files.IDX = indexed;
     files.CLAIMS = await writeLines(h.dir, 'claims.csv', ['claim_id,outcome_type,subject_ref,occurred_at', 'k1,resolved_ticket,T-1,2026-03-02T10:00:00Z']);
     files.TICKETS = await writeLines(h.dir, 'tickets.csv', ['Ticket ID,Status,Solved at,Updated at,CSAT', 'T-1,solved,2026-03-02T11:00:00Z,2026-03-02T11:00:00Z,5']);
     files.DISPUTES = await writeLines(h.dir, 'disputes.csv', ['subject,reason,actor', 'T-1,wrong,cust']);
@@ -103,7 +132,8 @@ describe('every CLI failure is one line with a code and exit 2 for the caller\'s
   it.each(CASES.map((c, i) => [c.name, i] as const))('%s', (_name, i) => {
     const c = CASES[i];
     const r = results[i];
-    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    // Progress lines of `run` ("  … start: ...") may come before its failure; they are not errors.
+    const lines = r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('  '));
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^recon: ${c.code}: \\S`));
     if (c.message) expect(lines[0]).toMatch(c.message);
