@@ -98,6 +98,7 @@ export const ERROR_CATALOGUE = {
   outcome_settled: USER,
   dispute_not_found: USER,
   dispute_closed: USER,
+  dispute_not_open: USER,
   dispute_window_closed: USER,
   already_resolved: USER,
   refused: USER,
