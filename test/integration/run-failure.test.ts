@@ -25,6 +25,7 @@ function recon(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
 /** The stderr lines that are not progress (progress lines start with two spaces). */
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('  '));
 
+
 describe('a permanent error fails the night at once', () => {
   let h: Harness;
   let env: NodeJS.ProcessEnv;
@@ -84,6 +85,22 @@ describe('a permanent error fails the night at once', () => {
     expect(e.error.message).not.toMatch(/Workflow execution failed/);
     const rows = await runRow(tenant);
     expect(rows.map((x) => [x.status, x.failure_code])).toEqual([['failed', e.error.code]]);
+  });
+
+  it('a failing activity that is being retried is shown while waiting, and named when giving up', async () => {
+    const tenant = uniqueTenant('retrying');
+    // Nothing listens on port 9: the pull fails and is retried (a service may come back).
+    await applyExample(h.pool, tenant, { claimSources: { crm: { kind: 'http', url: 'http://127.0.0.1:9/claims', pageSize: 100, pagesPerChunk: 1 } } } as never);
+    const asOf = '2026-03-06T07:00:00Z';
+    try {
+      const r = await recon(['run', '--tenant', tenant, '--as-of', asOf, '--timeout', '12'], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^ {2}! pullClaims failed \d+ times? and is retrying.*: claims_http_unreachable: /m);
+      const last = errorLines(r.stderr).filter((l) => l.startsWith('recon:'));
+      expect(last).toEqual([expect.stringMatching(/^recon: run_timeout: run \S+ still going after 12s; pullClaims failed \d+ times? and is retrying/)]);
+    } finally {
+      await h.client.workflow.getHandle(`reconcile-${tenant}-${new Date(asOf).toISOString()}`).terminate('test over').catch(() => undefined);
+    }
   });
 
   it('an unknown tenant fails the run at its first step, exit 2', async () => {

@@ -20,6 +20,7 @@ function raisedCodes(): Map<string, string> {
   const patterns = [
     /\b(?:ReconError|FileRejectedError)\(\s*'([a-z_]+)'/g,
     /ApplicationFailure\.create\(\{\s*type:\s*'([a-z_]+)'/g,
+    /\brejected\(\s*'([a-z_]+)'/g,
   ];
   for (const dir of ['src', 'activities', 'workflows']) {
     for (const file of sourceFiles(path.join(ROOT, dir))) {
