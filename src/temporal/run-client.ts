@@ -98,7 +98,9 @@ export async function runReconciliation(
     } catch {
       // A query needs a worker; without one the workflow never starts its first task.
       if (Date.now() - lastProgressAt > 30_000) {
-        throw new ReconError('no_worker', `no worker is polling task queue "${opts.taskQueue}" (run \`npx recon worker\` or \`npx recon dev\`); the run ${handle.workflowId} stays queued`);
+        // A run this call joined may have been started on another queue than the settings name.
+        const queue = (await handle.describe().catch(() => null))?.taskQueue ?? opts.taskQueue;
+        throw new ReconError('no_worker', `no worker is polling task queue "${queue}" (run \`npx recon worker\` or \`npx recon dev\` for it); the run ${handle.workflowId} stays queued and starts when a worker polls`);
       }
     }
     if (Date.now() - lastDescribeAt > DESCRIBE_EVERY_MS) {

@@ -11,6 +11,7 @@ import type { CommandContext } from '../context';
 import { formatSummary } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 import { onShutdownSignal } from '../signals';
+import { ReconError } from '../../domain/errors';
 
 export function progressPrinter(): (p: RunProgress) => void {
   let last = '';
@@ -60,7 +61,10 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       const args = parseOptions(z.object({ chunkSize: z.coerce.number().int().min(1).max(100_000), healthPort: z.coerce.number().int().min(1).max(65_535).optional() }), o);
       installRuntime();
       const s = ctx.settings();
-      const connection = await connectWorker(s.temporalAddress);
+      const connection = await connectWorker(s.temporalAddress).catch((err: Error) => {
+        if (err instanceof ReconError) throw err;
+        throw new ReconError('temporal_unavailable', `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}): ${err.message.split('\n')[0]}; start \`recon dev\` or set TEMPORAL_ADDRESS`);
+      });
       await ctx.db().query('select 1');
       const worker = await createWorker({ connection, namespace: s.namespace, taskQueue: s.taskQueue, deps: { pool: ctx.db(), chunkSize: args.chunkSize } });
       onShutdownSignal(() => worker.shutdown());
