@@ -187,7 +187,11 @@ function fromDatabaseError(e: ErrnoLike): ReconError {
     return new ReconError('unknown_reference', `this refers to something that does not exist${table ? ` (in ${table})` : ''}; check the ids given`, details);
   }
   if (state === '23505') return new ReconError('already_exists', `this already exists${table ? ` (in ${table})` : ''}; nothing was changed`, details);
-  if (state === '42501') return new ReconError('permission_denied', 'this database login is not allowed to do that; use a login with the right role (see README "Database roles")', details);
+  if (state === '42501') {
+    // The object, not the statement: "permission denied for table imports" names what was refused.
+    const object = /permission denied for (?:table|relation|sequence) ([\w.]+)/.exec(String(e.message ?? ''))?.[1];
+    return new ReconError('permission_denied', `this database login has no permission ${object ? `on ${object}` : 'for that'}; use a login with the right role (see README "Database roles")`, details);
+  }
   if (state === '28P01' || state === '28000') return new ReconError('database_login_failed', 'the database refused the login; check the user and password in DATABASE_URL', details);
   if (state === '3D000') return new ReconError('database_unavailable', 'the database named in DATABASE_URL does not exist; create it or fix DATABASE_URL', details);
   if (state.startsWith('08') || state === '57P01' || state === '57P03') return new ReconError('database_unavailable', 'the database connection failed; check that PostgreSQL is running and DATABASE_URL, then try again', details);
