@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
 import { contractForRun, loadContractVersions } from '../src/db/contracts';
-import { isPermanentError, toReconError } from '../src/domain/errors';
+import { isPermanentError, isRaceOrTimeout, toReconError } from '../src/domain/errors';
 import { billingPeriodOf } from '../src/domain/periods';
 import { refuseFutureAsOf } from '../src/reconcile/runs';
 import { attachClaimsToOutcomes } from '../src/reconcile/attach';
@@ -33,7 +33,7 @@ export async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ApplicationFailure) throw err;
+    if (err instanceof ApplicationFailure || isRaceOrTimeout(err)) throw err;
     const e = toReconError(err);
     if (err === e || isPermanentError(e.code)) {
       throw ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: isPermanentError(e.code), cause: err instanceof Error && err !== e ? err : undefined });

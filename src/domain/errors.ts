@@ -173,6 +173,16 @@ function isDatabaseError(e: ErrnoLike): boolean {
 }
 
 /**
+ * A database refusal that a retry may clear: a concurrent writer won a unique or foreign key
+ * race, a serialization failure or deadlock, a lock or statement timeout. Activities retry these
+ * even though the CLI reports the same SQLSTATEs as the caller's mistake.
+ */
+export function isRaceOrTimeout(err: unknown): boolean {
+  const e = (err ?? {}) as ErrnoLike;
+  return typeof err === 'object' && err !== null && isDatabaseError(e) && /^(23505|23503|40...|55P03|57014)$/.test(String(e.code));
+}
+
+/**
  * What a person should read for a raw PostgreSQL error. The SQLSTATE, the statement and the
  * server's wording stay out of the message (RECON_DEBUG prints them); the code says what kind
  * of problem it is and the message what to do next.
@@ -239,7 +249,11 @@ export function toReconError(err: unknown): ReconError {
     // Our own errors of other classes (FileRejectedError) carry a catalogue code already.
     else if (err instanceof Error && typeof e.code === 'string' && e.code in ERROR_CATALOGUE) r = new ReconError(e.code, err.message);
     else if (typeof e.syscall === 'string' || (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code))) r = fromSystemError(e);
-    else if (e.name === 'ZodError' && Array.isArray(e.issues)) {
+    // Temporal's gRPC calls (after the connection was made) and pg's own connection failures.
+    else if (e.name === 'ServiceError') r = new ReconError('temporal_unavailable', `Temporal did not answer (${oneLine(String(e.message ?? ''))}); check that it is running and TEMPORAL_ADDRESS, then try again`);
+    else if (/^(Connection terminated|timeout exceeded when trying to connect)/.test(String(e.message ?? ''))) {
+      r = new ReconError('database_unavailable', 'the database connection was lost; check that PostgreSQL is running and DATABASE_URL, then try again');
+    } else if (e.name === 'ZodError' && Array.isArray(e.issues)) {
       const i = (e.issues[0] ?? {}) as { path?: unknown[]; message?: string };
       r = new ReconError('invalid_data', `a value failed validation: ${(i.path ?? []).join('.') || 'value'}: ${oneLine(i.message ?? '')}`);
     }
