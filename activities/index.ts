@@ -1,13 +1,13 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
 import { contractForRun, loadContractVersions } from '../src/db/contracts';
-import { ReconError } from '../src/domain/errors';
+import { ReconError, isPermanentError, isRaceOrTimeout, toReconError } from '../src/domain/errors';
 import { billingPeriodOf } from '../src/domain/periods';
 import { refuseFutureAsOf } from '../src/reconcile/runs';
 import { attachClaimsToOutcomes } from '../src/reconcile/attach';
 import { evaluateChunk } from '../src/reconcile/evaluate';
 import { postChunk } from '../src/reconcile/post';
-import { finishRun, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
+import { finishRun, markRunFailed, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
 import { createDisputeActivities } from './disputes';
 import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/reversals';
@@ -25,18 +25,20 @@ export interface ActivityDeps {
   runLeaseWaitMs?: number;
 }
 
-/** Errors a retry cannot fix: a missing contract, a bad configuration. */
-const PERMANENT = new Set([
-  'as_of_in_future', 'unknown_tenant', 'no_contract_in_effect', 'unknown_source', 'invalid_contract', 'unknown_outcome_type',
-  'outcome_not_found', 'outcome_settled', 'dispute_window_closed', 'dispute_not_found', 'already_resolved', 'run_in_progress',
-]);
-
-async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * The error catalogue decides what a retry can fix. A permanent error (a bad contract, a price
+ * the ledger cannot hold, an unknown tenant) fails the activity at once, non-retryable, carrying
+ * its code; the workflow then marks the run failed with it. A database or service that may come
+ * back (and any fault we cannot classify) is retried by Temporal as before.
+ */
+export async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ReconError) {
-      throw ApplicationFailure.create({ type: err.code, message: err.message, nonRetryable: PERMANENT.has(err.code) });
+    if (err instanceof ApplicationFailure || isRaceOrTimeout(err)) throw err;
+    const e = toReconError(err);
+    if (err === e || isPermanentError(e.code)) {
+      throw ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: isPermanentError(e.code), cause: err instanceof Error && err !== e ? err : undefined });
     }
     throw err;
   }
@@ -200,6 +202,11 @@ export function createActivities(deps: ActivityDeps) {
         });
         return { ...loop, posted, amountMinor };
       });
+    },
+
+    /** The run row says the night failed and why; a later run of the same asOf starts it again. */
+    async failRun(input: { tenant: string; runId: number; asOf: string; workflowId: string; code: string; message: string }): Promise<void> {
+      await markRunFailed(pool, { ...input, asOf: new Date(input.asOf) });
     },
 
     async reportRun(input: { tenant: string; runId: number; asOf: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {

@@ -26,6 +26,14 @@ const OPEN_WAIT = '10 minutes';
 
 const nowIso = () => new Date(Date.now()).toISOString();
 
+/**
+ * An update refused by its validator, with a catalogue code the client turns into the CLI's
+ * `recon: <code>: <message>` line: the same codes the activities refuse with.
+ */
+function rejected(code: 'bad_input' | 'already_resolved' | 'dispute_not_open' | 'dispute_closed', message: string): never {
+  throw ApplicationFailure.create({ type: code, message, nonRetryable: true });
+}
+
 /** The activity's own failure (a refusal with a stable code) reaches the client as the update's error. */
 function refusal(err: unknown): never {
   const cause = err instanceof ActivityFailure ? err.cause : err;
@@ -70,8 +78,8 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
     {
       validator: (raw) => {
         const r = OpenDisputeArgsSchema.safeParse(raw);
-        if (!r.success) throw new Error(firstIssue(r.error));
-        if (resolved()) throw new Error(`dispute ${view.disputeId} on this outcome was just resolved; open a new one in a moment`);
+        if (!r.success) rejected('bad_input', firstIssue(r.error));
+        if (resolved()) rejected('already_resolved', `dispute ${view.disputeId} on this outcome was just resolved; open a new one in a moment`);
       },
     },
   );
@@ -88,9 +96,9 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
     {
       validator: (raw) => {
         const r = NoteArgsSchema.safeParse(raw);
-        if (!r.success) throw new Error(firstIssue(r.error));
-        if (view.disputeId === null) throw new Error('the dispute is not open yet');
-        if (resolved()) throw new Error(`dispute ${view.disputeId} is resolved; notes are closed`);
+        if (!r.success) rejected('bad_input', firstIssue(r.error));
+        if (view.disputeId === null) rejected('dispute_not_open', 'the dispute is not open yet; try again in a moment');
+        if (resolved()) rejected('dispute_closed', `dispute ${view.disputeId} is resolved; notes are closed`);
       },
     },
   );
@@ -119,9 +127,9 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
     {
       validator: (raw) => {
         const r = ResolveArgsSchema.safeParse(raw);
-        if (!r.success) throw new Error(firstIssue(r.error));
-        if (view.disputeId === null) throw new Error('the dispute is not open yet');
-        if (resolved() || resolving) throw new Error(alreadyResolved(view));
+        if (!r.success) rejected('bad_input', firstIssue(r.error));
+        if (view.disputeId === null) rejected('dispute_not_open', 'the dispute is not open yet; try again in a moment');
+        if (resolved() || resolving) rejected('already_resolved', alreadyResolved(view));
       },
     },
   );

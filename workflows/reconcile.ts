@@ -1,5 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { continueAsNew, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, continueAsNew, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ReconActivities } from '../activities';
 import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
 
@@ -12,6 +12,11 @@ const { startRun, pullClaims, attachClaims, evaluateOutcomes, reverseCharges, po
 const { deliverAlerts: deliverAlertsBestEffort } = proxyActivities<ReconActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+const { failRun } = proxyActivities<ReconActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 5 },
 });
 
 const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
@@ -31,8 +36,27 @@ function resolveAsOf(input: ReconcileInput): string {
  */
 export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
   const asOf = resolveAsOf(input);
-  const tenant = input.tenant;
   const state: ResumeState = input.resume ?? { phase: 'start', runId: 0, cursor: 0, chunksDone: 0 };
+  try {
+    return await reconcileSteps(input, asOf, state);
+  } catch (err) {
+    // Cancellation and continue-as-new are not failures; histories before this step replay as they were.
+    if (isCancellation(err) || !(err instanceof ActivityFailure) || !patched('run-failure')) throw err;
+    const cause = failureCause(err);
+    await failRun({ tenant: input.tenant, runId: state.runId, asOf, workflowId: workflowInfo().workflowId, code: cause.code, message: cause.message }).catch(() => undefined);
+    throw ApplicationFailure.create({ type: cause.code, message: cause.message, nonRetryable: true, cause: err });
+  }
+}
+
+/** The code and message a failed activity carries (its ApplicationFailure), or a generic one. */
+function failureCause(err: ActivityFailure): { code: string; message: string } {
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure && cause.type && /^[a-z][a-z0-9_]*$/.test(cause.type)) return { code: cause.type, message: cause.message };
+  return { code: 'run_failed', message: `${err.activityType} failed: ${cause?.message ?? err.message}` };
+}
+
+async function reconcileSteps(input: ReconcileInput, asOf: string, state: ResumeState): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
+  const tenant = input.tenant;
   const progress: RunProgress = { tenant, asOf, phase: state.phase, runId: state.runId, chunksDone: state.chunksDone, outcomesEvaluated: 0, chargesPosted: 0, claimPagesPulled: 0 };
   setHandler(progressQuery, () => ({ ...progress, phase: state.phase, runId: state.runId, chunksDone: state.chunksDone }));
 

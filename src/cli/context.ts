@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import { resolveSettings, databaseUrlOnly, type Settings } from '../config';
 import { createPool, type Pool } from '../db/pool';
 import { connectClient } from '../temporal/connection';
+import { ReconError } from '../domain/errors';
 
 /** Opens what a command needs, once, and closes it when the command ends. */
 export class CommandContext {
@@ -22,7 +23,12 @@ export class CommandContext {
   async temporal(): Promise<Client> {
     if (!this.client) {
       const s = this.settings();
-      this.client = await connectClient(s.temporalAddress, s.namespace);
+      try {
+        this.client = await connectClient(s.temporalAddress, s.namespace);
+      } catch (err) {
+        if (err instanceof ReconError) throw err;
+        throw new ReconError('temporal_unavailable', `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}); start \`recon dev\` or set TEMPORAL_ADDRESS`, { cause: (err as Error).message });
+      }
     }
     return this.client;
   }

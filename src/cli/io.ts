@@ -1,6 +1,9 @@
+import type { WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { z } from 'zod';
 import { ReconError } from '../domain/errors';
 import { formatZodIssues } from '../domain/contract';
+import { parseCustomerTimestamp } from '../domain/timestamps';
 
 export interface GlobalOpts {
   json?: boolean;
@@ -9,16 +12,44 @@ export interface GlobalOpts {
 /** Validates a command's options at the edge; the message names the option. */
 export function parseOptions<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
   const r = schema.safeParse(value);
-  if (!r.success) throw new ReconError('bad_input', formatZodIssues(r.error).replace(/^(\w+):/, '--$1:'));
+  if (!r.success) {
+    // Issues name the option as the person typed it: asOf is --as-of.
+    throw new ReconError('bad_input', formatZodIssues(r.error).replace(/^(\w+):/, (_m, name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}:`));
+  }
   return r.data;
 }
 
 export const TenantOpt = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a tenant id such as acme');
-export const InstantOpt = z
-  .string()
-  // An offset is required: a bare local time would mean different instants on different machines.
-  .refine((s) => !Number.isNaN(Date.parse(s)) && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(s), 'expected an ISO 8601 time with an offset, such as 2026-03-01T07:00:00Z')
-  .transform((s) => new Date(s));
+const INSTANT_EXAMPLE = 'expected an ISO 8601 time with an offset, such as 2026-03-01T07:00:00Z';
+
+/**
+ * A time given on the command line: read by the same strict parser as a customer's file, so
+ * 2026-02-30 is refused here as it is there (Date.parse would roll it over to March 2). An offset
+ * is required: a bare local time would mean different instants on different machines.
+ */
+export const InstantOpt = z.string().transform((s, ctx) => {
+  const text = s.trim();
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) {
+    ctx.addIssue({ code: 'custom', message: INSTANT_EXAMPLE });
+    return z.NEVER;
+  }
+  try {
+    return parseCustomerTimestamp(text, 'UTC');
+  } catch (err) {
+    const e = err as ReconError;
+    ctx.addIssue({ code: 'custom', message: e.code === 'bad_timestamp' ? `no such date or time "${text}"; ${INSTANT_EXAMPLE}` : e.message });
+    return z.NEVER;
+  }
+});
+
+/**
+ * A file to write, opened before anything is written: a directory, a missing folder or a
+ * read-only path is an error the command reports (is_a_directory, file_not_found,
+ * permission_denied), not an 'error' event nobody listens to that ends the process with a trace.
+ */
+export async function openOutputFile(file: string): Promise<WriteStream> {
+  return (await open(file, 'w')).createWriteStream();
+}
 
 export function emit(opts: GlobalOpts, value: unknown, human: () => string): void {
   if (opts.json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');

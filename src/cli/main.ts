@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ReconError } from '../domain/errors';
+import { ReconError, exitCodeFor, oneLine, toReconError } from '../domain/errors';
 import { CommandContext } from './context';
 import { registerDataCommands } from './commands/data';
 import { registerRunCommands } from './commands/run';
@@ -9,12 +9,44 @@ import { registerStackCommands } from './commands/stack';
 import { registerDisputeCommands } from './commands/dispute';
 import { registerFinanceCommands } from './commands/finance';
 
+/**
+ * Verbs whose --tenant is not looked up before the action: they need Temporal, not the database
+ * (an operator's machine may reach only Temporal). An unknown tenant fails their workflow at its
+ * first activity instead (`unknown_tenant`, non-retryable), or the schedule is not found.
+ */
+const TENANT_CHECKED_BY_WORKFLOW = new Set(['run', 'schedule']);
+
+function commandPath(cmd: Command): string[] {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names;
+}
+
+/**
+ * One check for every verb that takes --tenant: an id the database does not know (or that this
+ * login may not see, which is the same to it) is an error, not an empty success.
+ */
+async function refuseUnknownTenant(ctx: CommandContext, cmd: Command): Promise<void> {
+  const tenant = (cmd.opts() as { tenant?: unknown }).tenant;
+  if (typeof tenant !== 'string' || tenant === '') return;
+  if (TENANT_CHECKED_BY_WORKFLOW.has(commandPath(cmd)[0])) return;
+  // A malformed id is refused by the command's own option check, with its own message.
+  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(tenant)) return;
+  const { rowCount } = await ctx.db().query('select 1 from tenants where tenant_id = $1', [tenant]);
+  if (!rowCount) {
+    throw new ReconError('unknown_tenant', `unknown tenant "${tenant}" (none with that id, or this login may not see it); apply its contract with \`recon contract apply FILE\` first`);
+  }
+}
+
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('recon')
     .description('Outcome-billing reconciliation: bill only outcomes the customer\'s own records confirm')
     .option('--json', 'print machine-readable JSON')
-    .showHelpAfterError('(add --help for usage)')
+    // Commander's own two-line error text is replaced by our one line (reportError); help and
+    // --version still go where commander sends them. Subcommands inherit both settings.
+    .configureOutput({ outputError: () => undefined })
     .exitOverride();
+  program.hook('preAction', (_root, actionCommand) => refuseUnknownTenant(ctx, actionCommand));
   registerStackCommands(program, ctx);
   registerDataCommands(program, ctx);
   registerRunCommands(program, ctx);
@@ -25,15 +57,42 @@ export function buildProgram(ctx: CommandContext): Command {
   return program;
 }
 
-/** One line on stderr and a non-zero exit for every failure; the stack trace only on request. */
-function reportError(err: unknown): number {
-  if (err instanceof CommanderError) return err.exitCode;
-  const e = err as Error & { code?: string };
-  const code = err instanceof ReconError ? err.code : e?.code ?? 'error';
-  const message = (e?.message ?? String(err)).split('\n')[0];
-  process.stderr.write(`recon: ${code}: ${message}\n`);
-  if (process.env.RECON_DEBUG) console.error(err);
-  return err instanceof ReconError ? 2 : 1;
+const COMMANDER_CODES: Record<string, string> = {
+  'commander.missingMandatoryOptionValue': 'missing_option',
+  'commander.optionMissingArgument': 'missing_option',
+  'commander.unknownOption': 'unknown_option',
+  'commander.unknownCommand': 'unknown_command',
+  'commander.missingArgument': 'missing_argument',
+  'commander.excessArguments': 'invalid_usage',
+  'commander.invalidArgument': 'invalid_usage',
+  'commander.conflictingOption': 'invalid_usage',
+};
+
+/** Commander's parser errors as ours: "error: required option ..." becomes one catalogue line. */
+function fromCommander(err: CommanderError, argv: string[]): ReconError {
+  const code = COMMANDER_CODES[err.code] ?? 'invalid_usage';
+  const text = err.message.replace(/^error:\s*/i, '').replace(/\s*\n\s*/g, ' ').trim();
+  // The verb the person typed, for the pointer to its help.
+  const verbs = argv.slice(2).filter((a) => !a.startsWith('-')).slice(0, 2).join(' ');
+  const hint = code === 'unknown_command' || !verbs ? 'see `recon --help`' : `see \`recon ${verbs} --help\``;
+  return new ReconError(code, `${text}; ${hint}`);
+}
+
+/**
+ * Every failure is one line on stderr, `recon: <code>: <message>` (one JSON object with --json),
+ * exit 2 for the caller's mistakes and 1 for faults; the stack trace only with RECON_DEBUG.
+ * Help and --version are not failures: commander printed them, its exit code stands.
+ */
+export function reportError(err: unknown, argv: string[]): number {
+  if (err instanceof CommanderError && (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')) {
+    return err.exitCode;
+  }
+  const e = err instanceof CommanderError ? fromCommander(err, argv) : toReconError(err);
+  const message = oneLine(e.message);
+  if (argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code: e.code, message } }) + '\n');
+  else process.stderr.write(`recon: ${e.code}: ${message}\n`);
+  if (process.env.RECON_DEBUG) console.error((e as Error & { cause?: unknown }).cause ?? e);
+  return exitCodeFor(e.code);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -42,7 +101,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram(ctx).parseAsync(argv);
   } catch (err) {
-    exitCode = reportError(err);
+    exitCode = reportError(err, argv);
   } finally {
     await ctx.close();
   }

@@ -40,6 +40,15 @@ async function withFileErrors<T>(file: string, fn: () => Promise<T>): Promise<T>
   }
 }
 
+/**
+ * A claims CSV without one of these columns cannot hold a single valid claim: the file is refused
+ * whole, naming it, instead of every row being quarantined. A file with a retracted column may
+ * carry retractions only, which need no more than the claim id.
+ */
+export function claimColumnsRequired(header: string[]): string[] {
+  return header.includes('retracted') ? ['claim_id'] : ['claim_id', 'outcome_type', 'subject_ref', 'occurred_at'];
+}
+
 export async function importClaimsFile(pool: Pool, args: { tenant: string; file: string; format?: FileFormat; source?: string; now?: Date }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
@@ -49,7 +58,7 @@ export async function importClaimsFile(pool: Pool, args: { tenant: string; file:
       source: args.source ?? 'file',
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: readRows(args.file, format, format === 'csv' ? { requiredColumns: ['claim_id'] } : {}),
+      rows: readRows(args.file, format, format === 'csv' ? { requiredColumns: claimColumnsRequired } : {}),
       receivedAt: args.now ?? new Date(),
     }),
   );
@@ -59,6 +68,9 @@ export async function importRecordsFile(pool: Pool, args: { tenant: string; sour
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
   const source = latestContract(await loadContractVersions(pool, args.tenant)).body.recordSources[args.source];
+  if (source && source.format !== format) {
+    throw new ReconError('wrong_format', `${args.file}: record source "${args.source}" takes ${source.format === 'csv' ? 'CSV' : 'JSON Lines'} (.${source.format}), this file is ${format === 'csv' ? 'CSV' : 'JSON Lines'}; export it as ${source.format}`);
+  }
   const requiredColumns = format === 'csv' && source ? mappedColumns(source) : [];
   return withFileErrors(args.file, () =>
     importRecordRows(pool, {

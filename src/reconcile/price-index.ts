@@ -30,3 +30,10 @@ export async function upsertIndexPoints(pool: Pool, tenant: string, points: Inde
   );
   return rowCount ?? 0;
 }
+
+/** The index series a tenant's contracts price by, in any version: the only series worth importing. */
+export function seriesUsedBy(contracts: Array<{ body: { outcomeTypes: Record<string, { pricing?: { indexSeries?: string } }> } }>): Set<string> {
+  const used = new Set<string>();
+  for (const c of contracts) for (const t of Object.values(c.body.outcomeTypes)) if (t.pricing?.indexSeries) used.add(t.pricing.indexSeries);
+  return used;
+}

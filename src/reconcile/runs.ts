@@ -124,6 +124,7 @@ export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; w
     const { rows } = await db.query<{ run_id: number }>(
       `insert into runs (tenant_id, as_of, workflow_id, attempt_started_at) values ($1, $2, $3, now())
        on conflict (tenant_id, as_of) do update set attempts = runs.attempts + 1, status = 'running', workflow_id = excluded.workflow_id,
+         failure_code = null, failure_message = null,
          attempt_started_at = case when runs.workflow_id = excluded.workflow_id and runs.status = 'running' then runs.attempt_started_at else now() end
        returning run_id`,
       [args.tenant, args.asOf, args.workflowId],
@@ -324,4 +325,32 @@ export function summariseLedger(
 /** releaseRunLease for a run known by its id (for a run that failed: markRunFailed calls this). */
 export async function releaseRunLeaseOfRun(db: Pool | PoolClient, runId: number): Promise<void> {
   await db.query('update run_leases set released_at = now() where run_id = $1 and released_at is null', [runId]);
+}
+
+/**
+ * A night that failed for good: the row says so, with the error's catalogue code and message, so
+ * that support sees the cause without the Temporal UI. A night that failed before its row was
+ * opened (its contract unreadable at startRun) gets a failed row, if the tenant exists. A
+ * completed run is never marked failed.
+ */
+export async function markRunFailed(pool: Pool, args: { runId: number; tenant: string; asOf: Date; workflowId: string; code: string; message: string }): Promise<void> {
+  if (args.runId > 0) {
+    await pool.query(
+      `update runs set status = 'failed', finished_at = now(), failure_code = $2, failure_message = $3
+        where run_id = $1 and status <> 'completed'`,
+      [args.runId, args.code, args.message],
+    );
+    // The tenant's next run must not wait out the lease of a night that has ended.
+    await releaseRunLeaseOfRun(pool, args.runId);
+    return;
+  }
+  await pool.query(
+    `insert into runs (tenant_id, as_of, workflow_id, status, finished_at, failure_code, failure_message)
+     select $1, $2, $3, 'failed', now(), $4, $5
+      where exists (select 1 from tenants where tenant_id = $1) and $2::timestamptz <= now() + interval '5 minutes'
+     on conflict (tenant_id, as_of) do update
+        set status = 'failed', finished_at = now(), failure_code = excluded.failure_code, failure_message = excluded.failure_message
+      where runs.status <> 'completed'`,
+    [args.tenant, args.asOf, args.workflowId, args.code, args.message],
+  );
 }

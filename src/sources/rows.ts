@@ -23,9 +23,14 @@ export type RowResult =
 export interface ReadRowsOptions {
   /** Rows with more content bytes than this are reported as row_too_large. Default 1_000_000. */
   maxRowBytes?: number;
-  /** CSV only: header columns that must be present, else the whole file is rejected. */
-  requiredColumns?: string[];
+  /**
+   * CSV only: header columns that must be present, else the whole file is rejected; a function
+   * decides from the header (a retraction file needs fewer columns than one with claims).
+   */
+  requiredColumns?: RequiredColumns;
 }
+
+export type RequiredColumns = string[] | ((header: string[]) => string[]);
 
 /** A problem with the whole file (no usable header, unreadable): nothing in it can be imported. */
 export class FileRejectedError extends Error {
@@ -77,7 +82,7 @@ export async function* readRows(
   const interpreter: RowInterpreter =
     format === 'csv'
       ? new CsvRows(path, maxRowBytes, options.requiredColumns ?? [])
-      : new JsonlRows(maxRowBytes);
+      : new JsonlRows(path, maxRowBytes);
 
   for await (const chunk of withoutBom(readChunks(path))) {
     for (const row of splitter.push(chunk)) {
@@ -337,7 +342,7 @@ class CsvRows implements RowInterpreter {
   constructor(
     private readonly file: string,
     private readonly maxRowBytes: number,
-    private readonly requiredColumns: string[],
+    private readonly requiredColumns: RequiredColumns,
   ) {}
 
   take(row: RawRow): RowResult | undefined {
@@ -377,10 +382,14 @@ class CsvRows implements RowInterpreter {
   }
 }
 
-function readHeader(file: string, row: RawRow, maxRowBytes: number, required: string[]): string[] {
+function readHeader(file: string, row: RawRow, maxRowBytes: number, required: RequiredColumns): string[] {
   const where = `${file} line ${row.line}`;
   const decoded = decodeRow(row, maxRowBytes);
   if (!decoded.ok) throw new FileRejectedError('bad_header', `${where}: unusable header: ${decoded.reason}`);
+  // A JSON Lines file given where CSV is expected: one line for the file, not a header of "{...".
+  if (/^\s*[{[]/.test(decoded.text)) {
+    throw new FileRejectedError('wrong_format', `${where}: this is not CSV (it reads like JSON Lines); give a .csv file with a header row, or a .jsonl file where JSON Lines are expected`);
+  }
   const parsed = parseCsvRecord(decoded.text);
   if (!parsed.ok) throw new FileRejectedError('bad_header', `${where}: unusable header: ${parsed.reason}`);
 
@@ -401,7 +410,7 @@ function readHeader(file: string, row: RawRow, maxRowBytes: number, required: st
     seen.set(name, i);
   });
 
-  const missing = required.filter((name) => !seen.has(name));
+  const missing = (typeof required === 'function' ? required(names) : required).filter((name) => !seen.has(name));
   if (missing.length > 0) {
     throw new FileRejectedError(
       'missing_columns',
@@ -457,7 +466,10 @@ function parseCsvRecord(text: string): ParsedRecord {
 class JsonlRows implements RowInterpreter {
   private rows = 0;
 
-  constructor(private readonly maxRowBytes: number) {}
+  constructor(
+    private readonly file: string,
+    private readonly maxRowBytes: number,
+  ) {}
 
   take(row: RawRow): RowResult | undefined {
     // JSON ignores whitespace, so a whitespace-only line is as empty as an empty one.
@@ -470,6 +482,7 @@ class JsonlRows implements RowInterpreter {
     try {
       parsed = JSON.parse(raw);
     } catch (error) {
+      if (position.row === 1) refuseCsvAsJsonl(this.file, row.line, raw);
       const detail = error instanceof Error ? error.message : String(error);
       return failed(position, { code: 'bad_json', reason: `invalid JSON: ${oneLine(detail, REASON_DETAIL_CHARS)}`, raw });
     }
@@ -488,6 +501,17 @@ class JsonlRows implements RowInterpreter {
   }
 
   end(): void {}
+}
+
+/**
+ * A CSV file given where JSON Lines are expected would quarantine every line as bad JSON: its
+ * first line (unparseable, not an object, with commas) refuses the whole file instead.
+ */
+function refuseCsvAsJsonl(file: string, line: number, raw: string): void {
+  const text = raw.trim();
+  if (!text.startsWith('{') && !text.startsWith('[') && text.includes(',')) {
+    throw new FileRejectedError('wrong_format', `${file} line ${line}: this is not JSON Lines (it reads like a CSV header); give a .jsonl file of JSON objects, or a .csv file where CSV is expected`);
+  }
 }
 
 function isBlank(bytes: Buffer): boolean {

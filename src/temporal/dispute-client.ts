@@ -8,14 +8,51 @@ import { TENANT_KEY } from './run-client';
 
 export const DEFAULT_UPDATE_TIMEOUT_MS = 30_000;
 
-/** Updates wait for a worker; without one the support person gets a reason, not a hang. */
-async function withinTimeout<T>(what: string, taskQueue: string, timeoutMs: number, p: Promise<T>): Promise<T> {
+/** A poller seen this recently is a live worker: its long poll is renewed about every minute. */
+const POLLER_FRESH_MS = 90_000;
+/** A worker that has just started may not have reached the server yet: look a few times. */
+const POLLER_CHECKS = 4;
+
+/** Whether a worker is polling `taskQueue` for workflow tasks now. */
+async function workerPolls(client: Client, taskQueue: string): Promise<boolean> {
+  for (let i = 0; i < POLLER_CHECKS; i++) {
+    const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue, kind: 1 }, taskQueueType: 1 });
+    const now = Date.now();
+    if ((r.pollers ?? []).some((p) => p.lastAccessTime?.seconds != null && now - Number(p.lastAccessTime.seconds) * 1000 < POLLER_FRESH_MS)) return true;
+    if (i < POLLER_CHECKS - 1) await new Promise((res) => setTimeout(res, 750));
+  }
+  return false;
+}
+
+/**
+ * The task queue a dispute's workflow runs on: the one it was started on, which is not
+ * necessarily the one this machine's settings name (another worker, another TEMPORAL_TASK_QUEUE).
+ */
+async function workflowQueue(client: Client, workflowId: string, runningOnly = false): Promise<string | null> {
+  try {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    return runningOnly && d.status.name !== 'RUNNING' ? null : d.taskQueue;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Updates need a worker. Without one polling the workflow's task queue, nothing is sent: the
+ * dispute stays as it was and the person is told to start a worker and repeat the command. When
+ * a worker polls but does not answer in time, the request has been handed to Temporal and waits
+ * for that worker; the person is told so, not to repeat it (a second note would be a second note).
+ */
+async function withWorker<T>(client: Client, what: string, taskQueue: string, timeoutMs: number, send: () => Promise<T>): Promise<T> {
+  if (!(await workerPolls(client, taskQueue))) {
+    throw new ReconError('no_worker', `${what}: no worker is polling task queue "${taskQueue}", so nothing was sent and the dispute is unchanged; start \`recon worker\` (or \`recon dev\`) for that queue and run the command again`);
+  }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ReconError('no_worker', `${what}: no worker answered within ${Math.round(timeoutMs / 1000)}s on task queue "${taskQueue}"; is \`recon worker\` or \`recon dev\` running?`)), timeoutMs);
+    timer = setTimeout(() => reject(new ReconError('no_worker', `${what}: the worker on task queue "${taskQueue}" did not answer within ${Math.round(timeoutMs / 1000)}s; the request is queued and applies when that worker takes it; do not repeat it, check with \`recon dispute show\``)), timeoutMs);
   });
   try {
-    return await Promise.race([p, timeout]);
+    return await Promise.race([send(), timeout]);
   } catch (err) {
     throw asReconError(err);
   } finally {
@@ -49,10 +86,9 @@ export async function openDisputeViaTemporal(
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     typedSearchAttributes: [{ key: TENANT_KEY, value: args.tenant }],
   });
-  return withinTimeout(
-    'opening the dispute',
-    args.taskQueue,
-    args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS,
+  // A dispute already open on this outcome lives on the queue it was started on.
+  const taskQueue = (await workflowQueue(client, disputeWorkflowId(args.tenant, args.outcomeId), true)) ?? args.taskQueue;
+  return withWorker(client, 'opening the dispute', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
     client.workflow.executeUpdateWithStart(openDisputeUpdate, {
       args: [{ requestId: randomUUID(), actor: args.actor, reason: args.reason, channel: args.channel ?? 'support' }],
       startWorkflowOperation,
@@ -62,7 +98,8 @@ export async function openDisputeViaTemporal(
 
 export async function noteDisputeViaTemporal(client: Client, args: { workflowId: string; actor: string; text: string; taskQueue: string; timeoutMs?: number }): Promise<DisputeView> {
   const requestId = randomUUID();
-  return withinTimeout('adding the note', args.taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS,
+  const taskQueue = (await workflowQueue(client, args.workflowId)) ?? args.taskQueue;
+  return withWorker(client, 'adding the note', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
     client.workflow.getHandle(args.workflowId).executeUpdate(noteDisputeUpdate, { args: [{ requestId, actor: args.actor, text: args.text }], updateId: requestId }));
 }
 
@@ -71,6 +108,7 @@ export async function resolveDisputeViaTemporal(
   args: { workflowId: string; decision: 'uphold' | 'reject'; actor: string; note: string; taskQueue: string; timeoutMs?: number },
 ): Promise<DisputeView> {
   const requestId = randomUUID();
-  return withinTimeout('resolving the dispute', args.taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS,
+  const taskQueue = (await workflowQueue(client, args.workflowId)) ?? args.taskQueue;
+  return withWorker(client, 'resolving the dispute', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
     client.workflow.getHandle(args.workflowId).executeUpdate(resolveDisputeUpdate, { args: [{ requestId, decision: args.decision, actor: args.actor, note: args.note }], updateId: requestId }));
 }

@@ -1,12 +1,79 @@
 import { ScheduleOverlapPolicy, ScheduleNotFoundError, type Client, type ScheduleDescription } from '@temporalio/client';
 import { reconcileTenant } from '../../workflows';
 import { RUN_WORKFLOW_PREFIX } from '../../workflows/messages';
+import { msToNumber } from '@temporalio/common';
 import { ReconError } from '../domain/errors';
+import { AS_OF_SKEW_MS } from '../reconcile/runs';
 import { TENANT_KEY } from './run-client';
 
 export const DEFAULT_CRON = '0 2 * * *';
 /** Missed nights older than this are not caught up automatically; use backfill for them. */
 export const DEFAULT_CATCHUP = '1 day';
+
+const CRON_FIELDS = [
+  { name: 'minute', min: 0, max: 59, names: [] as string[] },
+  { name: 'hour', min: 0, max: 23, names: [] as string[] },
+  { name: 'day of month', min: 1, max: 31, names: [] as string[] },
+  { name: 'month', min: 1, max: 12, names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'] },
+  // 7 is Sunday as well as 0, as in most crons and in Temporal's.
+  { name: 'day of week', min: 0, max: 7, names: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] },
+];
+
+/**
+ * Five cron fields (minute hour day-of-month month day-of-week), each `*`, a number, a range
+ * `a-b`, a step `*\/n` or `a-b/n`, or a list of those; months and weekdays also by name. Checked
+ * here because Temporal reads some mistakes (minute 61, day 0) as a schedule that never fires.
+ */
+export function checkCron(expr: string): void {
+  const fields = expr.trim().split(/\s+/);
+  const bad = (why: string) => new ReconError('invalid_cron', `--cron "${expr}": ${why}; expected five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *"`);
+  if (fields.length !== 5) throw bad(`${fields.length} ${fields.length === 1 ? 'field' : 'fields'}`);
+  fields.forEach((field, i) => {
+    const spec = CRON_FIELDS[i];
+    const value = (t: string): number => {
+      const named = spec.names.indexOf(t.toUpperCase());
+      const n = named >= 0 ? named + spec.min : /^\d{1,2}$/.test(t) ? Number(t) : NaN;
+      if (!(n >= spec.min && n <= spec.max)) throw bad(`${spec.name} "${t}" is not ${spec.min}-${spec.max}${spec.names.length ? ` or ${spec.names[0]}-${spec.names[spec.names.length - 1]}` : ''}`);
+      return n;
+    };
+    for (const part of field.split(',')) {
+      const m = /^([^/]+)(?:\/(\d{1,2}))?$/.exec(part);
+      if (!m) throw bad(`${spec.name} "${part}" is not a value, range or step`);
+      const [, range, step] = m;
+      if (step !== undefined && !(Number(step) >= 1 && Number(step) <= spec.max)) throw bad(`${spec.name} step "/${step}" is not 1-${spec.max}`);
+      if (range === '*') continue;
+      const [from, to, extra] = range.split('-');
+      if (extra !== undefined || from === '') throw bad(`${spec.name} "${range}" is not a value or range`);
+      const a = value(from);
+      if (to !== undefined && value(to) < a) throw bad(`${spec.name} range "${range}" runs backwards`);
+    }
+  });
+}
+
+/** Missed nights in an outage are caught up within this window; more is what backfill is for. */
+const MIN_CATCHUP_MS = 60_000;
+const MAX_CATCHUP_MS = 366 * 24 * 3600_000;
+
+/** The catch-up window as milliseconds: a duration such as "1 day", "12 hours", "90m". */
+export function checkCatchupWindow(text: string): number {
+  let ms: number;
+  try {
+    ms = msToNumber(text as Parameters<typeof msToNumber>[0]);
+  } catch {
+    ms = NaN;
+  }
+  if (!Number.isFinite(ms)) throw new ReconError('invalid_catchup', `--catchup "${text}" is not a duration; write e.g. "1 day", "12 hours" or "90m"`);
+  if (ms < MIN_CATCHUP_MS || ms > MAX_CATCHUP_MS) throw new ReconError('invalid_catchup', `--catchup "${text}" must be between 1 minute and 366 days; use \`recon schedule backfill\` for older nights`);
+  return ms;
+}
+
+/** A backfill runs nights that have happened: from before to, and to not after now. */
+export function checkBackfillRange(from: Date, to: Date, now: Date): void {
+  if (!(from < to)) throw new ReconError('bad_range', `--from ${from.toISOString()} must be before --to ${to.toISOString()}`);
+  if (to.getTime() > now.getTime() + AS_OF_SKEW_MS) {
+    throw new ReconError('as_of_in_future', `--to ${to.toISOString()} is in the future (now ${now.toISOString()}); a backfill runs only nights that have passed`);
+  }
+}
 
 export function scheduleId(tenant: string): string {
   return `recon-nightly-${tenant}`;
@@ -60,6 +127,8 @@ async function handleFor(client: Client, tenant: string) {
  * from the schedule's nominal time, so a late or backfilled run reconciles the right night.
  */
 export async function createSchedule(client: Client, opts: { tenant: string; taskQueue: string; cron?: string; timezone: string; catchupWindow?: string }): Promise<ScheduleInfo> {
+  checkCron(opts.cron ?? DEFAULT_CRON);
+  checkCatchupWindow(opts.catchupWindow ?? DEFAULT_CATCHUP);
   try {
     await client.schedule.create({
       scheduleId: scheduleId(opts.tenant),
@@ -112,7 +181,7 @@ export async function deleteSchedule(client: Client, tenant: string): Promise<{ 
 
 /** Missed nights run one after another (BUFFER_ALL), each with its own nominal time as asOf. */
 export async function backfillSchedule(client: Client, tenant: string, from: Date, to: Date): Promise<ScheduleInfo> {
-  if (!(from < to)) throw new ReconError('bad_range', `--from ${from.toISOString()} must be before --to ${to.toISOString()}`);
+  checkBackfillRange(from, to, new Date());
   await (await handleFor(client, tenant)).handle.backfill({ start: from, end: to, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
   return describeSchedule(client, tenant);
 }

@@ -152,7 +152,8 @@ describe('the recon command against the real stack', () => {
     const index = await writeLines(h.dir, 'index.csv', ['series,effective_from,multiplier', 'gpu-cost,2026-03-01T00:00:00Z,1.05', 'gpu-cost,2026-04-01T00:00:00Z,1.0x']);
     const bad = await recon(['index', 'import', '--tenant', tenant, index], env);
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/index\.csv line 3: field multiplier/);
+    // The acme contract prices by no index series: a file of one is refused whole, naming the line.
+    expect(bad.stderr).toMatch(/^recon: unknown_series: .*index\.csv line 2: tenant \S+ does not use series "gpu-cost"/);
   });
 
   it('recon worker serves a health check while it polls, and exits non-zero when it cannot connect', async () => {

@@ -117,7 +117,8 @@ describe('hostile input corpus on real Postgres', () => {
   it('refuses a whole file with a duplicated, missing or absent header, naming it, and imports nothing', async () => {
     const refusals: Array<[string, 'claims' | 'records', string, string]> = [
       ['claims-duplicate-header.csv', 'claims', 'duplicate_header', ' line 1: duplicate header "claim_id" (columns 1 and 5)'],
-      ['claims-missing-header.csv', 'claims', 'missing_columns', ' line 1: header lacks required column "claim_id"'],
+      // A first data row read as the header lacks every column a claim needs.
+      ['claims-missing-header.csv', 'claims', 'missing_columns', ' line 1: header lacks required columns "claim_id", "outcome_type", "subject_ref", "occurred_at"'],
       ['claims-empty.csv', 'claims', 'missing_header', ': file is empty, expected a CSV header row'],
       ['records-duplicate-header.csv', 'records', 'duplicate_header', ' line 1: duplicate header "Status" (columns 2 and 6)'],
       // A mapped column absent from the file would otherwise read as empty in every row.

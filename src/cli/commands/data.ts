@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import type { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -12,7 +12,7 @@ import { listQuarantine } from '../../reconcile/explain';
 import { describeTotals, ledgerTotals, sameTotals, writeExport } from '../../export/export';
 import type { CommandContext } from '../context';
 import { formatImport, formatTable } from '../format';
-import { TenantOpt, emit, parseOptions } from '../io';
+import { TenantOpt, emit, openOutputFile, parseOptions } from '../io';
 
 export async function readContractFile(file: string) {
   let json: unknown;
@@ -91,7 +91,7 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .option('--out <file>', 'write to a file instead of stdout')
     .action(async (o: unknown, cmd: Command) => {
       const args = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, format: z.enum(['csv', 'jsonl']), out: z.string().optional() }), o);
-      const out = args.out ? createWriteStream(args.out) : process.stdout;
+      const out = args.out ? await openOutputFile(args.out) : process.stdout;
       const totals = await writeExport(ctx.db(), { tenant: args.tenant, period: args.period, format: args.format, out });
       if (args.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
       const ledger = await ledgerTotals(ctx.db(), args.tenant, args.period);

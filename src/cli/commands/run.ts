@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { runReconciliation } from '../../temporal/run-client';
+import { describeRetry, runReconciliation, type RunRetry } from '../../temporal/run-client';
 import { connectWorker } from '../../temporal/connection';
 import { createWorker } from '../../temporal/worker';
 import { installRuntime } from '../../temporal/runtime';
@@ -11,6 +11,7 @@ import type { CommandContext } from '../context';
 import { formatSummary } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 import { onShutdownSignal } from '../signals';
+import { ReconError } from '../../domain/errors';
 
 export function progressPrinter(): (p: RunProgress) => void {
   let last = '';
@@ -21,6 +22,11 @@ export function progressPrinter(): (p: RunProgress) => void {
     if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
     else process.stderr.write(line + '\n');
   };
+}
+
+/** A failing activity is news, not progress: its own line, even on a terminal. */
+export function retryPrinter(): (r: RunRetry) => void {
+  return (r) => process.stderr.write(`${process.stderr.isTTY ? '\r\x1b[K' : ''}  ! ${describeRetry(r)}\n`);
 }
 
 export function registerRunCommands(program: Command, ctx: CommandContext): void {
@@ -40,6 +46,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
         taskQueue: ctx.settings().taskQueue,
         timeoutMs: args.timeout * 1000,
         onProgress: cmd.optsWithGlobals().json ? undefined : progressPrinter(),
+        onRetry: cmd.optsWithGlobals().json ? undefined : retryPrinter(),
       });
       if (process.stderr.isTTY && !cmd.optsWithGlobals().json) process.stderr.write('\n');
       emit(cmd.optsWithGlobals(), summary, () => formatSummary(summary));
@@ -54,7 +61,10 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       const args = parseOptions(z.object({ chunkSize: z.coerce.number().int().min(1).max(100_000), healthPort: z.coerce.number().int().min(1).max(65_535).optional() }), o);
       installRuntime();
       const s = ctx.settings();
-      const connection = await connectWorker(s.temporalAddress);
+      const connection = await connectWorker(s.temporalAddress).catch((err: Error) => {
+        if (err instanceof ReconError) throw err;
+        throw new ReconError('temporal_unavailable', `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}): ${err.message.split('\n')[0]}; start \`recon dev\` or set TEMPORAL_ADDRESS`);
+      });
       await ctx.db().query('select 1');
       const worker = await createWorker({ connection, namespace: s.namespace, taskQueue: s.taskQueue, deps: { pool: ctx.db(), chunkSize: args.chunkSize } });
       onShutdownSignal(() => worker.shutdown());

@@ -27,7 +27,10 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
     .option('--timezone <zone>', "IANA zone; default the contract's timezone")
     .option('--catchup <duration>', 'how far back missed nights are still run after an outage', schedules.DEFAULT_CATCHUP)
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, cron: z.string().regex(/^(\S+\s+){4}\S+$/, 'expected five cron fields'), timezone: z.string().refine(isValidTimeZone, 'unknown time zone').optional(), catchup: z.string() }), o);
+      const a = parseOptions(z.object({ tenant: TenantOpt, cron: z.string(), timezone: z.string().refine(isValidTimeZone, 'unknown time zone').optional(), catchup: z.string() }), o);
+      // Checked before anything is looked up: a typo is the answer, not a missing contract.
+      schedules.checkCron(a.cron);
+      schedules.checkCatchupWindow(a.catchup);
       const timezone = a.timezone ?? latestContract(await loadContractVersions(ctx.db(), a.tenant)).body.timezone;
       const info = await schedules.createSchedule(await ctx.temporal(), { tenant: a.tenant, taskQueue: ctx.settings().taskQueue, cron: a.cron, timezone, catchupWindow: a.catchup });
       emit(cmd.optsWithGlobals(), info, () => `created ${human(info)}`);
@@ -69,6 +72,7 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
     .requiredOption('--to <time>', 'end (ISO 8601)')
     .action(async (o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt, from: InstantOpt, to: InstantOpt }), o);
+      schedules.checkBackfillRange(a.from, a.to, new Date());
       const info = await schedules.backfillSchedule(await ctx.temporal(), a.tenant, a.from, a.to);
       emit(cmd.optsWithGlobals(), info, () => `backfill requested ${a.from.toISOString()} → ${a.to.toISOString()}\n${human(info)}`);
     });
