@@ -387,7 +387,7 @@ function readHeader(file: string, row: RawRow, maxRowBytes: number, required: Re
   const decoded = decodeRow(row, maxRowBytes);
   if (!decoded.ok) throw new FileRejectedError('bad_header', `${where}: unusable header: ${decoded.reason}`);
   // A JSON Lines file given where CSV is expected: one line for the file, not a header of "{...".
-  if (/^\s*[{[]/.test(decoded.text)) {
+  if (/^\s*[{[]/.test(decoded.text) && parsesAsJson(decoded.text)) {
     throw new FileRejectedError('wrong_format', `${where}: this is not CSV (it reads like JSON Lines); give a .csv file with a header row, or a .jsonl file where JSON Lines are expected`);
   }
   const parsed = parseCsvRecord(decoded.text);
@@ -507,6 +507,16 @@ class JsonlRows implements RowInterpreter {
  * A CSV file given where JSON Lines are expected would quarantine every line as bad JSON: its
  * first line (unparseable, not an object, with commas) refuses the whole file instead.
  */
+/** A header such as `[id],name` is odd but legal CSV: only a line that is JSON is refused. */
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function refuseCsvAsJsonl(file: string, line: number, raw: string): void {
   const text = raw.trim();
   if (!text.startsWith('{') && !text.startsWith('[') && text.includes(',')) {
