@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { PredicateSchema, validatePredicateFields, type Predicate } from './predicate';
-import { IsoDurationSchema, isValidTimeZone } from './durations';
-import { DecimalPriceSchema, minorUnitsOf } from './money';
+import { PredicateSchema, validatePredicateFields, validatePredicateTypes, type FieldType, type Predicate } from './predicate';
+import { ContractDurationSchema as IsoDurationSchema, isValidTimeZone } from './durations';
+import { DecimalPriceSchema, MAX_LEDGER_MINOR, MAX_OUTCOMES_PER_PERIOD, formatMinorUnits, minorUnitsOf, priceToMinorUnits } from './money';
 import { PricingSchema, type Pricing } from './pricing';
 
 const Identifier = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase identifier (letters, digits, _ and -)');
@@ -15,19 +15,33 @@ const Currency = z.string().refine((c) => {
   }
 }, 'expected an ISO 4217 currency code such as USD');
 
-const FieldSchema = z.object({
-  column: z.string().min(1),
-  type: z.enum(['string', 'number', 'timestamp', 'boolean']).default('string'),
-});
+const FieldSchema = z
+  .object({
+    column: z.string().min(1),
+    type: z.enum(['string', 'number', 'timestamp', 'boolean']).default('string'),
+  })
+  .strict();
 
-const RecordSourceSchema = z.object({
+/** Contract instants (effectiveFrom, a commitment's term) lie in these years; 9999 is a typo, not a plan. */
+export const CONTRACT_YEARS = { from: 2000, to: 2100 } as const;
+const ContractInstant = z.iso.datetime({ offset: true }).refine(
+  (text) => {
+    const year = new Date(text).getUTCFullYear();
+    return year >= CONTRACT_YEARS.from && year <= CONTRACT_YEARS.to;
+  },
+  { message: `must lie in the years ${CONTRACT_YEARS.from} to ${CONTRACT_YEARS.to}` },
+);
+
+const notEmpty = (r: Record<string, unknown>) => Object.keys(r).length > 0;
+
+const RecordSourceSchema = z.strictObject({
   format: z.enum(['csv', 'jsonl']),
   /** Timestamps without an offset are read in this zone (default: the tenant's). */
   timezone: TimeZone.optional(),
   idField: z.string().min(1),
   /** The record's own update time; without it a version takes effect at import time. */
   updatedAtField: z.string().min(1).optional(),
-  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), FieldSchema),
+  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), FieldSchema).refine(notEmpty, 'map at least one field'),
 });
 
 const DisputeTermsSchema = z
@@ -43,9 +57,9 @@ const DisputeTermsSchema = z
   })
   .strict();
 
-const OutcomeTypeSchema = z.object({
+const OutcomeTypeSchema = z.strictObject({
   recordSource: z.string(),
-  matchKey: z.object({
+  matchKey: z.strictObject({
     field: z.string(),
     caseInsensitive: z.boolean().default(true),
   }),
@@ -62,7 +76,7 @@ const OutcomeTypeSchema = z.object({
   clawbackWindow: IsoDurationSchema.default('PT0S'),
 });
 
-const HttpClaimSourceSchema = z.object({
+const HttpClaimSourceSchema = z.strictObject({
   kind: z.literal('http'),
   url: z.string().url(),
   pageSize: z.number().int().min(1).max(10_000).default(500),
@@ -70,18 +84,23 @@ const HttpClaimSourceSchema = z.object({
   pagesPerChunk: z.number().int().min(1).max(1000).default(20),
 });
 
-export const ContractSchema = z
+/**
+ * A contract as stored: every key known at every depth, and the rules that make it usable (fields
+ * mapped, sources named). Stored versions are read back with this schema; applying a version also
+ * checks ContractSchema's bounds, which a version stored before they existed may not meet.
+ */
+export const StoredContractSchema = z
   .object({
     tenant: Identifier,
-    effectiveFrom: z.iso.datetime({ offset: true }),
+    effectiveFrom: ContractInstant,
     timezone: TimeZone,
     currency: Currency,
     claimSources: z.record(Identifier, HttpClaimSourceSchema).default({}),
-    recordSources: z.record(Identifier, RecordSourceSchema),
-    outcomeTypes: z.record(Identifier, OutcomeTypeSchema),
+    recordSources: z.record(Identifier, RecordSourceSchema).refine(notEmpty, 'name at least one record source'),
+    outcomeTypes: z.record(Identifier, OutcomeTypeSchema).refine(notEmpty, 'name at least one outcome type'),
     /** A prepaid commitment for a contract term, drawn down by usage; a true-up line at term end. */
     commitment: z
-      .object({ amount: DecimalPriceSchema, termStart: z.iso.datetime({ offset: true }), termEnd: z.iso.datetime({ offset: true }) })
+      .object({ amount: DecimalPriceSchema, termStart: ContractInstant, termEnd: ContractInstant })
       .strict()
       .refine((c) => Date.parse(c.termStart) < Date.parse(c.termEnd), { message: 'termEnd must be after termStart', path: ['termEnd'] })
       .optional(),
@@ -133,7 +152,115 @@ export const ContractSchema = z
     }
   });
 
-export type Contract = z.infer<typeof ContractSchema>;
+type Issue = { path: (string | number)[]; message: string };
+
+function isZeroPrice(text: string): boolean {
+  return /^0+(?:\.0+)?$/.test(text);
+}
+
+/**
+ * An amount written in the contract, in minor units, or the reason it does not fit: the ledger
+ * holds whole minor units as safe integers, and a price that rounds to nothing is a typo
+ * unless it is written as zero.
+ */
+function contractAmount(text: string, currency: string, at: (string | number)[], issues: Issue[]): number | undefined {
+  let minor: number;
+  try {
+    minor = priceToMinorUnits(text, currency);
+  } catch {
+    issues.push({ path: at, message: `${text} ${currency} is more than the ledger can hold (at most ${formatMinorUnits(MAX_LEDGER_MINOR, currency)})` });
+    return undefined;
+  }
+  if (minor === 0 && !isZeroPrice(text)) {
+    issues.push({ path: at, message: `${text} ${currency} rounds to 0 in minor units (the smallest amount is ${formatMinorUnits(1, currency)}); write "0" to mean free` });
+  }
+  return minor;
+}
+
+const MAX_UNIT_PRICE_MINOR = Math.floor(MAX_LEDGER_MINOR / MAX_OUTCOMES_PER_PERIOD);
+
+/**
+ * The ledger bound (DESIGN 8, README "Contract rules"): every amount is a whole number of minor
+ * units within Number.MAX_SAFE_INTEGER, and a period must stay within it even at its largest. A
+ * period is taken to hold at most MAX_OUTCOMES_PER_PERIOD outcomes of each type, so a unit price
+ * is at most MAX_LEDGER_MINOR / MAX_OUTCOMES_PER_PERIOD minor units (90 071 992.54 in a
+ * two-decimal currency), and the largest period of the whole contract (every type's base fee plus
+ * its usage at the dearest tier, bounded by its cap, plus a commitment true-up) must fit as well.
+ * A price index multiplier is applied later; a product beyond the bound is refused when priced.
+ */
+function ledgerBoundIssues(c: Contract): Issue[] {
+  const issues: Issue[] = [];
+  const currency = c.currency;
+  try {
+    minorUnitsOf(currency);
+  } catch {
+    return issues; // reported on the currency itself
+  }
+  let periodMax = 0n;
+  for (const [name, ot] of Object.entries(c.outcomeTypes)) {
+    const at = (...p: (string | number)[]) => ['outcomeTypes', name, ...p];
+    const tiers: Array<{ price: string; path: (string | number)[] }> = ot.pricing
+      ? ot.pricing.tiers.map((t, i) => ({ price: t.unitPrice, path: at('pricing', 'tiers', i, 'unitPrice') }))
+      : ot.unitPrice !== undefined
+        ? [{ price: ot.unitPrice, path: at('unitPrice') }]
+        : [];
+    let dearest = 0;
+    for (const t of tiers) {
+      const minor = contractAmount(t.price, currency, t.path, issues);
+      if (minor === undefined) continue;
+      if (minor > MAX_UNIT_PRICE_MINOR) {
+        issues.push({
+          path: t.path,
+          message: `${t.price} ${currency} per outcome is beyond the ledger's bound of ${formatMinorUnits(MAX_UNIT_PRICE_MINOR, currency)} per outcome (a period may hold ${MAX_OUTCOMES_PER_PERIOD.toLocaleString('en-US')} outcomes of a type)`,
+        });
+      }
+      dearest = Math.max(dearest, minor);
+    }
+    let usage = BigInt(dearest) * BigInt(MAX_OUTCOMES_PER_PERIOD);
+    const p = ot.pricing;
+    if (p?.baseFee !== undefined) periodMax += BigInt(contractAmount(p.baseFee, currency, at('pricing', 'baseFee'), issues) ?? 0);
+    if (p?.cap && 'amount' in p.cap) {
+      const cap = contractAmount(p.cap.amount, currency, at('pricing', 'cap', 'amount'), issues);
+      if (cap !== undefined && BigInt(cap) < usage) usage = BigInt(cap);
+    } else if (p?.cap && 'count' in p.cap) {
+      usage = BigInt(dearest) * BigInt(Math.min(p.cap.count, MAX_OUTCOMES_PER_PERIOD));
+    }
+    periodMax += usage;
+  }
+  if (c.commitment) periodMax += BigInt(contractAmount(c.commitment.amount, currency, ['commitment', 'amount'], issues) ?? 0);
+  if (issues.length === 0 && periodMax > BigInt(MAX_LEDGER_MINOR)) {
+    issues.push({
+      path: ['outcomeTypes'],
+      message: `the largest period this contract allows (${MAX_OUTCOMES_PER_PERIOD.toLocaleString('en-US')} outcomes of each type at its dearest tier, with base fees, caps and commitment) totals more than the ledger can hold (${formatMinorUnits(MAX_LEDGER_MINOR, currency)} ${currency}); lower the prices or add a cap`,
+    });
+  }
+  return issues;
+}
+
+/** Success rules checked against the mapped fields' types (predicate.ts validatePredicateTypes). */
+function ruleTypeIssues(c: Contract): Issue[] {
+  const issues: Issue[] = [];
+  for (const [name, ot] of Object.entries(c.outcomeTypes)) {
+    const src = c.recordSources[ot.recordSource];
+    if (!src) continue;
+    const types = new Map<string, FieldType>(Object.entries(src.fields).map(([f, def]) => [f, def.type]));
+    for (const i of validatePredicateTypes(ot.success, types)) issues.push({ path: ['outcomeTypes', name, 'success', ...i.path], message: i.message });
+  }
+  return issues;
+}
+
+/**
+ * A contract as it may be applied: StoredContractSchema plus the rules a new version must meet
+ * (rules that fit the fields' types, amounts that fit the ledger).
+ */
+export const ContractSchema = StoredContractSchema.superRefine((c, ctx) => {
+  // Refinements run on a value that already failed elsewhere; these checks walk the whole
+  // contract, so they wait until the shape is right rather than trip over what is wrong.
+  if (!StoredContractSchema.safeParse(c).success) return;
+  for (const i of [...ruleTypeIssues(c), ...ledgerBoundIssues(c)]) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+});
+
+export type Contract = z.infer<typeof StoredContractSchema>;
 export type OutcomeTypeTerms = Contract['outcomeTypes'][string];
 export type RecordSource = Contract['recordSources'][string];
 export type DisputeTerms = OutcomeTypeTerms['disputes'];
@@ -148,22 +275,26 @@ export function pricingOf(terms: OutcomeTypeTerms): Pricing {
 export interface ContractVersion {
   version: number;
   effectiveFrom: Date;
+  /** When it was applied (stored versions only). */
+  appliedAt?: Date;
   body: Contract;
 }
 
-/** The version in effect at `at`: the latest whose effectiveFrom is not after it. */
-export function contractInEffectAt(versions: ContractVersion[], at: Date): ContractVersion | undefined {
-  let found: ContractVersion | undefined;
-  for (const v of versions) {
-    if (v.effectiveFrom.getTime() <= at.getTime() && (!found || v.effectiveFrom > found.effectiveFrom)) found = v;
-  }
-  return found;
-}
+const NOT_ASCII = /[^\u0000-\u007f]/;
 
-/** Match keys are trimmed, and lowercased when the contract says case does not matter. */
+/**
+ * Match keys are Unicode NFC, trimmed, and lowercased when the contract says case does not
+ * matter: "Ticket-Å" typed with a combining ring (NFD, as macOS file names and some exports
+ * write it) and with the precomposed letter (NFC) are one key. Every key is made here: claims,
+ * records and lookups (outcome show, disputes) all call it, so they cannot disagree.
+ */
 export function normaliseMatchKey(value: string, caseInsensitive: boolean): string {
-  const trimmed = value.trim();
-  return caseInsensitive ? trimmed.toLowerCase() : trimmed;
+  // Most keys are ASCII, for which NFC is the identity: skip the ICU call on the import hot path.
+  const trimmed = NOT_ASCII.test(value) ? value.normalize('NFC').trim() : value.trim();
+  if (!caseInsensitive) return trimmed;
+  const lower = trimmed.toLowerCase();
+  // Lowercasing can leave a combining mark next to a letter it composes with ("İ" → "i̇").
+  return lower === trimmed || !NOT_ASCII.test(lower) ? lower : lower.normalize('NFC');
 }
 
 /** The case rule for a record source (validated to agree across outcome types). */
@@ -172,8 +303,10 @@ export function sourceIsCaseInsensitive(contract: Contract, source: string): boo
   return ot ? ot.matchKey.caseInsensitive : true;
 }
 
+/** One line naming each problem by its JSON path; an unknown key is named by its own path. */
 export function formatZodIssues(error: z.ZodError): string {
+  const where = (path: PropertyKey[]) => (path.length ? path.map(String).join('.') : '(root)');
   return error.issues
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .flatMap((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => `${where([...i.path, k])}: unknown key`) : [`${where(i.path)}: ${i.message}`]))
     .join('; ');
 }

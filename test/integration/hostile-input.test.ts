@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readContractFile } from '../../src/cli/commands/data';
+import { readContractFile } from '../../src/cli/commands/contract';
 import { writeExport } from '../../src/export/export';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import type { ImportSummary } from '../../src/ingest/staging';
