@@ -168,7 +168,7 @@ function contractAmount(text: string, currency: string, at: (string | number)[],
   try {
     minor = priceToMinorUnits(text, currency);
   } catch {
-    issues.push({ path: at, message: `${text} ${currency} is more than the ledger can hold (at most ${formatMinorUnits(MAX_LEDGER_MINOR, currency)})` });
+    issues.push({ path: at, message: `${text} ${currency} is more than the ledger can hold (at most ${formatMinorUnits(MAX_LEDGER_MINOR, currency)} ${currency})` });
     return undefined;
   }
   if (minor === 0 && !isZeroPrice(text)) {
@@ -211,7 +211,7 @@ function ledgerBoundIssues(c: Contract): Issue[] {
       if (minor > MAX_UNIT_PRICE_MINOR) {
         issues.push({
           path: t.path,
-          message: `${t.price} ${currency} per outcome is beyond the ledger's bound of ${formatMinorUnits(MAX_UNIT_PRICE_MINOR, currency)} per outcome (a period may hold ${MAX_OUTCOMES_PER_PERIOD.toLocaleString('en-US')} outcomes of a type)`,
+          message: `${t.price} ${currency} per outcome is beyond the ledger's bound of ${formatMinorUnits(MAX_UNIT_PRICE_MINOR, currency)} ${currency} per outcome (a period may hold ${MAX_OUTCOMES_PER_PERIOD.toLocaleString('en-US')} outcomes of a type)`,
         });
       }
       dearest = Math.max(dearest, minor);

@@ -266,9 +266,9 @@ describe('ContractSchema: bounds', () => {
     ['a price that rounds to zero cents', (c) => (ot(c).unitPrice = '0.004'), 'outcomeTypes.resolved_ticket.unitPrice: 0.004 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free'],
     ['a yen price below one yen', (c) => { c.currency = 'JPY'; ot(c).unitPrice = '0.4'; }, 'outcomeTypes.resolved_ticket.unitPrice: 0.4 JPY rounds to 0 in minor units (the smallest amount is 1); write "0" to mean free'],
     ['a base fee that rounds to zero', hybrid({ baseFee: '0.001', tiers: [{ unitPrice: '1' }] }), 'outcomeTypes.resolved_ticket.pricing.baseFee: 0.001 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free'],
-    ['a unit price beyond the ledger bound', (c) => (ot(c).unitPrice = '900719.93'), "outcomeTypes.resolved_ticket.unitPrice: 900719.93 USD per outcome is beyond the ledger's bound of 900719.92 per outcome (a period may hold 100,000,000 outcomes of a type)"],
-    ['a tier price the ledger cannot hold at all', hybrid({ tiers: [{ upTo: 10, unitPrice: '1' }, { unitPrice: '99999999999999999999' }] }), 'outcomeTypes.resolved_ticket.pricing.tiers.1.unitPrice: 99999999999999999999 USD is more than the ledger can hold (at most 90071992547409.91)'],
-    ['a commitment the ledger cannot hold', (c) => (c.commitment = { amount: '99999999999999999', termStart: '2026-01-01T00:00:00Z', termEnd: '2027-01-01T00:00:00Z' }), 'commitment.amount: 99999999999999999 USD is more than the ledger can hold (at most 90071992547409.91)'],
+    ['a unit price beyond the ledger bound', (c) => (ot(c).unitPrice = '900719.93'), "outcomeTypes.resolved_ticket.unitPrice: 900719.93 USD per outcome is beyond the ledger's bound of 900719.92 USD per outcome (a period may hold 100,000,000 outcomes of a type)"],
+    ['a tier price the ledger cannot hold at all', hybrid({ tiers: [{ upTo: 10, unitPrice: '1' }, { unitPrice: '99999999999999999999' }] }), 'outcomeTypes.resolved_ticket.pricing.tiers.1.unitPrice: 99999999999999999999 USD is more than the ledger can hold (at most 90071992547409.91 USD)'],
+    ['a commitment the ledger cannot hold', (c) => (c.commitment = { amount: '99999999999999999', termStart: '2026-01-01T00:00:00Z', termEnd: '2027-01-01T00:00:00Z' }), 'commitment.amount: 99999999999999999 USD is more than the ledger can hold (at most 90071992547409.91 USD)'],
   ])('refuses %s', (_what, edit, message) => {
     expect(refusal(variant(edit))).toBe(message);
   });

@@ -59,15 +59,16 @@ export function registerContractCommands(program: Command, ctx: CommandContext):
       );
     });
 
+  // The version is an argument, not --version: commander gives --version to the program wherever
+  // it appears once the program has one, so `contract show --version 2` would print recon's.
   contract
-    .command('show')
-    .description('the JSON of one contract version (default: the one in effect now)')
+    .command('show [version]')
+    .description('the JSON of one contract version: by number, in effect --at a time, or (default) in effect now')
     .requiredOption('--tenant <tenant>', 'tenant id')
-    .option('--version <n>', 'version number, as `contract list` shows it')
     .option('--at <time>', 'the version in effect at this ISO 8601 time, e.g. 2026-03-01T00:00:00Z')
-    .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, version: VersionOpt.optional(), at: InstantOpt.optional() }), o);
-      if (a.version !== undefined && a.at !== undefined) throw new ReconError('bad_input', '--version and --at: give one of them, not both');
+    .action(async (version: string | undefined, o: Record<string, unknown>, cmd: Command) => {
+      const a = parseOptions(z.object({ tenant: TenantOpt, version: VersionOpt.optional(), at: InstantOpt.optional() }), { ...o, version });
+      if (a.version !== undefined && a.at !== undefined) throw new ReconError('bad_input', 'give a version number or --at, not both');
       const h = await loadContractHistory(ctx.db(), a.tenant);
       const v = a.version !== undefined ? versionNumbered(h, a.version) : versionForRun(h, a.at ?? new Date());
       const out = { tenant: a.tenant, version: v.version, effectiveFrom: v.effectiveFrom.toISOString(), appliedAt: v.appliedAt?.toISOString() ?? null, body: v.body };
