@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PredicateSchema, validatePredicateFields, validatePredicateTypes, type FieldType, type Predicate } from './predicate';
-import { ContractDurationSchema as IsoDurationSchema, isValidTimeZone } from './durations';
+import { IsoDurationSchema, MAX_CONTRACT_DURATION, isValidTimeZone, isWithinContractBound } from './durations';
 import { DecimalPriceSchema, MAX_LEDGER_MINOR, MAX_OUTCOMES_PER_PERIOD, formatMinorUnits, minorUnitsOf, priceToMinorUnits } from './money';
 import { PricingSchema, type Pricing } from './pricing';
 
@@ -24,15 +24,6 @@ const FieldSchema = z
 
 /** Contract instants (effectiveFrom, a commitment's term) lie in these years; 9999 is a typo, not a plan. */
 export const CONTRACT_YEARS = { from: 2000, to: 2100 } as const;
-const ContractInstant = z.iso.datetime({ offset: true }).refine(
-  (text) => {
-    const year = new Date(text).getUTCFullYear();
-    return year >= CONTRACT_YEARS.from && year <= CONTRACT_YEARS.to;
-  },
-  { message: `must lie in the years ${CONTRACT_YEARS.from} to ${CONTRACT_YEARS.to}` },
-);
-
-const notEmpty = (r: Record<string, unknown>) => Object.keys(r).length > 0;
 
 const RecordSourceSchema = z.strictObject({
   format: z.enum(['csv', 'jsonl']),
@@ -41,7 +32,7 @@ const RecordSourceSchema = z.strictObject({
   idField: z.string().min(1),
   /** The record's own update time; without it a version takes effect at import time. */
   updatedAtField: z.string().min(1).optional(),
-  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), FieldSchema).refine(notEmpty, 'map at least one field'),
+  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), FieldSchema),
 });
 
 const DisputeTermsSchema = z
@@ -92,15 +83,15 @@ const HttpClaimSourceSchema = z.strictObject({
 export const StoredContractSchema = z
   .object({
     tenant: Identifier,
-    effectiveFrom: ContractInstant,
+    effectiveFrom: z.iso.datetime({ offset: true }),
     timezone: TimeZone,
     currency: Currency,
     claimSources: z.record(Identifier, HttpClaimSourceSchema).default({}),
-    recordSources: z.record(Identifier, RecordSourceSchema).refine(notEmpty, 'name at least one record source'),
-    outcomeTypes: z.record(Identifier, OutcomeTypeSchema).refine(notEmpty, 'name at least one outcome type'),
+    recordSources: z.record(Identifier, RecordSourceSchema),
+    outcomeTypes: z.record(Identifier, OutcomeTypeSchema),
     /** A prepaid commitment for a contract term, drawn down by usage; a true-up line at term end. */
     commitment: z
-      .object({ amount: DecimalPriceSchema, termStart: ContractInstant, termEnd: ContractInstant })
+      .object({ amount: DecimalPriceSchema, termStart: z.iso.datetime({ offset: true }), termEnd: z.iso.datetime({ offset: true }) })
       .strict()
       .refine((c) => Date.parse(c.termStart) < Date.parse(c.termEnd), { message: 'termEnd must be after termStart', path: ['termEnd'] })
       .optional(),
@@ -250,14 +241,51 @@ function ruleTypeIssues(c: Contract): Issue[] {
 }
 
 /**
+ * Sane bounds: something to bill (record sources, outcome types, fields), durations of at most
+ * ten years, contract instants in the years 2000 to 2100.
+ */
+function boundIssues(c: Contract): Issue[] {
+  const issues: Issue[] = [];
+  if (Object.keys(c.recordSources).length === 0) issues.push({ path: ['recordSources'], message: 'name at least one record source' });
+  if (Object.keys(c.outcomeTypes).length === 0) issues.push({ path: ['outcomeTypes'], message: 'name at least one outcome type' });
+  for (const [name, src] of Object.entries(c.recordSources)) {
+    if (Object.keys(src.fields).length === 0) issues.push({ path: ['recordSources', name, 'fields'], message: 'map at least one field' });
+  }
+  const instant = (text: string, path: (string | number)[]) => {
+    const year = new Date(text).getUTCFullYear();
+    if (!(year >= CONTRACT_YEARS.from && year <= CONTRACT_YEARS.to)) issues.push({ path, message: `must lie in the years ${CONTRACT_YEARS.from} to ${CONTRACT_YEARS.to}` });
+  };
+  instant(c.effectiveFrom, ['effectiveFrom']);
+  if (c.commitment) {
+    instant(c.commitment.termStart, ['commitment', 'termStart']);
+    instant(c.commitment.termEnd, ['commitment', 'termEnd']);
+  }
+  for (const [name, ot] of Object.entries(c.outcomeTypes)) {
+    const durations: Array<[string, (string | number)[]]> = [
+      [ot.graceWindow, ['graceWindow']],
+      [ot.evidenceDeadline, ['evidenceDeadline']],
+      [ot.disputes.window, ['disputes', 'window']],
+      [ot.disputes.sla, ['disputes', 'sla']],
+      [ot.disputes.autoResolveAfter, ['disputes', 'autoResolveAfter']],
+      [ot.clawbackWindow, ['clawbackWindow']],
+    ];
+    for (const [text, path] of durations) {
+      if (!isWithinContractBound(text)) issues.push({ path: ['outcomeTypes', name, ...path], message: `must be at most ten years (${MAX_CONTRACT_DURATION})` });
+    }
+  }
+  return issues;
+}
+
+/**
  * A contract as it may be applied: StoredContractSchema plus the rules a new version must meet
- * (rules that fit the fields' types, amounts that fit the ledger).
+ * (bounds, rules that fit the fields' types, amounts that fit the ledger). They are kept out of
+ * StoredContractSchema so that a version stored before a rule existed still loads.
  */
 export const ContractSchema = StoredContractSchema.superRefine((c, ctx) => {
   // Refinements run on a value that already failed elsewhere; these checks walk the whole
   // contract, so they wait until the shape is right rather than trip over what is wrong.
   if (!StoredContractSchema.safeParse(c).success) return;
-  for (const i of [...ruleTypeIssues(c), ...ledgerBoundIssues(c)]) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+  for (const i of [...boundIssues(c), ...ruleTypeIssues(c), ...ledgerBoundIssues(c)]) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
 });
 
 export type Contract = z.infer<typeof StoredContractSchema>;

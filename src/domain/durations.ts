@@ -94,21 +94,6 @@ export function isWithinContractBound(text: string): boolean {
   }
 }
 
-/**
- * A duration a contract gives: valid ISO 8601, and at most ten years. Longer is never meant
- * (P99999999Y would push deadlines past the dates Postgres and JavaScript can hold).
- */
-export const ContractDurationSchema = IsoDurationSchema.refine(
-  (text) => {
-    try {
-      parseIsoDuration(text);
-    } catch {
-      return true; // reported once, by the check above
-    }
-    return isWithinContractBound(text);
-  },
-  { message: `must be at most ten years (${MAX_CONTRACT_DURATION})` },
-);
 
 // Constructing an Intl.DateTimeFormat costs tens of microseconds; windows are computed for many
 // outcomes with a handful of zones, so remember the answer.

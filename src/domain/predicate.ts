@@ -255,7 +255,7 @@ export function validatePredicateTypes(p: Predicate, types: ReadonlyMap<string, 
     const type = types.get(field);
     if (type === undefined) return;
     if ((op === 'gte' || op === 'lte') && (type === 'string' || type === 'boolean')) {
-      issues.push({ path: [...at, op], message: `"${op}" needs a number or timestamp field; "${field}" is ${ARTICLE[type]} field (use eq or in)` });
+      issues.push({ path: [...at, op], message: `"${op}" needs a number or timestamp field, and "${field}" is ${ARTICLE[type]} field (use eq or in)` });
       return;
     }
     const values = op === 'in' || op === 'not_in' ? (operand as Scalar[]) : [operand as Scalar];

@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { applyContract } from '../../src/db/contracts';
+import { ContractCache, applyContract } from '../../src/db/contracts';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { findOutcomeId } from '../../src/reconcile/explain';
 import { runReconciliation } from '../../src/temporal/run-client';
@@ -134,6 +134,20 @@ describe('one contract history', () => {
     expect(r).toMatchObject({ received: 2, accepted: 1, quarantined: 1 });
     const { rows } = await h.pool.query('select code, reason from quarantine where tenant_id = $1', [tenant]);
     expect(rows).toEqual([{ code: 'occurred_in_future', reason: "field occurred_at: 2026-03-06T12:00:01.000Z is more than a day after this import's time (2026-03-05T12:00:00.000Z); fix the claim's time (and its zone) and send it again" }]);
+  });
+
+  it('the activities\' cache parses a history once and sees a version applied since', async () => {
+    const tenant = uniqueTenant('cache');
+    const v1 = await loadExampleContract(tenant);
+    await applyContract(h.pool, v1);
+    const cache = new ContractCache(h.pool);
+    const first = await cache.history(tenant);
+    expect(await cache.history(tenant)).toBe(first);
+    await applyContract(h.pool, { ...v1, effectiveFrom: '2026-06-01T00:00:00Z' });
+    const second = await cache.history(tenant);
+    expect(second).not.toBe(first);
+    expect(second.versions.map((v) => v.version)).toEqual([1, 2]);
+    await expect(cache.history('nobody-here')).rejects.toMatchObject({ code: 'unknown_tenant' });
   });
 
   it('recon contract list, show and diff', async () => {

@@ -360,7 +360,7 @@ describe('invalid contracts from the corpus', async () => {
     'misspelt-column.json': 'recordSources.helpdesk.fields.csat.column: Invalid input: expected string, received undefined; recordSources.helpdesk.fields.csat.colum: unknown key',
     'misspelt-tier-key.json': 'outcomeTypes.resolved_ticket.pricing.tiers.0.upto: unknown key; outcomeTypes.resolved_ticket.pricing.tiers.0.upTo: only the last tier may omit upTo: every other tier must say where it ends',
     // Rules against the fields' types.
-    'gte-on-text.json': 'outcomeTypes.resolved_ticket.success.all.1.gte: "gte" needs a number or timestamp field; "status" is a text field (use eq or in)',
+    'gte-on-text.json': 'outcomeTypes.resolved_ticket.success.all.1.gte: "gte" needs a number or timestamp field, and "status" is a text field (use eq or in)',
     'number-field-vs-text.json': 'outcomeTypes.resolved_ticket.success.in.1.0: "csat" is a number field: compare it with a number, not the text "4"; outcomeTypes.resolved_ticket.success.in.1.1: "csat" is a number field: compare it with a number, not the text "5"',
     'timestamp-vs-bad-time.json': 'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z',
     // Amounts the ledger cannot hold or that round to nothing; durations, dates and emptiness.

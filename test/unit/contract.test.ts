@@ -8,6 +8,7 @@ import {
   formatZodIssues,
   normaliseMatchKey,
   sourceIsCaseInsensitive,
+  StoredContractSchema,
 } from '../../src/domain/contract';
 import { contractInEffectAt } from '../../src/domain/contract-history';
 
@@ -219,8 +220,8 @@ describe('ContractSchema: strict at every depth', () => {
 
 describe('ContractSchema: rules against field types', () => {
   it.each<[string, unknown, string]>([
-    ['gte on a text field', { gte: ['status', 5] }, 'outcomeTypes.resolved_ticket.success.gte: "gte" needs a number or timestamp field; "status" is a text field (use eq or in)'],
-    ['lte on a text field nested', { all: [{ exists: 'solved_at' }, { not: { lte: ['ticket_id', 5] } }] }, 'outcomeTypes.resolved_ticket.success.all.1.not.lte: "lte" needs a number or timestamp field; "ticket_id" is a text field (use eq or in)'],
+    ['gte on a text field', { gte: ['status', 5] }, 'outcomeTypes.resolved_ticket.success.gte: "gte" needs a number or timestamp field, and "status" is a text field (use eq or in)'],
+    ['lte on a text field nested', { all: [{ exists: 'solved_at' }, { not: { lte: ['ticket_id', 5] } }] }, 'outcomeTypes.resolved_ticket.success.all.1.not.lte: "lte" needs a number or timestamp field, and "ticket_id" is a text field (use eq or in)'],
     ['a number field compared with text', { gte: ['csat', 'four'] }, 'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z'],
     ['a number field compared with numeric text', { eq: ['csat', '5'] }, 'outcomeTypes.resolved_ticket.success.eq.1: "csat" is a number field: compare it with a number, not the text "5"'],
     ['a number field in a list with text', { in: ['csat', [4, 'five']] }, 'outcomeTypes.resolved_ticket.success.in.1.1: "csat" is a number field: compare it with a number, not the text "five"'],
@@ -244,7 +245,7 @@ describe('ContractSchema: rules against field types', () => {
       });
     expect(ContractSchema.safeParse(withFlag({ eq: ['vip', true] })).success).toBe(true);
     expect(refusal(withFlag({ eq: ['vip', 'yes'] }))).toBe('outcomeTypes.resolved_ticket.success.eq.1: "vip" is a boolean field: compare it with true or false, not the text "yes"');
-    expect(refusal(withFlag({ gte: ['vip', 1] }))).toBe('outcomeTypes.resolved_ticket.success.gte: "gte" needs a number or timestamp field; "vip" is a boolean field (use eq or in)');
+    expect(refusal(withFlag({ gte: ['vip', 1] }))).toBe('outcomeTypes.resolved_ticket.success.gte: "gte" needs a number or timestamp field, and "vip" is a boolean field (use eq or in)');
   });
 });
 
@@ -327,5 +328,21 @@ describe('normaliseMatchKey: Unicode', () => {
         expect(normaliseMatchKey(key, ci)).toBe(key);
       }),
     );
+  });
+});
+
+describe('StoredContractSchema', () => {
+  it('still reads a version stored before the apply-time bounds existed, but applying it again is refused', () => {
+    const old = variant((c) => {
+      c.effectiveFrom = '9999-01-01T00:00:00Z';
+      ot(c).graceWindow = 'P20Y';
+      ot(c).success = { gte: ['status', 3] };
+    });
+    expect(StoredContractSchema.safeParse(old).success).toBe(true);
+    expect(refusal(old).split('; ')).toEqual([
+      'effectiveFrom: must lie in the years 2000 to 2100',
+      'outcomeTypes.resolved_ticket.graceWindow: must be at most ten years (P10Y)',
+      'outcomeTypes.resolved_ticket.success.gte: "gte" needs a number or timestamp field, and "status" is a text field (use eq or in)',
+    ]);
   });
 });

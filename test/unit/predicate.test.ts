@@ -354,9 +354,9 @@ describe('validatePredicateTypes', () => {
 
   it('refuses ordering a text or boolean field, with the path inside the rule', () => {
     expect(issues({ any: [{ exists: 'status' }, { not: { gte: ['status', 3] } }] })).toEqual([
-      { path: ['any', 1, 'not', 'gte'], message: '"gte" needs a number or timestamp field; "status" is a text field (use eq or in)' },
+      { path: ['any', 1, 'not', 'gte'], message: '"gte" needs a number or timestamp field, and "status" is a text field (use eq or in)' },
     ]);
-    expect(issues({ lte: ['vip', 1] })[0].message).toBe('"lte" needs a number or timestamp field; "vip" is a boolean field (use eq or in)');
+    expect(issues({ lte: ['vip', 1] })[0].message).toBe('"lte" needs a number or timestamp field, and "vip" is a boolean field (use eq or in)');
   });
 
   it('refuses values of another type, each list member on its own path', () => {
