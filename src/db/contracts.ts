@@ -28,9 +28,11 @@ export async function applyContract(pool: Pool, contract: Contract): Promise<App
     await db.query('insert into tenants (tenant_id) values ($1) on conflict do nothing', [contract.tenant]);
     // Versions are numbered per tenant; the lock keeps two concurrent applies from taking one number.
     await db.query('select pg_advisory_xact_lock(hashtext($1))', [`contract:${contract.tenant}`]);
+    // jsonb equality ignores key order: the body `contract show` prints (in jsonb's order) is
+    // the same contract as the file it was applied from.
     const same = await db.query<{ version: number; effective_from: Date }>(
-      'select version, effective_from from contracts where tenant_id = $1 and body_sha256 = $2',
-      [contract.tenant, sha],
+      'select version, effective_from from contracts where tenant_id = $1 and (body_sha256 = $2 or body = $3::jsonb) order by version limit 1',
+      [contract.tenant, sha, body],
     );
     if (same.rows[0]) {
       return { tenant: contract.tenant, version: same.rows[0].version, effectiveFrom: same.rows[0].effective_from.toISOString(), created: false };

@@ -176,6 +176,12 @@ describe('one contract history', () => {
     const show = await recon(['--json', 'contract', 'show', '--tenant', tenant, '1'], env);
     expect(show.code).toBe(0);
     expect(JSON.parse(show.stdout)).toMatchObject({ version: 1, body: { tenant, outcomeTypes: { resolved_ticket: { unitPrice: '0.99' } } } });
+    // Without --json stdout is the body alone: a file `contract apply` takes again (nothing changes).
+    const plain = await recon(['contract', 'show', '--tenant', tenant, '1'], env);
+    expect(plain.stderr).toMatch(/^tenant \S+: version 1, effective from 2026-01-01T00:00:00.000Z, applied /);
+    const again = path.join(h.dir, `${tenant}-again.json`);
+    await writeFile(again, plain.stdout);
+    expect((await recon(['contract', 'apply', again], env)).stdout).toMatch(/identical to version 1; nothing changed/);
     const at = await recon(['--json', 'contract', 'show', '--tenant', tenant, '--at', '2026-07-01T00:00:00Z'], env);
     expect(JSON.parse(at.stdout)).toMatchObject({ version: 2 });
 
@@ -193,6 +199,9 @@ describe('one contract history', () => {
     });
     const readable = await recon(['contract', 'diff', '--tenant', tenant, '--from', '1', '--to', '2'], env);
     expect(readable.stdout).toContain('outcomeTypes.resolved_ticket.unitPrice: "0.99" → "1.25"');
+    const newest = await recon(['contract', 'diff', '--tenant', tenant, '--from', '2'], env);
+    expect(newest.code).not.toBe(0);
+    expect(newest.stderr).toContain('version 2 is the newest of tenant');
 
     for (const args of [['contract', 'list', '--tenant', 'nobody-here'], ['contract', 'show', '--tenant', 'nobody-here'], ['contract', 'diff', '--tenant', 'nobody-here']]) {
       const r = await recon(args, env);

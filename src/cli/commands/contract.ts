@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { applyContract, listContractVersions, loadContractHistory } from '../../db/contracts';
 import { ContractSchema, formatZodIssues, type ContractVersion } from '../../domain/contract';
-import { diffContracts, versionForRun, type ContractHistory } from '../../domain/contract-history';
+import { diffContracts, versionForRun, versionInEffectAt, type ContractHistory } from '../../domain/contract-history';
 import { ReconError } from '../../domain/errors';
 import type { CommandContext } from '../context';
 import { formatTable } from '../format';
@@ -63,17 +63,21 @@ export function registerContractCommands(program: Command, ctx: CommandContext):
   // it appears once the program has one, so `contract show --version 2` would print recon's.
   contract
     .command('show [version]')
-    .description('the JSON of one contract version: by number, in effect --at a time, or (default) in effect now')
+    .description('the JSON of one contract version: by number, in effect --at a time, or (default) in effect now, else the first')
     .requiredOption('--tenant <tenant>', 'tenant id')
     .option('--at <time>', 'the version in effect at this ISO 8601 time, e.g. 2026-03-01T00:00:00Z')
     .action(async (version: string | undefined, o: Record<string, unknown>, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt, version: VersionOpt.optional(), at: InstantOpt.optional() }), { ...o, version });
       if (a.version !== undefined && a.at !== undefined) throw new ReconError('bad_input', 'give a version number or --at, not both');
       const h = await loadContractHistory(ctx.db(), a.tenant);
-      const v = a.version !== undefined ? versionNumbered(h, a.version) : versionForRun(h, a.at ?? new Date());
+      // Without a choice: the version in effect now, or for a tenant whose first version starts
+      // later, that one (what will apply); --at a time before the first version is an error.
+      const v = a.version !== undefined ? versionNumbered(h, a.version) : a.at !== undefined ? versionForRun(h, a.at) : (versionInEffectAt(h, new Date()) ?? h.versions[0]);
       const out = { tenant: a.tenant, version: v.version, effectiveFrom: v.effectiveFrom.toISOString(), appliedAt: v.appliedAt?.toISOString() ?? null, body: v.body };
-      // The body is what a person edits and applies again, so it is printed as JSON either way.
-      emit(cmd.optsWithGlobals(), out, () => `# tenant ${a.tenant} · version ${v.version} · effective from ${out.effectiveFrom}\n${JSON.stringify(v.body, null, 2)}`);
+      // The body is what a person edits and applies again: stdout holds only its JSON, so
+      // `recon contract show ... > next.json` is a file `contract apply` takes; which version it is goes to stderr.
+      if (!cmd.optsWithGlobals().json) process.stderr.write(`tenant ${a.tenant}: version ${v.version}, effective from ${out.effectiveFrom}, applied ${out.appliedAt}\n`);
+      emit(cmd.optsWithGlobals(), out, () => JSON.stringify(v.body, null, 2));
     });
 
   contract
@@ -88,9 +92,9 @@ export function registerContractCommands(program: Command, ctx: CommandContext):
       const numbers = h.versions.map((v) => v.version).sort((x, y) => x - y);
       const to = a.to ?? (a.from !== undefined ? numbers.find((n) => n > a.from!) : numbers[numbers.length - 1]);
       const from = a.from ?? (to !== undefined ? [...numbers].reverse().find((n) => n < to) : undefined);
-      if (from === undefined || to === undefined) {
-        throw new ReconError('bad_input', `tenant ${a.tenant} has only version ${numbers.join(', ')}: nothing to compare; give --from and --to`);
-      }
+      if (numbers.length < 2) throw new ReconError('bad_input', `tenant ${a.tenant} has one contract version (${numbers[0]}): nothing to compare yet`);
+      if (to === undefined) throw new ReconError('bad_input', `version ${a.from} is the newest of tenant ${a.tenant}: give --to with the version to compare it with`);
+      if (from === undefined) throw new ReconError('bad_input', `version ${to} is the oldest of tenant ${a.tenant}: give --from with the version to compare it with`);
       const older = versionNumbered(h, from);
       const newer = versionNumbered(h, to);
       const changes = diffContracts(older.body, newer.body);
