@@ -171,11 +171,12 @@ function contractAmount(text: string, currency: string, at: (string | number)[],
 const MAX_UNIT_PRICE_MINOR = Math.floor(MAX_LEDGER_MINOR / MAX_OUTCOMES_PER_PERIOD);
 
 /**
- * The ledger bound (DESIGN 8, README "Contract rules"): every amount is a whole number of minor
- * units within Number.MAX_SAFE_INTEGER, and a period must stay within it even at its largest. A
- * period is taken to hold at most MAX_OUTCOMES_PER_PERIOD outcomes of each type, so a unit price
- * is at most MAX_LEDGER_MINOR / MAX_OUTCOMES_PER_PERIOD minor units (90 071 992.54 in a
- * two-decimal currency), and the largest period of the whole contract (every type's base fee plus
+ * The ledger bound: every amount is a whole number of minor units within
+ * Number.MAX_SAFE_INTEGER (the column is bigint, but sums are JavaScript numbers), and a period
+ * must stay within it even at its largest. A period is taken to hold at most
+ * MAX_OUTCOMES_PER_PERIOD outcomes of each type, so a unit price is at most
+ * floor(MAX_LEDGER_MINOR / MAX_OUTCOMES_PER_PERIOD) = 90 071 992 minor units (900 719.92 USD,
+ * 90 071 992 JPY), and the largest period of the whole contract (every type's base fee plus
  * its usage at the dearest tier, bounded by its cap, plus a commitment true-up) must fit as well.
  * A price index multiplier is applied later; a product beyond the bound is refused when priced.
  */
