@@ -151,10 +151,11 @@ function isZeroPrice(text: string): boolean {
 
 /**
  * An amount written in the contract, in minor units, or the reason it does not fit: the ledger
- * holds whole minor units as safe integers, and a price that rounds to nothing is a typo
- * unless it is written as zero.
+ * holds whole minor units as safe integers, and a price (unit price, tier price, base fee) that
+ * rounds to nothing is a typo unless it is written as zero. A cap or a commitment is a limit,
+ * not a price: only the ledger bound applies to it.
  */
-function contractAmount(text: string, currency: string, at: (string | number)[], issues: Issue[]): number | undefined {
+function contractAmount(text: string, currency: string, at: (string | number)[], issues: Issue[], isPrice = true): number | undefined {
   let minor: number;
   try {
     minor = priceToMinorUnits(text, currency);
@@ -162,7 +163,7 @@ function contractAmount(text: string, currency: string, at: (string | number)[],
     issues.push({ path: at, message: `${text} ${currency} is more than the ledger can hold (at most ${formatMinorUnits(MAX_LEDGER_MINOR, currency)} ${currency})` });
     return undefined;
   }
-  if (minor === 0 && !isZeroPrice(text)) {
+  if (isPrice && minor === 0 && !isZeroPrice(text)) {
     issues.push({ path: at, message: `${text} ${currency} rounds to 0 in minor units (the smallest amount is ${formatMinorUnits(1, currency)}); write "0" to mean free` });
   }
   return minor;
@@ -212,14 +213,14 @@ function ledgerBoundIssues(c: Contract): Issue[] {
     const p = ot.pricing;
     if (p?.baseFee !== undefined) periodMax += BigInt(contractAmount(p.baseFee, currency, at('pricing', 'baseFee'), issues) ?? 0);
     if (p?.cap && 'amount' in p.cap) {
-      const cap = contractAmount(p.cap.amount, currency, at('pricing', 'cap', 'amount'), issues);
+      const cap = contractAmount(p.cap.amount, currency, at('pricing', 'cap', 'amount'), issues, false);
       if (cap !== undefined && BigInt(cap) < usage) usage = BigInt(cap);
     } else if (p?.cap && 'count' in p.cap) {
       usage = BigInt(dearest) * BigInt(Math.min(p.cap.count, MAX_OUTCOMES_PER_PERIOD));
     }
     periodMax += usage;
   }
-  if (c.commitment) periodMax += BigInt(contractAmount(c.commitment.amount, currency, ['commitment', 'amount'], issues) ?? 0);
+  if (c.commitment) periodMax += BigInt(contractAmount(c.commitment.amount, currency, ['commitment', 'amount'], issues, false) ?? 0);
   if (issues.length === 0 && periodMax > BigInt(MAX_LEDGER_MINOR)) {
     issues.push({
       path: ['outcomeTypes'],
