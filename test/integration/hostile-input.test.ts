@@ -172,7 +172,7 @@ describe('hostile input corpus on real Postgres', () => {
 
   it('quarantines bad, ambiguous and out-of-range dates, and reads the good ones exactly', async () => {
     const r = await claims(fixture('claims-dates.csv'));
-    expect(counts(r)).toEqual({ received: 15, accepted: 4, redelivered: 0, quarantined: 11 });
+    expect(counts(r)).toEqual({ received: 16, accepted: 4, redelivered: 0, quarantined: 12 });
     expect(r.landed).toEqual(['d-1', 'd-12', 'd-13', 'd-15']);
     const iso = '(expected ISO 8601, e.g. 2026-03-01T10:00:00Z)';
     expect(r.quarantine).toEqual([
@@ -188,6 +188,8 @@ describe('hostile input corpus on real Postgres', () => {
       'claims-dates.csv line 12 (row 11): timestamp_out_of_range: field occurred_at: timestamp "0000-01-01" is outside the supported years 1970-9999',
       // Written in 9999, but in the year 10000 in UTC: once it failed the whole file in PostgreSQL.
       'claims-dates.csv line 15 (row 14): timestamp_out_of_range: field occurred_at: timestamp "9999-12-31T23:30:00-05:00" is after the end of year 9999 in UTC',
+      // A valid time, but decades after the import: quarantined rather than kept waiting forever.
+      expect.stringMatching(/^claims-dates\.csv line 17 \(row 16\): occurred_in_future: field occurred_at: 2099-01-01T00:00:00\.000Z is more than a day after this import's time \(\S+\); fix the claim's time \(and its zone\) and send it again$/),
     ]);
     const { rows } = await h.pool.query(`select claim_id, occurred_at from claims where tenant_id = $1 and import_id = $2 order by claim_id`, [tenant, r.summary.importId]);
     expect(rows.map((x) => [x.claim_id, x.occurred_at.toISOString()])).toEqual([
