@@ -56,6 +56,12 @@ describe('one contract history', () => {
       code: 'currency_change',
       message: expect.stringMatching(/^tenant \S+ bills in USD \(since version 1\); a version in JPY is refused/),
     });
+    // applyContract checks the apply-time rules itself, whoever parsed the body.
+    const v1 = await loadExampleContract(tenant);
+    await expect(applyContract(h.pool, { ...v1, effectiveFrom: '2026-07-01T00:00:00Z', outcomeTypes: { resolved_ticket: { ...v1.outcomeTypes.resolved_ticket, unitPrice: '0.001' } } })).rejects.toMatchObject({
+      code: 'invalid_contract',
+      message: `contract of ${tenant}: outcomeTypes.resolved_ticket.unitPrice: 0.001 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free`,
+    });
     const { rows } = await h.pool.query('select count(*)::int as n from contracts where tenant_id = $1', [tenant]);
     expect(rows[0].n).toBe(1);
   });
