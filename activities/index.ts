@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
-import { contractForRun, loadContractVersions } from '../src/db/contracts';
+import { ContractCache } from '../src/db/contracts';
+import { versionForRun } from '../src/domain/contract-history';
 import { ReconError, isPermanentError, isRaceOrTimeout, toReconError } from '../src/domain/errors';
 import { billingPeriodOf } from '../src/domain/periods';
 import { refuseFutureAsOf } from '../src/reconcile/runs';
@@ -73,6 +74,11 @@ export function createActivities(deps: ActivityDeps) {
     await touchRunLease(pool, workflowId);
   }
 
+  // One parse of a tenant's versions per worker while no version is added; each activity call
+  // asks the cache (one index probe) rather than reading and validating every version again.
+  const contracts = new ContractCache(pool);
+  const runVersion = async (tenant: string, asOf: Date) => versionForRun(await contracts.history(tenant), asOf);
+
   /** Runs chunks from the cursor (or the last heartbeat, on a retry) until done or the call's budget. */
   async function chunkLoop(start: number, step: (cursor: number) => Promise<{ processed: number; cursor: number; done: boolean }>): Promise<ChunkLoopResult> {
     const resumed = Context.current().info.heartbeatDetails as number | undefined;
@@ -98,8 +104,7 @@ export function createActivities(deps: ActivityDeps) {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
         refuseFutureAsOf(asOf, new Date());
-        const versions = await loadContractVersions(pool, input.tenant);
-        const contract = contractForRun(versions, asOf).body;
+        const contract = (await runVersion(input.tenant, asOf)).body;
         // One run at a time per tenant: wait a little for a run in progress, then refuse, naming it.
         const waitUntil = Date.now() + runLeaseWaitMs;
         let runId: number;
@@ -154,7 +159,7 @@ export function createActivities(deps: ActivityDeps) {
     async evaluateOutcomes(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
-        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
+        const contract = await runVersion(input.tenant, asOf);
         return chunkLoop(input.cursor, async (cursor) => {
           // Two slices of a chunk at a time keep both of a small database server's cores busy.
           const r = await evaluateChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, contract, afterOutcomeId: cursor, limit: chunkSize * 2, slices: 2 });
@@ -166,7 +171,7 @@ export function createActivities(deps: ActivityDeps) {
     async reverseCharges(input: { tenant: string; runId: number; asOf: string }): Promise<ReversalResult> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
-        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
+        const contract = await runVersion(input.tenant, asOf);
         return reverseSettledCharges(pool, { tenant: input.tenant, runId: input.runId, asOf, contract });
       });
     },
@@ -174,7 +179,7 @@ export function createActivities(deps: ActivityDeps) {
     async postPeriodLines(input: { tenant: string; runId: number; asOf: string }): Promise<PeriodLinesResult> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
-        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf);
+        const contract = await runVersion(input.tenant, asOf);
         return postPeriodLines(pool, { tenant: input.tenant, runId: input.runId, asOf, contract });
       });
     },
@@ -182,7 +187,7 @@ export function createActivities(deps: ActivityDeps) {
     /** Best effort within the run; undelivered alerts stay queued for the next run. */
     async deliverAlerts(input: { tenant: string; asOf: string }): Promise<{ delivered: number; failed: number }> {
       return permanentAware(async () => {
-        const contract = contractForRun(await loadContractVersions(pool, input.tenant), new Date(input.asOf));
+        const contract = await runVersion(input.tenant, new Date(input.asOf));
         return deliverAlerts(pool, { tenant: input.tenant, webhook: contract.body.alertWebhook });
       });
     },
@@ -190,8 +195,9 @@ export function createActivities(deps: ActivityDeps) {
     async postCharges(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult & { posted: number; amountMinor: number }> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
-        const versions = await loadContractVersions(pool, input.tenant);
-        const current = contractForRun(versions, asOf).body;
+        const history = await contracts.history(input.tenant);
+        const versions = history.versions;
+        const current = versionForRun(history, asOf).body;
         let posted = 0;
         let amountMinor = 0;
         const loop = await chunkLoop(input.cursor, async (cursor) => {
@@ -212,7 +218,7 @@ export function createActivities(deps: ActivityDeps) {
     async reportRun(input: { tenant: string; runId: number; asOf: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
-        const contract = contractForRun(await loadContractVersions(pool, input.tenant), asOf).body;
+        const contract = (await runVersion(input.tenant, asOf)).body;
         return finishRun(pool, { runId: input.runId, tenant: input.tenant, asOf, timeZone: contract.timezone, currency: contract.currency, posted: input.posted });
       });
     },

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ReconError, exitCodeFor, oneLine, toReconError } from '../domain/errors';
 import { CommandContext } from './context';
 import { registerDataCommands } from './commands/data';
+import { registerContractCommands } from './commands/contract';
 import { registerRunCommands } from './commands/run';
 import { registerScheduleCommands } from './commands/schedule';
 import { registerOutcomeCommands } from './commands/outcome';
@@ -49,6 +50,7 @@ export function buildProgram(ctx: CommandContext): Command {
   program.hook('preAction', (_root, actionCommand) => refuseUnknownTenant(ctx, actionCommand));
   registerStackCommands(program, ctx);
   registerDataCommands(program, ctx);
+  registerContractCommands(program, ctx);
   registerRunCommands(program, ctx);
   registerScheduleCommands(program, ctx);
   registerOutcomeCommands(program, ctx);

@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool';
 import { inTransaction } from '../db/pool';
-import { loadContractVersions } from '../db/contracts';
-import { contractInEffectAt } from '../domain/contract';
+import { loadContractHistory } from '../db/contracts';
+import { termsForDispute } from '../domain/contract-history';
 import { decideDisputeAcceptance, disputeDeadlines, disputeEffect, type Decision, type DisputeEffect } from '../domain/disputes';
 import { ReconError } from '../domain/errors';
 import type { OutcomeState } from '../domain/lifecycle';
@@ -34,12 +34,10 @@ interface OutcomeRow {
   state: OutcomeState;
 }
 
+/** The dispute terms for an outcome that exists: contract-history.ts decides which version's. */
 async function termsFor(pool: Pool, tenant: string, outcomeType: string, at: Date) {
-  const versions = await loadContractVersions(pool, tenant);
-  const contract = (contractInEffectAt(versions, at) ?? versions[versions.length - 1]).body;
-  const terms = contract.outcomeTypes[outcomeType];
-  if (!terms) throw new ReconError('unknown_outcome_type', `outcome type ${outcomeType} is not in the contract of ${tenant}`);
-  return { terms: terms.disputes, timeZone: contract.timezone };
+  const { terms, timeZone } = termsForDispute(await loadContractHistory(pool, tenant), outcomeType, at);
+  return { terms, timeZone };
 }
 
 async function recordEvent(db: PoolClient, e: { disputeId: number; kind: string; actor: string; note: string | null; at: Date; requestId: string }): Promise<boolean> {

@@ -77,6 +77,24 @@ export const IsoDurationSchema = z.string().refine(
   { message: 'expected an ISO 8601 duration such as PT72H or P14D' },
 );
 
+/** The longest duration a contract may give (grace, deadlines, dispute terms, clawback). */
+export const MAX_CONTRACT_DURATION = 'P10Y';
+
+// Measured from a fixed instant in UTC, so "at most ten years" means the same for every tenant
+// and P3652D (ten years and two leap days) is just over it.
+const BOUND_FROM = Date.UTC(2000, 0, 1);
+const BOUND_TO = Date.UTC(2010, 0, 1);
+
+/** Whether the duration is at most MAX_CONTRACT_DURATION; false for one that is not a duration. */
+export function isWithinContractBound(text: string): boolean {
+  try {
+    return addIsoDuration(new Date(BOUND_FROM), text, 'UTC').getTime() <= BOUND_TO;
+  } catch {
+    return false;
+  }
+}
+
+
 // Constructing an Intl.DateTimeFormat costs tens of microseconds; windows are computed for many
 // outcomes with a handful of zones, so remember the answer.
 const timeZoneValidity = new Map<string, boolean>();

@@ -92,6 +92,10 @@ export const ERROR_CATALOGUE = {
   no_contract_in_effect: USER,
   unknown_source: USER,
   unknown_outcome_type: USER,
+  currency_change: USER,
+  outcome_type_in_use: USER,
+  occurred_in_future: USER,
+  unknown_contract_version: USER,
   // Outcomes and disputes.
   outcome_not_found: USER,
   outcome_ambiguous: USER,

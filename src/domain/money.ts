@@ -37,6 +37,18 @@ export const DecimalPriceSchema = z
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
+ * The largest amount the ledger holds, in minor units. The column is bigint, but amounts are
+ * summed and compared in JavaScript numbers, so they stay within Number.MAX_SAFE_INTEGER.
+ */
+export const MAX_LEDGER_MINOR = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The most outcomes of one type a billing period is taken to hold when a contract's prices are
+ * checked against MAX_LEDGER_MINOR: a unit price may be at most MAX_LEDGER_MINOR / this.
+ */
+export const MAX_OUTCOMES_PER_PERIOD = 100_000_000;
+
+/**
  * Converts a unit price written in major units ("0.995" USD) to integer minor units (100).
  *
  * THE rounding rule: round half away from zero to the currency's minor unit, applied once per

@@ -210,6 +210,64 @@ export function predicateFields(p: Predicate): string[] {
   return [...fields].sort();
 }
 
+export type FieldType = 'string' | 'number' | 'timestamp' | 'boolean';
+
+export interface RuleIssue {
+  /** Where in the rule, e.g. ['all', 1, 'gte']. */
+  path: (string | number)[];
+  message: string;
+}
+
+const ARTICLE: Record<FieldType, string> = { string: 'a text', number: 'a number', timestamp: 'a timestamp', boolean: 'a boolean' };
+
+/** Why `value` cannot be compared with a field of `type`, or undefined when it can. */
+function valueMismatch(field: string, type: FieldType, value: Scalar): string | undefined {
+  // null matches nothing (DESIGN 4): allowed for every type, "exists" is the way to test presence.
+  if (value === null) return undefined;
+  const ok =
+    (type === 'string' && typeof value === 'string') ||
+    (type === 'number' && typeof value === 'number') ||
+    (type === 'boolean' && typeof value === 'boolean') ||
+    (type === 'timestamp' && typeof value === 'string' && instantOf(value) !== undefined);
+  if (ok) return undefined;
+  const shown = JSON.stringify(value);
+  if (type === 'timestamp') return `"${field}" is a timestamp field: compare it with an ISO 8601 time such as 2026-03-01T00:00:00Z, not ${shown}`;
+  const wanted = type === 'string' ? 'text' : type === 'number' ? 'a number' : 'true or false';
+  return `"${field}" is ${ARTICLE[type]} field: compare it with ${wanted}, not ${typeof value === 'string' ? `the text ${shown}` : shown}`;
+}
+
+/**
+ * Comparisons that can never mean what was written, given the mapped fields' types: ordering a
+ * text or boolean field (gte, lte), or comparing a field with a value of another type (a number
+ * field with text, a timestamp field with something that is not a valid time). Evaluation would
+ * quietly answer false for them; the contract is refused instead. Fields the source does not map
+ * are validatePredicateFields' business and skipped here.
+ */
+export function validatePredicateTypes(p: Predicate, types: ReadonlyMap<string, FieldType>): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const walk = (rule: Predicate, at: (string | number)[]) => {
+    if ('all' in rule) return rule.all.forEach((child, i) => walk(child, [...at, 'all', i]));
+    if ('any' in rule) return rule.any.forEach((child, i) => walk(child, [...at, 'any', i]));
+    if ('not' in rule) return walk(rule.not, [...at, 'not']);
+    if ('exists' in rule) return;
+    const op = Object.keys(rule)[0] as 'eq' | 'ne' | 'in' | 'not_in' | 'gte' | 'lte';
+    const [field, operand] = operandOf(rule);
+    const type = types.get(field);
+    if (type === undefined) return;
+    if ((op === 'gte' || op === 'lte') && (type === 'string' || type === 'boolean')) {
+      issues.push({ path: [...at, op], message: `"${op}" needs a number or timestamp field, and "${field}" is ${ARTICLE[type]} field (use eq or in)` });
+      return;
+    }
+    const values = op === 'in' || op === 'not_in' ? (operand as Scalar[]) : [operand as Scalar];
+    values.forEach((value, i) => {
+      const why = valueMismatch(field, type, value);
+      if (why) issues.push({ path: op === 'in' || op === 'not_in' ? [...at, op, 1, i] : [...at, op, 1], message: why });
+    });
+  };
+  walk(p, []);
+  return issues;
+}
+
 /** Fields the rule reads that the record source does not map; empty when the rule is usable. */
 export function validatePredicateFields(p: Predicate, known: Set<string>): string[] {
   return predicateFields(p).filter((field) => !known.has(field));

@@ -17,6 +17,14 @@ const Bool = z
   .union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])], { error: 'expected true or false' })
   .transform((v) => (typeof v === 'boolean' ? v : TRUE_WORDS.includes(v)));
 
+/**
+ * How far after the import's clock (the file's import time, the HTTP page's fetch time) a claim's
+ * occurred_at may lie: one day absorbs clock drift and a mislabelled zone, while a claim from next
+ * week is a bug upstream. Such a claim is quarantined (occurred_in_future), not kept: an outcome
+ * it opened would wait for a success that cannot come yet.
+ */
+export const FUTURE_TOLERANCE_MS = 86_400_000;
+
 /** A claim as the AI side sends it (JSONL object, CSV row or HTTP page item). */
 export const ClaimInputSchema = z.object({
   claim_id: Text,
@@ -180,6 +188,12 @@ export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date)
     attributes = c.attributes;
   }
   const occurredAt = c.occurred_at ? fieldTime('occurred_at', c.occurred_at) : null;
+  if (occurredAt !== null && Date.parse(occurredAt) > receivedAt.getTime() + FUTURE_TOLERANCE_MS) {
+    throw new ReconError(
+      'occurred_in_future',
+      `field occurred_at: ${occurredAt} is more than a day after this import's time (${receivedAt.toISOString()}); fix the claim's time (and its zone) and send it again`,
+    );
+  }
   const retractedAt = retract ? (c.retracted_at ? fieldTime('retracted_at', c.retracted_at) : receivedAt.toISOString()) : null;
   // The content's canonical JSON written out: canonicalJson({ outcome_type, subject_ref,
   // occurred_at, attributes }) with its four keys already in order.

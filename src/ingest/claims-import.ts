@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool';
-import { loadContractVersions } from '../db/contracts';
-import { normaliseMatchKey, type ContractVersion } from '../domain/contract';
+import { loadContractHistory } from '../db/contracts';
+import { normaliseMatchKey } from '../domain/contract';
+import { caseRules } from '../domain/contract-history';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
 import { checkRowTenant, stageClaimRow } from './claim-row';
@@ -17,19 +18,14 @@ export interface ClaimImportArgs {
   beforeCommit?: (db: PoolClient) => Promise<void>;
 }
 
-/** Case rules per outcome type, from every contract version (a type may be retired later). */
-function caseRules(versions: ContractVersion[]): Map<string, boolean> {
-  const rules = new Map<string, boolean>();
-  for (const v of versions) for (const [t, ot] of Object.entries(v.body.outcomeTypes)) rules.set(t, ot.matchKey.caseInsensitive);
-  return rules;
-}
 
 /**
  * Takes in one file or page of claims in a single transaction. Every row ends as exactly one of
  * accepted (new claim or a retraction applied), redelivered (nothing new) or quarantined.
  */
 export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promise<ImportSummary> {
-  const rules = caseRules(await loadContractVersions(pool, args.tenant));
+  // Every version's types (a type may be retired later), each with its newest case rule.
+  const rules = caseRules(await loadContractHistory(pool, args.tenant));
   const target = { tenant: args.tenant, kind: 'claims' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256, beforeCommit: args.beforeCommit };
   return withImport(pool, target, async (db, importId) => {
     // One claims import per tenant at a time: each row is classified against the claims as they

@@ -8,7 +8,8 @@ import { FileRejectedError, formatFromPath, readRows, type FileFormat } from '..
 import { importClaimRows } from './claims-import';
 import { importRecordRows } from './records-import';
 import { mappedColumns } from './record-row';
-import { latestContract, loadContractVersions } from '../db/contracts';
+import { loadContractHistory } from '../db/contracts';
+import { versionMappingSource } from '../domain/contract-history';
 import type { ImportSummary } from './staging';
 
 export async function fileSha256(file: string): Promise<string> {
@@ -67,7 +68,7 @@ export async function importClaimsFile(pool: Pool, args: { tenant: string; file:
 export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
-  const source = latestContract(await loadContractVersions(pool, args.tenant)).body.recordSources[args.source];
+  const source = versionMappingSource(await loadContractHistory(pool, args.tenant), args.source)?.body.recordSources[args.source];
   if (source && source.format !== format) {
     throw new ReconError('wrong_format', `${args.file}: record source "${args.source}" takes ${source.format === 'csv' ? 'CSV' : 'JSON Lines'} (.${source.format}), this file is ${format === 'csv' ? 'CSV' : 'JSON Lines'}; export it as ${source.format}`);
   }

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool';
-import { loadContractVersions, latestContract } from '../db/contracts';
+import { loadContractHistory } from '../db/contracts';
 import { sourceIsCaseInsensitive } from '../domain/contract';
+import { latestVersion, versionMappingSource } from '../domain/contract-history';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
 import { mapRecordRow } from './record-row';
@@ -20,11 +21,14 @@ export interface RecordImportArgs {
  * A row identical to the version already in effect at its time adds nothing (redelivered).
  */
 export async function importRecordRows(pool: Pool, args: RecordImportArgs): Promise<ImportSummary> {
-  const contract = latestContract(await loadContractVersions(pool, args.tenant)).body;
-  const source = contract.recordSources[args.source];
-  if (!source) {
-    throw new ReconError('unknown_source', `record source "${args.source}" is not in the contract of ${args.tenant} (known: ${Object.keys(contract.recordSources).join(', ')})`);
+  const history = await loadContractHistory(pool, args.tenant);
+  const mapping = versionMappingSource(history, args.source);
+  if (!mapping) {
+    const known = Object.keys(latestVersion(history).body.recordSources).join(', ');
+    throw new ReconError('unknown_source', `record source "${args.source}" is not in the contract of ${args.tenant} (known: ${known})`);
   }
+  const contract = mapping.body;
+  const source = contract.recordSources[args.source];
   const matchField = Object.values(contract.outcomeTypes).find((t) => t.recordSource === args.source)?.matchKey.field ?? source.idField;
   const opts = { timeZone: contract.timezone, matchField, caseInsensitive: sourceIsCaseInsensitive(contract, args.source) };
   const target = { tenant: args.tenant, kind: 'records' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256 };

@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool';
-import { loadContractVersions, latestContract } from '../db/contracts';
+import { loadContractHistory } from '../db/contracts';
 import { normaliseMatchKey } from '../domain/contract';
+import { caseRuleOf } from '../domain/contract-history';
 import { ReconError } from '../domain/errors';
 import { disputesOfOutcome, type DisputeDetail } from '../disputes/views';
 
@@ -19,16 +20,22 @@ export interface OutcomeStory {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+/**
+ * The outcome of a subject, among the outcomes that exist: never limited to the types of one
+ * contract version. The subject is keyed both ways (as written and lowercased, after NFC and
+ * trimming) and each found outcome is kept only when its type's case rule gives its key.
+ */
 export async function findOutcomeId(pool: Pool, args: { tenant: string; subject: string; type?: string }): Promise<number> {
-  const contract = latestContract(await loadContractVersions(pool, args.tenant)).body;
-  const types = args.type ? [args.type] : Object.keys(contract.outcomeTypes);
-  const keys = types.map((t) => normaliseMatchKey(args.subject, contract.outcomeTypes[t]?.matchKey.caseInsensitive ?? true));
-  const { rows } = await pool.query<{ outcome_id: number; outcome_type: string }>(
-    `select outcome_id, outcome_type from outcomes o join unnest($2::text[], $3::text[]) as k(t, key) on o.outcome_type = k.t and o.subject_key = k.key
-      where o.tenant_id = $1`,
-    [args.tenant, types, keys],
+  const history = await loadContractHistory(pool, args.tenant);
+  const candidates = [...new Set([normaliseMatchKey(args.subject, false), normaliseMatchKey(args.subject, true)])];
+  const { rows: found } = await pool.query<{ outcome_id: number; outcome_type: string; subject_key: string }>(
+    `select outcome_id, outcome_type, subject_key from outcomes
+      where tenant_id = $1 and subject_key = any($2::text[]) and ($3::text is null or outcome_type = $3)
+      order by outcome_type, outcome_id`,
+    [args.tenant, candidates, args.type ?? null],
   );
-  if (rows.length === 0) throw new ReconError('outcome_not_found', `no outcome for subject "${args.subject}" of tenant ${args.tenant}`);
+  const rows = found.filter((r) => r.subject_key === normaliseMatchKey(args.subject, caseRuleOf(history, r.outcome_type)));
+  if (rows.length === 0) throw new ReconError('outcome_not_found', `no outcome for subject "${args.subject}"${args.type ? ` of type ${args.type}` : ''} of tenant ${args.tenant}; check the subject with \`recon outcome list --tenant ${args.tenant}\``);
   if (rows.length > 1) throw new ReconError('outcome_ambiguous', `subject "${args.subject}" has outcomes of several types (${rows.map((r) => r.outcome_type).join(', ')}); pass --type`);
   return rows[0].outcome_id;
 }

@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool';
 import { inTransaction } from '../db/pool';
-import { contractInEffectAt, pricingOf, type ContractVersion } from '../domain/contract';
+import { pricingOf, type ContractVersion } from '../domain/contract';
+import { contractHistory, versionForPricing, versionForRun, type ContractHistory } from '../domain/contract-history';
 import { priceToMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
 import { alertsCrossed, priceNextOutcomes, type PeriodUsage, type PricedLine, type Pricing } from '../domain/pricing';
@@ -26,15 +27,6 @@ interface ConfirmedRow {
   effective_at: Date | null;
 }
 
-/** The contract version that prices an outcome: the one in effect at its success time. */
-export function pricingVersion(versions: ContractVersion[], outcomeType: string, successAt: Date): ContractVersion {
-  // Success before the first version: the first version is the earliest terms we can defend.
-  const version = contractInEffectAt(versions, successAt) ?? versions[0];
-  if (version.body.outcomeTypes[outcomeType]) return version;
-  const fallback = versions.find((v) => v.body.outcomeTypes[outcomeType]);
-  if (!fallback) throw new Error(`no contract version prices outcome type ${outcomeType}`);
-  return fallback;
-}
 
 /** What the period already holds for each outcome type (credits do not give capacity back): one row per type, kept by a trigger on the ledger. */
 async function usageByType(db: PoolClient, tenant: string, period: string): Promise<Map<string, PeriodUsage>> {
@@ -51,10 +43,10 @@ async function usageByType(db: PoolClient, tenant: string, period: string): Prom
  * outcomes at once gives the same lines as pricing them one by one (the pricing property tests hold
  * it to that), without resolving the terms again for every outcome.
  */
-function priceInOrder(rows: ConfirmedRow[], versions: ContractVersion[], index: IndexPoint[], usage: Map<string, PeriodUsage>) {
+function priceInOrder(rows: ConfirmedRow[], history: ContractHistory, index: IndexPoint[], usage: Map<string, PeriodUsage>) {
   const pricings = new Map<ContractVersion, Map<string, Pricing>>();
   const termsOf = (r: ConfirmedRow) => {
-    const version = pricingVersion(versions, r.outcome_type, r.success_at);
+    const version = versionForPricing(history, r.outcome_type, r.success_at);
     let byType = pricings.get(version);
     if (!byType) pricings.set(version, (byType = new Map()));
     let pricing = byType.get(r.outcome_type);
@@ -94,7 +86,8 @@ export async function postChunk(
   args: { tenant: string; runId: number; asOf: Date; versions: ContractVersion[]; timeZone: string; limit: number },
 ): Promise<PostResult> {
   const index = await loadPriceIndex(pool, args.tenant);
-  const current = contractInEffectAt(args.versions, args.asOf) ?? args.versions[args.versions.length - 1];
+  const history = contractHistory(args.tenant, args.versions);
+  const current = versionForRun(history, args.asOf);
 
   const picked = await inTransaction(pool, async (db) => {
     // Chosen and locked inside the transaction: a dispute opened meanwhile (it locks the same
@@ -116,7 +109,7 @@ export async function postChunk(
     await db.query('select pg_advisory_xact_lock(hashtext($1))', [`pricing:${args.tenant}:${period}`]);
     const usage = await usageByType(db, args.tenant, period);
     const startUsage = new Map([...usage].map(([k, v]) => [k, { ...v }]));
-    const lines = priceInOrder(rows, args.versions, index, usage);
+    const lines = priceInOrder(rows, history, index, usage);
     // The three writes in one statement: one round trip, and the chunk's lines are read once. The
     // update marks every picked outcome billed (a charge already posted by an earlier attempt
     // included); an event is written only for a charge this statement inserted.

@@ -1,6 +1,7 @@
 import type { Pool } from '../db/pool';
-import { loadContractVersions } from '../db/contracts';
-import { contractInEffectAt, pricingOf } from '../domain/contract';
+import { loadContractHistory } from '../db/contracts';
+import { pricingOf } from '../domain/contract';
+import { tenantTimeZone, versionForStatement } from '../domain/contract-history';
 import { formatMinorUnits, priceToMinorUnits } from '../domain/money';
 import { periodBounds } from '../domain/periods';
 import { projectPeriod } from '../domain/pricing';
@@ -50,11 +51,11 @@ function localDate(d: Date, timeZone: string): string {
  * export's total to the minor unit; the forecast runs the period's daily rate so far to its end.
  */
 export async function buildStatement(pool: Pool, args: { tenant: string; period: string; now?: Date }): Promise<Statement> {
-  const versions = await loadContractVersions(pool, args.tenant);
+  const history = await loadContractHistory(pool, args.tenant);
   const now = args.now ?? new Date();
-  const tz = versions[versions.length - 1].body.timezone;
+  const tz = tenantTimeZone(history);
   const { start, end } = periodBounds(args.period, tz);
-  const contract = (contractInEffectAt(versions, new Date(Math.min(end.getTime() - 1, now.getTime()))) ?? versions[0]).body;
+  const contract = versionForStatement(history, end, now).body;
   const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
   const grouped = await q<{ kind: string; outcome_type: string | null; currency: string; pricing_basis: string; tier: number | null; unit_price: string; n: number; amount: string }>(
     `select kind, outcome_type, currency, pricing_basis, tier, unit_price, count(*)::int as n, sum(amount_minor)::bigint as amount

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readContractFile } from '../../src/cli/commands/data';
+import { readContractFile } from '../../src/cli/commands/contract';
 import { writeExport } from '../../src/export/export';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import type { ImportSummary } from '../../src/ingest/staging';
@@ -173,7 +173,7 @@ describe('hostile input corpus on real Postgres', () => {
 
   it('quarantines bad, ambiguous and out-of-range dates, and reads the good ones exactly', async () => {
     const r = await claims(fixture('claims-dates.csv'));
-    expect(counts(r)).toEqual({ received: 15, accepted: 4, redelivered: 0, quarantined: 11 });
+    expect(counts(r)).toEqual({ received: 16, accepted: 4, redelivered: 0, quarantined: 12 });
     expect(r.landed).toEqual(['d-1', 'd-12', 'd-13', 'd-15']);
     const iso = '(expected ISO 8601, e.g. 2026-03-01T10:00:00Z)';
     expect(r.quarantine).toEqual([
@@ -189,6 +189,8 @@ describe('hostile input corpus on real Postgres', () => {
       'claims-dates.csv line 12 (row 11): timestamp_out_of_range: field occurred_at: timestamp "0000-01-01" is outside the supported years 1970-9999',
       // Written in 9999, but in the year 10000 in UTC: once it failed the whole file in PostgreSQL.
       'claims-dates.csv line 15 (row 14): timestamp_out_of_range: field occurred_at: timestamp "9999-12-31T23:30:00-05:00" is after the end of year 9999 in UTC',
+      // A valid time, but decades after the import: quarantined rather than kept waiting forever.
+      expect.stringMatching(/^claims-dates\.csv line 17 \(row 16\): occurred_in_future: field occurred_at: 2099-01-01T00:00:00\.000Z is more than a day after this import's time \(\S+\); fix the claim's time \(and its zone\) and send it again$/),
     ]);
     const { rows } = await h.pool.query(`select claim_id, occurred_at from claims where tenant_id = $1 and import_id = $2 order by claim_id`, [tenant, r.summary.importId]);
     expect(rows.map((x) => [x.claim_id, x.occurred_at.toISOString()])).toEqual([
@@ -349,10 +351,27 @@ describe('invalid contracts from the corpus', async () => {
     'success-time-not-timestamp.json': 'outcomeTypes.resolved_ticket.successTimeField: "status" must be a timestamp field of helpdesk',
     'two-operators.json': 'outcomeTypes.resolved_ticket.success: a rule has exactly one operator, found eq, exists; combine rules with "all" or "any"',
     'unknown-field-in-rule.json': 'outcomeTypes.resolved_ticket.success: unknown field "resolved_on" in the success rule',
-    'unknown-key.json': '(root): Unrecognized key: "discount"',
+    'unknown-key.json': 'discount: unknown key',
     // This one used to crash the validator with a TypeError instead of naming the operator.
     'unknown-operator.json': 'outcomeTypes.resolved_ticket.success.all.1: unknown operator "regex" (expected one of eq, ne, in, not_in, exists, gte, lte, all, any, not)',
     'unknown-record-source.json': 'outcomeTypes.resolved_ticket.recordSource: unknown record source "crm"',
+    // Unknown keys at every depth, by their JSON path.
+    'misspelt-dispute-block.json': 'outcomeTypes.resolved_ticket.dispute: unknown key',
+    'lowercase-case-insensitive.json': 'outcomeTypes.resolved_ticket.matchKey.caseinsensitive: unknown key',
+    'lowercase-clawback-window.json': 'outcomeTypes.resolved_ticket.clawbackwindow: unknown key',
+    'updated-at-key.json': 'recordSources.helpdesk.updatedAt: unknown key',
+    'misspelt-column.json': 'recordSources.helpdesk.fields.csat.column: Invalid input: expected string, received undefined; recordSources.helpdesk.fields.csat.colum: unknown key',
+    'misspelt-tier-key.json': 'outcomeTypes.resolved_ticket.pricing.tiers.0.upto: unknown key; outcomeTypes.resolved_ticket.pricing.tiers.0.upTo: only the last tier may omit upTo: every other tier must say where it ends',
+    // Rules against the fields' types.
+    'gte-on-text.json': 'outcomeTypes.resolved_ticket.success.all.1.gte: "gte" needs a number or timestamp field, and "status" is a text field (use eq or in)',
+    'number-field-vs-text.json': 'outcomeTypes.resolved_ticket.success.in.1.0: "csat" is a number field: compare it with a number, not the text "4"; outcomeTypes.resolved_ticket.success.in.1.1: "csat" is a number field: compare it with a number, not the text "5"',
+    'timestamp-vs-bad-time.json': 'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z',
+    // Amounts the ledger cannot hold or that round to nothing; durations, dates and emptiness.
+    'price-beyond-ledger.json': "outcomeTypes.resolved_ticket.unitPrice: 1000000000 USD per outcome is beyond the ledger's bound of 900719.92 USD per outcome (a period may hold 100,000,000 outcomes of a type)",
+    'price-rounds-to-zero.json': 'outcomeTypes.resolved_ticket.unitPrice: 0.001 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free',
+    'grace-99999999-years.json': 'outcomeTypes.resolved_ticket.graceWindow: must be at most ten years (P10Y)',
+    'effective-year-9999.json': 'effectiveFrom: must lie in the years 2000 to 2100',
+    'no-outcome-types.json': 'outcomeTypes: name at least one outcome type',
   };
 
   it('has an expectation for every contract in the corpus', () => {

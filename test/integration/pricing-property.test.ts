@@ -140,7 +140,21 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   nights: fc.array(nightArb, { minLength: 2, maxLength: 7 }),
   retractions: fc.array(fc.record({ ticket: fc.nat(24), night: fc.nat(8) }), { maxLength: 3 }),
   close: fc.option(fc.record({ period: fc.constantFrom<'2026-08' | '2026-09'>('2026-08', '2026-09'), beforeNight: fc.nat(8) }), { freq: 3, nil: null }),
-});
+}).map(withoutVanishingPrices);
+
+/**
+ * A contract may not name a price that rounds to no minor units unless it is written as zero
+ * (0.4 JPY is a typo, not a price): such a tier price or base fee is written as zero, with the
+ * same number of decimals. Prices that round up to one minor unit are kept, and test the rule.
+ */
+function withoutVanishingPrices(s: Scenario): Scenario {
+  const digits = DIGITS[s.currency];
+  const kept = (d: Dec): Dec => (d.units > 0 && toMinor(d, digits) === 0 ? { units: 0, scale: d.scale } : d);
+  return {
+    ...s,
+    pricing: { ...s.pricing, baseFee: s.pricing.baseFee && kept(s.pricing.baseFee), tiers: s.pricing.tiers.map((t) => ({ ...t, price: kept(t.price) })) },
+  };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Exact decimals, independent of src/domain

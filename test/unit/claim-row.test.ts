@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReconError } from '../../src/domain/errors';
-import { ClaimInputSchema, checkRowTenant, fastClaimInput, sha256Of, stageClaimRow } from '../../src/ingest/claim-row';
+import { ClaimInputSchema, checkRowTenant, fastClaimInput, sha256Of, stageClaimRow, FUTURE_TOLERANCE_MS } from '../../src/ingest/claim-row';
 import { errorOf } from './helpers';
 
 const RECEIVED = new Date('2026-03-05T06:00:00.000Z');
@@ -276,5 +276,24 @@ describe('the fast path agrees with the schema', () => {
     expect(sha256Of({ b: [1, { d: null, c: 'x' }], a: undefined, 'é': true })).toBe(
       createHash('sha256').update('{"a":null,"b":[1,{"c":"x","d":null}],"é":true}').digest('hex'),
     );
+  });
+});
+
+describe('stageClaimRow: occurred_at in the future', () => {
+  const base = { claim_id: 'c-f', outcome_type: 'resolved_ticket', subject_ref: 'T-1' };
+  const at = (ms: number) => new Date(RECEIVED.getTime() + ms).toISOString();
+
+  it('keeps a claim up to a day after the import time, refuses one beyond it, on the fast and the schema path alike', () => {
+    expect(stageClaimRow({ ...base, occurred_at: at(FUTURE_TOLERANCE_MS) }, RECEIVED).occurredAt).toBe(at(FUTURE_TOLERANCE_MS));
+    const late = { ...base, occurred_at: at(FUTURE_TOLERANCE_MS + 1) };
+    expect(() => stageClaimRow(late, RECEIVED)).toThrow(expect.objectContaining({ code: 'occurred_in_future' }));
+    // Attributes without Object's prototype are left to the schema: the same verdict there.
+    const schemaPath = { ...late, attributes: Object.assign(Object.create(null), { channel: 'chat' }) };
+    expect(fastClaimInput(schemaPath)).toBeUndefined();
+    expect(() => stageClaimRow(schemaPath, RECEIVED)).toThrow(expect.objectContaining({ code: 'occurred_in_future' }));
+  });
+
+  it('a retraction of a future claim with its content is refused too', () => {
+    expect(() => stageClaimRow({ ...base, occurred_at: at(2 * FUTURE_TOLERANCE_MS), retracted: true }, RECEIVED)).toThrow(expect.objectContaining({ code: 'occurred_in_future' }));
   });
 });

@@ -7,6 +7,8 @@ import {
   PredicateSchema,
   predicateFields,
   validatePredicateFields,
+  validatePredicateTypes,
+  type FieldType,
 } from '../../src/domain/predicate';
 
 const ticket = {
@@ -339,5 +341,30 @@ describe('predicate properties', () => {
         expect(evaluatePredicate(p, mixed)).toBe(evaluatePredicate(p, data));
       }),
     );
+  });
+});
+
+describe('validatePredicateTypes', () => {
+  const types = new Map<string, FieldType>([['status', 'string'], ['csat', 'number'], ['solved_at', 'timestamp'], ['vip', 'boolean']]);
+  const issues = (rule: unknown) => validatePredicateTypes(PredicateSchema.parse(rule), types);
+
+  it('accepts values of the field type, null anywhere, and fields it does not know', () => {
+    expect(issues({ all: [{ eq: ['status', 'solved'] }, { gte: ['csat', 3] }, { lte: ['solved_at', '2026-03-01T00:00:00Z'] }, { eq: ['vip', false] }, { ne: ['csat', null] }, { eq: ['unmapped', 1] }, { exists: 'vip' }] })).toEqual([]);
+  });
+
+  it('refuses ordering a text or boolean field, with the path inside the rule', () => {
+    expect(issues({ any: [{ exists: 'status' }, { not: { gte: ['status', 3] } }] })).toEqual([
+      { path: ['any', 1, 'not', 'gte'], message: '"gte" needs a number or timestamp field, and "status" is a text field (use eq or in)' },
+    ]);
+    expect(issues({ lte: ['vip', 1] })[0].message).toBe('"lte" needs a number or timestamp field, and "vip" is a boolean field (use eq or in)');
+  });
+
+  it('refuses values of another type, each list member on its own path', () => {
+    expect(issues({ not_in: ['csat', [1, '2', true]] })).toEqual([
+      { path: ['not_in', 1, 1], message: '"csat" is a number field: compare it with a number, not the text "2"' },
+      { path: ['not_in', 1, 2], message: '"csat" is a number field: compare it with a number, not true' },
+    ]);
+    expect(issues({ eq: ['solved_at', 'yesterday'] })[0].path).toEqual(['eq', 1]);
+    expect(issues({ gte: ['solved_at', 20260301] })[0].message).toMatch(/^"solved_at" is a timestamp field/);
   });
 });

@@ -1,10 +1,7 @@
 import type { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { migrate } from '../../db/migrate';
-import { applyContract } from '../../db/contracts';
-import { ContractSchema, formatZodIssues } from '../../domain/contract';
 import { ReconError } from '../../domain/errors';
 import { PeriodSchema } from '../../domain/periods';
 import { importClaimsFile, importRecordsFile } from '../../ingest/files';
@@ -14,18 +11,6 @@ import type { CommandContext } from '../context';
 import { formatImport, formatTable } from '../format';
 import { TenantOpt, emit, openOutputFile, parseOptions } from '../io';
 
-export async function readContractFile(file: string) {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (err) {
-    throw new ReconError('invalid_contract', `${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `not valid JSON: ${(err as Error).message}`}`);
-  }
-  const parsed = ContractSchema.safeParse(json);
-  if (!parsed.success) throw new ReconError('invalid_contract', `${file}: ${formatZodIssues(parsed.error)}`);
-  return parsed.data;
-}
-
 export function registerDataCommands(program: Command, ctx: CommandContext): void {
   program
     .command('migrate')
@@ -33,18 +18,6 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .action(async (_o, cmd: Command) => {
       const r = await migrate(ctx.db());
       emit(cmd.optsWithGlobals(), r, () => (r.applied.length ? `applied ${r.applied.join(', ')}` : `schema up to date (${r.alreadyApplied} migrations)`));
-    });
-
-  const contract = program.command('contract').description('tenant contracts');
-  contract
-    .command('apply <file>')
-    .description('validate a contract JSON file and store it as a new version (same file again: no change)')
-    .action(async (file: string, _o, cmd: Command) => {
-      const c = await readContractFile(file);
-      const r = await applyContract(ctx.db(), c);
-      emit(cmd.optsWithGlobals(), r, () =>
-        r.created ? `tenant ${r.tenant}: contract version ${r.version} effective from ${r.effectiveFrom}` : `tenant ${r.tenant}: identical to version ${r.version}; nothing changed`,
-      );
     });
 
   const claims = program.command('claims').description('outcome claims from the AI side');
