@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ReconError } from '../domain/errors';
 import { CommandContext } from './context';
@@ -8,16 +9,25 @@ import { registerOutcomeCommands } from './commands/outcome';
 import { registerStackCommands } from './commands/stack';
 import { registerDisputeCommands } from './commands/dispute';
 import { registerFinanceCommands } from './commands/finance';
+import { registerTenantCommands } from './commands/tenant';
+import { registerRunViews } from './commands/runs';
+import { markRequiredOptions } from './format';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('recon')
     .description('Outcome-billing reconciliation: bill only outcomes the customer\'s own records confirm')
+    .version(version, '-V, --version', 'print the version of recon')
     .option('--json', 'print machine-readable JSON')
+    .configureHelp(markRequiredOptions)
     .showHelpAfterError('(add --help for usage)')
     .exitOverride();
   registerStackCommands(program, ctx);
   registerDataCommands(program, ctx);
   registerRunCommands(program, ctx);
+  registerRunViews(program, ctx);
+  registerTenantCommands(program, ctx);
   registerScheduleCommands(program, ctx);
   registerOutcomeCommands(program, ctx);
   registerDisputeCommands(program, ctx);
