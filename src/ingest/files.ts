@@ -40,7 +40,16 @@ async function withFileErrors<T>(file: string, fn: () => Promise<T>): Promise<T>
   }
 }
 
-export async function importClaimsFile(pool: Pool, args: { tenant: string; file: string; format?: FileFormat; source?: string; now?: Date }): Promise<ImportSummary> {
+/** Reports the rows read so far (every 1000 rows), for a progress line; the rows pass unchanged. */
+async function* counted<T>(rows: AsyncIterable<T>, onProgress?: (rowsRead: number) => void): AsyncGenerator<T> {
+  let n = 0;
+  for await (const r of rows) {
+    if (onProgress && ++n % 1000 === 0) onProgress(n);
+    yield r;
+  }
+}
+
+export async function importClaimsFile(pool: Pool, args: { tenant: string; file: string; format?: FileFormat; source?: string; now?: Date; onProgress?: (rowsRead: number) => void }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
   return withFileErrors(args.file, () =>
@@ -49,13 +58,13 @@ export async function importClaimsFile(pool: Pool, args: { tenant: string; file:
       source: args.source ?? 'file',
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: readRows(args.file, format, format === 'csv' ? { requiredColumns: ['claim_id'] } : {}),
+      rows: counted(readRows(args.file, format, format === 'csv' ? { requiredColumns: ['claim_id'] } : {}), args.onProgress),
       receivedAt: args.now ?? new Date(),
     }),
   );
 }
 
-export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date }): Promise<ImportSummary> {
+export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date; onProgress?: (rowsRead: number) => void }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
   const source = latestContract(await loadContractVersions(pool, args.tenant)).body.recordSources[args.source];
@@ -66,7 +75,7 @@ export async function importRecordsFile(pool: Pool, args: { tenant: string; sour
       source: args.source,
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: readRows(args.file, format, { requiredColumns }),
+      rows: counted(readRows(args.file, format, { requiredColumns }), args.onProgress),
       importedAt: args.now ?? new Date(),
     }),
   );

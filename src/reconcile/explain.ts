@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Pool } from '../db/pool';
 import { loadContractVersions, latestContract } from '../db/contracts';
 import { normaliseMatchKey } from '../domain/contract';
@@ -75,26 +76,90 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
   };
 }
 
-export async function listOutcomes(pool: Pool, args: { tenant: string; state?: string; limit: number }) {
-  const { rows } = await pool.query(
-    `select outcome_id, outcome_type, subject_ref, state, reject_reason, on_hold, success_at, grace_ends_at, evidence_due_at, claim_count
-       from outcomes where tenant_id = $1 and ($2::text is null or state = $2) order by outcome_id limit $3`,
-    [args.tenant, args.state ?? null, args.limit],
-  );
-  return rows.map((r) => ({
-    outcomeId: r.outcome_id, outcomeType: r.outcome_type, subjectRef: r.subject_ref, state: r.state, rejectReason: r.reject_reason,
-    onHold: r.on_hold, successAt: iso(r.success_at), graceEndsAt: iso(r.grace_ends_at), evidenceDueAt: iso(r.evidence_due_at), claims: r.claim_count,
-  }));
+export interface OutcomeFilter {
+  tenant: string;
+  state?: string;
+  type?: string;
+  /** The customer's id as typed; a trailing `*` makes it a prefix. */
+  subject?: string;
+  onHold?: boolean;
+  /** Created or changed by recon (wall clock) at or after this time. */
+  since?: Date;
+  limit: number;
 }
 
-export async function listQuarantine(pool: Pool, args: { tenant: string; limit: number }) {
+export interface Listing<T> {
+  /** Rows that match the filters; `items` holds the first `limit` of them. */
+  matching: number;
+  items: T[];
+}
+
+/**
+ * A tenant's outcomes by id, filtered, with how many match in all. Subjects are compared by their
+ * match key, both ways it may have been normalised (the case rule is per outcome type), so `t-1`
+ * finds `T-1` where the contract ignores case, as `outcome show` does.
+ */
+export async function listOutcomes(pool: Pool, args: OutcomeFilter) {
+  const subject = args.subject?.endsWith('*') ? { prefix: args.subject.slice(0, -1) } : args.subject !== undefined ? { exact: args.subject } : {};
+  const keys = (v: string | undefined) => (v === undefined ? null : [...new Set([normaliseMatchKey(v, true), normaliseMatchKey(v, false)])]);
   const { rows } = await pool.query(
-    `select q.quarantine_id, q.source, q.origin, q.line, q.row_number, q.code, q.reason, q.raw, q.created_at, i.kind
-       from quarantine q join imports i using (import_id) where q.tenant_id = $1 order by q.quarantine_id desc limit $2`,
-    [args.tenant, args.limit],
+    `select outcome_id, outcome_type, subject_ref, state, reject_reason, on_hold, success_at, grace_ends_at, evidence_due_at, claim_count,
+            created_at, updated_at, count(*) over ()::int as matching
+       from outcomes
+      where tenant_id = $1
+        and ($2::text is null or state = $2)
+        and ($3::text is null or outcome_type = $3)
+        and ($4::text[] is null or subject_key = any($4))
+        and ($5::text[] is null or starts_with(subject_key, $5[1]) or starts_with(subject_key, $5[2]))
+        and ($6::boolean is null or on_hold = $6)
+        and ($7::timestamptz is null or updated_at >= $7)
+      order by outcome_id limit $8`,
+    [args.tenant, args.state ?? null, args.type ?? null, keys(subject.exact), keys(subject.prefix), args.onHold ?? null, args.since ?? null, args.limit],
   );
-  return rows.map((r) => ({
-    id: r.quarantine_id, kind: r.kind, source: r.source, file: r.origin, line: r.line, row: r.row_number, code: r.code, reason: r.reason,
-    raw: r.raw.length > 200 ? `${r.raw.slice(0, 200)}…` : r.raw, at: r.created_at.toISOString(),
-  }));
+  return {
+    // The limit is at least 1, so no rows means none match.
+    matching: rows[0]?.matching ?? 0,
+    items: rows.map((r) => ({
+      outcomeId: Number(r.outcome_id), outcomeType: r.outcome_type, subjectRef: r.subject_ref, state: r.state, rejectReason: r.reject_reason,
+      onHold: r.on_hold, successAt: iso(r.success_at), graceEndsAt: iso(r.grace_ends_at), evidenceDueAt: iso(r.evidence_due_at), claims: r.claim_count,
+      createdAt: iso(r.created_at), changedAt: iso(r.updated_at),
+    })),
+  };
+}
+
+export const QUARANTINE_KINDS = ['claims', 'records', 'disputes'] as const;
+
+export interface QuarantineFilter {
+  tenant: string;
+  /** The file (or page) the rows came in, as `quarantine list` shows it; a path finds its file name too. */
+  file?: string;
+  code?: string;
+  kind?: (typeof QUARANTINE_KINDS)[number];
+  limit: number;
+}
+
+/**
+ * Refused rows of a tenant, newest first, filtered, with how many match in all. Quarantine has no
+ * index by tenant; its rows are reached through the tenant's imports (the imports' unique key
+ * starts with tenant and kind) and quarantine's own (import_id, row_number) key.
+ */
+export async function listQuarantine(pool: Pool, args: QuarantineFilter) {
+  const { rows } = await pool.query(
+    `select q.quarantine_id, q.source, q.origin, q.line, q.row_number, q.code, q.reason, q.raw, q.created_at, i.kind,
+            count(*) over ()::int as matching
+       from quarantine q join imports i using (import_id)
+      where i.tenant_id = $1 and q.tenant_id = $1
+        and ($2::text[] is null or q.origin = any($2))
+        and ($3::text is null or q.code = $3)
+        and ($4::text is null or i.kind = $4)
+      order by q.quarantine_id desc limit $5`,
+    [args.tenant, args.file === undefined ? null : [args.file, path.basename(args.file)], args.code ?? null, args.kind ?? null, args.limit],
+  );
+  return {
+    matching: rows[0]?.matching ?? 0,
+    items: rows.map((r) => ({
+      id: Number(r.quarantine_id), kind: r.kind, source: r.source, file: r.origin, line: r.line, row: r.row_number, code: r.code, reason: r.reason,
+      raw: r.raw.length > 200 ? `${r.raw.slice(0, 200)}…` : r.raw, at: r.created_at.toISOString(),
+    })),
+  };
 }

@@ -9,7 +9,8 @@ import { upsertIndexPoints, type IndexPoint } from '../../reconcile/price-index'
 import { buildStatement, formatStatement } from '../../reconcile/statement';
 import { readRows } from '../../sources/rows';
 import type { CommandContext } from '../context';
-import { formatTable } from '../format';
+import { formatMoney, formatTable, plural } from '../format';
+import { tenantCurrency } from '../../reconcile/tenants';
 import { TenantOpt, emit, parseOptions } from '../io';
 
 const IndexRowSchema = z.object({
@@ -54,7 +55,10 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
     .action(async (o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema.optional() }), o);
       const rows = await listAlerts(ctx.db(), a);
-      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({ ...r, threshold: `${Math.round(r.threshold * 100)}%` }))));
+      const currency = await tenantCurrency(ctx.db(), a.tenant);
+      emit(cmd.optsWithGlobals(), rows, () =>
+        formatTable(rows.map(({ usageMinor, limitMinor, ...r }) => ({ ...r, threshold: `${Math.round(r.threshold * 100)}%`, usage: formatMoney(usageMinor, currency), limit: formatMoney(limitMinor, currency) }))),
+      );
     });
 
   program
@@ -74,6 +78,6 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
         points.push({ series: p.data.series, effectiveFrom: parseCustomerTimestamp(p.data.effective_from, 'UTC'), multiplier: p.data.multiplier });
       }
       const changed = await upsertIndexPoints(ctx.db(), a.tenant, points);
-      emit(cmd.optsWithGlobals(), { points: points.length, changed }, () => `price index: ${points.length} points read, ${changed} new or changed`);
+      emit(cmd.optsWithGlobals(), { points: points.length, changed }, () => `price index: ${plural(points.length, 'point')} read, ${changed} new or changed`);
     });
 }
