@@ -174,11 +174,13 @@ describe('the recon command against the real stack', () => {
   });
 
   it('every verb answers --help', async () => {
-    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import']]) {
+    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import'], ['tenant', 'list'], ['run', 'list'], ['run', 'show'], ['outcome', 'list'], ['quarantine', 'list']]) {
       const r = await recon([...verb, '--help'], env);
       expect(r.code, verb.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: recon/);
     }
+    // Which options a verb cannot do without (every verb is checked in test/unit/cli-format.test.ts).
+    expect((await recon(['run', '--help'], env)).stdout).toMatch(/--tenant <tenant>\s+tenant id \(required\)/);
   });
 
   it('without settings or a running dev stack, says how to get one', async () => {
