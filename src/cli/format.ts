@@ -88,7 +88,8 @@ export function formatImport(kind: string, s: ImportSummary): string {
     ? `${kind} ${s.origin}: identical to an earlier import (${s.sameAs ?? s.origin}, import ${s.importId}); nothing changed`
     : `${kind} ${s.origin}: received ${s.received} = accepted ${s.accepted} + redelivered ${s.redelivered} + quarantined ${s.quarantined}`;
   const problems = s.problems.slice(0, 10).map((p) => `  quarantined line ${p.line} (row ${p.row}): ${p.code}: ${p.reason}`);
-  return [head, ...problems, ...(s.quarantined > 10 ? [`  … see \`recon quarantine list\``] : [])].join('\n');
+  const more = s.quarantined - problems.length;
+  return [head, ...problems, ...(more > 0 ? [`  … and ${plural(more, 'more row')}: \`recon quarantine list --tenant TENANT --file ${s.origin}\``] : [])].join('\n');
 }
 
 export function formatSummary(s: RunSummary): string {
