@@ -101,6 +101,8 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
     runId = listed.items[0].run_id;
     expect(listed.items[0].summary).toMatchObject({ run_id: runId, tenant });
     expect((await recon(['run', 'list', '--tenant', tenant], env)).stdout).toMatch(/1 of 1 run$/m);
+    // --json may come last too, and run's own options may come before list.
+    expect(JSON.parse((await recon(['run', '--tenant', tenant, 'list', '--json'], env)).stdout)).toMatchObject({ matching: 1 });
     expect((await recon(['run', 'list', '--tenant', tenant, '--status', 'failed'], env)).stdout.trim()).toBe('0 of 0 runs');
 
     for (const args of [['--as-of', asOf], [String(runId)]]) {
