@@ -1,5 +1,6 @@
 import type { Pool } from '../db/pool';
 import { ReconError } from '../domain/errors';
+import { pageAndCount, sqlFilters } from './explain';
 import type { RunSummary } from './runs';
 
 export interface RunRecord {
@@ -26,14 +27,17 @@ function toRecord(r: { run_id: string | number; tenant_id: string; as_of: Date; 
 
 /** A tenant's runs, latest business time first (the runs' unique (tenant_id, as_of) index), with how many match. */
 export async function listRuns(pool: Pool, args: { tenant: string; status?: string; limit: number }): Promise<{ matching: number; items: RunRecord[] }> {
-  const { rows } = await pool.query(
-    `select ${RUN_COLUMNS}, count(*) over ()::int as matching from runs
-      where tenant_id = $1 and ($2::text is null or status = $2)
-      order by as_of desc limit $3`,
-    [args.tenant, args.status ?? null, args.limit],
+  const f = sqlFilters([[(p) => `tenant_id = ${p}`, args.tenant], args.status !== undefined && [(p) => `status = ${p}`, args.status]]);
+  const r = await pageAndCount<Parameters<typeof toRecord>[0]>(
+    pool,
+    {
+      sql: (where, limit) => `select ${RUN_COLUMNS} from runs where ${where} order by as_of desc limit ${limit}`,
+      count: (where) => `select count(*)::int as n from runs where ${where}`,
+    },
+    f,
+    args.limit,
   );
-  // The limit is at least 1, so no rows means none match.
-  return { matching: rows[0]?.matching ?? 0, items: rows.map(toRecord) };
+  return { matching: r.matching, items: r.rows.map(toRecord) };
 }
 
 /** One run of a tenant, by its id or by its asOf. */

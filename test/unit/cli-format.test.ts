@@ -4,6 +4,7 @@ import { buildProgram } from '../../src/cli/main';
 import { CommandContext } from '../../src/cli/context';
 import { decimalReason, formatMoney, formatRunProgress, formatShown, plural, terminalProgress } from '../../src/cli/format';
 import { snakeCaseKeys, verbatim } from '../../src/cli/io';
+import { sqlFilters } from '../../src/reconcile/explain';
 
 function leaves(cmd: Command, path: string[] = []): Array<{ path: string[]; cmd: Command }> {
   const here = cmd.name() === 'recon' ? [] : [...path, cmd.name()];
@@ -71,6 +72,17 @@ describe('--json naming', () => {
       contract_body: { outcomeTypes: { resolved_ticket: { graceWindow: 'P3D' } } },
       already_snake: null,
     });
+  });
+});
+
+describe('listing filters', () => {
+  it('put only the filters given into the WHERE, numbering their placeholders in order', () => {
+    const state: string | undefined = undefined;
+    expect(sqlFilters([[(p) => `tenant_id = ${p}`, 'acme'], state !== undefined && [(p) => `state = ${p}`, state], [(p) => `kind = ${p}`, 'claims']])).toEqual({
+      where: 'tenant_id = $1 and kind = $2',
+      params: ['acme', 'claims'],
+    });
+    expect(sqlFilters([false, undefined])).toEqual({ where: 'true', params: [] });
   });
 });
 
