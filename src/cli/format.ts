@@ -1,16 +1,95 @@
-import type { RunSummary } from '../reconcile/runs';
+import { Help, type Option } from 'commander';
 import { formatMinorUnits } from '../domain/money';
+import type { RunSummary } from '../reconcile/runs';
 import type { OutcomeStory } from '../reconcile/explain';
 import type { ImportSummary } from '../ingest/staging';
 
 const n = (x: number | undefined) => String(x ?? 0);
+
+/** "1 charge", "2 charges", "0 charges"; `many` for words that do not just take an s. */
+export function plural(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+/** An amount for people: decimals in the currency's own digits and the code, "12.50 EUR", "1500 JPY". */
+export function formatMoney(amountMinor: number | bigint | string, currency: string): string {
+  return `${formatMinorUnits(BigInt(amountMinor), currency)} ${currency}`;
+}
+
+/** "3 of 120 outcomes": how many rows a listing shows of how many match its filters. */
+export function formatShown(shown: number, matching: number, noun: string, many?: string): string {
+  return `${shown} of ${plural(matching, noun, many)}${shown < matching ? ' (raise --limit to see more)' : ''}`;
+}
+
+export interface ProgressLine {
+  /** Replaces the line; calls closer together than the refresh interval only keep the latest text. */
+  update(text: string): void;
+  /** Clears the line, so that what follows starts on a clean one. */
+  done(): void;
+}
+
+/**
+ * One line of progress that rewrites itself on a terminal. Only a terminal gets it: on a pipe or in
+ * a file it would be noise between the results, so there (and with --json) the caller gets none.
+ */
+export function terminalProgress(stream: { isTTY?: boolean; write(s: string): unknown } = process.stderr, refreshMs = 100): ProgressLine | undefined {
+  if (!stream.isTTY) return undefined;
+  let shown = '';
+  let last = 0;
+  return {
+    update(text) {
+      const now = Date.now();
+      if (text === shown || now - last < refreshMs) return;
+      shown = text;
+      last = now;
+      stream.write(`\r${text}\x1b[K`);
+    },
+    done() {
+      if (shown) stream.write('\r\x1b[K');
+      shown = '';
+    },
+  };
+}
+
+const PHASES: Record<string, string> = {
+  start: 'starting',
+  pull: 'pulling claims',
+  attach: 'attaching claims to outcomes',
+  evaluate: 'evaluating outcomes',
+  post: 'posting charges',
+  report: 'writing the summary',
+  done: 'done',
+};
+
+/** What a run is doing, in words: "evaluating outcomes · 12 chunks · 24000 outcomes evaluated · 23 charges posted". */
+export function formatRunProgress(p: { phase: string; chunksDone: number; outcomesEvaluated: number; chargesPosted: number; claimPagesPulled?: number }): string {
+  return [
+    `run: ${PHASES[p.phase] ?? p.phase}`,
+    plural(p.chunksDone, 'chunk'),
+    ...(p.claimPagesPulled ? [plural(p.claimPagesPulled, 'page') + ' of claims pulled'] : []),
+    `${plural(p.outcomesEvaluated, 'outcome')} evaluated`,
+    `${plural(p.chargesPosted, 'charge')} posted`,
+  ].join(' · ');
+}
+
+/**
+ * `--help` says which options a verb cannot do without. Commander prints defaults and choices but
+ * not "required", so the description of every requiredOption gets it here, for every verb at once.
+ */
+export const markRequiredOptions = {
+  optionDescription(this: Help, option: Option): string {
+    const text = Help.prototype.optionDescription.call(this, option);
+    return option.mandatory ? `${text} (required)` : text;
+  },
+};
 
 export function formatImport(kind: string, s: ImportSummary): string {
   const head = s.replayed
     ? `${kind} ${s.origin}: identical to an earlier import (${s.sameAs ?? s.origin}, import ${s.importId}); nothing changed`
     : `${kind} ${s.origin}: received ${s.received} = accepted ${s.accepted} + redelivered ${s.redelivered} + quarantined ${s.quarantined}`;
   const problems = s.problems.slice(0, 10).map((p) => `  quarantined line ${p.line} (row ${p.row}): ${p.code}: ${p.reason}`);
-  return [head, ...problems, ...(s.quarantined > 10 ? [`  … see \`recon quarantine list\``] : [])].join('\n');
+  const more = s.quarantined - problems.length;
+  return [head, ...problems, ...(more > 0 ? [`  … and ${plural(more, 'more row')}: \`recon quarantine list --tenant TENANT --file ${s.origin}\``] : [])].join('\n');
 }
 
 const money = (amountMinor: number, currency: string) => `${formatMinorUnits(amountMinor, currency)} ${currency}`;
@@ -64,8 +143,18 @@ export function formatSummary(s: RunSummary): string {
   ].join('\n');
 }
 
+/**
+ * Posting and crediting write their reason with the amount in minor units ("charged 99 minor units
+ * in 2026-03"), and rows already stored keep that text; people read it as "charged 0.99 EUR".
+ */
+export function decimalReason(reason: string, currency: string): string {
+  return reason.replace(/(-?\d+) minor units/g, (_m, minor: string) => formatMoney(minor, currency));
+}
+
 export function formatStory(s: OutcomeStory): string {
   const o = s.outcome;
+  // An outcome's lines all carry the tenant's one currency.
+  const currency = s.ledger[0]?.currency;
   const lines = [
     `outcome ${o.outcomeId} · ${o.outcomeType} · subject ${o.subjectRef} · ${o.state}${o.rejectReason ? ` (${o.rejectReason})` : ''}${o.onHold ? ' · ON HOLD' : ''}`,
     `  success at ${o.successAt ?? '-'} · grace ends ${o.graceEndsAt ?? '-'} · evidence due ${o.evidenceDueAt ?? '-'}${o.lastReopenedAt ? ` · last reopened ${o.lastReopenedAt}` : ''}`,
@@ -74,14 +163,16 @@ export function formatStory(s: OutcomeStory): string {
     s.record ? `customer record ${s.record.source}/${s.record.externalId}:` : 'customer record: none matched',
     ...(s.record?.versions ?? []).map((v) => `  ${v.usedAsEvidence ? '*' : ' '} in effect ${v.effectiveAt}  ${JSON.stringify(v.data)}`),
     'history:',
-    ...s.events.map((e) => `  ${(e.asOf ?? e.at).padEnd(24)} ${e.kind.padEnd(17)} ${e.reason ?? ''}${e.runId ? ` [run ${e.runId}]` : ''}${e.actor ? ` [${e.actor}]` : ''}`),
+    ...s.events.map((e) => `  ${(e.asOf ?? e.at).padEnd(24)} ${e.kind.padEnd(17)} ${currency ? decimalReason(e.reason ?? '', currency) : e.reason ?? ''}${e.runId ? ` [run ${e.runId}]` : ''}${e.actor ? ` [${e.actor}]` : ''}`),
     ...(s.disputes.length ? ['disputes:'] : []),
     ...s.disputes.flatMap((d) => [
       `  dispute ${d.disputeId} ${d.status} · opened by ${d.openedBy} ${d.openedAt}: ${d.reason}${d.resolvedAt ? ` · ${d.status} by ${d.resolvedBy} ${d.resolvedAt}: ${d.resolutionNote}` : ''}`,
       ...d.events.filter((e) => e.kind === 'note' || e.kind === 'escalated').map((e) => `    ${e.at} ${e.kind} ${e.actor}: ${e.note ?? ''}`),
     ]),
     'ledger:',
-    ...(s.ledger.length ? s.ledger.map((l) => `  entry ${l.entryId} ${l.kind} ${l.amountMinor} ${l.currency} minor units at ${l.unitPrice} in ${l.period}${l.reason ? ` (${l.reason})` : ''}`) : ['  none']),
+    ...(s.ledger.length
+      ? s.ledger.map((l) => `  entry ${l.entryId} ${l.kind} ${formatMoney(l.amountMinor, l.currency)} at ${l.unitPrice} in ${l.period}${l.reason ? ` (${decimalReason(l.reason, l.currency)})` : ''}`)
+      : ['  none']),
   ];
   return lines.join('\n');
 }

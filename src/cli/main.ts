@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ReconError, exitCodeFor, oneLine, toReconError } from '../domain/errors';
 import { CommandContext } from './context';
@@ -9,6 +10,11 @@ import { registerOutcomeCommands } from './commands/outcome';
 import { registerStackCommands } from './commands/stack';
 import { registerDisputeCommands } from './commands/dispute';
 import { registerFinanceCommands } from './commands/finance';
+import { registerTenantCommands } from './commands/tenant';
+import { registerRunViews } from './commands/runs';
+import { markRequiredOptions } from './format';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /**
  * Verbs whose --tenant is not looked up before the action: they need Temporal, not the database
@@ -42,16 +48,20 @@ async function refuseUnknownTenant(ctx: CommandContext, cmd: Command): Promise<v
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('recon')
     .description('Outcome-billing reconciliation: bill only outcomes the customer\'s own records confirm')
+    .version(version, '-V, --version', 'print the version of recon')
     .option('--json', 'print machine-readable JSON')
     // Commander's own two-line error text is replaced by our one line (reportError); help and
     // --version still go where commander sends them. Subcommands inherit both settings.
     .configureOutput({ outputError: () => undefined })
+    .configureHelp(markRequiredOptions)
     .exitOverride();
   program.hook('preAction', (_root, actionCommand) => refuseUnknownTenant(ctx, actionCommand));
   registerStackCommands(program, ctx);
   registerDataCommands(program, ctx);
   registerContractCommands(program, ctx);
   registerRunCommands(program, ctx);
+  registerRunViews(program, ctx);
+  registerTenantCommands(program, ctx);
   registerScheduleCommands(program, ctx);
   registerOutcomeCommands(program, ctx);
   registerDisputeCommands(program, ctx);

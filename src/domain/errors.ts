@@ -99,6 +99,7 @@ export const ERROR_CATALOGUE = {
   // Outcomes and disputes.
   outcome_not_found: USER,
   outcome_ambiguous: USER,
+  run_not_found: USER,
   outcome_settled: USER,
   dispute_not_found: USER,
   dispute_closed: USER,

@@ -50,7 +50,17 @@ export function claimColumnsRequired(header: string[]): string[] {
   return header.includes('retracted') ? ['claim_id'] : ['claim_id', 'outcome_type', 'subject_ref', 'occurred_at'];
 }
 
-export async function importClaimsFile(pool: Pool, args: { tenant: string; file: string; format?: FileFormat; source?: string; now?: Date }): Promise<ImportSummary> {
+
+/** Reports the rows read so far (every 1000 rows), for a progress line; the rows pass unchanged. */
+async function* counted<T>(rows: AsyncIterable<T>, onProgress?: (rowsRead: number) => void): AsyncGenerator<T> {
+  let n = 0;
+  for await (const r of rows) {
+    if (onProgress && ++n % 1000 === 0) onProgress(n);
+    yield r;
+  }
+}
+
+export async function importClaimsFile(pool: Pool, args: { tenant: string; file: string; format?: FileFormat; source?: string; now?: Date; onProgress?: (rowsRead: number) => void }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
   return withFileErrors(args.file, () =>
@@ -59,13 +69,13 @@ export async function importClaimsFile(pool: Pool, args: { tenant: string; file:
       source: args.source ?? 'file',
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: readRows(args.file, format, format === 'csv' ? { requiredColumns: claimColumnsRequired } : {}),
+      rows: counted(readRows(args.file, format, format === 'csv' ? { requiredColumns: claimColumnsRequired } : {}), args.onProgress),
       receivedAt: args.now ?? new Date(),
     }),
   );
 }
 
-export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date }): Promise<ImportSummary> {
+export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date; onProgress?: (rowsRead: number) => void }): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
   const source = versionMappingSource(await loadContractHistory(pool, args.tenant), args.source)?.body.recordSources[args.source];
@@ -79,7 +89,7 @@ export async function importRecordsFile(pool: Pool, args: { tenant: string; sour
       source: args.source,
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: readRows(args.file, format, { requiredColumns }),
+      rows: counted(readRows(args.file, format, { requiredColumns }), args.onProgress),
       importedAt: args.now ?? new Date(),
     }),
   );

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Pool } from '../db/pool';
 import { loadContractHistory } from '../db/contracts';
 import { normaliseMatchKey } from '../domain/contract';
@@ -82,26 +83,127 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
   };
 }
 
-export async function listOutcomes(pool: Pool, args: { tenant: string; state?: string; limit: number }) {
-  const { rows } = await pool.query(
-    `select outcome_id, outcome_type, subject_ref, state, reject_reason, on_hold, success_at, grace_ends_at, evidence_due_at, claim_count
-       from outcomes where tenant_id = $1 and ($2::text is null or state = $2) order by outcome_id limit $3`,
-    [args.tenant, args.state ?? null, args.limit],
-  );
-  return rows.map((r) => ({
-    outcomeId: r.outcome_id, outcomeType: r.outcome_type, subjectRef: r.subject_ref, state: r.state, rejectReason: r.reject_reason,
-    onHold: r.on_hold, successAt: iso(r.success_at), graceEndsAt: iso(r.grace_ends_at), evidenceDueAt: iso(r.evidence_due_at), claims: r.claim_count,
-  }));
+/** One filter of a listing: its SQL condition, given the placeholder of its value, and the value. */
+export type SqlFilter = [condition: (placeholder: string) => string, value: unknown];
+
+/**
+ * The WHERE of a listing from only the filters it was given. No "$n is null or ..." for filters left
+ * out: the planner then sees plain predicates it can match to indexes (a state filter to the open
+ * outcomes' partial index), and the count does not pay for filters nobody asked for.
+ */
+export function sqlFilters(parts: Array<SqlFilter | false | undefined>): { where: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const conditions: string[] = [];
+  for (const part of parts) {
+    if (!part) continue;
+    params.push(part[1]);
+    conditions.push(part[0](`$${params.length}`));
+  }
+  return { where: conditions.join(' and ') || 'true', params };
 }
 
-export async function listQuarantine(pool: Pool, args: { tenant: string; limit: number }) {
-  const { rows } = await pool.query(
-    `select q.quarantine_id, q.source, q.origin, q.line, q.row_number, q.code, q.reason, q.raw, q.created_at, i.kind
-       from quarantine q join imports i using (import_id) where q.tenant_id = $1 order by q.quarantine_id desc limit $2`,
-    [args.tenant, args.limit],
+/**
+ * A page of a listing and how many rows match in all, side by side: the page stops after `limit`
+ * rows in its index order; only the count reads every match, and it reads no more than it counts.
+ */
+export async function pageAndCount<R>(pool: Pool, page: { sql: (where: string, limit: string) => string; count: (where: string) => string }, filters: ReturnType<typeof sqlFilters>, limit: number) {
+  const [rows, count] = await Promise.all([
+    pool.query(page.sql(filters.where, `$${filters.params.length + 1}`), [...filters.params, limit]),
+    pool.query<{ n: number }>(page.count(filters.where), filters.params),
+  ]);
+  return { matching: count.rows[0].n, rows: rows.rows as R[] };
+}
+
+export interface OutcomeFilter {
+  tenant: string;
+  state?: string;
+  type?: string;
+  /** The customer's id as typed; a trailing `*` makes it a prefix. */
+  subject?: string;
+  onHold?: boolean;
+  /** Created or changed by recon (wall clock) at or after this time. */
+  since?: Date;
+  limit: number;
+}
+
+/**
+ * A tenant's outcomes by id, filtered, with how many match in all. Subjects are compared by their
+ * match key, both ways it may have been normalised (the case rule is per outcome type), so `t-1`
+ * finds `T-1` where the contract ignores case, as `outcome show` does. `--since` reads updated_at,
+ * which every change of an outcome sets (and which starts at its creation).
+ */
+export async function listOutcomes(pool: Pool, args: OutcomeFilter) {
+  const prefix = args.subject?.endsWith('*') ? args.subject.slice(0, -1) : undefined;
+  const keys = (v: string) => [...new Set([normaliseMatchKey(v, true), normaliseMatchKey(v, false)])];
+  const f = sqlFilters([
+    [(p) => `tenant_id = ${p}`, args.tenant],
+    args.state !== undefined && [(p) => `state = ${p}`, args.state],
+    args.type !== undefined && [(p) => `outcome_type = ${p}`, args.type],
+    args.subject !== undefined && prefix === undefined && [(p) => `subject_key = any(${p}::text[])`, keys(args.subject)],
+    prefix !== undefined && [(p) => `subject_key like any(${p}::text[])`, keys(prefix).map((k) => `${k.replace(/[\\%_]/g, '\\$&')}%`)],
+    args.onHold !== undefined && [(p) => `on_hold = ${p}`, args.onHold],
+    args.since !== undefined && [(p) => `updated_at >= ${p}`, args.since],
+  ]);
+  const r = await pageAndCount<Record<string, any>>(
+    pool,
+    {
+      sql: (where, limit) =>
+        `select outcome_id, outcome_type, subject_ref, state, reject_reason, on_hold, success_at, grace_ends_at, evidence_due_at, claim_count, created_at, updated_at
+           from outcomes where ${where} order by outcome_id limit ${limit}`,
+      count: (where) => `select count(*)::int as n from outcomes where ${where}`,
+    },
+    f,
+    args.limit,
   );
-  return rows.map((r) => ({
-    id: r.quarantine_id, kind: r.kind, source: r.source, file: r.origin, line: r.line, row: r.row_number, code: r.code, reason: r.reason,
-    raw: r.raw.length > 200 ? `${r.raw.slice(0, 200)}…` : r.raw, at: r.created_at.toISOString(),
-  }));
+  return {
+    matching: r.matching,
+    items: r.rows.map((o) => ({
+      outcomeId: Number(o.outcome_id), outcomeType: o.outcome_type, subjectRef: o.subject_ref, state: o.state, rejectReason: o.reject_reason,
+      onHold: o.on_hold, successAt: iso(o.success_at), graceEndsAt: iso(o.grace_ends_at), evidenceDueAt: iso(o.evidence_due_at), claims: o.claim_count,
+      createdAt: iso(o.created_at), changedAt: iso(o.updated_at),
+    })),
+  };
+}
+
+export const QUARANTINE_KINDS = ['claims', 'records', 'disputes'] as const;
+
+export interface QuarantineFilter {
+  tenant: string;
+  /** The file (or page) the rows came in, as `quarantine list` shows it; a path finds its file name too. */
+  file?: string;
+  code?: string;
+  kind?: (typeof QUARANTINE_KINDS)[number];
+  limit: number;
+}
+
+/**
+ * Refused rows of a tenant, newest first, filtered, with how many match in all. Quarantine has no
+ * index by tenant; its rows are reached through the tenant's imports (the imports' unique key
+ * starts with tenant and kind) and quarantine's own (import_id, row_number) key.
+ */
+export async function listQuarantine(pool: Pool, args: QuarantineFilter) {
+  const f = sqlFilters([
+    [(p) => `i.tenant_id = ${p} and q.tenant_id = ${p}`, args.tenant],
+    args.file !== undefined && [(p) => `q.origin = any(${p}::text[])`, [args.file, path.basename(args.file)]],
+    args.code !== undefined && [(p) => `q.code = ${p}`, args.code],
+    args.kind !== undefined && [(p) => `i.kind = ${p}`, args.kind],
+  ]);
+  const r = await pageAndCount<Record<string, any>>(
+    pool,
+    {
+      sql: (where, limit) =>
+        `select q.quarantine_id, q.source, q.origin, q.line, q.row_number, q.code, q.reason, q.raw, q.created_at, i.kind
+           from quarantine q join imports i using (import_id) where ${where} order by q.quarantine_id desc limit ${limit}`,
+      count: (where) => `select count(*)::int as n from quarantine q join imports i using (import_id) where ${where}`,
+    },
+    f,
+    args.limit,
+  );
+  return {
+    matching: r.matching,
+    items: r.rows.map((q) => ({
+      id: Number(q.quarantine_id), kind: q.kind, source: q.source, file: q.origin, line: q.line, row: q.row_number, code: q.code, reason: q.reason,
+      raw: q.raw.length > 200 ? `${q.raw.slice(0, 200)}…` : q.raw, at: q.created_at.toISOString(),
+    })),
+  };
 }

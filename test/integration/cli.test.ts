@@ -76,7 +76,7 @@ describe('the recon command against the real stack', () => {
 
     const run1 = await recon(['--json', 'run', '--tenant', tenant, '--as-of', '2026-03-06T07:00:00Z'], env);
     expect(run1.code).toBe(0);
-    expect(JSON.parse(run1.stdout).ledger).toMatchObject({ newCharges: 2, newAmountMinor: 198 });
+    expect(JSON.parse(run1.stdout).ledger).toMatchObject({ new_charges: 2, new_amount_minor: 198 });
     const run2 = await recon(['run', '--tenant', tenant, '--as-of', '2026-03-06T07:00:00Z'], env);
     expect(run2.code).toBe(0);
     expect(run2.stdout).toMatch(/nothing new: an earlier execution of this asOf wrote these lines/);
@@ -93,13 +93,13 @@ describe('the recon command against the real stack', () => {
     const show = await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 't-1'], env);
     expect(show.code).toBe(0);
     const story = JSON.parse(show.stdout);
-    expect(story.outcome).toMatchObject({ state: 'billed', subjectRef: 'T-1' });
-    expect(story.claims[0]).toMatchObject({ claimId: 'k1', role: 'primary' });
+    expect(story.outcome).toMatchObject({ state: 'billed', subject_ref: 'T-1' });
+    expect(story.claims[0]).toMatchObject({ claim_id: 'k1', role: 'primary' });
     expect(story.events.map((e: { kind: string }) => e.kind)).toEqual(['matched', 'confirmed', 'billed']);
     expect(story.ledger).toHaveLength(1);
 
     const q = await recon(['--json', 'quarantine', 'list', '--tenant', tenant], env);
-    expect(JSON.parse(q.stdout)[0]).toMatchObject({ code: 'bad_timestamp', line: 4, file: 'claims.csv' });
+    expect(JSON.parse(q.stdout).items[0]).toMatchObject({ code: 'bad_timestamp', line: 4, file: 'claims.csv' });
   });
 
   it('support works a dispute from the command line: open, note, resolve, list, show, import', async () => {
@@ -113,10 +113,10 @@ describe('the recon command against the real stack', () => {
 
     const opened = await recon(['--json', 'dispute', 'open', '--tenant', tenant, '--subject', 'T-9', '--reason', 'not fixed', '--actor', 'sam'], env);
     expect(opened.code, opened.stderr).toBe(0);
-    const id = JSON.parse(opened.stdout).disputeId;
+    const id = JSON.parse(opened.stdout).dispute_id;
     expect((await recon(['dispute', 'note', String(id), '--actor', 'sam', '--text', 'called the customer'], env)).code).toBe(0);
     const list = await recon(['--json', 'dispute', 'list', '--tenant', tenant, '--open'], env);
-    expect(JSON.parse(list.stdout).map((d: { disputeId: number }) => d.disputeId)).toEqual([id]);
+    expect(JSON.parse(list.stdout).map((d: { dispute_id: number }) => d.dispute_id)).toEqual([id]);
     const bad = await recon(['dispute', 'resolve', String(id), '--decision', 'maybe', '--actor', 'lee', '--note', 'x'], env);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/decision/);
@@ -128,14 +128,14 @@ describe('the recon command against the real stack', () => {
     const shown = await recon(['dispute', 'show', String(id)], env);
     expect(shown.stdout).toMatch(/note\s+sam: called the customer/);
     const story = JSON.parse((await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 'T-9'], env)).stdout);
-    expect(story.outcome).toMatchObject({ state: 'rejected', rejectReason: 'dispute_upheld', onHold: false });
-    expect(story.disputes[0]).toMatchObject({ disputeId: id, status: 'upheld', resolvedBy: 'lee' });
+    expect(story.outcome).toMatchObject({ state: 'rejected', reject_reason: 'dispute_upheld', on_hold: false });
+    expect(story.disputes[0]).toMatchObject({ dispute_id: id, status: 'upheld', resolved_by: 'lee' });
 
     const file = await writeLines(h.dir, 'customer-disputes.csv', ['subject,reason,actor', 'T-404,never heard of it,kim@customer', 'T-9,,kim@customer']);
     const imported = await recon(['--json', 'dispute', 'import', '--tenant', tenant, file], env);
     expect(JSON.parse(imported.stdout)).toMatchObject({ received: 2, accepted: 0, quarantined: 2 });
     const q = JSON.parse((await recon(['--json', 'quarantine', 'list', '--tenant', tenant], env)).stdout);
-    expect(q.filter((x: { file: string }) => x.file === 'customer-disputes.csv').map((x: { code: string }) => x.code).sort()).toEqual(['invalid_field', 'outcome_not_found']);
+    expect(q.items.filter((x: { file: string }) => x.file === 'customer-disputes.csv').map((x: { code: string }) => x.code).sort()).toEqual(['invalid_field', 'outcome_not_found']);
   });
 
   it('finance: statement equals the export, period close is idempotent, alerts list, index import', async () => {
@@ -144,10 +144,10 @@ describe('the recon command against the real stack', () => {
     const statement = JSON.parse(st.stdout);
     const out = path.join(h.dir, 'e3.csv');
     const ex = await recon(['--json', 'export', '--tenant', tenant, '--period', '2026-03', '--out', out], env);
-    expect(statement.totalMinor).toBe(JSON.parse(ex.stdout).amountMinor);
+    expect(statement.total_minor).toBe(JSON.parse(ex.stdout).amount_minor);
     const c1 = await recon(['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'fin'], env);
     const c2 = await recon(['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'other'], env);
-    expect(JSON.parse(c2.stdout)).toMatchObject({ alreadyClosed: true, closedBy: 'fin', closedAt: JSON.parse(c1.stdout).closedAt });
+    expect(JSON.parse(c2.stdout)).toMatchObject({ already_closed: true, closed_by: 'fin', closed_at: JSON.parse(c1.stdout).closed_at });
     expect(JSON.parse((await recon(['--json', 'alerts', 'list', '--tenant', tenant], env)).stdout)).toEqual([]);
     const index = await writeLines(h.dir, 'index.csv', ['series,effective_from,multiplier', 'gpu-cost,2026-03-01T00:00:00Z,1.05', 'gpu-cost,2026-04-01T00:00:00Z,1.0x']);
     const bad = await recon(['index', 'import', '--tenant', tenant, index], env);
@@ -175,11 +175,13 @@ describe('the recon command against the real stack', () => {
   });
 
   it('every verb answers --help', async () => {
-    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import']]) {
+    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import'], ['tenant', 'list'], ['run', 'list'], ['run', 'show'], ['outcome', 'list'], ['quarantine', 'list']]) {
       const r = await recon([...verb, '--help'], env);
       expect(r.code, verb.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: recon/);
     }
+    // Which options a verb cannot do without (every verb is checked in test/unit/cli-format.test.ts).
+    expect((await recon(['run', '--help'], env)).stdout).toMatch(/--tenant <tenant>\s+tenant id \(required\)/);
   });
 
   it('without settings or a running dev stack, says how to get one', async () => {

@@ -279,7 +279,7 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     const { rows: [{ period }] } = await owner.query<{ period: string }>('select min(period) as period from ledger_entries where tenant_id = $1', [A]);
     const statement = await recon(['statement', '--tenant', A, '--period', period, '--json'], url);
     expect(statement.stderr).toBe('');
-    expect(JSON.parse(statement.stdout)).toMatchObject({ tenant: A, period, totalMinor: (await ledgerTotal(owner, A, period)).amountMinor });
+    expect(JSON.parse(statement.stdout)).toMatchObject({ tenant: A, period, total_minor: (await ledgerTotal(owner, A, period)).amountMinor });
     const claims = await writeLines(dir, 'finance-claims.jsonl', [JSON.stringify({ claim_id: 'f-1', outcome_type: 'resolved_ticket', subject_ref: 'A-7', occurred_at: t(-DAY).toISOString() })]);
     const refused = await recon(['claims', 'import', '--tenant', A, claims], url);
     expect(refused.code).not.toBe(0);

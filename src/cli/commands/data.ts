@@ -1,15 +1,20 @@
 import type { createWriteStream } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { migrate } from '../../db/migrate';
 import { ReconError } from '../../domain/errors';
 import { PeriodSchema } from '../../domain/periods';
 import { importClaimsFile, importRecordsFile } from '../../ingest/files';
-import { listQuarantine } from '../../reconcile/explain';
+import { QUARANTINE_KINDS, listQuarantine } from '../../reconcile/explain';
 import { describeTotals, ledgerTotals, sameTotals, writeExport } from '../../export/export';
 import type { CommandContext } from '../context';
-import { formatImport, formatTable } from '../format';
+import { formatImport, formatShown, formatTable, plural, terminalProgress, type ProgressLine } from '../format';
 import { TenantOpt, emit, openOutputFile, parseOptions } from '../io';
+
+function importProgress(line: ProgressLine | undefined, file: string): ((rowsRead: number) => void) | undefined {
+  return line ? (n) => line.update(`${path.basename(file)}: ${plural(n, 'row')} staged so far`) : undefined;
+}
 
 export function registerDataCommands(program: Command, ctx: CommandContext): void {
   program
@@ -17,7 +22,7 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .description('apply the numbered SQL migrations to DATABASE_URL (or the recon dev database)')
     .action(async (_o, cmd: Command) => {
       const r = await migrate(ctx.db());
-      emit(cmd.optsWithGlobals(), r, () => (r.applied.length ? `applied ${r.applied.join(', ')}` : `schema up to date (${r.alreadyApplied} migrations)`));
+      emit(cmd.optsWithGlobals(), r, () => (r.applied.length ? `applied ${r.applied.join(', ')}` : `schema up to date (${plural(r.alreadyApplied, 'migration')})`));
     });
 
   const claims = program.command('claims').description('outcome claims from the AI side');
@@ -27,7 +32,8 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .requiredOption('--tenant <tenant>', 'tenant id')
     .action(async (file: string, o: unknown, cmd: Command) => {
       const { tenant } = parseOptions(z.object({ tenant: TenantOpt }), o);
-      const r = await importClaimsFile(ctx.db(), { tenant, file });
+      const progress = cmd.optsWithGlobals().json ? undefined : terminalProgress();
+      const r = await importClaimsFile(ctx.db(), { tenant, file, onProgress: importProgress(progress, file) }).finally(() => progress?.done());
       emit(cmd.optsWithGlobals(), r, () => formatImport('claims', r));
     });
 
@@ -39,7 +45,8 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .requiredOption('--source <source>', 'record source name in the contract, e.g. helpdesk')
     .action(async (file: string, o: unknown, cmd: Command) => {
       const { tenant, source } = parseOptions(z.object({ tenant: TenantOpt, source: z.string().min(1) }), o);
-      const r = await importRecordsFile(ctx.db(), { tenant, source, file });
+      const progress = cmd.optsWithGlobals().json ? undefined : terminalProgress();
+      const r = await importRecordsFile(ctx.db(), { tenant, source, file, onProgress: importProgress(progress, file) }).finally(() => progress?.done());
       emit(cmd.optsWithGlobals(), r, () => formatImport('records', r));
     });
 
@@ -47,12 +54,30 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .command('quarantine')
     .description('rows that were refused on import, with the reason')
     .command('list')
+    .description("a tenant's refused rows, newest first, filtered; says how many match in all")
     .requiredOption('--tenant <tenant>', 'tenant id')
+    .option('--file <name>', 'only rows of this file (its name as listed, without the directory)')
+    .option('--code <code>', 'only rows refused with this reason code, e.g. bad_timestamp')
+    .option('--kind <kind>', QUARANTINE_KINDS.join('|'))
     .option('--limit <n>', 'rows to show', '100')
     .action(async (o: unknown, cmd: Command) => {
-      const { tenant, limit } = parseOptions(z.object({ tenant: TenantOpt, limit: z.coerce.number().int().min(1).max(10_000) }), o);
-      const rows = await listQuarantine(ctx.db(), { tenant, limit });
-      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map(({ raw: _raw, ...r }) => r)));
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          file: z.string().trim().min(1).optional(),
+          code: z.string().trim().min(1).optional(),
+          kind: z.enum(QUARANTINE_KINDS).optional(),
+          limit: z.coerce.number().int().min(1).max(10_000),
+        }),
+        o,
+      );
+      const r = await listQuarantine(ctx.db(), a);
+      emit(cmd.optsWithGlobals(), { matching: r.matching, shown: r.items.length, items: r.items }, () =>
+        [
+          ...(r.items.length ? [formatTable(r.items.map(({ raw: _raw, ...x }) => x))] : []),
+          formatShown(r.items.length, r.matching, 'quarantined row'),
+        ].join('\n'),
+      );
     });
 
   program
@@ -74,7 +99,7 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
       }
       const report = { ...totals, file: args.out ?? null, ledgerAmountMinor: totals.amountMinor, ledgerByCurrency: ledger.byCurrency };
       // With no --out the export itself is on stdout, so the totals go to stderr.
-      const line = `export ${args.tenant} ${args.period}: ${totals.lines} lines (${totals.charges} charges, ${totals.credits} credits), total ${describeTotals(totals.byCurrency)}, equal to the ledger${totals.byCurrency.length > 1 ? ' currency by currency' : ''}`;
+      const line = `export ${args.tenant} ${args.period}: ${plural(totals.lines, 'line')} (${plural(totals.charges, 'charge')}, ${plural(totals.credits, 'credit')}), total ${describeTotals(totals.byCurrency)}, equal to the ledger${totals.byCurrency.length > 1 ? ' currency by currency' : ''}`;
       if (args.out) emit(cmd.optsWithGlobals(), report, () => `${line} → ${args.out}`);
       else process.stderr.write(line + '\n');
     });

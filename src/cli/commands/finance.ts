@@ -7,13 +7,12 @@ import { listAlerts, type AlertRow } from '../../reconcile/alerts';
 import { loadContractVersions } from '../../db/contracts';
 import { pricingOf } from '../../domain/contract';
 import { closePeriod, listPeriods, reopenPeriod, type PeriodReopen, type PeriodState } from '../../reconcile/period-close';
-import { formatMinorUnits } from '../../domain/money';
 import { seriesUsedBy, upsertIndexPoints, type IndexPoint } from '../../reconcile/price-index';
 import { stat } from 'node:fs/promises';
 import { buildStatement, formatStatement } from '../../reconcile/statement';
 import { readRows } from '../../sources/rows';
 import type { CommandContext } from '../context';
-import { formatTable } from '../format';
+import { formatMoney, formatTable, plural } from '../format';
 import { TenantOpt, emit, parseOptions } from '../io';
 
 const IndexRowSchema = z.object({
@@ -96,7 +95,7 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
       const measure = (r: AlertRow, v: number) => {
         const terms = latest.outcomeTypes[r.outcomeType];
         const cap = terms ? pricingOf(terms).cap : undefined;
-        return r.basis === 'cap' && cap && 'count' in cap ? `${v} outcomes` : `${formatMinorUnits(v, latest.currency)} ${latest.currency}`;
+        return r.basis === 'cap' && cap && 'count' in cap ? `${v} outcomes` : formatMoney(v, latest.currency);
       };
       emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({
         period: r.period, outcomeType: r.outcomeType, threshold: `${Math.round(r.threshold * 100)}%`, basis: r.basis,
@@ -130,19 +129,17 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
         points.push({ series: p.data.series, effectiveFrom: parseCustomerTimestamp(p.data.effective_from, 'UTC'), multiplier });
       }
       const changed = await upsertIndexPoints(ctx.db(), a.tenant, points);
-      emit(cmd.optsWithGlobals(), { points: points.length, changed }, () => `price index: ${points.length} points read, ${changed} new or changed`);
+      emit(cmd.optsWithGlobals(), { points: points.length, changed }, () => `price index: ${plural(points.length, 'point')} read, ${changed} new or changed`);
     });
 }
 
-const money = (amountMinor: number, currency: string) => `${formatMinorUnits(amountMinor, currency)} ${currency}`;
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 function formatPeriods(rows: PeriodState[]): string {
   if (rows.length === 0) return '(no periods with ledger lines or closes)';
   return rows.map((p) => {
     const state = p.state === 'closed' ? `closed by ${p.closedBy} at ${p.closedAt}${p.note ? ` (${p.note})` : ''}` : p.ended ? 'open (ended)' : 'open (running)';
     const reopened = p.reopenedBy ? `; reopened by ${p.reopenedBy} at ${p.reopenedAt}: ${p.reopenReason}` : '';
-    const totals = p.totals.length ? p.totals.map((t) => `${money(t.amountMinor, t.currency)} over ${plural(t.lines, 'line')}`).join(', ') : 'no lines';
+    const totals = p.totals.length ? p.totals.map((t) => `${formatMoney(t.amountMinor, t.currency)} over ${plural(t.lines, 'line')}`).join(', ') : 'no lines';
     return `${p.period}  ${state}${reopened}\n         ${totals}`;
   }).join('\n');
 }
@@ -153,6 +150,6 @@ function formatReopen(r: PeriodReopen): string {
   return [
     head,
     `  runs of ${r.period} post into it again; lines already posted to later periods as corrections of ${r.period} stay there:`,
-    ...r.correctionsElsewhere.map((c) => `    ${c.period}: ${plural(c.lines, 'line')}, ${money(c.amountMinor, c.currency)}`),
+    ...r.correctionsElsewhere.map((c) => `    ${c.period}: ${plural(c.lines, 'line')}, ${formatMoney(c.amountMinor, c.currency)}`),
   ].join('\n');
 }

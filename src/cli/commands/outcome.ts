@@ -3,8 +3,8 @@ import { z } from 'zod';
 import { explainOutcome, findOutcomeId, listOutcomes } from '../../reconcile/explain';
 import { ReconError } from '../../domain/errors';
 import type { CommandContext } from '../context';
-import { formatStory, formatTable } from '../format';
-import { TenantOpt, emit, parseOptions } from '../io';
+import { formatShown, formatStory, formatTable } from '../format';
+import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 
 const STATES = ['awaiting_evidence', 'in_grace', 'confirmed', 'billed', 'credited', 'rejected'] as const;
 
@@ -32,13 +32,35 @@ export function registerOutcomeCommands(program: Command, ctx: CommandContext): 
 
   outcome
     .command('list')
-    .description("a tenant's outcomes, optionally in one state")
+    .description("a tenant's outcomes by id, filtered; says how many match in all")
     .requiredOption('--tenant <tenant>', 'tenant id')
     .option('--state <state>', STATES.join('|'))
+    .option('--type <type>', 'outcome type')
+    .option('--subject <ref>', "the customer's id of the ticket or lead; end it with * for a prefix (T-1*)")
+    .option('--on-hold', 'only outcomes on hold (an open dispute)')
+    .option('--since <time>', 'only outcomes created or changed at or after this time (ISO 8601)')
     .option('--limit <n>', 'rows to show', '100')
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, state: z.enum(STATES).optional(), limit: z.coerce.number().int().min(1).max(100_000) }), o);
-      const rows = await listOutcomes(ctx.db(), a);
-      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows));
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          state: z.enum(STATES).optional(),
+          type: z.string().trim().min(1).optional(),
+          subject: z.string().trim().min(1).optional(),
+          onHold: z.literal(true).optional(),
+          since: InstantOpt.optional(),
+          limit: z.coerce.number().int().min(1).max(100_000),
+        }),
+        o,
+      );
+      const r = await listOutcomes(ctx.db(), a);
+      emit(cmd.optsWithGlobals(), { matching: r.matching, shown: r.items.length, items: r.items }, () =>
+        [
+          ...(r.items.length
+            ? [formatTable(r.items.map(({ createdAt: _c, changedAt: _ch, ...x }) => x))]
+            : []),
+          formatShown(r.items.length, r.matching, 'outcome'),
+        ].join('\n'),
+      );
     });
 }

@@ -8,20 +8,14 @@ import { refuseFutureAsOf } from '../../reconcile/runs';
 import { serveHealth } from '../../temporal/health';
 import type { RunProgress } from '../../../workflows/messages';
 import type { CommandContext } from '../context';
-import { formatSummary } from '../format';
+import { formatRunProgress, formatSummary, terminalProgress, type ProgressLine } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 import { onShutdownSignal } from '../signals';
 import { ReconError } from '../../domain/errors';
 
-export function progressPrinter(): (p: RunProgress) => void {
-  let last = '';
-  return (p) => {
-    const line = `  … ${p.phase}: ${p.chunksDone} chunks, ${p.outcomesEvaluated} outcomes evaluated, ${p.chargesPosted} charges posted`;
-    if (line === last) return;
-    last = line;
-    if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
-    else process.stderr.write(line + '\n');
-  };
+/** The run's progress on a terminal (see terminalProgress); none on a pipe or with --json. */
+export function progressPrinter(line: ProgressLine | undefined): ((p: RunProgress) => void) | undefined {
+  return line ? (p) => line.update(formatRunProgress(p)) : undefined;
 }
 
 /** A failing activity is news, not progress: its own line, even on a terminal. */
@@ -40,15 +34,15 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       const args = parseOptions(z.object({ tenant: TenantOpt, asOf: InstantOpt.optional(), timeout: z.coerce.number().int().min(5) }), o);
       refuseFutureAsOf(args.asOf ?? new Date(), new Date());
       const client = await ctx.temporal();
+      const progress = cmd.optsWithGlobals().json ? undefined : terminalProgress();
       const summary = await runReconciliation(client, {
         tenant: args.tenant,
         asOf: args.asOf ?? new Date(),
         taskQueue: ctx.settings().taskQueue,
         timeoutMs: args.timeout * 1000,
-        onProgress: cmd.optsWithGlobals().json ? undefined : progressPrinter(),
+        onProgress: progressPrinter(progress),
         onRetry: cmd.optsWithGlobals().json ? undefined : retryPrinter(),
-      });
-      if (process.stderr.isTTY && !cmd.optsWithGlobals().json) process.stderr.write('\n');
+      }).finally(() => progress?.done());
       emit(cmd.optsWithGlobals(), summary, () => formatSummary(summary));
     });
 
