@@ -173,8 +173,8 @@ describe('one contract history', () => {
     const list = await recon(['--json', 'contract', 'list', '--tenant', tenant], env);
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout)).toMatchObject([
-      { version: 1, effectiveFrom: '2026-01-01T00:00:00.000Z', currency: 'USD', outcomeTypes: ['resolved_ticket'] },
-      { version: 2, effectiveFrom: '2026-06-01T00:00:00.000Z', currency: 'USD', outcomeTypes: ['resolved_ticket'] },
+      { version: 1, effective_from: '2026-01-01T00:00:00.000Z', currency: 'USD', outcome_types: ['resolved_ticket'] },
+      { version: 2, effective_from: '2026-06-01T00:00:00.000Z', currency: 'USD', outcome_types: ['resolved_ticket'] },
     ]);
     const human = await recon(['contract', 'list', '--tenant', tenant], env);
     expect(human.stdout).toMatch(/2026-06-01T00:00:00.000Z/);

@@ -35,7 +35,8 @@ function sink(): Writable {
 /** The failure types and messages along an error's cause chain (workflow → activity → application). */
 function failureChain(err: unknown): string {
   const out: string[] = [];
-  for (let e = err as { type?: string; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) out.push(`${e.type ?? ''}: ${e.message ?? ''}`);
+  // A ReconError from the run client names its code; Temporal failures name their type.
+  for (let e = err as { type?: string; code?: string; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) out.push(`${e.type ?? e.code ?? ''}: ${e.message ?? ''}`);
   return out.join(' <- ');
 }
 
@@ -100,7 +101,7 @@ describe('money per currency, periods and the run summary', () => {
     const cli = await recon(['--json', 'export', '--tenant', tenant, '--period', '2026-05', '--out', path.join(h.dir, `${tenant}.csv`)], env);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
-    expect(JSON.parse(cli.stdout).byCurrency.map((c: { amount: string; currency: string }) => `${c.amount} ${c.currency}`)).toEqual(['13.50 EUR', '1500 JPY', '0.99 USD']);
+    expect(JSON.parse(cli.stdout).by_currency.map((c: { amount: string; currency: string }) => `${c.amount} ${c.currency}`)).toEqual(['13.50 EUR', '1500 JPY', '0.99 USD']);
     const human = await recon(['export', '--tenant', tenant, '--period', '2026-05', '--out', path.join(h.dir, `${tenant}-2.csv`)], env);
     expect(human.stdout).toContain('total 13.50 EUR and 1500 JPY and 0.99 USD, equal to the ledger currency by currency');
     const list = await recon(['period', 'list', '--tenant', tenant], env);
@@ -224,8 +225,9 @@ describe('money per currency, periods and the run summary', () => {
     // It waited (bounded) before giving up, and was not retried for minutes.
     expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
     expect(Date.now() - started).toBeLessThan(30_000);
-    const { rows: none } = await h.pool.query(`select 1 from runs where tenant_id = $1 and as_of = '2026-07-02T12:00:00Z'`, [tenant]);
-    expect(none).toEqual([]);
+    // The refused night is on record as failed, with the cause, and holds no lease.
+    const { rows: refusedRuns } = await h.pool.query(`select status, failure_code from runs where tenant_id = $1 and as_of = '2026-07-02T12:00:00Z'`, [tenant]);
+    expect(refusedRuns).toEqual([{ status: 'failed', failure_code: 'run_in_progress' }]);
 
     // Released while the second run waits: it goes ahead.
     const waiting = runReconciliation(h.client, { tenant, asOf: new Date('2026-07-03T12:00:00Z'), taskQueue: h.taskQueue });
