@@ -92,8 +92,8 @@ export function formatImport(kind: string, s: ImportSummary): string {
   return [head, ...problems, ...(more > 0 ? [`  … and ${plural(more, 'more row')}: \`recon quarantine list --tenant TENANT --file ${s.origin}\``] : [])].join('\n');
 }
 
-const money = (amountMinor: number, currency: string) => `${formatMinorUnits(amountMinor, currency)} ${currency}`;
-const count = (x: number, one: string, many = `${one}s`) => `${x} ${x === 1 ? one : many}`;
+const money = formatMoney;
+const count = plural;
 
 /** One line per period landed in and currency: every line the run wrote, by kind. */
 function formatLedger(l: RunSummary['ledger']): string[] {
@@ -101,7 +101,7 @@ function formatLedger(l: RunSummary['ledger']): string[] {
   if (!l.byPeriod) {
     return [`  ledger   ${count(l.charges, 'charge')}, ${money(l.amountMinor, l.currency)}${l.credits ? `; ${count(l.credits, 'credit')}, ${money(l.creditsMinor, l.currency)}` : ''}`];
   }
-  if (l.byPeriod.length === 0) return ['  ledger   no lines'];
+  if (l.byPeriod.length === 0 && !l.outsideRuns) return ['  ledger   no lines'];
   const out = l.byPeriod.map((g, i) => {
     const m = (x: number) => money(x, g.currency);
     const c = g.charges;
@@ -115,6 +115,9 @@ function formatLedger(l: RunSummary['ledger']): string[] {
     const corrects = g.corrects.length ? ` (corrections of closed ${g.corrects.join(', ')})` : '';
     return `  ${i === 0 ? 'ledger  ' : '        '} ${g.period}${corrects}: ${m(g.amountMinor)} in ${count(g.lines, 'line')}: ${parts.join(', ')}`;
   });
+  for (const o of l.outsideRuns?.byPeriod ?? []) {
+    out.push(`  between  ${o.period}: ${money(o.amountMinor, o.currency)} in ${count(o.lines, 'line')} that support's disputes posted since the ${l.outsideRuns!.since ? 'previous run' : 'start'}`);
+  }
   const fresh = l.byPeriod.filter((g) => g.newLines > 0);
   out.push(fresh.length === 0
     ? '           nothing new: an earlier execution of this asOf wrote these lines'

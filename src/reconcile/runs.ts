@@ -56,6 +56,12 @@ export interface RunSummary {
     lines: number;
     newLines: number;
     byPeriod: RunLedgerGroup[];
+    /**
+     * Lines no run wrote (support's dispute credits) posted since the tenant's previous run started
+     * and before this one did: not this run's work, but each movement of the ledger shows in the
+     * nightly report that follows it, so the nights' reports add up to the statement.
+     */
+    outsideRuns?: { since: string | null; byPeriod: Array<{ period: string; currency: string; lines: number; amountMinor: number; amount: string }> };
   };
   /** Set when a later asOf of this tenant had already completed: what this run could and could not change. */
   backdated?: { latestCompletedAsOf: string; canChange: string[]; cannotChange: string[] };
@@ -228,6 +234,23 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     [runId, run.attempt_started_at ?? run.started_at],
   );
   const ledger = summariseLedger(groups, args.currency);
+  const outside = await q<{ period: string; currency: string; n: number; amount: string; since: Date | null }>(
+    `with prev as (
+       select max(coalesce(attempt_started_at, started_at)) as at from runs
+        where tenant_id = $1 and run_id <> $2 and coalesce(attempt_started_at, started_at) < $3)
+     select l.period, l.currency, count(*)::int as n, sum(l.amount_minor)::bigint as amount, (select at from prev) as since
+       from ledger_entries l
+      where l.tenant_id = $1 and l.run_id is null and l.created_at <= $3
+        and l.created_at > coalesce((select at from prev), '-infinity'::timestamptz)
+      group by 1, 2 order by 1, 2`,
+    [tenant, runId, run.attempt_started_at ?? run.started_at],
+  );
+  if (outside.length) {
+    ledger.outsideRuns = {
+      since: outside[0].since?.toISOString() ?? null,
+      byPeriod: outside.map((o) => ({ period: o.period, currency: o.currency, lines: o.n, amountMinor: Number(o.amount), amount: formatMinorUnits(Number(o.amount), o.currency) })),
+    };
+  }
   const alerts = await q<{ outcome_type: string; threshold: string; basis: string; delivered_at: Date | null }>(
     'select outcome_type, threshold, basis, delivered_at from alerts where run_id = $1 order by outcome_type, threshold',
     [runId],

@@ -8,6 +8,7 @@ import { ContractSchema } from '../../src/domain/contract';
 import { ledgerTotal, ledgerTotals, writeExport } from '../../src/export/export';
 import { formatSummary } from '../../src/cli/format';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
+import { creditCharge } from '../../src/reconcile/credits';
 import { closePeriod, listPeriods, reopenPeriod } from '../../src/reconcile/period-close';
 import type { RunSummary } from '../../src/reconcile/runs';
 import { buildStatement, formatStatement } from '../../src/reconcile/statement';
@@ -48,7 +49,9 @@ async function seed(h: Harness, tenant: string, tag: string, tickets: Array<[id:
 /** Adds up what run summaries say they wrote into `period`, per currency. */
 function summarised(summaries: RunSummary[], period: string): Array<{ currency: string; lines: number; amountMinor: number }> {
   const by = new Map<string, { currency: string; lines: number; amountMinor: number }>();
-  for (const g of summaries.flatMap((s) => s.ledger.byPeriod).filter((g) => g.period === period)) {
+  // A night's report shows its own lines and the credits support posted since the previous night.
+  const lines = summaries.flatMap((s) => [...s.ledger.byPeriod, ...(s.ledger.outsideRuns?.byPeriod ?? [])]);
+  for (const g of lines.filter((g) => g.period === period)) {
     const e = by.get(g.currency) ?? { currency: g.currency, lines: 0, amountMinor: 0 };
     e.lines += g.lines;
     e.amountMinor += g.amountMinor;
@@ -154,10 +157,24 @@ describe('money per currency, periods and the run summary', () => {
       expect(again.ledger).toMatchObject({ lines: 1, newLines: 0, newCharges: 0 });
       expect(formatSummary(again)).toContain('nothing new: an earlier execution of this asOf wrote these lines');
 
+      // Support upholds a dispute on S-3 between nights: no run wrote that credit, the next night's report shows it.
+      const { rows: [charge] } = await h.pool.query<{ entry_id: number }>(`select entry_id from ledger_entries where tenant_id = $1 and kind = 'charge' and subject_ref = 'S-3'`, [tenant]);
+      const db = await h.pool.connect();
+      try {
+        expect(await creditCharge(db, { chargeEntryId: charge.entry_id, reason: 'dispute upheld by lee', at: new Date('2026-06-08T09:00:00Z'), timeZone: 'Europe/Berlin', runId: null })).not.toBeNull();
+      } finally {
+        db.release();
+      }
+      const third = await night('2026-06-09T12:00:00Z');
+      summaries.push(third);
+      expect(third.ledger.byPeriod).toEqual([]);
+      expect(third.ledger.outsideRuns?.byPeriod).toEqual([{ period: '2026-06', currency: 'EUR', lines: 1, amountMinor: -3222, amount: '-32.22' }]);
+      expect(formatSummary(third)).toContain("2026-06: -32.22 EUR in 1 line that support's disputes posted since the previous run");
+
       const exported = await writeExport(h.pool, { tenant, period: '2026-06', format: 'jsonl', out: sink() });
       const statement = await buildStatement(h.pool, { tenant, period: '2026-06' });
       const fromRuns = summarised(summaries, '2026-06');
-      expect(fromRuns).toEqual([{ currency: 'EUR', lines: 5, amountMinor: 8122 }]);
+      expect(fromRuns).toEqual([{ currency: 'EUR', lines: 6, amountMinor: 4900 }]);
       expect(exported.byCurrency.map((c) => ({ currency: c.currency, lines: c.lines, amountMinor: c.amountMinor }))).toEqual(fromRuns);
       expect(statement.totals.map((c) => ({ currency: c.currency, lines: c.lines, amountMinor: c.amountMinor }))).toEqual(fromRuns);
     });
@@ -191,7 +208,7 @@ describe('money per currency, periods and the run summary', () => {
       expect(reopened).toMatchObject({ reopenedBy: 'lee', wasClosedBy: 'fin', correctionsElsewhere: [{ period: '2026-07', currency: 'EUR', lines: 1, amountMinor: 0 }] });
       const periods = await listPeriods(h.pool, { tenant });
       expect(periods.map((p) => [p.period, p.state, p.reopenedBy, p.totals.map((t) => t.amount).join()])).toEqual([
-        ['2026-06', 'open', 'lee', '81.22'],
+        ['2026-06', 'open', 'lee', '49.00'],
         ['2026-07', 'open', null, '0.00'],
       ]);
       const { rows: audit } = await h.pool.query('select action, actor, note from period_events where tenant_id = $1 order by event_id', [tenant]);

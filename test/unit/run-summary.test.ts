@@ -54,6 +54,14 @@ describe('formatSummary', () => {
     expect(text).not.toMatch(/minor units/);
   });
 
+  it("shows the credits support's disputes posted since the previous run, apart from the run's own lines", () => {
+    const ledger = { ...summariseLedger([], 'EUR'), outsideRuns: { since: '2026-11-19T05:00:00.000Z', byPeriod: [{ period: '2026-11', currency: 'EUR', lines: 1, amountMinor: -1250, amount: '-12.50' }] } };
+    const text = formatSummary({ ...base, ledger });
+    expect(text).toContain("  between  2026-11: -12.50 EUR in 1 line that support's disputes posted since the previous run");
+    expect(text).not.toContain('no lines');
+    expect(formatSummary({ ...base, ledger: summariseLedger([], 'EUR') })).toContain('  ledger   no lines');
+  });
+
   it('says what a run for an earlier asOf can and cannot change', () => {
     const notes = backdatedNotes({ asOf: new Date(base.asOf), latestCompletedAsOf: new Date('2026-11-25T05:00:00Z'), closedPeriods: ['2026-10'] });
     const text = formatSummary({ ...base, backdated: { latestCompletedAsOf: '2026-11-25T05:00:00.000Z', ...notes } });
