@@ -1,25 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { recon as runRecon, type ReconResult as Result } from './recon-cli';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin', 'recon.mjs');
-
-interface Result { code: number; stdout: string; stderr: string }
-
-function recon(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env, RECON_DEBUG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const recon = (args: string[], env: NodeJS.ProcessEnv) => runRecon(args, { ...env, RECON_DEBUG: '' });
 
 /** Runs at most `n` at a time: each is a Node process, and the machine is shared. */
 async function limited<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {

@@ -1,27 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin', 'recon.mjs');
-
-interface Result { code: number; stdout: string; stderr: string }
-
-function spawnResult(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
-
-const recon = (args: string[], env: NodeJS.ProcessEnv) => spawnResult(process.execPath, [BIN, ...args], env);
+import { ROOT, BIN, spawnResult, recon } from './recon-cli';
 
 /** Every key of a --json value that is ours (not under a key whose value is data) and is not snake_case. */
 function camelKeys(value: unknown, at = '$'): string[] {

@@ -1,30 +1,14 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ContractCache, applyContract } from '../../src/db/contracts';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { findOutcomeId } from '../../src/reconcile/explain';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { ROOT, recon } from './recon-cli';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin', 'recon.mjs');
 const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
-
-interface Result { code: number; stdout: string; stderr: string }
-
-function recon(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
 
 describe('one contract history', () => {
   let h: Harness;

@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyContract } from '../../src/db/contracts';
 import { ContractSchema } from '../../src/domain/contract';
@@ -14,20 +12,9 @@ import type { RunSummary } from '../../src/reconcile/runs';
 import { buildStatement, formatStatement } from '../../src/reconcile/statement';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { applyExample, loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { recon } from './recon-cli';
 
-const BIN = fileURLToPath(new URL('../../bin/recon.mjs', import.meta.url));
 const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
-
-function recon(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
 
 function sink(): Writable {
   return new Writable({ write(_c, _e, cb) { cb(); } });

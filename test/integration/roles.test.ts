@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
@@ -26,6 +24,9 @@ import { createWorker } from '../../src/temporal/worker';
 import { installRuntime } from '../../src/temporal/runtime';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, uniqueTenant, writeLines } from './harness';
+import { recon as runRecon } from './recon-cli';
+
+const recon = (args: string[], databaseUrl: string) => runRecon(args, { DATABASE_URL: databaseUrl });
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -65,19 +66,7 @@ const TENANT_OF: Record<string, string> = {
 /** Tables without tenant data: only the owner touches them. */
 const NO_TENANT_DATA = ['schema_migrations'];
 
-const BIN = fileURLToPath(new URL('../../bin/recon.mjs', import.meta.url));
-
 /** The recon command, connected as whoever DATABASE_URL names. */
-function recon(args: string[], databaseUrl: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, DATABASE_URL: databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
 
 interface Login {
   login: string;

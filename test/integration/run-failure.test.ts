@@ -1,30 +1,10 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(ROOT, 'bin', 'recon.mjs');
-
-interface Result { code: number; stdout: string; stderr: string; ms: number }
-
-function recon(args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr, ms: Date.now() - started }));
-  });
-}
+import { recon } from './recon-cli';
 
 /** The stderr lines that are not progress (progress lines start with two spaces). */
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('  '));
-
 
 describe('a permanent error fails the night at once', () => {
   let h: Harness;
