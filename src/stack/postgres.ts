@@ -122,7 +122,8 @@ function startServer(binaries: ServerBinaries, dataDir: string, port: number, ac
     child.stderr?.on('data', (chunk: Buffer) => {
       const text = chunk.toString('utf8');
       if (!ready) tail = (tail + text).slice(-4000);
-      if (!ready && text.includes('database system is ready to accept connections')) {
+      // The tail, not the chunk: the line may arrive split across two reads.
+      if (!ready && tail.includes('database system is ready to accept connections')) {
         ready = true;
         resolve(child);
       }
