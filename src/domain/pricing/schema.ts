@@ -100,7 +100,6 @@ export interface PricedLine {
   amountMinor: number;
 }
 
-
 /** Refuses a PeriodUsage that no ledger could hold; `name` says which argument it was. */
 export function checkUsage(usage: PeriodUsage, name: string): void {
   const ok =
