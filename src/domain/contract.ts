@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PredicateSchema, validatePredicateFields, validatePredicateTypes, type FieldType, type Predicate } from './predicate';
 import { IsoDurationSchema, MAX_CONTRACT_DURATION, isValidTimeZone, isWithinContractBound } from './durations';
 import { DecimalPriceSchema, MAX_LEDGER_MINOR, MAX_OUTCOMES_PER_PERIOD, formatMinorUnits, minorUnitsOf, priceToMinorUnits } from './money';
-import { PricingSchema, type Pricing } from './pricing';
+import { PricingSchema, type Pricing } from './pricing/schema';
 
 const Identifier = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase identifier (letters, digits, _ and -)');
 const TimeZone = z.string().refine(isValidTimeZone, 'expected an IANA time zone such as Europe/Berlin');

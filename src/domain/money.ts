@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatFixed, readDecimal, roundHalfAwayFromZero } from './decimal';
 import { ReconError } from './errors';
 
 // Intl accepts any well-formed code (it gives 'XYZ' two decimals), so "known" is decided by
@@ -24,7 +25,8 @@ export function minorUnitsOf(currency: string): number {
   return digits;
 }
 
-const MAX_PRICE_DECIMALS = 12;
+/** The most decimals a price may be written with (a tier price times an index multiplier too). */
+export const MAX_PRICE_DECIMALS = 12;
 const DECIMAL_PRICE_PATTERN = /^(\d+)(?:\.(\d{1,12}))?$/;
 
 export const DecimalPriceSchema = z
@@ -53,21 +55,16 @@ export const MAX_OUTCOMES_PER_PERIOD = 100_000_000;
  *
  * THE rounding rule: round half away from zero to the currency's minor unit, applied once per
  * ledger line (to the line's unit price, never to sums). Prices are non-negative here, so this
- * is "a dropped remainder of one half or more rounds up". Done on the decimal digits with
- * BigInt so no binary floating point is ever involved.
+ * is "a dropped remainder of one half or more rounds up" (roundHalfAwayFromZero in decimal.ts,
+ * exact, with BigInt).
  */
 export function priceToMinorUnits(price: string, currency: string): number {
   const digits = minorUnitsOf(currency);
-  const match = typeof price === 'string' ? DECIMAL_PRICE_PATTERN.exec(price) : null;
-  if (!match) {
+  const decimal = typeof price === 'string' && DECIMAL_PRICE_PATTERN.test(price) ? readDecimal(price) : null;
+  if (!decimal) {
     throw new ReconError('invalid_price', `invalid price "${String(price)}" (expected a decimal such as "0.99")`, { price });
   }
-  const [, whole, fraction = ''] = match;
-  const kept = fraction.slice(0, digits).padEnd(digits, '0');
-  const dropped = fraction.slice(digits);
-  const truncated = BigInt(whole + kept);
-  const roundsUp = dropped !== '' && dropped[0] >= '5';
-  const minor = roundsUp ? truncated + 1n : truncated;
+  const minor = roundHalfAwayFromZero(decimal, digits);
   if (minor > MAX_SAFE) {
     throw new ReconError('amount_too_large', `price "${price}" ${currency} exceeds the largest supported amount`, {
       price,
@@ -82,11 +79,5 @@ export function formatMinorUnits(amountMinor: number | bigint, currency: string)
   if (typeof amountMinor === 'number' && !Number.isSafeInteger(amountMinor)) {
     throw new ReconError('invalid_amount', `amount ${amountMinor} is not a whole number of minor units`, { amountMinor });
   }
-  const digits = minorUnitsOf(currency);
-  const amount = BigInt(amountMinor);
-  const negative = amount < 0n;
-  const magnitude = (negative ? -amount : amount).toString().padStart(digits + 1, '0');
-  const whole = magnitude.slice(0, magnitude.length - digits);
-  const fraction = magnitude.slice(magnitude.length - digits);
-  return `${negative ? '-' : ''}${whole}${digits > 0 ? `.${fraction}` : ''}`;
+  return formatFixed(BigInt(amountMinor), minorUnitsOf(currency));
 }

@@ -1,5 +1,9 @@
 import { z } from 'zod';
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
+import { pricingOf, type ContractVersion } from '../domain/contract';
+import { priceToMinorUnits } from '../domain/money';
+import { alertsToRecord } from '../domain/pricing/alerts';
+import type { PeriodUsage } from '../domain/pricing/schema';
 
 export interface AlertRow {
   alertId: number;
@@ -13,6 +17,42 @@ export interface AlertRow {
   deliveredAt: string | null;
   attempts: number;
   lastError: string | null;
+}
+
+/**
+ * Records the alert thresholds a posted chunk crossed, per outcome type, measured against the
+ * terms of the run's current contract version. Runs on the posting transaction's client, after
+ * the chunk's lines are written, so an alert is committed exactly when the lines that crossed it
+ * are; the table's unique (tenant, type, period, threshold) makes a repeat record nothing.
+ */
+export async function recordAlerts(
+  db: PoolClient,
+  a: { tenant: string; runId: number; period: string; at: Date; current: ContractVersion; before: Map<string, PeriodUsage>; after: Map<string, PeriodUsage> },
+): Promise<void> {
+  const c = a.current.body;
+  const commitmentMinor = c.commitment ? priceToMinorUnits(c.commitment.amount, c.currency) : undefined;
+  const crossed: Array<{ type: string; threshold: number; basis: string; usageMinor: number; limitMinor: number }> = [];
+  for (const [type, after] of a.after) {
+    const terms = c.outcomeTypes[type];
+    if (!terms) continue;
+    const before = a.before.get(type) ?? { count: 0, usageMinor: 0, capped: 0 };
+    for (const alert of alertsToRecord(pricingOf(terms), c.currency, before, after, commitmentMinor)) crossed.push({ type, ...alert });
+  }
+  if (crossed.length === 0) return;
+  // Ordered by ordinality so alert ids (the delivery order) follow the order crossed.
+  await db.query(
+    `insert into alerts (tenant_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, run_id, crossed_at)
+     select $1, a.outcome_type, $2, a.threshold, a.basis, a.usage_minor, a.limit_minor, $3, $4
+       from unnest($5::text[], $6::numeric[], $7::text[], $8::bigint[], $9::bigint[])
+            with ordinality as a(outcome_type, threshold, basis, usage_minor, limit_minor, ord)
+      order by a.ord
+     on conflict do nothing`,
+    [
+      a.tenant, a.period, a.runId, a.at,
+      crossed.map((x) => x.type), crossed.map((x) => x.threshold), crossed.map((x) => x.basis),
+      crossed.map((x) => x.usageMinor), crossed.map((x) => x.limitMinor),
+    ],
+  );
 }
 
 export async function listAlerts(pool: Pool, args: { tenant: string; period?: string }): Promise<AlertRow[]> {

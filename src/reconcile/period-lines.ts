@@ -3,7 +3,7 @@ import { inTransaction } from '../db/pool';
 import { pricingOf, type ContractVersion } from '../domain/contract';
 import { priceToMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
-import { baseFeeMinor } from '../domain/pricing';
+import { baseFeeMinor } from '../domain/pricing/tiers';
 import { openPeriodFor } from './period-close';
 
 export interface PeriodLinesResult {

@@ -2,9 +2,10 @@ import type { Pool, PoolClient } from '../db/pool';
 import { inTransaction } from '../db/pool';
 import { pricingOf, type ContractVersion } from '../domain/contract';
 import { contractHistory, versionForPricing, versionForRun, type ContractHistory } from '../domain/contract-history';
-import { priceToMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
-import { alertsCrossed, priceNextOutcomes, type PeriodUsage, type PricedLine, type Pricing } from '../domain/pricing';
+import type { PeriodUsage, PricedLine, Pricing } from '../domain/pricing/schema';
+import { priceNextOutcomes } from '../domain/pricing/tiers';
+import { recordAlerts } from './alerts';
 import { loadPriceIndex, multiplierAt, type IndexPoint } from './price-index';
 import { openPeriodFor } from './period-close';
 
@@ -161,29 +162,6 @@ export async function postChunk(
   const { rows, inserted } = picked;
   if (rows.length === 0) return { posted: 0, amountMinor: 0, lastOutcomeId: 0, done: true };
   return { posted: inserted.length, amountMinor: inserted.reduce((s, p) => s + p.amount_minor, 0), lastOutcomeId: rows[rows.length - 1].outcome_id, done: rows.length < args.limit };
-}
-
-async function recordAlerts(
-  db: PoolClient,
-  a: { tenant: string; runId: number; period: string; at: Date; current: ContractVersion; before: Map<string, PeriodUsage>; after: Map<string, PeriodUsage> },
-): Promise<void> {
-  const c = a.current.body;
-  const commitmentMinor = c.commitment ? priceToMinorUnits(c.commitment.amount, c.currency) : undefined;
-  for (const [type, after] of a.after) {
-    const terms = c.outcomeTypes[type];
-    if (!terms) continue;
-    const pricing = pricingOf(terms);
-    const before = a.before.get(type) ?? { count: 0, usageMinor: 0, capped: 0 };
-    for (const threshold of alertsCrossed(pricing, c.currency, before, after, commitmentMinor)) {
-      const basis = pricing.cap ? 'cap' : 'commitment';
-      const limit = pricing.cap && 'amount' in pricing.cap ? priceToMinorUnits(pricing.cap.amount, c.currency) : pricing.cap && 'count' in pricing.cap ? pricing.cap.count : commitmentMinor ?? 0;
-      await db.query(
-        `insert into alerts (tenant_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, run_id, crossed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing`,
-        [a.tenant, type, a.period, threshold, basis, pricing.cap && 'count' in pricing.cap ? after.count : after.usageMinor, limit, a.runId, a.at],
-      );
-    }
-  }
 }
 
 export type { PricedLine };

@@ -4,7 +4,7 @@ import { pricingOf } from '../domain/contract';
 import { tenantTimeZone, versionForStatement } from '../domain/contract-history';
 import { formatMinorUnits, priceToMinorUnits } from '../domain/money';
 import { periodBounds } from '../domain/periods';
-import { projectPeriod } from '../domain/pricing';
+import { projectPeriod } from '../domain/pricing/forecast';
 import { listAlerts, type AlertRow } from './alerts';
 import { isClosed } from './period-close';
 

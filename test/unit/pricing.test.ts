@@ -2,17 +2,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { codeOf } from './helpers';
 import { formatMinorUnits, priceToMinorUnits } from '../../src/domain/money';
-import {
-  type PeriodUsage,
-  type PricedLine,
-  type Pricing,
-  PricingSchema,
-  alertsCrossed,
-  baseFeeMinor,
-  multiplyDecimal,
-  priceNextOutcomes,
-  projectPeriod,
-} from '../../src/domain/pricing';
+import { multiplyDecimal } from '../../src/domain/decimal';
+import { alertsCrossed, alertsToRecord } from '../../src/domain/pricing/alerts';
+import { projectPeriod } from '../../src/domain/pricing/forecast';
+import { type PeriodUsage, type PricedLine, type Pricing, PricingSchema } from '../../src/domain/pricing/schema';
+import { baseFeeMinor, priceNextOutcomes } from '../../src/domain/pricing/tiers';
 
 const EMPTY: PeriodUsage = { count: 0, usageMinor: 0, capped: 0 };
 
@@ -395,6 +389,30 @@ describe('alertsCrossed', () => {
   });
 });
 
+describe('alertsToRecord', () => {
+  it('measures an amount cap in minor units, rounded like every amount', () => {
+    const p = PricingSchema.parse({ tiers: [{ unitPrice: '1' }], cap: { amount: '10.005' }, alerts: [0.5, 1] });
+    expect(alertsToRecord(p, 'USD', EMPTY, { count: 6, usageMinor: 600, capped: 0 })).toEqual([
+      { threshold: 0.5, basis: 'cap', usageMinor: 600, limitMinor: 1001 },
+    ]);
+  });
+
+  it('measures a count cap in outcomes', () => {
+    const p = PricingSchema.parse({ included: 2, tiers: [{ unitPrice: '1' }], cap: { count: 4 }, alerts: [0.5, 1] });
+    expect(alertsToRecord(p, 'USD', EMPTY, { count: 4, usageMinor: 200, capped: 0 })).toEqual([
+      { threshold: 0.5, basis: 'cap', usageMinor: 4, limitMinor: 4 },
+      { threshold: 1, basis: 'cap', usageMinor: 4, limitMinor: 4 },
+    ]);
+  });
+
+  it('measures the commitment without a cap, and records nothing without either', () => {
+    const p = PricingSchema.parse({ tiers: [{ unitPrice: '1' }], alerts: [0.8] });
+    const after = { count: 9, usageMinor: 900, capped: 0 };
+    expect(alertsToRecord(p, 'USD', EMPTY, after, 1000)).toEqual([{ threshold: 0.8, basis: 'commitment', usageMinor: 900, limitMinor: 1000 }]);
+    expect(alertsToRecord(p, 'USD', EMPTY, after)).toEqual([]);
+  });
+});
+
 describe('projectPeriod', () => {
   const withCap = (cap: object) => PricingSchema.parse({ ...hybridJson, cap });
   // 10 of 30 days gone, 1500 outcomes so far: 1000 included + 500 at 0.99 = 495.00.
@@ -663,6 +681,26 @@ describe('alertsCrossed and projectPeriod: properties', () => {
         expect(new Set(fired).size).toBe(fired.length);
         const end = afters[afters.length - 1] ?? EMPTY;
         expect([...fired].sort((a, b) => a - b)).toEqual(alertsCrossed(s.pricing, s.currency, EMPTY, end, commitment));
+      }),
+    );
+  });
+
+  it('alertsToRecord records exactly the thresholds alertsCrossed reports, with the measure they were taken against', () => {
+    const withAlerts = scenarioArb.map((s) => ({ ...s, pricing: { ...s.pricing, alerts: [0.25, 0.5, 0.8, 1] } }));
+    fc.assert(
+      fc.property(withAlerts, fc.nat(60), fc.nat(60), fc.option(fc.integer({ min: 1, max: 5000 }), { nil: undefined }), (s, a, b, commitment) => {
+        const before = priceNextOutcomes(s.pricing, s.currency, EMPTY, Math.min(a, b), s.multiplier).after;
+        const after = priceNextOutcomes(s.pricing, s.currency, EMPTY, Math.max(a, b), s.multiplier).after;
+        const recorded = alertsToRecord(s.pricing, s.currency, before, after, commitment);
+        expect(recorded.map((r) => r.threshold)).toEqual(alertsCrossed(s.pricing, s.currency, before, after, commitment));
+        const cap = s.pricing.cap as { amount?: string; count?: number } | undefined;
+        const measure =
+          cap?.count !== undefined
+            ? { basis: 'cap', usageMinor: after.count, limitMinor: cap.count }
+            : cap?.amount !== undefined
+              ? { basis: 'cap', usageMinor: after.usageMinor, limitMinor: priceToMinorUnits(cap.amount, s.currency) }
+              : { basis: 'commitment', usageMinor: after.usageMinor, limitMinor: commitment };
+        for (const r of recorded) expect(r).toEqual({ threshold: r.threshold, ...measure });
       }),
     );
   });
