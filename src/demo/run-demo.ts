@@ -128,7 +128,7 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       console.log(`\n${formatStatement(statement)}`);
     }
 
-    const { rows: [dup] } = await pool.query(
+    const { rows: [dup] } = await pool.query<{ charges: number; outcomes: number }>(
       `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1 and kind = 'charge'`, [tenant]);
     const reopened = [...ds.kinds.entries()].find(([, k]) => k === 'reopened_resolved')![0];
     console.log(`\nwhy was ${reopened} billed? (recon outcome show --tenant ${tenant} --subject ${reopened})`);
