@@ -119,7 +119,9 @@ export async function postChunk(
     // included); an event is written only for a charge this statement inserted.
     const { rows: inserted } = await db.query<ChargedLine>(
       `with l as (
-         select * from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[],
+         select outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, source, external_id,
+                version_id, effective_at, success_at, basis, tier, position, currency
+           from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[],
                               $13::text[], $14::text[], $15::bigint[], $16::text[],
                               $17::timestamptz[], $18::text[], $19::int[], $20::int[], $21::text[])
               as l(outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id,
