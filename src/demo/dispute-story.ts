@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool';
+import type { OutcomeRow } from '../db/rows';
+import { chargeKeySql } from '../ledger';
 import { openDisputeViaTemporal, resolveDisputeViaTemporal } from '../temporal/dispute-client';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 
@@ -16,9 +18,9 @@ export class DisputeStory {
 
   private async pick(state: string, skip: number): Promise<{ subject: string; outcomeId: number }> {
     // For a billed one, a charge that cost something (not one of the included outcomes).
-    const { rows } = await this.pool.query(
+    const { rows } = await this.pool.query<Pick<OutcomeRow, 'outcome_id' | 'subject_ref'>>(
       `select o.outcome_id, o.subject_ref from outcomes o where o.tenant_id = $1 and o.state = $2 and o.claim_count = 1
-          and ($2 <> 'billed' or exists (select 1 from ledger_entries l where l.outcome_id = o.outcome_id and l.amount_minor > 0))
+          and ($2 <> 'billed' or exists (select 1 from ledger_entries l where l.idempotency_key = ${chargeKeySql('o.outcome_id')} and l.amount_minor > 0))
         order by o.outcome_id offset $3 limit 1`,
       [this.tenant, state, skip],
     );

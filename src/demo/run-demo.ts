@@ -5,6 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
 import { createPool } from '../db/pool';
+import type { OutcomeRow } from '../db/rows';
+import { chargeOfOutcome, linesOfOutcome } from '../ledger';
 import { applyContract } from '../db/contracts';
 import { ContractSchema } from '../domain/contract';
 import { importRecordsFile } from '../ingest/files';
@@ -126,16 +128,20 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       console.log(`\n${formatStatement(statement)}`);
     }
 
-    const { rows: [dup] } = await pool.query(
+    const { rows: [dup] } = await pool.query<{ charges: number; outcomes: number }>(
       `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1 and kind = 'charge'`, [tenant]);
     const reopened = [...ds.kinds.entries()].find(([, k]) => k === 'reopened_resolved')![0];
     console.log(`\nwhy was ${reopened} billed? (recon outcome show --tenant ${tenant} --subject ${reopened})`);
     console.log(formatStory(await explainOutcome(pool, await findOutcomeId(pool, { tenant, subject: reopened }))));
     console.log(`\nand the credited one? (recon outcome show --tenant ${tenant} --subject ${story.billedUpheld!.subject})`);
     console.log(formatStory(await explainOutcome(pool, story.billedUpheld!.outcomeId)));
-    const states = async (o: { outcomeId: number }) => (await pool.query(
-      `select o.state, o.reject_reason, coalesce(sum(l.amount_minor), 0)::int as net, min(l.as_of) filter (where l.kind = 'charge') as charged_at
-         from outcomes o left join ledger_entries l using (outcome_id) where o.outcome_id = $1 group by o.state, o.reject_reason`, [o.outcomeId])).rows[0];
+    // An outcome's lines through its charge's key (the ledger has no index on outcome_id).
+    const states = async (o: { outcomeId: number }) => {
+      const { rows: [row] } = await pool.query<Pick<OutcomeRow, 'state' | 'reject_reason'>>('select state, reject_reason from outcomes where outcome_id = $1', [o.outcomeId]);
+      const charge = await chargeOfOutcome(pool, o.outcomeId);
+      const net = (await linesOfOutcome(pool, o.outcomeId)).reduce((sum, l) => sum + l.amount_minor, 0);
+      return { ...row, net, charged_at: charge?.as_of ?? null };
+    };
     const [upheld, rejected, credited] = [await states(story.inGraceUpheld!), await states(story.rejected!), await states(story.billedUpheld!)];
 
     console.log('\nchecks:');

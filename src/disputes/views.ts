@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool';
+import type { DisputeEventRow, DisputeRow, OutcomeRow } from '../db/rows';
 import { ReconError } from '../domain/errors';
 
 export interface DisputeDetail {
@@ -26,9 +27,18 @@ export interface DisputeDetail {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-const SELECT = `select d.*, o.outcome_type, o.subject_ref, o.state as outcome_state from disputes d join outcomes o using (outcome_id)`;
+const SELECT = `select d.dispute_id, d.tenant_id, d.outcome_id, d.workflow_id, d.status, d.reason, d.channel, d.opened_by, d.opened_at,
+                       d.sla_at, d.auto_resolve_at, d.escalated_at, d.resolved_at, d.resolved_by, d.resolution_note, d.auto_resolved,
+                       o.outcome_type, o.subject_ref, o.state as outcome_state
+                  from disputes d join outcomes o using (outcome_id)`;
 
-function toDetail(d: Record<string, any>, events: Array<Record<string, any>>): DisputeDetail {
+type DisputeViewRow = Pick<DisputeRow,
+  'dispute_id' | 'tenant_id' | 'outcome_id' | 'workflow_id' | 'status' | 'reason' | 'channel' | 'opened_by' | 'opened_at' | 'sla_at'
+  | 'auto_resolve_at' | 'escalated_at' | 'resolved_at' | 'resolved_by' | 'resolution_note' | 'auto_resolved'>
+  & Pick<OutcomeRow, 'outcome_type' | 'subject_ref'> & { outcome_state: OutcomeRow['state'] };
+type DisputeViewEvent = Pick<DisputeEventRow, 'dispute_id' | 'kind' | 'actor' | 'note' | 'at'>;
+
+function toDetail(d: DisputeViewRow, events: Array<Omit<DisputeViewEvent, 'dispute_id'>>): DisputeDetail {
   return {
     disputeId: d.dispute_id, tenant: d.tenant_id, outcomeId: d.outcome_id, outcomeType: d.outcome_type, subjectRef: d.subject_ref,
     outcomeState: d.outcome_state, status: d.status, reason: d.reason, channel: d.channel, openedBy: d.opened_by,
@@ -40,15 +50,15 @@ function toDetail(d: Record<string, any>, events: Array<Record<string, any>>): D
 }
 
 export async function showDispute(pool: Pool, disputeId: number): Promise<DisputeDetail> {
-  const { rows: [d] } = await pool.query(`${SELECT} where d.dispute_id = $1`, [disputeId]);
+  const { rows: [d] } = await pool.query<DisputeViewRow>(`${SELECT} where d.dispute_id = $1`, [disputeId]);
   if (!d) throw new ReconError('dispute_not_found', `no dispute ${disputeId}`);
-  const { rows: events } = await pool.query('select kind, actor, note, at from dispute_events where dispute_id = $1 order by event_id', [disputeId]);
+  const { rows: events } = await pool.query<Omit<DisputeViewEvent, 'dispute_id'>>('select kind, actor, note, at from dispute_events where dispute_id = $1 order by event_id', [disputeId]);
   return toDetail(d, events);
 }
 
 export async function disputesOfOutcome(pool: Pool, outcomeId: number): Promise<DisputeDetail[]> {
-  const { rows } = await pool.query(`${SELECT} where d.outcome_id = $1 order by d.dispute_id`, [outcomeId]);
-  const { rows: events } = await pool.query(
+  const { rows } = await pool.query<DisputeViewRow>(`${SELECT} where d.outcome_id = $1 order by d.dispute_id`, [outcomeId]);
+  const { rows: events } = await pool.query<DisputeViewEvent>(
     `select e.dispute_id, e.kind, e.actor, e.note, e.at from dispute_events e join disputes d using (dispute_id) where d.outcome_id = $1 order by e.event_id`,
     [outcomeId],
   );
@@ -56,7 +66,7 @@ export async function disputesOfOutcome(pool: Pool, outcomeId: number): Promise<
 }
 
 export async function listDisputes(pool: Pool, args: { tenant: string; openOnly: boolean; limit: number }) {
-  const { rows } = await pool.query(
+  const { rows } = await pool.query<DisputeViewRow>(
     `${SELECT} where d.tenant_id = $1 and (not $2 or d.status = 'open') order by d.dispute_id desc limit $3`,
     [args.tenant, args.openOnly, args.limit],
   );

@@ -4,6 +4,7 @@ import { inTransaction, type Pool } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
 import { csvCell, csvLine } from './csv';
 import { ReconError } from '../domain/errors';
+import { periodTotalsByCurrency, type LedgerLine } from '../ledger';
 
 export const EXPORT_COLUMNS = [
   'entry_id', 'kind', 'period', 'outcome_type', 'subject_ref', 'outcome_id', 'primary_claim_id',
@@ -36,26 +37,10 @@ export interface ExportTotals {
   byCurrency: CurrencyTotals[];
 }
 
-interface LedgerRow {
-  entry_id: number;
-  kind: string;
-  period: string;
-  outcome_type: string | null;
-  subject_ref: string | null;
-  outcome_id: number | null;
-  primary_claim_id: string | null;
-  evidence: { source?: string; externalId?: string; effectiveAt?: string | null };
-  success_at: Date | null;
-  as_of: Date;
-  unit_price: string;
-  amount_minor: number;
-  currency: string;
-  reverses_entry_id: number | null;
-  reason: string | null;
-  pricing_basis: string;
-  tier: number | null;
-  corrects_period: string | null;
-}
+/** The columns the export reads: its cursor selects exactly these. */
+type LedgerRow = Pick<LedgerLine,
+  'entry_id' | 'kind' | 'period' | 'outcome_type' | 'subject_ref' | 'outcome_id' | 'primary_claim_id' | 'evidence' | 'success_at' | 'as_of'
+  | 'unit_price' | 'amount_minor' | 'currency' | 'reverses_entry_id' | 'reason' | 'pricing_basis' | 'tier' | 'corrects_period'>;
 
 const PAGE = 5000;
 
@@ -144,12 +129,7 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
 
 /** The ledger's own per-currency sums for a period, to check an export or a statement against. */
 export async function ledgerTotals(pool: Pool, tenant: string, period: string): Promise<{ lines: number; byCurrency: Array<{ currency: string; lines: number; amountMinor: number }> }> {
-  const { rows } = await pool.query<{ currency: string; lines: number; amount: string }>(
-    `select currency, count(*)::int as lines, sum(amount_minor)::bigint as amount from ledger_entries
-      where tenant_id = $1 and period = $2 group by currency order by currency`,
-    [tenant, period],
-  );
-  const byCurrency = rows.map((r) => ({ currency: r.currency, lines: r.lines, amountMinor: Number(r.amount) }));
+  const byCurrency = await periodTotalsByCurrency(pool, tenant, period);
   return { lines: byCurrency.reduce((s, c) => s + c.lines, 0), byCurrency };
 }
 

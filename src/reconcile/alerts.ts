@@ -56,8 +56,9 @@ export async function recordAlerts(
 }
 
 export async function listAlerts(pool: Pool, args: { tenant: string; period?: string }): Promise<AlertRow[]> {
-  const { rows } = await pool.query(
-    `select * from alerts where tenant_id = $1 and ($2::text is null or period = $2) order by period, outcome_type, threshold`,
+  const { rows } = await pool.query<{ alert_id: number; outcome_type: string; period: string; threshold: string; basis: string; usage_minor: number; limit_minor: number; crossed_at: Date; delivered_at: Date | null; attempts: number; last_error: string | null }>(
+    `select alert_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at, delivered_at, attempts, last_error
+       from alerts where tenant_id = $1 and ($2::text is null or period = $2) order by period, outcome_type, threshold`,
     [args.tenant, args.period ?? null],
   );
   return rows.map((r) => ({
@@ -75,7 +76,11 @@ const WebhookAnswer = z.object({ status: z.number().int() });
  */
 export async function deliverAlerts(pool: Pool, args: { tenant: string; webhook: string | undefined; timeoutMs?: number }): Promise<{ delivered: number; failed: number }> {
   if (!args.webhook) return { delivered: 0, failed: 0 };
-  const { rows } = await pool.query(`select * from alerts where tenant_id = $1 and delivered_at is null order by alert_id limit 100`, [args.tenant]);
+  const { rows } = await pool.query<{ alert_id: number; outcome_type: string; period: string; threshold: string; basis: string; usage_minor: number; limit_minor: number; crossed_at: Date }>(
+    `select alert_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at from alerts
+      where tenant_id = $1 and delivered_at is null order by alert_id limit 100`,
+    [args.tenant],
+  );
   let delivered = 0;
   let failed = 0;
   for (const a of rows) {

@@ -4,7 +4,9 @@ import { loadContractHistory } from '../db/contracts';
 import { normaliseMatchKey } from '../domain/contract';
 import { caseRuleOf } from '../domain/contract-history';
 import { ReconError } from '../domain/errors';
+import type { OutcomeEventRow, OutcomeRow } from '../db/rows';
 import { disputesOfOutcome, type DisputeDetail } from '../disputes/views';
+import { linesOfOutcome } from '../ledger';
 
 export interface OutcomeStory {
   outcome: {
@@ -20,6 +22,11 @@ export interface OutcomeStory {
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+type StoryOutcome = Pick<OutcomeRow,
+  'outcome_id' | 'tenant_id' | 'outcome_type' | 'subject_ref' | 'subject_key' | 'state' | 'reject_reason' | 'on_hold' | 'match_status'
+  | 'primary_claim_id' | 'record_id' | 'evidence_version_id' | 'success_at' | 'grace_ends_at' | 'evidence_due_at' | 'last_reopened_at'>;
+type StoryEvent = Pick<OutcomeEventRow, 'created_at' | 'as_of' | 'kind' | 'from_state' | 'to_state' | 'reason' | 'run_id' | 'actor'>;
 
 /**
  * The outcome of a subject, among the outcomes that exist: never limited to the types of one
@@ -43,25 +50,33 @@ export async function findOutcomeId(pool: Pool, args: { tenant: string; subject:
 
 /** Everything that answers "why was this billed (or not)?" for one outcome. */
 export async function explainOutcome(pool: Pool, outcomeId: number): Promise<OutcomeStory> {
-  const { rows: [o] } = await pool.query('select * from outcomes where outcome_id = $1', [outcomeId]);
+  const { rows: [o] } = await pool.query<StoryOutcome>(
+    `select outcome_id, tenant_id, outcome_type, subject_ref, subject_key, state, reject_reason, on_hold, match_status, primary_claim_id,
+            record_id, evidence_version_id, success_at, grace_ends_at, evidence_due_at, last_reopened_at
+       from outcomes where outcome_id = $1`,
+    [outcomeId],
+  );
   if (!o) throw new ReconError('outcome_not_found', `no outcome with id ${outcomeId}`);
-  const { rows: claims } = await pool.query(
+  const { rows: claims } = await pool.query<{ claim_id: string; occurred_at: Date; retracted_at: Date | null; received_at: Date; origin: string }>(
     `select c.claim_id, c.occurred_at, c.retracted_at, c.received_at, i.origin from claims c join imports i using (import_id)
       where c.outcome_id = $1 order by c.occurred_at, c.claim_id`,
     [outcomeId],
   );
   let record: OutcomeStory['record'] = null;
   if (o.record_id) {
-    const { rows: [r] } = await pool.query('select source, external_id from records where record_id = $1', [o.record_id]);
-    const { rows: versions } = await pool.query('select version_id, effective_at, data from record_versions where record_id = $1 order by effective_at, version_id', [o.record_id]);
+    const { rows: [r] } = await pool.query<{ source: string; external_id: string }>('select source, external_id from records where record_id = $1', [o.record_id]);
+    const { rows: versions } = await pool.query<{ version_id: number; effective_at: Date; data: Record<string, unknown> }>('select version_id, effective_at, data from record_versions where record_id = $1 order by effective_at, version_id', [o.record_id]);
     record = {
       source: r.source,
       externalId: r.external_id,
       versions: versions.map((v) => ({ versionId: v.version_id, effectiveAt: v.effective_at.toISOString(), usedAsEvidence: v.version_id === o.evidence_version_id, data: v.data })),
     };
   }
-  const { rows: events } = await pool.query('select * from outcome_events where outcome_id = $1 order by event_id', [outcomeId]);
-  const { rows: ledger } = await pool.query('select * from ledger_entries where outcome_id = $1 order by entry_id', [outcomeId]);
+  const { rows: events } = await pool.query<StoryEvent>(
+    'select created_at, as_of, kind, from_state, to_state, reason, run_id, actor from outcome_events where outcome_id = $1 order by event_id',
+    [outcomeId],
+  );
+  const ledger = await linesOfOutcome(pool, outcomeId);
   return {
     outcome: {
       outcomeId: o.outcome_id, tenant: o.tenant_id, outcomeType: o.outcome_type, subjectRef: o.subject_ref, subjectKey: o.subject_key,
@@ -144,7 +159,9 @@ export async function listOutcomes(pool: Pool, args: OutcomeFilter) {
     args.onHold !== undefined && [(p) => `on_hold = ${p}`, args.onHold],
     args.since !== undefined && [(p) => `updated_at >= ${p}`, args.since],
   ]);
-  const r = await pageAndCount<Record<string, any>>(
+  const r = await pageAndCount<Pick<OutcomeRow,
+    'outcome_id' | 'outcome_type' | 'subject_ref' | 'state' | 'reject_reason' | 'on_hold' | 'success_at' | 'grace_ends_at' | 'evidence_due_at'
+    | 'claim_count' | 'created_at' | 'updated_at'>>(
     pool,
     {
       sql: (where, limit) =>
@@ -188,7 +205,10 @@ export async function listQuarantine(pool: Pool, args: QuarantineFilter) {
     args.code !== undefined && [(p) => `q.code = ${p}`, args.code],
     args.kind !== undefined && [(p) => `i.kind = ${p}`, args.kind],
   ]);
-  const r = await pageAndCount<Record<string, any>>(
+  const r = await pageAndCount<{
+    quarantine_id: number; source: string; origin: string; line: number; row_number: number; code: string; reason: string; raw: string;
+    created_at: Date; kind: (typeof QUARANTINE_KINDS)[number];
+  }>(
     pool,
     {
       sql: (where, limit) =>

@@ -54,7 +54,7 @@ export async function closePeriod(pool: Pool, args: { tenant: string; period: st
       await db.query(`insert into period_events (tenant_id, period, action, actor, note, at) values ($1, $2, 'close', $3, $4, $5)`,
         [args.tenant, args.period, args.actor, args.note ?? null, inserted[0].closed_at]);
     }
-    const { rows: [c] } = await db.query('select * from period_closes where tenant_id = $1 and period = $2', [args.tenant, args.period]);
+    const { rows: [c] } = await db.query<{ closed_by: string; closed_at: Date; note: string | null }>('select closed_by, closed_at, note from period_closes where tenant_id = $1 and period = $2', [args.tenant, args.period]);
     return { tenant: args.tenant, period: args.period, closedBy: c.closed_by, closedAt: c.closed_at.toISOString(), note: c.note, alreadyClosed: inserted.length === 0 };
   });
 }
@@ -81,7 +81,7 @@ export async function reopenPeriod(pool: Pool, args: { tenant: string; period: s
   await tenantTimeZone(pool, args.tenant);
   return inTransaction(pool, async (db) => {
     // Locked so that a run posting meanwhile sees the period either closed or open, not both.
-    const { rows: [c] } = await db.query('select * from period_closes where tenant_id = $1 and period = $2 for update', [args.tenant, args.period]);
+    const { rows: [c] } = await db.query<{ closed_by: string; closed_at: Date }>('select closed_by, closed_at from period_closes where tenant_id = $1 and period = $2 for update', [args.tenant, args.period]);
     if (!c) {
       throw new ReconError('period_not_closed', `period ${args.period} of tenant ${args.tenant} is not closed; see \`recon period list --tenant ${args.tenant}\``);
     }

@@ -7,6 +7,7 @@ import type { PeriodUsage, PricedLine, Pricing } from '../domain/pricing/schema'
 import { priceNextOutcomes } from '../domain/pricing/tiers';
 import { recordAlerts } from './alerts';
 import { loadPriceIndex, multiplierAt, type IndexPoint } from './price-index';
+import { chargeKeySql, type LedgerLine } from '../ledger';
 import { openPeriodFor } from './period-close';
 
 export interface PostResult {
@@ -15,6 +16,9 @@ export interface PostResult {
   lastOutcomeId: number;
   done: boolean;
 }
+
+/** A charge the chunk's statement inserted (not one an earlier attempt already wrote). */
+type ChargedLine = Pick<LedgerLine, 'entry_id' | 'amount_minor'> & { outcome_id: number };
 
 interface ConfirmedRow {
   outcome_id: number;
@@ -104,7 +108,7 @@ export async function postChunk(
         for update of o`,
       [args.tenant, args.asOf, args.limit],
     );
-    if (rows.length === 0) return { rows, inserted: [] as Array<{ entry_id: number; outcome_id: number; amount_minor: number }> };
+    if (rows.length === 0) return { rows, inserted: [] as ChargedLine[] };
     const period = await openPeriodFor(db, args.tenant, billingPeriodOf(args.asOf, args.timeZone));
     // One poster per tenant and period at a time: positions in the period must not interleave.
     await db.query('select pg_advisory_xact_lock(hashtext($1))', [`pricing:${args.tenant}:${period}`]);
@@ -114,9 +118,11 @@ export async function postChunk(
     // The three writes in one statement: one round trip, and the chunk's lines are read once. The
     // update marks every picked outcome billed (a charge already posted by an earlier attempt
     // included); an event is written only for a charge this statement inserted.
-    const { rows: inserted } = await db.query<{ entry_id: number; outcome_id: number; amount_minor: number }>(
+    const { rows: inserted } = await db.query<ChargedLine>(
       `with l as (
-         select * from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[],
+         select outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, source, external_id,
+                version_id, effective_at, success_at, basis, tier, position, currency
+           from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[],
                               $13::text[], $14::text[], $15::bigint[], $16::text[],
                               $17::timestamptz[], $18::text[], $19::int[], $20::int[], $21::text[])
               as l(outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id,
@@ -126,7 +132,7 @@ export async function postChunk(
          insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
                                      unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at,
                                      pricing_basis, tier, period_position, corrects_period)
-         select $1, 'charge:' || l.outcome_id, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price,
+         select $1, ${chargeKeySql('l.outcome_id')}, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price,
                 l.amount_minor, l.contract_version, $3, $4, l.primary_claim_id,
                 jsonb_build_object('source', l.source, 'externalId', l.external_id, 'versionId', l.version_id, 'effectiveAt', l.effective_at),
                 l.success_at, l.basis, l.tier, l.position, nullif($5, $2)

@@ -4,6 +4,7 @@ import type { ContractVersion } from '../domain/contract';
 import { reopenIsClawedBack } from '../domain/disputes';
 import { addIsoDuration, parseIsoDuration } from '../domain/durations';
 import { evaluatePredicate } from '../domain/predicate';
+import { chargeKeySql, type LedgerLine } from '../ledger';
 import { creditCharge } from './credits';
 
 export interface ReversalResult {
@@ -31,11 +32,11 @@ function clawbackHorizon(contract: ContractVersion, asOf: Date): Date | null {
 export async function reverseSettledCharges(pool: Pool, args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion }): Promise<ReversalResult> {
   const { tenant, asOf, contract } = args;
   const tz = contract.body.timezone;
-  const { rows: retracted } = await pool.query<{ entry_id: number; last_retraction: Date }>(
+  const { rows: retracted } = await pool.query<Pick<LedgerLine, 'entry_id'> & { last_retraction: Date }>(
     `select l.entry_id, max(c.retracted_at) as last_retraction
        from claims c
        join outcomes o on o.outcome_id = c.outcome_id and o.state = 'billed'
-       join ledger_entries l on l.idempotency_key = 'charge:' || o.outcome_id -- the charge's unique key: no index on outcome_id
+       join ledger_entries l on l.idempotency_key = ${chargeKeySql('o.outcome_id')} -- the charge's unique key: no index on outcome_id
       where c.tenant_id = $1 and c.retracted_at is not null and c.retracted_at <= $2
         and not exists (select 1 from claims k where k.outcome_id = o.outcome_id and k.occurred_at <= $2
                           and (k.retracted_at is null or k.retracted_at > $2))
@@ -45,7 +46,7 @@ export async function reverseSettledCharges(pool: Pool, args: { tenant: string; 
   const reopened: Array<{ entryId: number; at: Date }> = [];
   const horizon = clawbackHorizon(contract, asOf);
   if (horizon) {
-    const { rows } = await pool.query<{ entry_id: number; billed_at: Date; outcome_type: string; effective_at: Date; data: Record<string, unknown> }>(
+    const { rows } = await pool.query<Pick<LedgerLine, 'entry_id'> & { billed_at: Date; outcome_type: string; effective_at: Date; data: Record<string, unknown> }>(
       `select l.entry_id, l.as_of as billed_at, o.outcome_type, v.effective_at, v.data
          from ledger_entries l
          join outcomes o on o.outcome_id = l.outcome_id and o.state = 'billed'

@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool';
+import type { RunRow } from '../db/rows';
 import { ReconError } from '../domain/errors';
 import { pageAndCount, sqlFilters } from './explain';
 import type { RunSummary } from './runs';
@@ -18,7 +19,9 @@ export interface RunRecord {
 
 const RUN_COLUMNS = 'run_id, tenant_id, as_of, status, attempts, started_at, finished_at, workflow_id, summary';
 
-function toRecord(r: { run_id: string | number; tenant_id: string; as_of: Date; status: string; attempts: number; started_at: Date; finished_at: Date | null; workflow_id: string; summary: RunSummary | null }): RunRecord {
+type RunRecordRow = Pick<RunRow, 'run_id' | 'tenant_id' | 'as_of' | 'status' | 'attempts' | 'started_at' | 'finished_at' | 'workflow_id'> & { summary: RunSummary | null };
+
+function toRecord(r: RunRecordRow): RunRecord {
   return {
     runId: Number(r.run_id), tenant: r.tenant_id, asOf: r.as_of.toISOString(), status: r.status, attempts: r.attempts,
     startedAt: r.started_at.toISOString(), finishedAt: r.finished_at?.toISOString() ?? null, workflowId: r.workflow_id, summary: r.summary,
@@ -28,7 +31,7 @@ function toRecord(r: { run_id: string | number; tenant_id: string; as_of: Date; 
 /** A tenant's runs, latest business time first (the runs' unique (tenant_id, as_of) index), with how many match. */
 export async function listRuns(pool: Pool, args: { tenant: string; status?: string; limit: number }): Promise<{ matching: number; items: RunRecord[] }> {
   const f = sqlFilters([[(p) => `tenant_id = ${p}`, args.tenant], args.status !== undefined && [(p) => `status = ${p}`, args.status]]);
-  const r = await pageAndCount<Parameters<typeof toRecord>[0]>(
+  const r = await pageAndCount<RunRecordRow>(
     pool,
     {
       sql: (where, limit) => `select ${RUN_COLUMNS} from runs where ${where} order by as_of desc limit ${limit}`,
@@ -42,7 +45,7 @@ export async function listRuns(pool: Pool, args: { tenant: string; status?: stri
 
 /** One run of a tenant, by its id or by its asOf. */
 export async function showRun(pool: Pool, args: { tenant: string; runId?: number; asOf?: Date }): Promise<RunRecord> {
-  const { rows: [r] } = await pool.query(
+  const { rows: [r] } = await pool.query<RunRecordRow>(
     `select ${RUN_COLUMNS} from runs where tenant_id = $1 and ($2::bigint is null or run_id = $2) and ($3::timestamptz is null or as_of = $3)`,
     [args.tenant, args.runId ?? null, args.asOf ?? null],
   );

@@ -1,4 +1,6 @@
 import type { Pool, PoolClient } from '../db/pool';
+import type { RunRow } from '../db/rows';
+import type { LedgerLine } from '../ledger';
 import { inTransaction } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
@@ -127,7 +129,7 @@ export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; w
         { runId: lease.run_id, workflowId: lease.workflow_id, asOf: lease.as_of.toISOString() },
       );
     }
-    const { rows } = await db.query<{ run_id: number }>(
+    const { rows } = await db.query<Pick<RunRow, 'run_id'>>(
       `insert into runs (tenant_id, as_of, workflow_id, attempt_started_at) values ($1, $2, $3, now())
        on conflict (tenant_id, as_of) do update set attempts = runs.attempts + 1, status = 'running', workflow_id = excluded.workflow_id,
          failure_code = null, failure_message = null,
@@ -223,18 +225,18 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     `select count(*)::int as n from outcomes where tenant_id = $1 and match_status = 'ambiguous' and state in ('awaiting_evidence', 'in_grace')`,
     [tenant],
   );
-  const [run] = await q<{ attempt_started_at: Date | null; started_at: Date; workflow_id: string; counted_at: Date }>(
+  const [run] = await q<Pick<RunRow, 'attempt_started_at' | 'started_at' | 'workflow_id'> & { counted_at: Date }>(
     'select attempt_started_at, started_at, workflow_id, now() as counted_at from runs where run_id = $1',
     [runId],
   );
-  const groups = await q<{ period: string; currency: string; kind: string; basis: string; corrects: string | null; n: number; amount: number; new_n: number; new_amount: number }>(
+  const groups = await q<Pick<LedgerLine, 'period' | 'currency' | 'kind'> & { basis: string; corrects: string | null; n: number; amount: number; new_n: number; new_amount: number }>(
     `select period, currency, kind, pricing_basis as basis, corrects_period as corrects, count(*)::int as n, sum(amount_minor)::bigint as amount,
             count(*) filter (where created_at >= $2)::int as new_n, coalesce(sum(amount_minor) filter (where created_at >= $2), 0)::bigint as new_amount
        from ledger_entries where run_id = $1 group by 1, 2, 3, 4, 5`,
     [runId, run.attempt_started_at ?? run.started_at],
   );
   const ledger = summariseLedger(groups, args.currency);
-  const outside = await q<{ period: string; currency: string; n: number; amount: string; since: Date | null }>(
+  const outside = await q<Pick<LedgerLine, 'period' | 'currency'> & { n: number; amount: number; since: Date | null }>(
     `with prev as (
        select max(coalesce(attempt_started_at, started_at)) as at from runs
         where tenant_id = $1 and run_id <> $2 and coalesce(attempt_started_at, started_at) < $3)

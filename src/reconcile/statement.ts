@@ -6,6 +6,7 @@ import { formatMinorUnits, priceToMinorUnits } from '../domain/money';
 import { periodBounds } from '../domain/periods';
 import { projectPeriod } from '../domain/pricing/forecast';
 import { listAlerts, type AlertRow } from './alerts';
+import { commitmentDrawnMinor, periodTotalsByCurrency, type LedgerLine } from '../ledger';
 import { isClosed } from './period-close';
 
 export interface TypeStatement {
@@ -57,17 +58,14 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
   const { start, end } = periodBounds(args.period, tz);
   const contract = versionForStatement(history, end, now).body;
   const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
-  const grouped = await q<{ kind: string; outcome_type: string | null; currency: string; pricing_basis: string; tier: number | null; unit_price: string; n: number; amount: string }>(
+  const grouped = await q<Pick<LedgerLine, 'kind' | 'outcome_type' | 'currency' | 'pricing_basis' | 'tier' | 'unit_price'> & { n: number; amount: number }>(
     `select kind, outcome_type, currency, pricing_basis, tier, unit_price, count(*)::int as n, sum(amount_minor)::bigint as amount
        from ledger_entries where tenant_id = $1 and period = $2
       group by kind, outcome_type, currency, pricing_basis, tier, unit_price order by outcome_type, currency, tier, unit_price`,
     [args.tenant, args.period],
   );
-  const totals = (await q<{ currency: string; lines: number; amount: string }>(
-    `select currency, count(*)::int as lines, sum(amount_minor)::bigint as amount from ledger_entries
-      where tenant_id = $1 and period = $2 group by currency order by currency`,
-    [args.tenant, args.period],
-  )).map((t) => ({ currency: t.currency, lines: t.lines, amountMinor: Number(t.amount), amount: formatMinorUnits(Number(t.amount), t.currency) }));
+  const totals = (await periodTotalsByCurrency(pool, args.tenant, args.period))
+    .map((t) => ({ ...t, amount: formatMinorUnits(t.amountMinor, t.currency) }));
   const elapsedDays = Math.max(0, Math.min(now.getTime(), end.getTime()) - start.getTime()) / DAY;
   const periodDays = (end.getTime() - start.getTime()) / DAY;
 
@@ -108,12 +106,7 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
     const c = contract.commitment;
     const amountMinor = priceToMinorUnits(c.amount, contract.currency);
     const until = new Date(Math.min(end.getTime(), Date.parse(c.termEnd)));
-    const [{ drawn }] = await q<{ drawn: string }>(
-      `select coalesce(sum(amount_minor), 0)::bigint as drawn from ledger_entries
-        where tenant_id = $1 and kind in ('charge', 'credit') and as_of >= $2 and as_of < $3 and currency = $4`,
-      [args.tenant, c.termStart, until, contract.currency],
-    );
-    const drawnMinor = Number(drawn);
+    const drawnMinor = await commitmentDrawnMinor(pool, { tenant: args.tenant, currency: contract.currency, from: c.termStart, until });
     const termElapsed = (Math.min(now.getTime(), until.getTime()) - Date.parse(c.termStart)) / DAY;
     const rate = termElapsed > 0 ? drawnMinor / termElapsed : 0;
     const reachedMs = drawnMinor >= amountMinor ? null : rate > 0 ? Date.parse(c.termStart) + ((amountMinor) / rate) * DAY : null;
@@ -130,7 +123,8 @@ export async function buildStatement(pool: Pool, args: { tenant: string; period:
     currency: contract.currency,
     baseFees: grouped.filter((g) => g.kind === 'base_fee').map((g) => ({ outcomeType: g.outcome_type ?? '', amountMinor: Number(g.amount), currency: g.currency })),
     types,
-    trueUps: (await q<{ amount_minor: string; reason: string; currency: string }>(`select amount_minor, reason, currency from ledger_entries where tenant_id = $1 and period = $2 and kind = 'true_up' order by entry_id`, [args.tenant, args.period]))
+    // insertTrueUp writes every true-up with its reason.
+    trueUps: (await q<Pick<LedgerLine, 'amount_minor' | 'currency'> & { reason: string }>(`select amount_minor, reason, currency from ledger_entries where tenant_id = $1 and period = $2 and kind = 'true_up' order by entry_id`, [args.tenant, args.period]))
       .map((t) => ({ amountMinor: Number(t.amount_minor), reason: t.reason, currency: t.currency })),
     commitment,
     alerts: await listAlerts(pool, { tenant: args.tenant, period: args.period }),

@@ -224,4 +224,29 @@ describe('dispute timers, worker restarts and clawback', () => {
     expect(rows[1].reason).toMatch(/^retracted: /);
     expect(s.ledger.credits).toBe(1);
   });
+
+  it('a credit names the dispute it comes from; credits of reopens and retractions name none', async () => {
+    const { rows } = await h.pool.query<{ subject_ref: string; dispute_id: number | null; upheld: number | null }>(
+      `select l.subject_ref, l.dispute_id,
+              (select d.dispute_id from disputes d where d.outcome_id = l.outcome_id and d.effect = 'credit_charge') as upheld
+         from ledger_entries l where l.tenant_id = $1 and l.kind = 'credit' order by l.subject_ref`,
+      [tenant],
+    );
+    // X-1: upheld while billed (the worker-restart case); R-1 reopened in the clawback window; Z-1 retracted.
+    expect(rows.map((r) => r.subject_ref)).toEqual(['R-1', 'X-1', 'Z-1']);
+    for (const r of rows) expect(r.dispute_id, r.subject_ref).toBe(r.upheld);
+    expect(rows.filter((r) => r.dispute_id !== null).map((r) => r.subject_ref)).toEqual(['X-1']);
+    const { rows: charges } = await h.pool.query(`select count(*)::int as n from ledger_entries where tenant_id = $1 and dispute_id is not null and kind <> 'credit'`, [tenant]);
+    expect(charges[0].n).toBe(0);
+    // Migration 014 filled dispute_id for older credits from their 'credited' events: that source agrees.
+    const { rows: fromEvents } = await h.pool.query<{ dispute_id: number; from_event: number }>(
+      `select l.dispute_id, (e.details ->> 'disputeId')::bigint as from_event
+         from ledger_entries l join outcome_events e on e.outcome_id = l.outcome_id and e.kind = 'credited' and e.details ? 'disputeId'
+          and (e.details ->> 'entryId')::bigint = l.entry_id
+        where l.tenant_id = $1 and l.kind = 'credit'`,
+      [tenant],
+    );
+    expect(fromEvents).toHaveLength(1);
+    expect(fromEvents[0].from_event).toBe(fromEvents[0].dispute_id);
+  });
 });
