@@ -32,6 +32,14 @@ export interface RunProgress {
   claimPagesPulled: number;
 }
 
+/**
+ * The night's activities in the order reconcileTenant runs them (failRun only on failure). Tests
+ * that drive a night without Temporal follow this list, and a test compares it with a real night's
+ * history, so a new step cannot be left out of either.
+ */
+export const NIGHT_STEPS = ['startRun', 'pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges', 'deliverAlerts', 'reportRun'] as const;
+export type NightStep = (typeof NIGHT_STEPS)[number];
+
 export const progressQuery = defineQuery<RunProgress>('progress');
 
 /** Search attributes the workflows use; registered on the dev server by the local stack. */

@@ -16,9 +16,9 @@ import { runWorkflowId } from '../../workflows/messages';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { NIGHTS, type Story } from './data';
 import { WorkerProcess, type ScenarioStack } from './stack';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 const EXAMPLE = new URL('../../examples/contract.acme.json', import.meta.url);
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
 export const CHUNK_SIZE = 15;
 
 /** What a fault does to one run; every hook is optional. */
@@ -102,7 +102,7 @@ export async function runScenario(
       const rows = story.records.filter((r) => r.night === night).map(({ item: v }) => `${v.ticket},${v.status},${v.solvedAt},${v.updatedAt},${v.csat}`);
       if (rows.length) {
         const file = path.join(runDir, `records-${night}.csv`);
-        await writeFile(file, [HEADER, ...rows].join('\n') + '\n');
+        await writeFile(file, [HELPDESK_HEADER, ...rows].join('\n') + '\n');
         await importRecordsFile(pool, { tenant, source: 'helpdesk', file, now: asOf });
       }
       claims.publish(story.claims.filter((c) => c.night === night && c.via === 'http').map((c) => c.item));

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pullClaimPage, readCursor } from '../../src/sources/http-claims';
 import { startClaimsServer, type ClaimsServer } from '../../src/sources/claims-server';
 import { runReconciliation } from '../../src/temporal/run-client';
+import { NIGHT_STEPS, runWorkflowId } from '../../workflows/messages';
 import { applyExample, startHarness, uniqueTenant, type Harness } from './harness';
 
 const claim = (i: number) => ({ claim_id: `h-${i}`, outcome_type: 'resolved_ticket', subject_ref: `T-${i}`, occurred_at: '2026-03-02T10:00:00Z' });
@@ -30,6 +31,14 @@ describe('HTTP claims source with a cursor', () => {
     expect(await readCursor(h.pool, tenant, 'fin-api')).toBe('6');
     const { rows } = await h.pool.query(`select code from quarantine where tenant_id = $1 order by code`, [tenant]);
     expect(rows.map((r) => r.code)).toEqual(['missing_field', 'not_an_object']);
+  });
+
+  it('the night runs its activities in the order NIGHT_STEPS gives, the list tests drive nights by', async () => {
+    const history = await h.client.workflow.getHandle(runWorkflowId(tenant, '2026-03-03T07:00:00.000Z')).fetchHistory();
+    const scheduled = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter((n): n is string => !!n);
+    // Chunked steps are scheduled again until done: each step once, in order.
+    const steps = scheduled.filter((n, i) => n !== scheduled[i - 1]);
+    expect(steps).toEqual([...NIGHT_STEPS]);
   });
 
   it('a page fetched twice (cursor lost after a crash) adds nothing', async () => {

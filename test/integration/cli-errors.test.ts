@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { recon as runRecon, type ReconResult as Result } from './recon-cli';
+import { recon as runRecon, type ReconResult as Result } from '../support/recon-cli';
 
 const recon = (args: string[], env: NodeJS.ProcessEnv) => runRecon(args, { ...env, RECON_DEBUG: '' });
 

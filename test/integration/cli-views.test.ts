@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { ROOT, BIN, spawnResult, recon } from './recon-cli';
+import { ROOT, BIN, spawnResult, recon } from '../support/recon-cli';
 
 /** Every key of a --json value that is ours (not under a key whose value is data) and is not snake_case. */
 function camelKeys(value: unknown, at = '$'): string[] {

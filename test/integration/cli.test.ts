@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { ROOT, BIN, recon } from './recon-cli';
+import { ROOT, BIN, recon } from '../support/recon-cli';
 
 describe('the recon command against the real stack', () => {
   let h: Harness;

@@ -6,9 +6,8 @@ import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { findOutcomeId } from '../../src/reconcile/explain';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { ROOT, recon } from './recon-cli';
-
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
+import { ROOT, recon } from '../support/recon-cli';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 describe('one contract history', () => {
   let h: Harness;
@@ -19,7 +18,7 @@ describe('one contract history', () => {
       file: await writeLines(h.dir, `${tenant}-${name}-claims.jsonl`, tickets.map((x) => JSON.stringify({ claim_id: `${x.id}-c`, outcome_type: 'resolved_ticket', subject_ref: x.subject ?? x.id, occurred_at: x.at }))),
     });
     const rows = tickets.map((x) => `${x.id},solved,${x.at},${x.at},5`);
-    await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${name}-records.csv`, [HEADER, ...rows]) });
+    await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${name}-records.csv`, [HELPDESK_HEADER, ...rows]) });
   }
   const charges = async (tenant: string) =>
     (await h.pool.query<{ subject_ref: string; amount_minor: string; contract_version: number }>(

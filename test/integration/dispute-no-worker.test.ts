@@ -8,8 +8,8 @@ import { runReconciliation } from '../../src/temporal/run-client';
 import { noteDisputeViaTemporal, openDisputeViaTemporal, resolveDisputeViaTemporal } from '../../src/temporal/dispute-client';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { HOUR } from '../support/fixtures';
 
-const HOUR = 3_600_000;
 const at = (offsetMs: number) => new Date(Math.floor((Date.now() + offsetMs) / 60_000) * 60_000).toISOString();
 
 async function refusal(p: Promise<unknown>): Promise<ReconError> {

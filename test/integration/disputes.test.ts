@@ -13,12 +13,10 @@ import { writeExport } from '../../src/export/export';
 import { billingPeriodOf } from '../../src/domain/periods';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { HELPDESK_HEADER, HOUR, DAY } from '../support/fixtures';
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 const NOW = Date.now();
 const t = (offsetMs: number) => new Date(Math.floor((NOW + offsetMs) / 60_000) * 60_000);
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
 
 async function seed(h: Harness, tenant: string, tickets: Array<{ id: string; claimAt: Date; versions: Array<{ status: string; at: Date }> }>) {
   await importClaimsFile(h.pool, {
@@ -26,7 +24,7 @@ async function seed(h: Harness, tenant: string, tickets: Array<{ id: string; cla
     file: await writeLines(h.dir, `${tenant}-claims-${tickets[0].id}.jsonl`, tickets.map((x) => JSON.stringify({ claim_id: `${x.id}-c`, outcome_type: 'resolved_ticket', subject_ref: x.id, occurred_at: x.claimAt.toISOString() }))),
   });
   const rows = tickets.flatMap((x) => x.versions.map((v) => `${x.id},${v.status},${v.status === 'solved' ? v.at.toISOString() : ''},${v.at.toISOString()},5`));
-  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-records-${tickets[0].id}.csv`, [HEADER, ...rows]) });
+  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-records-${tickets[0].id}.csv`, [HELPDESK_HEADER, ...rows]) });
 }
 
 describe('disputes on real Temporal and Postgres', () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createPool, type Pool } from '../../src/db/pool';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { applyExample, loadExampleContract, uniqueTenant, writeLines } from './harness';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 // What every import promises, row by row, on the real database: each row ends as exactly one of
 // accepted, redelivered or quarantined; the same file again changes nothing.
@@ -12,7 +13,6 @@ import { applyExample, loadExampleContract, uniqueTenant, writeLines } from './h
 const claim = (id: string, subject: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ claim_id: id, outcome_type: 'resolved_ticket', subject_ref: subject, occurred_at: '2026-03-02T10:00:00Z', ...extra });
 const retract = (id: string, at: string) => JSON.stringify({ claim_id: id, retracted: true, retracted_at: at });
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
 
 describe('imports on real Postgres', () => {
   let pool: Pool;
@@ -97,7 +97,7 @@ describe('imports on real Postgres', () => {
       return rows.map((r) => r.v);
     };
     const first = await writeLines(dir, `${tenant}-1.csv`, [
-      HEADER,
+      HELPDESK_HEADER,
       'T-1,new,,2026-03-01T10:00:00Z,',
       'T-2,solved,2026-03-01T10:00:00Z,2026-03-01T10:00:00Z,5',
       'T-1,open,,2026-03-01T11:00:00Z,',
@@ -109,7 +109,7 @@ describe('imports on real Postgres', () => {
     expect(await versions()).toEqual(['T-1@01 10:00:new', 'T-1@01 11:00:open', 'T-2@01 10:00:solved']);
 
     const second = await writeLines(dir, `${tenant}-2.csv`, [
-      HEADER,
+      HELPDESK_HEADER,
       'T-1,open,,2026-03-01T11:00:00Z,', // the version in effect in the database: redelivered
       'T-1,solved,2026-03-01T12:00:00Z,2026-03-01T12:00:00Z,4',
       'T-2,closed,2026-03-01T10:00:00Z,2026-03-01T13:00:00Z,5',
@@ -126,7 +126,7 @@ describe('imports on real Postgres', () => {
     const example = await loadExampleContract(tenant);
     const { updatedAtField: _dropped, ...helpdesk } = example.recordSources.helpdesk;
     await applyExample(pool, tenant, { recordSources: { helpdesk } });
-    const rows = (statuses: string[]) => [HEADER, ...statuses.map((s) => `T-1,${s},,2026-03-01T10:00:00Z,`)];
+    const rows = (statuses: string[]) => [HELPDESK_HEADER, ...statuses.map((s) => `T-1,${s},,2026-03-01T10:00:00Z,`)];
     const day1 = new Date('2026-03-02T00:00:00Z');
     const a = await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, `${tenant}-1.csv`, rows(['new', 'open', 'new'])), now: day1 });
     // The third row is a change from the second but the same version as the first at the same time.

@@ -12,9 +12,8 @@ import type { RunSummary } from '../../src/reconcile/runs';
 import { buildStatement, formatStatement } from '../../src/reconcile/statement';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { applyExample, loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { recon } from './recon-cli';
-
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
+import { recon } from '../support/recon-cli';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 function sink(): Writable {
   return new Writable({ write(_c, _e, cb) { cb(); } });
@@ -30,7 +29,7 @@ function failureChain(err: unknown): string {
 
 async function seed(h: Harness, tenant: string, tag: string, tickets: Array<[id: string, solvedAt: string]>) {
   await importClaimsFile(h.pool, { tenant, file: await writeLines(h.dir, `${tenant}-${tag}.jsonl`, tickets.map(([id, at]) => JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }))) });
-  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [HEADER, ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`)]) });
+  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [HELPDESK_HEADER, ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`)]) });
 }
 
 /** Adds up what run summaries say they wrote into `period`, per currency. */

@@ -10,11 +10,10 @@ import { inject } from 'vitest';
 import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { runWorkflowId } from '../../workflows/messages';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 const claim = (id: string, subject: string, at: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ claim_id: id, outcome_type: 'resolved_ticket', subject_ref: subject, occurred_at: at, ...extra });
-
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
 
 function collect(): { out: Writable; text: () => string } {
   const chunks: Buffer[] = [];
@@ -55,7 +54,7 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
 
     // Versions carry the customer's own update times; a run only sees those in effect at asOf.
     const records = await writeLines(h.dir, 'tickets.csv', [
-      HEADER,
+      HELPDESK_HEADER,
       'T-1,solved,2026-03-02 10:00,2026-03-02 10:00,5',
       'T-2,closed,2026-03-02T16:00:00Z,2026-03-02T16:00:00Z,',
       'T-3,solved,2026-03-02T16:00:00Z,2026-03-02T16:00:00Z,4',

@@ -19,6 +19,8 @@ import { reverseSettledCharges } from '../../src/reconcile/reversals';
 import { startRun } from '../../src/reconcile/runs';
 import { buildStatement } from '../../src/reconcile/statement';
 import { loadExampleContract, uniqueTenant, writeLines } from './harness';
+import { driveNight, noStep } from '../support/night';
+import { HELPDESK_HEADER, MINUTE, HOUR, DAY } from '../support/fixtures';
 
 /**
  * A property over hybrid pricing on the real PostgreSQL of the integration setup (no Temporal:
@@ -34,12 +36,8 @@ import { loadExampleContract, uniqueTenant, writeLines } from './harness';
  * export and ledger agree for every period.
  */
 
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
 const TYPE = 'resolved_ticket';
 const GRACE = 72 * HOUR; // the example contract's graceWindow, PT72H
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
 const RUNS = Number(process.env.PRICING_PROPERTY_RUNS ?? 15);
 const DIGITS = { USD: 2, JPY: 0, BHD: 3 } as const;
 type Currency = keyof typeof DIGITS;
@@ -273,7 +271,7 @@ async function setUpTenant(s: Scenario, tl: Timeline, prefix: string): Promise<s
   const claims = s.tickets.map((_t, i) => JSON.stringify({ claim_id: `${subject(i)}-c`, outcome_type: TYPE, subject_ref: subject(i), occurred_at: iso(tl.claimAt[i]) }));
   await importClaimsFile(pool, { tenant, file: await writeLines(dir, `${tenant}-claims-${fileNo++}.jsonl`, claims) });
   const records = s.tickets.map((_t, i) => `${subject(i)},solved,${iso(tl.solvedAt[i])},${iso(tl.solvedAt[i])},5`);
-  await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, `${tenant}-records-${fileNo++}.csv`, [HEADER, ...records]) });
+  await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, `${tenant}-records-${fileNo++}.csv`, [HELPDESK_HEADER, ...records]) });
   return tenant;
 }
 
@@ -316,32 +314,58 @@ async function postLoop(tenant: string, runId: number, asOf: Date, limit: number
 async function attempt(tenant: string, asOf: Date, a: Attempt, evalFrom: number, race: NightSpec['race']): Promise<{ died: boolean; evalCursor: number | null }> {
   const versions = await loadContractVersions(pool, tenant);
   const contract = contractForRun(versions, asOf);
-  const runId = await startRun(pool, { tenant, asOf, workflowId: `pricing-prop-${tenant}` });
   const stopAt = (step: Step) => (a.stop?.step === step ? a.stop.afterChunks : null);
-  if ((await chunks(stopAt('attach'), async () => (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit)).done)) === 'stopped') return { died: true, evalCursor: null };
+  let runId = 0;
   let cursor = evalFrom;
-  const evaluated = await chunks(stopAt('evaluate'), async () => {
-    const r = await evaluateChunk(pool, { tenant, runId, asOf, contract, afterOutcomeId: cursor, limit: a.evalLimit });
-    cursor = r.lastOutcomeId;
-    return r.done;
+  let evalCursor: number | null = null;
+  let postDied = false;
+  const stoppedAt = await driveNight({
+    startRun: async () => {
+      runId = await startRun(pool, { tenant, asOf, workflowId: `pricing-prop-${tenant}` });
+    },
+    pullClaims: noStep('claims come from files here, imported before the night'),
+    attachClaims: async () => ((await chunks(stopAt('attach'), async () => (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit)).done)) === 'stopped' ? 'stop' : undefined),
+    evaluateOutcomes: async () => {
+      const evaluated = await chunks(stopAt('evaluate'), async () => {
+        const r = await evaluateChunk(pool, { tenant, runId, asOf, contract, afterOutcomeId: cursor, limit: a.evalLimit });
+        cursor = r.lastOutcomeId;
+        return r.done;
+      });
+      if (evaluated === 'stopped') {
+        evalCursor = cursor;
+        return 'stop';
+      }
+    },
+    reverseCharges: async () => {
+      if (a.stop?.step === 'reverse') return 'stop';
+      await reverseSettledCharges(pool, { tenant, runId, asOf, contract });
+    },
+    postPeriodLines: async () => {
+      if (a.stop?.step === 'periodLines') return 'stop';
+      await postPeriodLines(pool, { tenant, runId, asOf, contract });
+    },
+    postCharges: async () => {
+      if (race) {
+        await Promise.all([postLoop(tenant, runId, asOf, a.postLimit, null), postLoop(tenant, runId, asOf, race.limit, null)]);
+        return;
+      }
+      if (a.stop?.step !== 'post') {
+        postDied = (await postLoop(tenant, runId, asOf, a.postLimit, null)) === 'stopped';
+        return postDied ? 'stop' : undefined;
+      }
+      // Dies part-way through posting: with n confirmed, chunks smaller than n, and at least one posted
+      // and one left (nothing posted when n < 2).
+      const { rows: [{ n }] } = await pool.query<{ n: number }>(`select count(*)::int as n from outcomes where tenant_id = $1 and state = 'confirmed' and confirmed_as_of = $2`, [tenant, asOf]);
+      const limit = Math.max(1, Math.min(a.postLimit, n - 1));
+      const total = Math.ceil(n / limit);
+      const stopAfter = n < 2 ? 0 : 1 + Math.floor((a.stop.share / 100) * (total - 1));
+      postDied = (await postLoop(tenant, runId, asOf, limit, stopAfter)) === 'stopped';
+      return postDied ? 'stop' : undefined;
+    },
+    deliverAlerts: noStep('webhook delivery writes no ledger line; the alerts are recorded by postCharges'),
+    reportRun: noStep('the summary is not this property; money.test.ts checks it against the ledger'),
   });
-  if (evaluated === 'stopped') return { died: true, evalCursor: cursor };
-  if (a.stop?.step === 'reverse') return { died: true, evalCursor: null };
-  await reverseSettledCharges(pool, { tenant, runId, asOf, contract });
-  if (a.stop?.step === 'periodLines') return { died: true, evalCursor: null };
-  await postPeriodLines(pool, { tenant, runId, asOf, contract });
-  if (race) {
-    await Promise.all([postLoop(tenant, runId, asOf, a.postLimit, null), postLoop(tenant, runId, asOf, race.limit, null)]);
-    return { died: false, evalCursor: null };
-  }
-  if (a.stop?.step !== 'post') return { died: (await postLoop(tenant, runId, asOf, a.postLimit, null)) === 'stopped', evalCursor: null };
-  // Dies part-way through posting: with n confirmed, chunks smaller than n, and at least one posted
-  // and one left (nothing posted when n < 2).
-  const { rows: [{ n }] } = await pool.query<{ n: number }>(`select count(*)::int as n from outcomes where tenant_id = $1 and state = 'confirmed' and confirmed_as_of = $2`, [tenant, asOf]);
-  const limit = Math.max(1, Math.min(a.postLimit, n - 1));
-  const total = Math.ceil(n / limit);
-  const stopAfter = n < 2 ? 0 : 1 + Math.floor((a.stop.share / 100) * (total - 1));
-  return { died: (await postLoop(tenant, runId, asOf, limit, stopAfter)) === 'stopped', evalCursor: null };
+  return { died: stoppedAt !== null, evalCursor };
 }
 
 const ledgerSize = async (tenant: string) =>

@@ -10,13 +10,12 @@ import { closePeriod } from '../../src/reconcile/period-close';
 import { buildStatement } from '../../src/reconcile/statement';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 async function seed(h: Harness, tenant: string, tickets: Array<[id: string, solvedAt: string]>) {
   const tag = tickets[0][0];
   await importClaimsFile(h.pool, { tenant, file: await writeLines(h.dir, `${tenant}-${tag}.jsonl`, tickets.map(([id, at]) => JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }))) });
-  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [HEADER, ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`)]) });
+  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [HELPDESK_HEADER, ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`)]) });
 }
 
 async function exportTotal(h: Harness, tenant: string, period: string): Promise<{ total: number; csv: string }> {

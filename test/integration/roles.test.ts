@@ -24,15 +24,13 @@ import { createWorker } from '../../src/temporal/worker';
 import { installRuntime } from '../../src/temporal/runtime';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, uniqueTenant, writeLines } from './harness';
-import { recon as runRecon } from './recon-cli';
+import { recon as runRecon } from '../support/recon-cli';
+import { HELPDESK_HEADER, HOUR, DAY } from '../support/fixtures';
 
 const recon = (args: string[], databaseUrl: string) => runRecon(args, { DATABASE_URL: databaseUrl });
 
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 const NOW = Date.now();
 const t = (offsetMs: number) => new Date(Math.floor((NOW + offsetMs) / 60_000) * 60_000);
-const HEADER = 'Ticket ID,Status,Solved at,Updated at,CSAT';
 
 /**
  * The tenant a row belongs to, per table, as SQL over alias `t`. Every table of the schema must
@@ -116,7 +114,7 @@ describe('database roles and tenant isolation, connecting as each role', () => {
       '{"claim_id": "broken", ',
     ]);
     expect(await importClaimsFile(pool, { tenant, file: claims })).toMatchObject({ accepted: 3, quarantined: 1 });
-    const records = await writeLines(dir, `${tenant}-tickets.csv`, [HEADER, ...tickets.map((id) => `${id},solved,${t(-5 * DAY + HOUR).toISOString()},${t(-5 * DAY + HOUR).toISOString()},5`)]);
+    const records = await writeLines(dir, `${tenant}-tickets.csv`, [HELPDESK_HEADER, ...tickets.map((id) => `${id},solved,${t(-5 * DAY + HOUR).toISOString()},${t(-5 * DAY + HOUR).toISOString()},5`)]);
     expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: records })).toMatchObject({ accepted: 3 });
   }
 

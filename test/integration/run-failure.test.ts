@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { recon } from './recon-cli';
+import { recon } from '../support/recon-cli';
 
 /** The stderr lines that are not progress (progress lines start with two spaces). */
 const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('  '));

@@ -5,11 +5,9 @@ import { decideDisputeAcceptance, disputeDeadlines, disputeEffect, reopenIsClawe
 import { addIsoDuration } from '../../src/domain/durations';
 import type { OutcomeState } from '../../src/domain/lifecycle';
 import { codeOf } from './helpers';
+import { MINUTE, HOUR, DAY } from '../support/fixtures';
 
 const MS = 1;
-const MINUTE = 60_000;
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
 const NY = 'America/New_York';
 const BERLIN = 'Europe/Berlin';
 

@@ -8,10 +8,9 @@ import {
   parseIsoDuration,
 } from '../../src/domain/durations';
 import { codeOf } from './helpers';
+import { HOUR } from '../support/fixtures';
 
-const HOUR = 3_600_000;
 const NY = 'America/New_York';
-
 
 /** Wall-clock reading of an instant in a zone, e.g. "2026-03-08 10:00". */
 function wallTime(d: Date, tz: string): string {

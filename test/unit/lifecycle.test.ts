@@ -12,11 +12,11 @@ import {
   readSuccess,
   type VersionView,
 } from '../../src/domain/lifecycle';
+import { HOUR } from '../support/fixtures';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-const HOUR = 3_600_000;
 const NY = 'America/New_York';
 
 const rules: LifecycleRules = {
