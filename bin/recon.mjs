@@ -23,10 +23,11 @@ if (isWorker) {
   if (!/--heap-growing-percent/.test(given)) v8.setFlagsFromString('--heap-growing-percent=25');
   if (!/--max-semi-space-size/.test(given)) v8.setFlagsFromString('--max-semi-space-size=2');
 }
-// The compiled build (scripts/build.mjs), rebuilt first if src/ changed since: a call starts in
-// ~0.3 s instead of ~0.7 s through tsx. Its source maps are read only where a stack trace is
-// wanted (they cost start-up time): the worker's failures as Temporal records them, RECON_DEBUG.
-if (isWorker || process.env.RECON_DEBUG) process.setSourceMapsEnabled(true);
+// The compiled build (scripts/build.mjs), rebuilt first if src/ changed since: `recon --help`
+// starts in ~0.3 s instead of ~0.7 s through tsx. Stack traces name dist/ lines unless source maps
+// are on: RECON_DEBUG turns them on (or NODE_OPTIONS=--enable-source-maps), not by default, as
+// they cost start-up time and an idle worker ~20-45 MB of RSS (151-157 against 173-202 MB).
+if (process.env.RECON_DEBUG) process.setSourceMapsEnabled(true);
 let entry;
 try {
   entry = await compiledRecon();
