@@ -13,7 +13,11 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BUNDLE_CHILD = fileURLToPath(new URL('./bundle-child.mjs', import.meta.url));
 
-/** Bundles the workflow code; fails on a forbidden (non-deterministic) import. */
+/**
+ * Bundles the workflow code; fails on a forbidden (non-deterministic) import. Always from the
+ * TypeScript sources in workflows/, also for the compiled `recon` (dist/), whose build keeps this
+ * module's import.meta.url pointing here (scripts/build.mjs). bundle-child.mjs does the same.
+ */
 export async function bundleWorkflows(): Promise<WorkflowBundleWithSourceMap> {
   return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
 }
@@ -43,7 +47,7 @@ export async function cachedWorkflowBundle(cacheDir = path.join(os.tmpdir(), 're
   const codePath = path.join(cacheDir, `workflows-${await sourcesHash()}.js`);
   if (existsSync(codePath)) return { codePath };
   await mkdir(cacheDir, { recursive: true });
-  const child = spawn(process.execPath, [BUNDLE_CHILD, codePath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BUNDLE_CHILD, codePath, WORKFLOWS_PATH], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
