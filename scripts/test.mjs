@@ -13,6 +13,7 @@ function step(title, cmd, args, env = {}) {
 }
 
 step('typecheck', 'npx', ['tsc', '--noEmit', '-p', '.']);
+step('dependencies (knip: unlisted, unused, unknown binaries)', 'npx', ['knip', '--dependencies']);
 step('Temporal CLI', 'npx', ['tsx', 'scripts/ensure-temporal.ts']);
 step('unit tests (TZ=America/New_York: no decision may depend on the process zone)', 'npx', ['vitest', 'run', '--project', 'unit'], { TZ: 'America/New_York' });
 step('integration tests (real Temporal dev server + real PostgreSQL)', 'npx', ['vitest', 'run', '--project', 'integration'], { TZ: 'UTC' });
