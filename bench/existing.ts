@@ -1,4 +1,5 @@
 import { inTransaction, type Pool } from '../src/db/pool';
+import { chargeKeySql } from '../src/ledger/keys';
 
 /**
  * `--existing M`: M outcomes settled in an earlier month (billed, with their claim, record version,
@@ -73,7 +74,7 @@ export async function seedExistingHistory(pool: Pool, tenant: string, m: number)
     await db.query(
       `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency, unit_price,
                                    amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at, pricing_basis, tier, period_position)
-       select $1, 'charge:' || outcome_id, 'charge', outcome_id, outcome_type, subject_ref, '2026-09', 'USD', '0.99', 99, 1, $2, $3,
+       select $1, ${chargeKeySql('outcome_id')}, 'charge', outcome_id, outcome_type, subject_ref, '2026-09', 'USD', '0.99', 99, 1, $2, $3,
               primary_claim_id, '{}', success_at, 'tier', 1, row_number() over (order by outcome_id)
          from outcomes where tenant_id = $1 and subject_key like 'h-%'`,
       [tenant, run.run_id, asOf],

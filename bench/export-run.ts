@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createPool, inTransaction } from '../src/db/pool';
+import { chargeKeySql, creditKeySql } from '../src/ledger/keys';
 import { migrate } from '../src/db/migrate';
 import { ledgerTotal, writeExport } from '../src/export/export';
 import { startEmbeddedPostgres } from '../src/stack/postgres';
@@ -42,7 +43,7 @@ async function seed(pool: ReturnType<typeof createPool>, lines: number): Promise
     await db.query(
       `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency, unit_price,
                                    amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at, pricing_basis, tier, period_position)
-       select $1, 'charge:' || outcome_id, 'charge', outcome_id, outcome_type, subject_ref, $2, 'USD', '0.99', 99, 1, $3, '2026-11-05',
+       select $1, ${chargeKeySql('outcome_id')}, 'charge', outcome_id, outcome_type, subject_ref, $2, 'USD', '0.99', 99, 1, $3, '2026-11-05',
               primary_claim_id, jsonb_build_object('source', 'helpdesk', 'externalId', subject_ref, 'versionId', outcome_id, 'effectiveAt', success_at),
               success_at, 'tier', 1, row_number() over (order by outcome_id)
          from outcomes where tenant_id = $1 order by outcome_id`,
@@ -52,7 +53,7 @@ async function seed(pool: ReturnType<typeof createPool>, lines: number): Promise
       `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency, unit_price,
                                    amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at, pricing_basis,
                                    reverses_entry_id, reason)
-       select tenant_id, 'credit:' || entry_id, 'credit', outcome_id, outcome_type, subject_ref, period, currency, unit_price, -amount_minor,
+       select tenant_id, ${creditKeySql('entry_id')}, 'credit', outcome_id, outcome_type, subject_ref, period, currency, unit_price, -amount_minor,
               contract_version, run_id, as_of, primary_claim_id, evidence, success_at, 'credit', entry_id, 'dispute upheld: "customer says, not solved"'
          from ledger_entries where tenant_id = $1 and kind = 'charge' and entry_id % 20 = 0 order by entry_id limit $2`,
       [TENANT, credits],
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
       heapPeak = Math.max(heapPeak, m.heapUsed / MB);
     }, 20);
     const file = path.join(dir, `export.${format}`);
-    const pgPid = postmasterPid(path.join(dir, 'pgdata'));
+    const pgPid = postmasterPid(server.dataDir);
     const pgCpu0 = postgresCpuSeconds(pgPid);
     const cpu0 = process.cpuUsage();
     t0 = performance.now();

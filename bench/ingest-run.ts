@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: (m) => process.stderr.write(`${m}\n`) });
   const pool = createPool(pgServer.url);
   if (values.profile) profileStatements(pool);
-  const pgPid = postmasterPid(path.join(dir, 'pgdata'));
+  const pgPid = postmasterPid(pgServer.dataDir);
   const rss = new Rss();
   const lines: string[] = [];
   try {
