@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, then unit and integration tests (real Temporal and PostgreSQL, started by
+// `npm test`: typecheck, lint, then unit and integration tests (real Temporal and PostgreSQL, started by
 // the test setup). Workers run in UTC on purpose; the unit tests also run under another zone.
 import { spawnSync } from 'node:child_process';
 
@@ -13,6 +13,7 @@ function step(title, cmd, args, env = {}) {
 }
 
 step('typecheck', 'npx', ['tsc', '--noEmit', '-p', '.']);
+step('lint (typescript-eslint, type-checked rules: eslint.config.js)', 'npx', ['eslint', '.']);
 step('Temporal CLI', 'npx', ['tsx', 'scripts/ensure-temporal.ts']);
 step('unit tests (TZ=America/New_York: no decision may depend on the process zone)', 'npx', ['vitest', 'run', '--project', 'unit'], { TZ: 'America/New_York' });
 step('integration tests (real Temporal dev server + real PostgreSQL)', 'npx', ['vitest', 'run', '--project', 'integration'], { TZ: 'UTC' });
