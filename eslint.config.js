@@ -1,6 +1,7 @@
 // @ts-check
 // `npm run lint`, also a step of `npm test`. typescript-eslint's type-checked rules over every
 // TypeScript folder (each file checked with the tsconfig.json nearest to it: bench/ has its own).
+import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 /** Node's built-ins by their bare names; `node:*` is refused by pattern below. */
@@ -10,9 +11,9 @@ const NODE_BUILTINS = [
   'tls', 'url', 'util', 'v8', 'vm', 'worker_threads', 'zlib',
 ];
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['node_modules/', 'dist/', 'out/', '.recon/', 'test/fixtures/'] },
-  ...tseslint.configs.recommendedTypeChecked,
+  tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
