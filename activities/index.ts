@@ -200,7 +200,7 @@ export function createActivities(deps: ActivityDeps) {
         const current = versionForRun(history, asOf).body;
         let posted = 0;
         let amountMinor = 0;
-        const loop = await chunkLoop(input.cursor, async (cursor) => {
+        const loop = await chunkLoop(input.cursor, async (_cursor) => {
           const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize });
           posted += r.posted;
           amountMinor += r.amountMinor;

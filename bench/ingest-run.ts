@@ -86,7 +86,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   try {
     await migrate(pool);
-    const example = JSON.parse(await readFile(path.join(ROOT, 'examples', 'contract.acme.json'), 'utf8'));
+    const example = JSON.parse(await readFile(path.join(ROOT, 'examples', 'contract.acme.json'), 'utf8')) as Record<string, unknown>;
     await applyContract(pool, ContractSchema.parse({ ...example, tenant: TENANT }));
     const phase = async (name: string, fn: () => Promise<ImportSummary>) => {
       global.gc?.();

@@ -56,7 +56,7 @@ async function startChildWorker(env: NodeJS.ProcessEnv, nodeArgs: string[]): Pro
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`worker ${child.pid} did not start polling within 120 s: ${stderr.slice(-300)}`)), 120_000);
-    child.stderr!.on('data', (b: Buffer) => {
+    child.stderr.on('data', (b: Buffer) => {
       stderr += b.toString();
       if (stderr.includes('polling task queue')) {
         clearTimeout(timer);
@@ -117,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
   stops.push(() => rm(dir, { recursive: true, force: true }));
   try {
     log(`[bench] generating ${args.claims} claims into ${dir}`);
-    let t0 = performance.now();
+    const t0 = performance.now();
     await mkdir(path.join(dir, 'data'));
     const data = await generate(path.join(dir, 'data'), args.claims);
     const generateSeconds = seconds(t0);
@@ -127,7 +127,7 @@ export async function main(argv: string[]): Promise<number> {
     stops.push(() => stack.stop());
     const pool = createPool(stack.databaseUrl);
     stops.push(() => pool.end());
-    const example = JSON.parse(await readFile(EXAMPLE, 'utf8'));
+    const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
     const contract = ContractSchema.parse({ ...example, tenant: TENANT });
     await applyContract(pool, contract);
     if (args.existing > 0) {
@@ -242,7 +242,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!agree) log('[bench] FAILED: the project ledger and the floor ledger differ');
     return agree ? 0 : 1;
   } catch (err) {
-    log(`bench: ${(err as Error).stack ?? err}`);
+    log(`bench: ${(err as Error).stack ?? String(err)}`);
     return 1;
   } finally {
     await stopAll();

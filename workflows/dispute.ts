@@ -156,7 +156,7 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
       continue;
     }
     if (!view.escalated) {
-      await acts.escalateDisputeRecord({ disputeId: view.disputeId!, at: nowIso() });
+      await acts.escalateDisputeRecord({ disputeId: view.disputeId, at: nowIso() });
       view.escalated = true;
     } else {
       await resolve({ decision: view.defaultDecision ?? 'uphold', actor: 'system:auto-resolution', note: `unresolved at the deadline ${view.autoResolveAt}; contract default applies`, requestId: 'auto-resolution', auto: true }).catch((err) => {

@@ -183,6 +183,8 @@ export function formatStory(s: OutcomeStory): string {
 export function formatTable(rows: Array<Record<string, unknown>>): string {
   if (rows.length === 0) return '(none)';
   const cols = Object.keys(rows[0]);
+  // Cells are query columns and summary fields (strings, numbers, bigints, Dates): String() is their display.
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string
   const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
   const widths = cols.map((c) => Math.min(40, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
   const line = (vals: string[]) => vals.map((v, i) => v.slice(0, 40).padEnd(widths[i])).join('  ').trimEnd();

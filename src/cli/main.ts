@@ -34,7 +34,7 @@ function commandPath(cmd: Command): string[] {
  * login may not see, which is the same to it) is an error, not an empty success.
  */
 async function refuseUnknownTenant(ctx: CommandContext, cmd: Command): Promise<void> {
-  const tenant = (cmd.opts() as { tenant?: unknown }).tenant;
+  const tenant = cmd.opts<{ tenant?: unknown }>().tenant;
   if (typeof tenant !== 'string' || tenant === '') return;
   if (TENANT_CHECKED_BY_WORKFLOW.has(commandPath(cmd)[0])) return;
   // A malformed id is refused by the command's own option check, with its own message.

@@ -37,7 +37,7 @@ export async function applyContract(pool: Pool, contract: Contract): Promise<App
     if (same.rows[0]) {
       return { tenant: contract.tenant, version: same.rows[0].version, effectiveFrom: same.rows[0].effective_from.toISOString(), created: false };
     }
-    const clash = await db.query('select version from contracts where tenant_id = $1 and effective_from = $2', [contract.tenant, contract.effectiveFrom]);
+    const clash = await db.query<{ version: number }>('select version from contracts where tenant_id = $1 and effective_from = $2', [contract.tenant, contract.effectiveFrom]);
     if (clash.rows[0]) {
       throw new ReconError('contract_conflict', `tenant ${contract.tenant} already has version ${clash.rows[0].version} effective from ${contract.effectiveFrom}; give the new version a later effectiveFrom`);
     }

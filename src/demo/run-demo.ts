@@ -53,7 +53,7 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, chunkSize: 100 } });
     running = worker.run();
 
-    const example = JSON.parse(await readFile(EXAMPLE, 'utf8'));
+    const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
     const tenant = 'acme';
     const contract = ContractSchema.parse({ ...example, tenant, claimSources: { 'fin-api': { kind: 'http', url: claimsApi.url, pageSize: 50 } } });
     const applied = await applyContract(pool, contract);

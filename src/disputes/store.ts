@@ -131,7 +131,7 @@ export async function resolveDispute(
   return inTransaction(pool, async (db) => {
     const { rows: [d] } = await db.query<DisputeState>(`select ${DISPUTE_COLUMNS} from disputes where dispute_id = $1 for update`, [args.disputeId]);
     if (d.status !== 'open') {
-      const { rows: [mine] } = await db.query(`select 1 from dispute_events where dispute_id = $1 and request_id = $2 and kind = 'resolved'`, [args.disputeId, args.requestId]);
+      const { rows: [mine] } = await db.query<Record<string, unknown>>(`select 1 from dispute_events where dispute_id = $1 and request_id = $2 and kind = 'resolved'`, [args.disputeId, args.requestId]);
       if (mine) return previousResolution(db, args.disputeId);
       const decided = d.status === 'upheld' ? 'upheld' : 'rejected';
       throw new ReconError('already_resolved', `dispute ${args.disputeId} was already resolved: ${decided} by ${d.resolved_by} at ${d.resolved_at!.toISOString()}`);

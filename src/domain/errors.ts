@@ -178,6 +178,12 @@ interface ErrnoLike { code?: unknown; errno?: unknown; syscall?: unknown; path?:
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
+/** A thrown value's message as text, whatever a foreign thrower put there. */
+function messageOf(e: ErrnoLike): string {
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- unknown by type, a string in practice
+  return String(e.message ?? '');
+}
+
 /** A PostgreSQL error (pg's DatabaseError): a five-character SQLSTATE and a severity. */
 function isDatabaseError(e: ErrnoLike): boolean {
   return typeof e.code === 'string' && SQLSTATE.test(e.code) && typeof e.severity === 'string';
@@ -210,7 +216,7 @@ function fromDatabaseError(e: ErrnoLike): ReconError {
   if (state === '23505') return new ReconError('already_exists', `this already exists${table ? ` (in ${table})` : ''}; nothing was changed`, details);
   if (state === '42501') {
     // The object, not the statement: "permission denied for table imports" names what was refused.
-    const object = /permission denied for (?:table|relation|sequence) ([\w.]+)/.exec(String(e.message ?? ''))?.[1];
+    const object = /permission denied for (?:table|relation|sequence) ([\w.]+)/.exec(messageOf(e))?.[1];
     return new ReconError('permission_denied', `this database login has no permission ${object ? `on ${object}` : 'for that'}; use a login with the right role (see README "Database roles")`, details);
   }
   if (state === '28P01' || state === '28000') return new ReconError('database_login_failed', 'the database refused the login; check the user and password in DATABASE_URL', details);
@@ -261,8 +267,8 @@ export function toReconError(err: unknown): ReconError {
     else if (err instanceof Error && typeof e.code === 'string' && e.code in ERROR_CATALOGUE) r = new ReconError(e.code, err.message);
     else if (typeof e.syscall === 'string' || (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code))) r = fromSystemError(e);
     // Temporal's gRPC calls (after the connection was made) and pg's own connection failures.
-    else if (e.name === 'ServiceError') r = new ReconError('temporal_unavailable', `Temporal did not answer (${oneLine(String(e.message ?? ''))}); check that it is running and TEMPORAL_ADDRESS, then try again`);
-    else if (/^(Connection terminated|timeout exceeded when trying to connect)/.test(String(e.message ?? ''))) {
+    else if (e.name === 'ServiceError') r = new ReconError('temporal_unavailable', `Temporal did not answer (${oneLine(messageOf(e))}); check that it is running and TEMPORAL_ADDRESS, then try again`);
+    else if (/^(Connection terminated|timeout exceeded when trying to connect)/.test(messageOf(e))) {
       r = new ReconError('database_unavailable', 'the database connection was lost; check that PostgreSQL is running and DATABASE_URL, then try again');
     } else if (e.name === 'ZodError' && Array.isArray(e.issues)) {
       const i = (e.issues[0] ?? {}) as { path?: unknown[]; message?: string };

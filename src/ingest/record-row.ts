@@ -18,6 +18,14 @@ const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 const TRUE = new Set(['true', 'yes', 'y', '1', 't']);
 const FALSE = new Set(['false', 'no', 'n', '0', 'f']);
 
+/**
+ * A field as the text a boolean or timestamp is read from. A JSON array or object gives its
+ * String() form as it always has (['yes'] reads 'yes'; an object '[object Object]', refused).
+ */
+function asText(raw: unknown): string {
+  return String(raw);
+}
+
 function convert(field: string, type: string, raw: unknown, timeZone: string): string | number | boolean | null {
   if (raw === undefined || raw === null) return null;
   if (typeof raw === 'string' && raw.trim() === '') return null;
@@ -30,20 +38,20 @@ function convert(field: string, type: string, raw: unknown, timeZone: string): s
     }
     case 'boolean': {
       if (typeof raw === 'boolean') return raw;
-      const t = String(raw).trim().toLowerCase();
+      const t = asText(raw).trim().toLowerCase();
       if (TRUE.has(t)) return true;
       if (FALSE.has(t)) return false;
       throw new ReconError('invalid_field', `field ${field}: expected true or false, got ${JSON.stringify(raw).slice(0, 60)}`);
     }
     case 'timestamp':
       try {
-        return parseCustomerTimestamp(String(raw), timeZone).toISOString();
+        return parseCustomerTimestamp(asText(raw), timeZone).toISOString();
       } catch (err) {
         throw new ReconError((err as ReconError).code ?? 'bad_timestamp', `field ${field}: ${(err as Error).message}`);
       }
     default:
       if (typeof raw === 'object') return JSON.stringify(raw);
-      return String(raw);
+      return asText(raw);
   }
 }
 

@@ -61,7 +61,7 @@ export async function openImport(
 
 /** The earlier import of identical content: this delivery counts for nothing new. */
 export async function replayedImport(db: PoolClient, args: { tenant: string; kind: string; source: string; contentSha256: string; origin: string }): Promise<ImportSummary> {
-  const { rows } = await db.query(
+  const { rows } = await db.query<{ import_id: number; origin: string; received: number; accepted: number; redelivered: number; quarantined: number }>(
     `select import_id, origin, received, accepted, redelivered, quarantined from imports
       where tenant_id = $1 and kind = $2 and source = $3 and content_sha256 = $4`,
     [args.tenant, args.kind, args.source, args.contentSha256],
@@ -106,7 +106,7 @@ export async function withImport(pool: Pool, target: ImportTarget, body: (db: Po
     }
     const counts = await body(db, importId);
     await closeImport(db, importId, counts);
-    const { rows: problems } = await db.query(
+    const { rows: problems } = await db.query<ImportSummary['problems'][number]>(
       'select line, row_number as row, code, reason from quarantine where import_id = $1 order by row_number limit 20',
       [importId],
     );

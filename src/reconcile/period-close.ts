@@ -46,7 +46,7 @@ export async function closePeriod(pool: Pool, args: { tenant: string; period: st
   const timeZone = await tenantTimeZone(pool, args.tenant);
   assertPeriodEnded(args.period, timeZone, args.now ?? new Date());
   return inTransaction(pool, async (db) => {
-    const { rows: inserted } = await db.query(
+    const { rows: inserted } = await db.query<{ closed_at: Date }>(
       `insert into period_closes (tenant_id, period, closed_by, note) values ($1, $2, $3, $4) on conflict do nothing returning closed_at`,
       [args.tenant, args.period, args.actor, args.note ?? null],
     );
@@ -135,12 +135,12 @@ export async function listPeriods(pool: Pool, args: { tenant: string; now?: Date
       where tenant_id = $1 group by period, currency order by period, currency`,
     [args.tenant],
   );
-  const { rows: closes } = await pool.query('select period, closed_by, closed_at, note from period_closes where tenant_id = $1', [args.tenant]);
-  const { rows: reopens } = await pool.query(
+  const { rows: closes } = await pool.query<{ period: string; closed_by: string; closed_at: Date; note: string | null }>('select period, closed_by, closed_at, note from period_closes where tenant_id = $1', [args.tenant]);
+  const { rows: reopens } = await pool.query<{ period: string; actor: string; note: string | null; at: Date }>(
     `select distinct on (period) period, actor, note, at from period_events where tenant_id = $1 and action = 'reopen' order by period, event_id desc`,
     [args.tenant],
   );
-  const periods = [...new Set([...totals.map((t) => t.period), ...closes.map((c) => c.period as string), ...reopens.map((r) => r.period as string)])].sort();
+  const periods = [...new Set([...totals.map((t) => t.period), ...closes.map((c) => c.period), ...reopens.map((r) => r.period)])].sort();
   return periods.map((period) => {
     const c = closes.find((x) => x.period === period);
     const r = reopens.find((x) => x.period === period);

@@ -53,7 +53,7 @@ function priceInOrder(rows: ConfirmedRow[], history: ContractHistory, index: Ind
   const termsOf = (r: ConfirmedRow) => {
     const version = versionForPricing(history, r.outcome_type, r.success_at);
     let byType = pricings.get(version);
-    if (!byType) pricings.set(version, (byType = new Map()));
+    if (!byType) pricings.set(version, (byType = new Map<string, Pricing>()));
     let pricing = byType.get(r.outcome_type);
     if (!pricing) byType.set(r.outcome_type, (pricing = pricingOf(version.body.outcomeTypes[r.outcome_type])));
     const multiplier = pricing.indexSeries ? multiplierAt(index, pricing.indexSeries, r.success_at) : undefined;

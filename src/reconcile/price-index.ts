@@ -7,7 +7,7 @@ export interface IndexPoint {
 }
 
 export async function loadPriceIndex(db: Pool | PoolClient, tenant: string): Promise<IndexPoint[]> {
-  const { rows } = await db.query('select series, effective_from, multiplier from price_index where tenant_id = $1 order by effective_from', [tenant]);
+  const { rows } = await db.query<{ series: string; effective_from: Date; multiplier: string }>('select series, effective_from, multiplier from price_index where tenant_id = $1 order by effective_from', [tenant]);
   return rows.map((r) => ({ series: r.series, effectiveFrom: r.effective_from, multiplier: r.multiplier }));
 }
 

@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool';
+import type { RunRow } from '../db/rows';
 import { ReconError } from '../domain/errors';
 
 export interface TenantRow {
@@ -14,6 +15,10 @@ export interface TenantRow {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+/** A row of listTenants' query: its lateral joins give nulls for a tenant with no contract or no run. */
+type TenantListing = { tenant_id: string; version: number | null; effective_from: Date | null; currency: string | null; timezone: string | null; versions: number } &
+  ({ run_id: null } | (Pick<RunRow, 'run_id' | 'as_of' | 'status' | 'started_at' | 'finished_at'>));
+
 /** A listing of a tenant that does not exist is a mistake to name, never an empty success. */
 export async function requireTenant(pool: Pool, tenant: string): Promise<void> {
   const { rowCount } = await pool.query('select 1 from tenants where tenant_id = $1', [tenant]);
@@ -25,7 +30,7 @@ export async function requireTenant(pool: Pool, tenant: string): Promise<void> {
  * a re-run of an old asOf shows up: it is what "did the last run work?" asks about).
  */
 export async function listTenants(pool: Pool, now: Date): Promise<TenantRow[]> {
-  const { rows } = await pool.query(
+  const { rows } = await pool.query<TenantListing>(
     `select t.tenant_id, c.version, c.effective_from, c.body->>'currency' as currency, c.body->>'timezone' as timezone,
             (select count(*)::int from contracts x where x.tenant_id = t.tenant_id) as versions,
             r.run_id, r.as_of, r.status, r.started_at, r.finished_at

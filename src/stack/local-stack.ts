@@ -29,7 +29,7 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
     } else {
       opts.log('[postgres] starting embedded PostgreSQL');
       const pg = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, 'pgdata'), persistent: opts.persistent, log: opts.log });
-      stops.push(pg.stop);
+      stops.push(() => pg.stop());
       databaseUrl = pg.url;
       postgresDataDir = pg.dataDir;
       describe.push(`PostgreSQL: ${pg.url.replace(/:[^:@/]*@/, ':***@')} (embedded, data in ${pg.dataDir})`);
@@ -40,7 +40,7 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
       describe.push(`Temporal: ${temporalAddress} from TEMPORAL_ADDRESS`);
     } else {
       const t = await startTemporalDevServer({ dbFile: opts.persistent ? path.join(opts.dir, 'temporal.db') : undefined, ui: opts.ui ?? true, log: opts.log });
-      stops.push(t.stop);
+      stops.push(() => t.stop());
       temporalAddress = t.address;
       uiUrl = t.uiUrl;
       describe.push(`Temporal: ${t.address} (${t.how})`);

@@ -80,7 +80,7 @@ async function packagedBinaries(): Promise<ServerBinaries> {
     throw new ReconError('postgres_start_failed', `the embedded PostgreSQL package ${name} is not installed; run \`npm ci\`, or set DATABASE_URL to a server you run`);
   }
   const root = path.resolve(path.dirname(entry), '..');
-  const version = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')).version as string;
+  const version = (JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
   return { initdb: path.join(root, 'native', 'bin', 'initdb'), postgres: path.join(root, 'native', 'bin', 'postgres'), version };
 }
 

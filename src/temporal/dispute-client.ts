@@ -64,7 +64,7 @@ async function withWorker<T>(client: Client, what: string, taskQueue: string, ti
 function asReconError(err: unknown): unknown {
   if (err instanceof ReconError) return err;
   if (err instanceof WorkflowUpdateFailedError) {
-    const cause = err.cause as Error | undefined;
+    const cause = err.cause;
     const code = cause instanceof ApplicationFailure && cause.type ? cause.type : 'refused';
     return new ReconError(code === 'Error' ? 'refused' : code, cause?.message ?? err.message);
   }

@@ -85,7 +85,7 @@ export async function runReconciliation(
   let lastProgressAt = Date.now();
   let lastDescribeAt = 0;
   let lastRetry: RunRetry | null = null;
-  const result = handle.result() as Promise<RunSummary>;
+  const result = handle.result();
   let finished = false;
   result.then(() => (finished = true), () => (finished = true));
   while (!finished) {

@@ -49,7 +49,7 @@ export async function cachedWorkflowBundle(cacheDir = path.join(os.tmpdir(), 're
   await mkdir(cacheDir, { recursive: true });
   const child = spawn(process.execPath, [BUNDLE_CHILD, codePath, WORKFLOWS_PATH], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', resolve);

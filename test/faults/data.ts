@@ -5,7 +5,7 @@
  * are disputed. Everything is a pure function of the seed, so every run sees the same bytes.
  */
 import { seededRandom } from '../../src/demo/dataset';
-import { HOUR, DAY } from '../support/fixtures';
+import { HOUR } from '../support/fixtures';
 
 /** Nights of the story (06:00 UTC, after midnight in New York); the last one starts a new period. */
 export const NIGHTS = ['2026-10-05T06:00:00Z', '2026-10-08T06:00:00Z', '2026-10-12T06:00:00Z', '2026-10-19T06:00:00Z', '2026-11-02T06:00:00Z'].map((s) => new Date(s));

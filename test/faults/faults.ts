@@ -166,7 +166,7 @@ export function httpFaults(seed: number): FaultHooks {
   const r = rng(seed * 49979687 + 11);
   const kinds = ['status', 'truncate', 'replay', 'status', 'replay'] as const;
   return {
-    async prepare(ctx: RunContext) {
+    prepare(ctx: RunContext) {
       const queue: Array<'ok' | 'status' | 'hang' | 'truncate' | 'replay'> = [];
       // Faults spread over the first nights' requests, one hang per run (it costs the client's timeout).
       for (let i = 0; i < 12; i++) {
@@ -175,6 +175,7 @@ export function httpFaults(seed: number): FaultHooks {
       }
       queue.splice(4 + Math.floor(r() * 8), 0, 'hang');
       ctx.claims.inject(...queue);
+      return Promise.resolve();
     },
   };
 }

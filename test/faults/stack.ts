@@ -139,7 +139,7 @@ export class WorkerProcess {
     let seen = '';
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`worker ${child.pid} did not start polling within 180 s: ${seen.slice(-400)}`)), 180_000);
-      child.stderr!.on('data', (b: Buffer) => {
+      child.stderr.on('data', (b: Buffer) => {
         const text = b.toString();
         seen += text;
         this.log = (this.log + text).slice(-20_000);

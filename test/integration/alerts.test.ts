@@ -39,7 +39,7 @@ const record = (period: string, before: PeriodUsage, after: PeriodUsage) => (db:
   recordAlerts(db, { tenant, runId, period, at: AS_OF, current, before: new Map([[TYPE, before]]), after: new Map([[TYPE, after]]) });
 
 async function alertsOf(period: string) {
-  const { rows } = await pool.query(
+  const { rows } = await pool.query<{ threshold: number; basis: string; usage: number; limit: number; run: number }>(
     `select threshold::float as threshold, basis, usage_minor::int as usage, limit_minor::int as "limit", run_id::int as run
        from alerts where tenant_id = $1 and period = $2 order by alert_id`,
     [tenant, period],

@@ -29,7 +29,7 @@ describe('HTTP claims source with a cursor', () => {
     expect(s.claims).toMatchObject({ received: 6, accepted: 4, redelivered: 0, quarantined: 2 });
     expect(s.outcomes.created).toBe(4);
     expect(await readCursor(h.pool, tenant, 'fin-api')).toBe('6');
-    const { rows } = await h.pool.query(`select code from quarantine where tenant_id = $1 order by code`, [tenant]);
+    const { rows } = await h.pool.query<{ code: string }>(`select code from quarantine where tenant_id = $1 order by code`, [tenant]);
     expect(rows.map((r) => r.code)).toEqual(['missing_field', 'not_an_object']);
   });
 
@@ -46,7 +46,7 @@ describe('HTTP claims source with a cursor', () => {
     const again = await pullClaimPage(h.pool, { tenant, source: 'fin-api', url: api.url, pageSize: 3, now: new Date() });
     expect(again.import.replayed).toBe(true);
     expect(again.cursor).toBe('6');
-    const { rows } = await h.pool.query(`select count(*)::int as n from claims where tenant_id = $1`, [tenant]);
+    const { rows } = await h.pool.query<{ n: number }>(`select count(*)::int as n from claims where tenant_id = $1`, [tenant]);
     expect(rows[0].n).toBe(4);
   });
 

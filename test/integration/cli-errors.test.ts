@@ -95,7 +95,7 @@ describe('every CLI failure is one line with a code and exit 2 for the caller\'s
     await applyExample(h.pool, indexed, {
       effectiveFrom: '2026-02-01T00:00:00Z',
       outcomeTypes: { resolved_ticket: { ...terms, unitPrice: undefined, pricing: { tiers: [{ unitPrice: '0.99' }], indexSeries: 'gpu-cost' } } },
-    } as never);
+    });
     files.NO_SUBJECT = await writeLines(h.dir, 'no-subject.csv', ['claim_id,outcome_type,occurred_at', 'k1,resolved_ticket,2026-03-02T10:00:00Z']);
     files.JSONL_AS_CSV = await writeLines(h.dir, 'jsonl-as.csv', ['{"claim_id":"k1","outcome_type":"resolved_ticket","subject_ref":"T-1","occurred_at":"2026-03-02T10:00:00Z"}']);
     files.CSV_AS_JSONL = await writeLines(h.dir, 'csv-as.jsonl', ['claim_id,outcome_type,subject_ref,occurred_at', 'k1,resolved_ticket,T-1,2026-03-02T10:00:00Z']);

@@ -91,7 +91,7 @@ describe('payload codec on the real Temporal server', () => {
     // The codec client reads the result back as usual.
     expect(summary).toMatchObject({ tenant, asOf });
 
-    const { rows } = await pool.query(`select outcome_id from outcomes where tenant_id = $1 and subject_key = 't-7001'`, [tenant]);
+    const { rows } = await pool.query<{ outcome_id: number }>(`select outcome_id from outcomes where tenant_id = $1 and subject_key = 't-7001'`, [tenant]);
     const view = await openDisputeViaTemporal(client, { tenant, outcomeId: Number(rows[0].outcome_id), actor: 'support:alice', reason: `Customer Jane (jane.doe@example.com) says T-7001 is still broken`, taskQueue });
     expect(view.status).toBe('open');
 

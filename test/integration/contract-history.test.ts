@@ -45,7 +45,7 @@ describe('one contract history', () => {
       code: 'invalid_contract',
       message: `contract of ${tenant}: outcomeTypes.resolved_ticket.unitPrice: 0.001 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free`,
     });
-    const { rows } = await h.pool.query('select count(*)::int as n from contracts where tenant_id = $1', [tenant]);
+    const { rows } = await h.pool.query<{ n: number }>('select count(*)::int as n from contracts where tenant_id = $1', [tenant]);
     expect(rows[0].n).toBe(1);
   });
 
@@ -68,7 +68,7 @@ describe('one contract history', () => {
       { subject: 'T-2', amountMinor: 99, version: 1 },
       { subject: 'T-3', amountMinor: 125, version: 2 },
     ]);
-    const { rows: entries } = await h.pool.query(`select count(*)::int as n from ledger_entries where tenant_id = $1`, [tenant]);
+    const { rows: entries } = await h.pool.query<{ n: number }>(`select count(*)::int as n from ledger_entries where tenant_id = $1`, [tenant]);
     expect(entries[0].n).toBe(3);
 
     const renamed = { ...v1, effectiveFrom: '2026-09-01T00:00:00Z', outcomeTypes: { solved_ticket: v1.outcomeTypes.resolved_ticket } };
@@ -142,7 +142,7 @@ describe('one contract history', () => {
   it('recon contract list, show and diff', async () => {
     const tenant = uniqueTenant('cli');
     const env = { DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: h.taskQueue };
-    const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8'));
+    const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8')) as { outcomeTypes: { resolved_ticket: Record<string, unknown> } };
     const f1 = path.join(h.dir, `${tenant}-v1.json`);
     const f2 = path.join(h.dir, `${tenant}-v2.json`);
     await writeFile(f1, JSON.stringify({ ...example, tenant }));

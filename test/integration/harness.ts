@@ -64,7 +64,7 @@ export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: n
 }
 
 export async function loadExampleContract(tenant: string, overrides: Partial<Contract> = {}): Promise<Contract> {
-  const raw = JSON.parse(await readFile(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8'));
+  const raw = JSON.parse(await readFile(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as Record<string, unknown>;
   return ContractSchema.parse({ ...raw, tenant, ...overrides });
 }
 

@@ -321,7 +321,7 @@ describe('hostile input corpus on real Postgres', () => {
     const chunks: Buffer[] = [];
     const out = new Writable({ write(chunk, _enc, done) { chunks.push(Buffer.from(chunk)); done(); } });
     await writeExport(h.pool, { tenant, period: '2026-03', format: 'csv', out });
-    const table = parseCsv(Buffer.concat(chunks).toString('utf8'), { columns: true }) as Array<Record<string, string>>;
+    const table = parseCsv<Record<string, string>>(Buffer.concat(chunks).toString('utf8'), { columns: true });
     const bySubject = new Map(table.map((row) => [row.subject_ref, row]));
     expect(bySubject.get("'=HYPERLINK(A1)")).toMatchObject({ primary_claim_id: "'=1+2", evidence_external_id: "'=HYPERLINK(A1)", kind: 'charge' });
     expect(bySubject.get("'+T-351")).toMatchObject({ primary_claim_id: "'-f-2", evidence_external_id: "'+T-351", kind: 'charge' });

@@ -90,7 +90,7 @@ describe('money per currency, periods and the run summary', () => {
     const cli = await recon(['--json', 'export', '--tenant', tenant, '--period', '2026-05', '--out', path.join(h.dir, `${tenant}.csv`)], env);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
-    expect(JSON.parse(cli.stdout).by_currency.map((c: { amount: string; currency: string }) => `${c.amount} ${c.currency}`)).toEqual(['13.50 EUR', '1500 JPY', '0.99 USD']);
+    expect((JSON.parse(cli.stdout) as { by_currency: Array<{ amount: string; currency: string }> }).by_currency.map((c) => `${c.amount} ${c.currency}`)).toEqual(['13.50 EUR', '1500 JPY', '0.99 USD']);
     const human = await recon(['export', '--tenant', tenant, '--period', '2026-05', '--out', path.join(h.dir, `${tenant}-2.csv`)], env);
     expect(human.stdout).toContain('total 13.50 EUR and 1500 JPY and 0.99 USD, equal to the ledger currency by currency');
     const list = await recon(['period', 'list', '--tenant', tenant], env);
@@ -244,7 +244,7 @@ describe('money per currency, periods and the run summary', () => {
     await h.pool.query(`update run_leases set run_id = $2, workflow_id = 'wf-crashed', released_at = null, heartbeat_at = now() - interval '11 minutes' where tenant_id = $1`, [tenant, crashed.run_id]);
     const takenOver = await runReconciliation(h.client, { tenant, asOf: new Date('2026-07-05T12:00:00Z'), taskQueue: h.taskQueue });
     expect(takenOver.asOf).toBe('2026-07-05T12:00:00.000Z');
-    const { rows: [lease] } = await h.pool.query('select workflow_id, released_at from run_leases where tenant_id = $1', [tenant]);
+    const { rows: [lease] } = await h.pool.query<{ workflow_id: string; released_at: Date | null }>('select workflow_id, released_at from run_leases where tenant_id = $1', [tenant]);
     expect(lease.workflow_id).not.toBe('wf-crashed');
     expect(lease.released_at).not.toBeNull();
   });

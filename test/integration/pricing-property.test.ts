@@ -518,7 +518,7 @@ function model(s: Scenario, tl: Timeline): { lines: Line[]; alerts: Alert[] } {
       periodLines.push({ kind: 'true_up', subject: null, period: land, asOf, basis: 'true_up', tier: null, unitPrice: decString(s.commitment.amount), amount: Math.max(0, commitmentMinor! - drawn), position: null, corrects: null, own: null });
     }
     // Charges of the night, in (success_at, outcome id) order, continuing the period's positions.
-    const due = [...Array(n).keys()].filter((i) => billNight[i] === k && !(tl.retractNight[i] !== null && tl.retractNight[i]! <= k)).sort((x, y) => tl.solvedAt[x] - tl.solvedAt[y] || x - y);
+    const due = [...Array(n).keys()].filter((i) => billNight[i] === k && !(tl.retractNight[i] !== null && tl.retractNight[i] <= k)).sort((x, y) => tl.solvedAt[x] - tl.solvedAt[y] || x - y);
     if (due.length === 0) return;
     const u = usage.get(land) ?? { count: 0, usage: 0, capped: 0, hit: false };
     const before = { ...u };

@@ -59,7 +59,7 @@ describe('no personal data in workflow ids or search attributes', () => {
     const asOf = '2026-03-03T00:00:00.000Z';
     await runReconciliation(h.client, { tenant, asOf: new Date(asOf), taskQueue: h.taskQueue });
 
-    const { rows } = await h.pool.query(`select outcome_id from outcomes where tenant_id = $1 and subject_key = 'jane.doe@example.com'`, [tenant]);
+    const { rows } = await h.pool.query<{ outcome_id: number }>(`select outcome_id from outcomes where tenant_id = $1 and subject_key = 'jane.doe@example.com'`, [tenant]);
     const outcomeId = Number(rows[0].outcome_id);
     await openDisputeViaTemporal(h.client, { tenant, outcomeId, actor: 'support:Alice Liddell', reason: 'Jane Doe (jane.doe@example.com, +44 20 7946 0958) says it is not fixed', taskQueue: h.taskQueue });
     await resolveDisputeViaTemporal(h.client, { workflowId: disputeWorkflowId(tenant, outcomeId), decision: 'uphold', actor: 'support:Alice Liddell', note: 'John Smith confirmed', taskQueue: h.taskQueue });
@@ -91,7 +91,7 @@ describe('no personal data in workflow ids or search attributes', () => {
     }
 
     // The data itself was there to leak: the test would catch an id built from it.
-    const { rows: subjects } = await h.pool.query('select subject_ref from claims where tenant_id = $1 order by 1', [tenant]);
+    const { rows: subjects } = await h.pool.query<{ subject_ref: string }>('select subject_ref from claims where tenant_id = $1 order by 1', [tenant]);
     expect(subjects.map((s) => s.subject_ref)).toEqual(['CRM-884213', 'jane.doe@example.com']);
   });
 });

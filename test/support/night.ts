@@ -9,7 +9,7 @@ export type NightDriver = Record<NightStep, () => Promise<void | 'stop'>>;
 
 /** A step this test has no use for, with the reason kept beside it. */
 export function noStep(_why: string): () => Promise<void> {
-  return async () => undefined;
+  return () => Promise.resolve(undefined);
 }
 
 /** Runs the driver's steps in the workflow's order; the step the night stopped at, or null. */

@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 interface BuildModule {
-  build(): Promise<{ file: string; sources: number }>;
-  freshBuild(): string | null;
+  build: () => Promise<{ file: string; sources: number }>;
+  freshBuild: () => string | null;
 }
 
 // scripts/build.mjs is plain JavaScript (it runs before anything is compiled): no types to import.

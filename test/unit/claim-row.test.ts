@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ReconError } from '../../src/domain/errors';
 import { ClaimInputSchema, checkRowTenant, fastClaimInput, sha256Of, stageClaimRow, FUTURE_TOLERANCE_MS } from '../../src/ingest/claim-row';
 import { errorOf } from './helpers';
 

@@ -48,7 +48,7 @@ describe('payload codec: AES-256-GCM with the key id in the metadata', () => {
   it('refuses a payload whose key it lacks, naming the key id and what to set', async () => {
     const oldKey = parsePayloadKey(newKey(), 'test');
     const encrypted = await new AesGcmPayloadCodec(oldKey).encode([payload(SECRET)]);
-    const e = await new AesGcmPayloadCodec(parsePayloadKey(newKey(), 'test')).decode(encrypted).then(() => undefined, (err) => err);
+    const e = await new AesGcmPayloadCodec(parsePayloadKey(newKey(), 'test')).decode(encrypted).then(() => undefined, (err: unknown) => err);
     expect(e).toMatchObject({
       code: 'payload_key_unknown',
       message: `a workflow payload is encrypted with key ${oldKey.id}, which this process does not have: set the key it was written with in RECON_PAYLOAD_OLD_KEYS`,

@@ -17,9 +17,12 @@ import {
   versionMappingSource,
 } from '../../src/domain/contract-history';
 
-const example = JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as Record<string, any>;
+// The example contract as untyped JSON: tests edit it freely into valid and invalid inputs.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type RawContract = Record<string, any>;
+const example = JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as RawContract;
 
-function body(edit: (c: Record<string, any>) => void = () => {}): Contract {
+function body(edit: (c: RawContract) => void = () => {}): Contract {
   const c = structuredClone(example);
   edit(c);
   return ContractSchema.parse(c);
@@ -28,7 +31,7 @@ const v = (version: number, effectiveFrom: string, b: Contract = body()): Contra
 const at = (s: string) => new Date(s);
 
 // v1 Jan, v2 Mar (a new type "qualified_lead" on the same source, other dispute terms), v3 Jun.
-const leadTerms = (c: Record<string, any>) => {
+const leadTerms = (c: RawContract) => {
   c.outcomeTypes.qualified_lead = { ...structuredClone(c.outcomeTypes.resolved_ticket), unitPrice: '5.00' };
 };
 const v1 = v(1, '2026-01-01T00:00:00Z');

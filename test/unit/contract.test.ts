@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  type Contract,
   ContractSchema,
   type ContractVersion,
   formatZodIssues,
@@ -12,10 +11,13 @@ import {
 } from '../../src/domain/contract';
 import { contractInEffectAt } from '../../src/domain/contract-history';
 
-const example = JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as Record<string, any>;
+// The example contract as untyped JSON: tests edit it freely into valid and invalid inputs.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type RawContract = Record<string, any>;
+const example = JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as RawContract;
 
 /** A deep copy of the example contract, changed by `edit`. */
-function variant(edit: (c: Record<string, any>) => void): Record<string, any> {
+function variant(edit: (c: RawContract) => void): RawContract {
   const c = structuredClone(example);
   edit(c);
   return c;
@@ -28,7 +30,7 @@ function refusal(input: unknown): string {
   return formatZodIssues(parsed.error);
 }
 
-const ot = (c: Record<string, any>) => c.outcomeTypes.resolved_ticket;
+const ot = (c: RawContract) => c.outcomeTypes.resolved_ticket;
 
 describe('ContractSchema: the example contract', () => {
   it('parses, with defaults filled in', () => {
@@ -61,7 +63,7 @@ describe('ContractSchema: the example contract', () => {
 });
 
 describe('ContractSchema: refusals name the bad field', () => {
-  it.each<[string, (c: Record<string, any>) => void, string]>([
+  it.each<[string, (c: RawContract) => void, string]>([
     ['an unknown record source in an outcome type', (c) => (ot(c).recordSource = 'crm'), 'outcomeTypes.resolved_ticket.recordSource: unknown record source "crm"'],
     ['a matchKey field that is not mapped', (c) => (ot(c).matchKey.field = 'ticket_number'), 'outcomeTypes.resolved_ticket.matchKey.field: "ticket_number" is not a field of helpdesk'],
     ['a successTimeField that is not a timestamp field', (c) => (ot(c).successTimeField = 'status'), 'outcomeTypes.resolved_ticket.successTimeField: "status" must be a timestamp field of helpdesk'],
@@ -137,7 +139,7 @@ describe('ContractSchema: refusals name the bad field', () => {
 });
 
 describe('contractInEffectAt', () => {
-  const body = ContractSchema.parse(example) as Contract;
+  const body = ContractSchema.parse(example);
   const v = (version: number, effectiveFrom: string): ContractVersion => ({ version, effectiveFrom: new Date(effectiveFrom), body });
   const versions = [v(3, '2026-06-01T00:00:00Z'), v(1, '2026-01-01T00:00:00Z'), v(2, '2026-03-01T00:00:00Z')];
 
@@ -200,7 +202,7 @@ describe('normaliseMatchKey', () => {
 });
 
 describe('ContractSchema: strict at every depth', () => {
-  it.each<[string, (c: Record<string, any>) => void, string]>([
+  it.each<[string, (c: RawContract) => void, string]>([
     ['a misspelt dispute block', (c) => (ot(c).dispute = { window: 'P10D' }), 'outcomeTypes.resolved_ticket.dispute: unknown key'],
     ['a misspelt key inside disputes', (c) => (ot(c).disputes = { windw: 'P10D' }), 'outcomeTypes.resolved_ticket.disputes.windw: unknown key'],
     ['caseinsensitive in lower case', (c) => (ot(c).matchKey.caseinsensitive = false), 'outcomeTypes.resolved_ticket.matchKey.caseinsensitive: unknown key'],
@@ -250,11 +252,11 @@ describe('ContractSchema: rules against field types', () => {
 });
 
 describe('ContractSchema: bounds', () => {
-  const hybrid = (pricing: unknown) => (c: Record<string, any>) => {
+  const hybrid = (pricing: unknown) => (c: RawContract) => {
     delete ot(c).unitPrice;
     ot(c).pricing = pricing;
   };
-  it.each<[string, (c: Record<string, any>) => void, string]>([
+  it.each<[string, (c: RawContract) => void, string]>([
     ['a grace window of 99999999 years', (c) => (ot(c).graceWindow = 'P99999999Y'), 'outcomeTypes.resolved_ticket.graceWindow: must be at most ten years (P10Y)'],
     ['an evidence deadline past ten years', (c) => (ot(c).evidenceDeadline = 'P3654D'), 'outcomeTypes.resolved_ticket.evidenceDeadline: must be at most ten years (P10Y)'],
     ['a dispute window past ten years', (c) => (ot(c).disputes = { window: 'P11Y' }), 'outcomeTypes.resolved_ticket.disputes.window: must be at most ten years (P10Y)'],
@@ -295,13 +297,13 @@ describe('ContractSchema: bounds', () => {
 
   it('accepts zero written as zero, the bound itself and ten years exactly', () => {
     for (const edit of [
-      (c: Record<string, any>) => (ot(c).unitPrice = '0'),
-      (c: Record<string, any>) => (ot(c).unitPrice = '0.000'),
-      (c: Record<string, any>) => (ot(c).unitPrice = '900719.92'),
-      (c: Record<string, any>) => (ot(c).unitPrice = '0.005'), // rounds half up to one cent
-      (c: Record<string, any>) => (ot(c).graceWindow = 'P10Y'),
-      (c: Record<string, any>) => (ot(c).clawbackWindow = 'P3652D'),
-      (c: Record<string, any>) => (c.effectiveFrom = '2100-12-31T23:59:59Z'),
+      (c: RawContract) => (ot(c).unitPrice = '0'),
+      (c: RawContract) => (ot(c).unitPrice = '0.000'),
+      (c: RawContract) => (ot(c).unitPrice = '900719.92'),
+      (c: RawContract) => (ot(c).unitPrice = '0.005'), // rounds half up to one cent
+      (c: RawContract) => (ot(c).graceWindow = 'P10Y'),
+      (c: RawContract) => (ot(c).clawbackWindow = 'P3652D'),
+      (c: RawContract) => (c.effectiveFrom = '2100-12-31T23:59:59Z'),
     ]) {
       const parsed = ContractSchema.safeParse(variant(edit));
       expect(parsed.success, parsed.success ? '' : formatZodIssues(parsed.error)).toBe(true);

@@ -284,7 +284,7 @@ const { predicate: predicateArb } = fc.letrec<{ predicate: Predicate }>((tie) =>
     fc.record({ all: fc.array(tie('predicate'), { maxLength: 3 }) }),
     fc.record({ any: fc.array(tie('predicate'), { maxLength: 3 }) }),
     fc.record({ not: tie('predicate') }),
-  ) as fc.Arbitrary<Predicate>,
+  ),
 }));
 
 const dataArb = fc.dictionary(

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContractSchema, type RecordSource } from '../../src/domain/contract';
-import { ReconError } from '../../src/domain/errors';
 import { sha256Of } from '../../src/ingest/claim-row';
 import { mapRecordRow } from '../../src/ingest/record-row';
 import { errorOf } from './helpers';

@@ -1,7 +1,6 @@
 import { TZDate } from '@date-fns/tz';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ReconError } from '../../src/domain/errors';
 import { formatUtc, parseCustomerTimestamp } from '../../src/domain/timestamps';
 import { errorOf } from './helpers';
 
