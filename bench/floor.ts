@@ -67,7 +67,8 @@ const SEED_EXISTING = [
 const ISO = `'^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?(Z|[+-]\\d{2}:\\d{2})$'`;
 const DECIMAL = `'^[+-]?(\\d+(\\.\\d*)?|\\.\\d+)([eE][+-]?\\d+)?$'`;
 // Casts sit inside CASE so that no plan order can evaluate one on a bad value.
-const ts = (x: string) => `(case when ${x} ~ ${ISO} and pg_input_is_valid(${x}, 'timestamptz') then ${x}::timestamptz end)`;
+const ts = (x: string) =>
+  `(case when ${x} ~ ${ISO} and pg_input_is_valid(${x}, 'timestamptz') then ${x}::timestamptz end)`;
 const blank = (x: string) => `coalesce(btrim(${x}), '') = ''`;
 
 /** Builds every outcome of the night and decides it: match, latest version in effect, success rule, grace. */
@@ -208,14 +209,31 @@ export async function runFloor(serverUrl: string, database: string, input: Floor
     }
     const phases: FloorResult['phases'] = [];
     // Raw lines: \x01 and \x02 never occur in the JSONL, so CSV mode passes each line through untouched.
-    await timed(phases, 'copy claims', () => pipeline(createReadStream(input.claimsFile), db.query(copyFrom(`copy claims_raw (line) from stdin with (format csv, delimiter e'\\x01', quote e'\\x02')`))));
-    await timed(phases, 'copy records', () => pipeline(createReadStream(input.recordsFile), db.query(copyFrom(`copy records_raw (ticket_id, status, solved_at, updated_at, csat) from stdin with (format csv, header true)`))));
+    await timed(phases, 'copy claims', () =>
+      pipeline(
+        createReadStream(input.claimsFile),
+        db.query(copyFrom(`copy claims_raw (line) from stdin with (format csv, delimiter e'\\x01', quote e'\\x02')`)),
+      ),
+    );
+    await timed(phases, 'copy records', () =>
+      pipeline(
+        createReadStream(input.recordsFile),
+        db.query(
+          copyFrom(
+            `copy records_raw (ticket_id, status, solved_at, updated_at, csat) from stdin with (format csv, header true)`,
+          ),
+        ),
+      ),
+    );
     let outcomes = 0;
     await timed(phases, 'evaluate', async () => {
-      outcomes = (await db.query(EVALUATE, [input.asOf, input.importedAt, input.graceHours, input.timeZone])).rowCount ?? 0;
+      outcomes =
+        (await db.query(EVALUATE, [input.asOf, input.importedAt, input.graceHours, input.timeZone])).rowCount ?? 0;
     });
     await timed(phases, 'post', () => db.query(POST, [input.asOf, input.period, input.unitPrice, input.unitMinor]));
-    const { rows: [l] } = await db.query<{ count: number; total: string; fingerprint: string }>(
+    const {
+      rows: [l],
+    } = await db.query<{ count: number; total: string; fingerprint: string }>(
       `select count(*)::int as count, coalesce(sum(amount_minor), 0)::text as total,
               coalesce(md5(string_agg(primary_claim_id, ',' order by primary_claim_id collate "C")), '') as fingerprint
          from ledger where as_of = $1`,

@@ -21,7 +21,13 @@ export type Kind = 'success' | 'reopened' | 'duplicate' | 'retracted' | 'unmatch
 
 /** The issue's mix; the last percent fails the success rule (CSAT 1), so "not achieved" is exercised too. */
 const MIX: Array<[Kind, number]> = [
-  ['success', 0.85], ['reopened', 0.05], ['duplicate', 0.03], ['retracted', 0.02], ['unmatched', 0.03], ['malformed', 0.01], ['not_achieved', 0.01],
+  ['success', 0.85],
+  ['reopened', 0.05],
+  ['duplicate', 0.03],
+  ['retracted', 0.02],
+  ['unmatched', 0.03],
+  ['malformed', 0.01],
+  ['not_achieved', 0.01],
 ];
 
 export interface DataSet {
@@ -39,7 +45,10 @@ class Lines {
   private buf: string[] = [];
   private size = 0;
   count = 0;
-  constructor(private readonly out: WriteStream, private readonly eol: string) {}
+  constructor(
+    private readonly out: WriteStream,
+    private readonly eol: string,
+  ) {}
   async add(line: string): Promise<void> {
     this.buf.push(line);
     this.size += line.length;
@@ -83,7 +92,13 @@ export async function generate(dir: string, claims: number, seed = SEED): Promis
   let expectedBilled = 0;
 
   const claimLine = (id: number, subject: string, at: number) =>
-    JSON.stringify({ claim_id: `c-${pad(id)}`, outcome_type: 'resolved_ticket', subject_ref: subject, occurred_at: iso(at), attributes: { agent: 'support-ai-v3', confidence: Math.round(between(0.6, 1) * 100) / 100 } });
+    JSON.stringify({
+      claim_id: `c-${pad(id)}`,
+      outcome_type: 'resolved_ticket',
+      subject_ref: subject,
+      occurred_at: iso(at),
+      attributes: { agent: 'support-ai-v3', confidence: Math.round(between(0.6, 1) * 100) / 100 },
+    });
 
   /** Writes a ticket's versions (oldest first); returns its solve time. */
   const ticket = async (i: number, kind: Kind): Promise<{ solvedAt: number; billed: boolean }> => {
@@ -149,7 +164,14 @@ export async function generate(dir: string, claims: number, seed = SEED): Promis
         if (kind === 'success') successTickets.push(i);
         const at = t.solvedAt - between(0, 30 * 60_000);
         await cl.add(claimLine(i, `T-${pad(i)}`, at));
-        if (kind === 'retracted') retractions.push(JSON.stringify({ claim_id: `c-${pad(i)}`, retracted: true, retracted_at: iso(at + between(HOUR, 48 * HOUR)) }));
+        if (kind === 'retracted')
+          retractions.push(
+            JSON.stringify({
+              claim_id: `c-${pad(i)}`,
+              retracted: true,
+              retracted_at: iso(at + between(HOUR, 48 * HOUR)),
+            }),
+          );
         break;
       }
       case 'duplicate': {

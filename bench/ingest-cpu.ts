@@ -12,10 +12,16 @@ export function postmasterPid(dataDir: string): number {
  */
 export function postgresCpuSeconds(postmasterPid: number): number {
   const tick = 100; // USER_HZ on Linux
-  const fields = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  const fields = (pid: number) =>
+    readFileSync(`/proc/${pid}/stat`, 'utf8')
+      .replace(/^.*\) /, '')
+      .split(' ');
   const own = fields(postmasterPid);
   let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
-  for (const child of readFileSync(`/proc/${postmasterPid}/task/${postmasterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) {
+  for (const child of readFileSync(`/proc/${postmasterPid}/task/${postmasterPid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)) {
     try {
       const f = fields(Number(child));
       ticks += Number(f[11]) + Number(f[12]);
@@ -25,4 +31,3 @@ export function postgresCpuSeconds(postmasterPid: number): number {
   }
   return ticks / tick;
 }
-

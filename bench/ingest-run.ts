@@ -52,11 +52,21 @@ function profileStatements(pool: Pool): void {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { claims: { type: 'string', default: '100000' }, data: { type: 'string' }, profile: { type: 'boolean', default: false }, 'first-only': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      claims: { type: 'string', default: '100000' },
+      data: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      'first-only': { type: 'boolean', default: false },
+    },
+  });
   const claims = Number(values.claims);
   if (!Number.isInteger(claims) || claims < 100) throw new Error('--claims must be an integer >= 100');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-ingest-'));
@@ -73,12 +83,18 @@ async function main(): Promise<void> {
   const recordsAgain = path.join(dir, 'helpdesk-again.csv');
   if (!values['first-only']) {
     await copyFile(claimsFile, claimsAgain);
-    await appendFile(claimsAgain, `${JSON.stringify({ claim_id: 'c-extra', outcome_type: 'resolved_ticket', subject_ref: 'T-extra', occurred_at: '2026-10-20T00:00:00Z' })}\n`);
+    await appendFile(
+      claimsAgain,
+      `${JSON.stringify({ claim_id: 'c-extra', outcome_type: 'resolved_ticket', subject_ref: 'T-extra', occurred_at: '2026-10-20T00:00:00Z' })}\n`,
+    );
     await copyFile(recordsFile, recordsAgain);
     await appendFile(recordsAgain, 'T-extra,solved,2026-10-20T00:00:00Z,2026-10-20T00:00:00Z,\r\n');
   }
 
-  const pgServer = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pgdata'), log: (m) => process.stderr.write(`${m}\n`) });
+  const pgServer = await startEmbeddedPostgres({
+    dataDir: path.join(dir, 'pgdata'),
+    log: (m) => process.stderr.write(`${m}\n`),
+  });
   const pool = createPool(pgServer.url);
   if (values.profile) profileStatements(pool);
   const pgPid = postmasterPid(pgServer.dataDir);
@@ -86,7 +102,10 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   try {
     await migrate(pool);
-    const example = JSON.parse(await readFile(path.join(ROOT, 'examples', 'contract.acme.json'), 'utf8')) as Record<string, unknown>;
+    const example = JSON.parse(await readFile(path.join(ROOT, 'examples', 'contract.acme.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     await applyContract(pool, ContractSchema.parse({ ...example, tenant: TENANT }));
     const phase = async (name: string, fn: () => Promise<ImportSummary>) => {
       global.gc?.();
@@ -100,17 +119,26 @@ async function main(): Promise<void> {
       const nodeCpu = (cpu.user + cpu.system) / 1e6;
       const pgCpu = postgresCpuSeconds(pgPid) - pgCpu0;
       rss.sample();
-      const line = `${name.padEnd(22)} ${seconds.toFixed(2).padStart(8)} s (cpu node ${nodeCpu.toFixed(1)} s, postgres ${pgCpu.toFixed(1)} s)  rss ${before.toFixed(0).padStart(4)} -> peak ${rss.peak.toFixed(0).padStart(4)} MB  ` +
+      const line =
+        `${name.padEnd(22)} ${seconds.toFixed(2).padStart(8)} s (cpu node ${nodeCpu.toFixed(1)} s, postgres ${pgCpu.toFixed(1)} s)  rss ${before.toFixed(0).padStart(4)} -> peak ${rss.peak.toFixed(0).padStart(4)} MB  ` +
         `received ${s.received} = accepted ${s.accepted} + redelivered ${s.redelivered} + quarantined ${s.quarantined}${s.replayed ? ' (replayed)' : ''}`;
       process.stderr.write(`${line}\n`);
       lines.push(line);
     };
     await phase('import claims', () => importClaimsFile(pool, { tenant: TENANT, file: claimsFile, now: AS_OF }));
-    await phase('import records', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }));
+    await phase('import records', () =>
+      importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }),
+    );
     if (values['first-only']) return report();
-    await phase('same records again', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }));
-    await phase('claims, changed copy', () => importClaimsFile(pool, { tenant: TENANT, file: claimsAgain, now: AS_OF }));
-    await phase('records, changed copy', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsAgain, now: AS_OF }));
+    await phase('same records again', () =>
+      importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }),
+    );
+    await phase('claims, changed copy', () =>
+      importClaimsFile(pool, { tenant: TENANT, file: claimsAgain, now: AS_OF }),
+    );
+    await phase('records, changed copy', () =>
+      importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsAgain, now: AS_OF }),
+    );
     await report();
   } finally {
     rss.stop();
@@ -120,21 +148,31 @@ async function main(): Promise<void> {
   }
 
   async function report(): Promise<void> {
-    const { rows: [t] } = await pool.query<{ claims: number; versions: number; quarantine: number }>(
+    const {
+      rows: [t],
+    } = await pool.query<{ claims: number; versions: number; quarantine: number }>(
       `select (select count(*)::int from claims) as claims, (select count(*)::int from record_versions) as versions, (select count(*)::int from quarantine) as quarantine`,
     );
-    console.log(`claims ${claims} (${(await stat(claimsFile)).size / MB | 0} MB claims file, ${(await stat(recordsFile)).size / MB | 0} MB records file); node ${process.version}`);
+    console.log(
+      `claims ${claims} (${((await stat(claimsFile)).size / MB) | 0} MB claims file, ${((await stat(recordsFile)).size / MB) | 0} MB records file); node ${process.version}`,
+    );
     for (const l of lines) console.log(l);
-    console.log(`tables: ${t.claims} claims, ${t.versions} record versions, ${t.quarantine} quarantined rows; process peak RSS (VmHWM) ${vmHwm()} MB`);
+    console.log(
+      `tables: ${t.claims} claims, ${t.versions} record versions, ${t.quarantine} quarantined rows; process peak RSS (VmHWM) ${vmHwm()} MB`,
+    );
     // What the imports wrote, row for row (ids included, times of writing excluded): equal before
     // and after a change to the import means the change wrote nothing different.
-    const { rows: [f] } = await pool.query<{ claims: string; records: string; versions: string; quarantine: string }>(
+    const {
+      rows: [f],
+    } = await pool.query<{ claims: string; records: string; versions: string; quarantine: string }>(
       `select (select md5(string_agg(concat_ws('|', claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id), E'\\n' order by claim_id)) from claims) as claims,
               (select md5(string_agg(concat_ws('|', record_id, tenant_id, source, external_id), E'\\n' order by record_id)) from records) as records,
               (select md5(string_agg(concat_ws('|', version_id, record_id, effective_at, match_key, data, row_sha256, import_id, line), E'\\n' order by version_id)) from record_versions) as versions,
               (select md5(string_agg(concat_ws('|', import_id, row_number, line, source, origin, raw, code, reason), E'\\n' order by import_id, row_number)) from quarantine) as quarantine`,
     );
-    console.log(`fingerprint: claims ${f.claims.slice(0, 12)} records ${f.records.slice(0, 12)} versions ${f.versions.slice(0, 12)} quarantine ${f.quarantine.slice(0, 12)}`);
+    console.log(
+      `fingerprint: claims ${f.claims.slice(0, 12)} records ${f.records.slice(0, 12)} versions ${f.versions.slice(0, 12)} quarantine ${f.quarantine.slice(0, 12)}`,
+    );
   }
 }
 

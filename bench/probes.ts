@@ -79,14 +79,23 @@ export interface TemporalActions {
   heartbeatsSent: number;
 }
 
-const BILLABLE = ['workflowExecutionStarted', 'activityTaskScheduled', 'timerStarted', 'workflowExecutionSignaled', 'workflowExecutionUpdateAccepted', 'markerRecorded', 'startChildWorkflowExecutionInitiated'];
+const BILLABLE = [
+  'workflowExecutionStarted',
+  'activityTaskScheduled',
+  'timerStarted',
+  'workflowExecutionSignaled',
+  'workflowExecutionUpdateAccepted',
+  'markerRecorded',
+  'startChildWorkflowExecutionInitiated',
+];
 
 /** Walks the run's continue-as-new chain backwards from the latest execution and counts history events by type. */
 export async function countWorkflowEvents(client: Client, workflowId: string): Promise<TemporalActions> {
   const byType: Record<string, number> = {};
   const retried: TemporalActions['retried'] = [];
   const activitySeconds: Record<string, number> = {};
-  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => (t ? Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : 0);
+  const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    t ? Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6 : 0;
   let runId: string | undefined;
   let runs = 0;
   let events = 0;
@@ -101,7 +110,9 @@ export async function countWorkflowEvents(client: Client, workflowId: string): P
     for (const e of history.events ?? []) {
       events++;
       // Each event carries exactly one `<type>EventAttributes` field; its name is the event type.
-      const attr = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k] != null);
+      const attr = Object.keys(e).find(
+        (k) => k.endsWith('EventAttributes') && (e as Record<string, unknown>)[k] != null,
+      );
       const type = attr ? attr.replace(/EventAttributes$/, '') : 'unknown';
       byType[type] = (byType[type] ?? 0) + 1;
       const scheduled = e.activityTaskScheduledEventAttributes;
@@ -118,9 +129,14 @@ export async function countWorkflowEvents(client: Client, workflowId: string): P
         sent += Math.min(n, 1 + Math.floor(took / HEARTBEAT_THROTTLE_S));
       }
       if (started && (started.attempt ?? 1) > 1) {
-        retried.push({ activity: names.get(String(started.scheduledEventId)) ?? '?', attempt: started.attempt!, failure: started.lastFailure?.message ?? '' });
+        retried.push({
+          activity: names.get(String(started.scheduledEventId)) ?? '?',
+          attempt: started.attempt!,
+          failure: started.lastFailure?.message ?? '',
+        });
       }
-      if (type === 'workflowExecutionStarted') runId = e.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+      if (type === 'workflowExecutionStarted')
+        runId = e.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
     }
   } while (runId);
   const actions = BILLABLE.reduce((s, t) => s + (byType[t] ?? 0), 0);
@@ -152,14 +168,23 @@ function procStat(pid: number): ProcStat | undefined {
     // The command may contain spaces and parentheses: the fields start after the last ')'.
     const close = text.lastIndexOf(')');
     const f = text.slice(close + 2).split(' ');
-    return { pid, comm: text.slice(text.indexOf('(') + 1, close), ppid: Number(f[1]), own: (Number(f[11]) + Number(f[12])) / TICKS_PER_S, reaped: (Number(f[13]) + Number(f[14])) / TICKS_PER_S };
+    return {
+      pid,
+      comm: text.slice(text.indexOf('(') + 1, close),
+      ppid: Number(f[1]),
+      own: (Number(f[11]) + Number(f[12])) / TICKS_PER_S,
+      reaped: (Number(f[13]) + Number(f[14])) / TICKS_PER_S,
+    };
   } catch {
     return undefined; // gone
   }
 }
 
 function allProcs(): ProcStat[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => procStat(Number(d))).filter((p): p is ProcStat => p !== undefined);
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map((d) => procStat(Number(d)))
+    .filter((p): p is ProcStat => p !== undefined);
 }
 
 /**
@@ -181,10 +206,17 @@ export function cpuSnapshot(opts: { workerPids: number[]; pgDataDir: string }): 
     // DATABASE_URL from the environment: the server is not ours to measure
   }
   const workers = procs.filter((p) => opts.workerPids.includes(p.pid)).reduce((s, p) => s + p.own, 0);
-  const temporal = procs.filter((p) => p.ppid === process.pid && p.comm.startsWith('temporal')).reduce((s, p) => s + p.own, 0);
+  const temporal = procs
+    .filter((p) => p.ppid === process.pid && p.comm.startsWith('temporal'))
+    .reduce((s, p) => s + p.own, 0);
   return { bench: (usage.user + usage.system) / 1e6, workers, postgres, temporal };
 }
 
 export function cpuSince(before: CpuSeconds, after: CpuSeconds): CpuSeconds {
-  return { bench: after.bench - before.bench, workers: after.workers - before.workers, postgres: after.postgres - before.postgres, temporal: after.temporal - before.temporal };
+  return {
+    bench: after.bench - before.bench,
+    workers: after.workers - before.workers,
+    postgres: after.postgres - before.postgres,
+    temporal: after.temporal - before.temporal,
+  };
 }

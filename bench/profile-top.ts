@@ -12,7 +12,12 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
 const Profile = z.object({
-  nodes: z.array(z.object({ id: z.number(), callFrame: z.object({ functionName: z.string(), url: z.string(), lineNumber: z.number() }) })),
+  nodes: z.array(
+    z.object({
+      id: z.number(),
+      callFrame: z.object({ functionName: z.string(), url: z.string(), lineNumber: z.number() }),
+    }),
+  ),
   samples: z.array(z.number()),
   timeDeltas: z.array(z.number()),
 });
@@ -28,7 +33,11 @@ export function placeOf(url: string, functionName: string): string {
 }
 
 function main(argv: string[]): void {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { top: { type: 'string', default: '25' } },
+  });
   if (positionals.length === 0) throw new Error('usage: profile-top FILE.cpuprofile... [--top N]');
   for (const file of positionals) summarise(file, Number(values.top));
 }
@@ -53,9 +62,17 @@ function summarise(file: string, top: number): void {
   const s = (us: number) => (us / 1e6).toFixed(2).padStart(8);
   console.log(`\nprofile ${file}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s not idle`);
   console.log('\nby place (self time, % of not idle)');
-  for (const [place, us] of [...placeUs].filter(([p]) => p !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${s(us)} s ${pct(us, busy)}  ${place}`);
+  for (const [place, us] of [...placeUs]
+    .filter(([p]) => p !== '(idle)')
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15))
+    console.log(`${s(us)} s ${pct(us, busy)}  ${place}`);
   console.log(`\ntop ${top} functions (self time)`);
-  for (const [fn, us] of [...selfUs].filter(([fn]) => !fn.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${s(us)} s ${pct(us, busy)}  ${fn}`);
+  for (const [fn, us] of [...selfUs]
+    .filter(([fn]) => !fn.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top))
+    console.log(`${s(us)} s ${pct(us, busy)}  ${fn}`);
 }
 
 main(process.argv.slice(2));

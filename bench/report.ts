@@ -44,12 +44,27 @@ const sec = (s: number) => s.toFixed(2);
 export function formatTable(r: BenchResult): string {
   const rows = [['side', 'phase', 'wall s', 'claims/s', 'peak RSS MB', 'CPU s node/pg/temporal', '']];
   for (const p of r.phases) {
-    rows.push([p.side, p.name, sec(p.seconds), Math.round(r.claims / p.seconds).toLocaleString('en-US'), p.rssMb ? p.rssMb.toFixed(0) : '', p.cpu ? cpuCell(p.cpu) : '', p.note ?? '']);
+    rows.push([
+      p.side,
+      p.name,
+      sec(p.seconds),
+      Math.round(r.claims / p.seconds).toLocaleString('en-US'),
+      p.rssMb ? p.rssMb.toFixed(0) : '',
+      p.cpu ? cpuCell(p.cpu) : '',
+      p.note ?? '',
+    ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((c, i) => (i >= 2 && i <= 5 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((c, i) => (i >= 2 && i <= 5 ? lpad(c, widths[i]) : pad(c, widths[i])))
+      .join('  ')
+      .trimEnd();
   const t = r.temporal;
-  const types = Object.entries(t.byType).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ');
+  const types = Object.entries(t.byType)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   const l = r.ledger;
   return [
     `claims ${r.claims.toLocaleString('en-US')} (${r.claimLines.toLocaleString('en-US')} lines), record rows ${r.recordRows.toLocaleString('en-US')}, existing outcomes ${r.existing.toLocaleString('en-US')}, workers ${r.workers}, chunk size ${t.chunkSize}`,
@@ -63,8 +78,14 @@ export function formatTable(r: BenchResult): string {
     `worker peak RSS ${r.worker_peak_rss_mb.toFixed(0)} MB`,
     `temporal        ${r.temporal_actions} actions = history actions ${t.actions} + heartbeats sent ~${t.heartbeatsSent} (at most; ${t.heartbeatCalls} heartbeat calls, one per chunk, throttled by the SDK to one a minute per activity); ${t.runs} execution(s), ${t.events} events; progress queries ${t.progressQueries} (not in history)`,
     `                events: ${types}`,
-    `                activity seconds: ${Object.entries(t.activitySeconds).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`,
-    ...(t.retried.length ? [`                retried activities: ${t.retried.map((x) => `${x.activity} attempt ${x.attempt} (${x.failure})`).join('; ')}`] : []),
+    `                activity seconds: ${Object.entries(t.activitySeconds)
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ')}`,
+    ...(t.retried.length
+      ? [
+          `                retried activities: ${t.retried.map((x) => `${x.activity} attempt ${x.attempt} (${x.failure})`).join('; ')}`,
+        ]
+      : []),
     `ledger          project ${l.project.count} charges, ${l.project.totalMinor} minor units; floor ${l.floor.count} charges, ${l.floor.totalMinor} minor units; generator expects ${l.expected}` +
       `; same outcomes: ${l.project.fingerprint === l.floor.fingerprint ? 'yes' : 'NO'} -> ${l.agree ? 'agree' : 'MISMATCH'}`,
   ].join('\n');

@@ -50,12 +50,21 @@ const seconds = (t0: number) => (performance.now() - t0) / 1000;
  * worker's memory is measured on its own, not mixed with the benchmark's generator and imports.
  */
 async function startChildWorker(env: NodeJS.ProcessEnv, nodeArgs: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(CHUNK_SIZE)], {
-    cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(CHUNK_SIZE)],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker ${child.pid} did not start polling within 120 s: ${stderr.slice(-300)}`)), 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`worker ${child.pid} did not start polling within 120 s: ${stderr.slice(-300)}`)),
+      120_000,
+    );
     child.stderr.on('data', (b: Buffer) => {
       stderr += b.toString();
       if (stderr.includes('polling task queue')) {
@@ -81,7 +90,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 async function projectLedger(pool: Pool, runId: number): Promise<LedgerCheck> {
-  const { rows: [l] } = await pool.query<{ count: number; total: string; fingerprint: string }>(
+  const {
+    rows: [l],
+  } = await pool.query<{ count: number; total: string; fingerprint: string }>(
     `select count(*)::int as count, coalesce(sum(amount_minor), 0)::text as total,
             coalesce(md5(string_agg(primary_claim_id, ',' order by primary_claim_id collate "C")), '') as fingerprint
        from ledger_entries where tenant_id = $1 and kind = 'charge' and run_id = $2`,
@@ -92,7 +103,16 @@ async function projectLedger(pool: Pool, runId: number): Promise<LedgerCheck> {
 
 /** Runs the benchmark; returns the exit code (1 when the project's and the floor's ledgers differ). */
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { claims: { type: 'string' }, existing: { type: 'string' }, workers: { type: 'string' }, 'cpu-prof': { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      claims: { type: 'string' },
+      existing: { type: 'string' },
+      workers: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+    },
+    strict: true,
+  });
   const parsed = Args.safeParse({ ...values, cpuProf: values['cpu-prof'] });
   if (!parsed.success) {
     log(`bench: ${formatZodIssues(parsed.error)}`);
@@ -140,7 +160,13 @@ export async function main(argv: string[]): Promise<number> {
     // Built (or found in the cache) here, so no worker's peak holds a bundler and starts race to build it.
     await cachedWorkflowBundle();
     const children: ChildProcess[] = [];
-    const childEnv = { ...process.env, DATABASE_URL: stack.databaseUrl, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: TASK_QUEUE };
+    const childEnv = {
+      ...process.env,
+      DATABASE_URL: stack.databaseUrl,
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+    };
     // Written when the worker exits after its SIGTERM drain, at the end of the run.
     const nodeArgs = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.cpuProf)}`] : [];
     for (let k = 0; k < args.workers; k++) {
@@ -150,24 +176,45 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     const rss = new RssSampler(() => children.map((c) => c.pid!).filter(Boolean));
-    const cpu = () => cpuSnapshot({ workerPids: children.map((c) => c.pid!), pgDataDir: stack.postgresDataDir ?? path.join(dir, 'pgdata') });
+    const cpu = () =>
+      cpuSnapshot({
+        workerPids: children.map((c) => c.pid!),
+        pgDataDir: stack.postgresDataDir ?? path.join(dir, 'pgdata'),
+      });
     const phases: Phase[] = [];
     const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
       rss.enter(name);
       const start = performance.now();
       const before = cpu();
       const result = await fn();
-      phases.push({ side: 'project', name, seconds: seconds(start), rssMb: rss.peaks.get(name)!.self, cpu: cpuSince(before, cpu()) });
+      phases.push({
+        side: 'project',
+        name,
+        seconds: seconds(start),
+        rssMb: rss.peaks.get(name)!.self,
+        cpu: cpuSince(before, cpu()),
+      });
       return result;
     };
 
     log('[bench] project: import, reconcile on Temporal, export');
     // The files arrive for the night being reconciled; asOf stands in for a missing time.
-    const claimsImport = await phase('import claims', () => importClaimsFile(pool, { tenant: TENANT, file: data.claimsFile, now: AS_OF }));
-    const recordsImport = await phase('import records', () => importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: data.recordsFile, now: AS_OF }));
+    const claimsImport = await phase('import claims', () =>
+      importClaimsFile(pool, { tenant: TENANT, file: data.claimsFile, now: AS_OF }),
+    );
+    const recordsImport = await phase('import records', () =>
+      importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: data.recordsFile, now: AS_OF }),
+    );
     let progressQueries = 0;
     const summary = await phase('reconcile (Temporal)', () =>
-      runReconciliation(client, { tenant: TENANT, asOf: AS_OF, taskQueue: TASK_QUEUE, timeoutMs: 6 * 3600_000, onProgress: () => progressQueries++ }));
+      runReconciliation(client, {
+        tenant: TENANT,
+        asOf: AS_OF,
+        taskQueue: TASK_QUEUE,
+        timeoutMs: 6 * 3600_000,
+        onProgress: () => progressQueries++,
+      }),
+    );
     const exportFile = path.join(dir, `${TENANT}-${summary.period}.csv`);
     const exported = await phase('export', async () => {
       const out = createWriteStream(exportFile);
@@ -187,7 +234,8 @@ export async function main(argv: string[]): Promise<number> {
     phases[1].note = `${recordsImport.accepted} accepted, ${recordsImport.redelivered} redelivered, ${recordsImport.quarantined} quarantined`;
     phases[3].note = `${exported.lines} lines`;
     const ledger = await ledgerTotal(pool, TENANT, summary.period);
-    if (ledger.amountMinor !== exported.amountMinor) throw new Error(`export total ${exported.amountMinor} != ledger total ${ledger.amountMinor}`);
+    if (ledger.amountMinor !== exported.amountMinor)
+      throw new Error(`export total ${exported.amountMinor} != ledger total ${ledger.amountMinor}`);
     const project = await projectLedger(pool, summary.runId);
     const events = await countWorkflowEvents(client, runWorkflowId(TENANT, AS_OF.toISOString()));
 
@@ -214,7 +262,10 @@ export async function main(argv: string[]): Promise<number> {
 
     const projectSeconds = phases.filter((p) => p.side === 'project').reduce((s, p) => s + p.seconds, 0);
     const floorSeconds = floor.phases.reduce((s, p) => s + p.seconds, 0);
-    const agree = project.count === floor.ledger.count && project.totalMinor === floor.ledger.totalMinor && project.fingerprint === floor.ledger.fingerprint;
+    const agree =
+      project.count === floor.ledger.count &&
+      project.totalMinor === floor.ledger.totalMinor &&
+      project.fingerprint === floor.ledger.fingerprint;
     const result: BenchResult = {
       claims: args.claims,
       existing: args.existing,
@@ -238,7 +289,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(formatTable(result));
     const file = await writeResults(result, path.join(ROOT, 'bench', 'results'));
     log(`[bench] wrote ${path.relative(ROOT, file)}`);
-    if (project.count !== data.expectedBilled) log(`[bench] warning: the generator expected ${data.expectedBilled} charges, the project posted ${project.count}`);
+    if (project.count !== data.expectedBilled)
+      log(
+        `[bench] warning: the generator expected ${data.expectedBilled} charges, the project posted ${project.count}`,
+      );
     if (!agree) log('[bench] FAILED: the project ledger and the floor ledger differ');
     return agree ? 0 : 1;
   } catch (err) {

@@ -6,7 +6,16 @@
 // (a developer edited src/, pulled, or ran `npm ci --ignore-scripts`) is rebuilt before it runs,
 // never run stale. Plain JavaScript on purpose: it must run before anything is compiled.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -27,7 +36,8 @@ const BUILD_INPUTS = ['package-lock.json', 'tsconfig.json', 'scripts/build.mjs']
 const BUNDLED_PACKAGES = new Set(['commander', 'zod', 'date-fns', '@date-fns/tz', 'csv-parse']);
 
 // Bundled CommonJS packages (commander) call `require`, which an ES module does not have.
-const BANNER = "import { createRequire as __reconCreateRequire } from 'node:module';\nconst require = __reconCreateRequire(import.meta.url);";
+const BANNER =
+  "import { createRequire as __reconCreateRequire } from 'node:module';\nconst require = __reconCreateRequire(import.meta.url);";
 
 const LOADERS = { '.ts': 'ts', '.mts': 'ts', '.cts': 'ts', '.js': 'js', '.mjs': 'js', '.cjs': 'js', '.json': 'json' };
 
@@ -38,7 +48,8 @@ function packageName(specifier) {
 
 function hashOf(files) {
   const hash = createHash('sha256');
-  for (const [file, bytes] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) hash.update(file).update('\0').update(bytes).update('\0');
+  for (const [file, bytes] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    hash.update(file).update('\0').update(bytes).update('\0');
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -83,7 +94,8 @@ function sourceFiles(compiled, outDir) {
         const bytes = readFileSync(args.path);
         compiled.set(rel, bytes);
         let contents = bytes.toString('utf8');
-        if (/import\.meta\.(?!url\b)/.test(contents)) return { errors: [{ text: `${rel}: only import.meta.url is kept per module in the bundle` }] };
+        if (/import\.meta\.(?!url\b)/.test(contents))
+          return { errors: [{ text: `${rel}: only import.meta.url is kept per module in the bundle` }] };
         const fromOut = path.relative(outDir, args.path).split(path.sep).join('/');
         contents = contents.replaceAll('import.meta.url', `new URL(${JSON.stringify(fromOut)}, import.meta.url).href`);
         return { contents, loader };
@@ -107,7 +119,8 @@ export async function build() {
   const started = Date.now();
   const { build: esbuild } = await import('esbuild');
   const compiled = new Map();
-  for (const file of BUILD_INPUTS) if (existsSync(path.join(ROOT, file))) compiled.set(file, readFileSync(path.join(ROOT, file)));
+  for (const file of BUILD_INPUTS)
+    if (existsSync(path.join(ROOT, file))) compiled.set(file, readFileSync(path.join(ROOT, file)));
   const result = await esbuild({
     absWorkingDir: ROOT,
     entryPoints: [path.join(ROOT, ENTRY)],
@@ -129,8 +142,14 @@ export async function build() {
   const map = result.outputFiles.find((f) => f.path.endsWith('.map'));
   mkdirSync(DIST, { recursive: true });
   writeAtomically(path.join(DIST, `${name}.map`), map.contents);
-  writeAtomically(path.join(DIST, name), js.text.replace(/\/\/# sourceMappingURL=recon\.mjs\.map\s*$/, `//# sourceMappingURL=${name}.map\n`));
-  writeAtomically(MANIFEST, JSON.stringify({ bundle: name, hash, inputs: [...compiled.keys()].sort() }, null, 2) + '\n');
+  writeAtomically(
+    path.join(DIST, name),
+    js.text.replace(/\/\/# sourceMappingURL=recon\.mjs\.map\s*$/, `//# sourceMappingURL=${name}.map\n`),
+  );
+  writeAtomically(
+    MANIFEST,
+    JSON.stringify({ bundle: name, hash, inputs: [...compiled.keys()].sort() }, null, 2) + '\n',
+  );
   pruneOldBuilds(name);
   return { file: path.join(DIST, name), sources: compiled.size, ms: Date.now() - started };
 }

@@ -17,7 +17,19 @@ export const SCHEMA_FILE = fileURLToPath(new URL('../docs/schema.sql', import.me
 export const SCHEMA_COMMAND = 'npm run schema';
 
 // The order in which a grant lists its privileges (aclexplode returns them in no promised order).
-const PRIVILEGE_ORDER = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER', 'MAINTAIN', 'USAGE', 'CREATE', 'EXECUTE'];
+const PRIVILEGE_ORDER = [
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'TRUNCATE',
+  'REFERENCES',
+  'TRIGGER',
+  'MAINTAIN',
+  'USAGE',
+  'CREATE',
+  'EXECUTE',
+];
 
 interface ColumnRow {
   name: string;
@@ -119,7 +131,14 @@ async function renderTable(db: Pool, t: TableRow): Promise<string> {
     )
   ).rows;
   const policies = (
-    await db.query<{ name: string; permissive: string; roles: string[]; cmd: string; qual: string | null; with_check: string | null }>(
+    await db.query<{
+      name: string;
+      permissive: string;
+      roles: string[];
+      cmd: string;
+      qual: string | null;
+      with_check: string | null;
+    }>(
       `select p.policyname as name, p.permissive, p.roles::text[] as roles, p.cmd, p.qual, p.with_check
          from pg_policies p
         where p.schemaname = current_schema() and p.tablename = $1
@@ -169,13 +188,16 @@ async function renderTable(db: Pool, t: TableRow): Promise<string> {
 
 /** The schema of the database behind `db` (its current schema) as SQL text, in a stable order. */
 export async function renderSchema(db: Pool): Promise<string> {
-  const schema = (await db.query<{ name: string; oid: number; major: number }>(
-    `select n.nspname as name, n.oid::int as oid, current_setting('server_version_num')::int / 10000 as major
+  const schema = (
+    await db.query<{ name: string; oid: number; major: number }>(
+      `select n.nspname as name, n.oid::int as oid, current_setting('server_version_num')::int / 10000 as major
        from pg_namespace n where n.nspname = current_schema()`,
-  )).rows[0];
+    )
+  ).rows[0];
   // Kinds this renderer does not draw fail loudly instead of going missing from the snapshot.
-  const unsupported = (await db.query<{ what: string }>(
-    `select format('%s %s', case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'p' then 'partitioned table'
+  const unsupported = (
+    await db.query<{ what: string }>(
+      `select format('%s %s', case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'p' then 'partitioned table'
                                           when 'f' then 'foreign table' when 'c' then 'composite type' else c.relkind::text end, c.relname) as what
        from pg_class c where c.relnamespace = $1 and c.relkind not in ('r', 'i', 'S')
      union all
@@ -183,29 +205,37 @@ export async function renderSchema(db: Pool): Promise<string> {
      union all
      select format('extension %s', e.extname) from pg_extension e where e.extnamespace = $1 and e.extname <> 'plpgsql'
      order by 1`,
-    [schema.oid],
-  )).rows;
+      [schema.oid],
+    )
+  ).rows;
   if (unsupported.length) {
-    throw new Error(`scripts/schema-snapshot.ts does not render ${unsupported.map((u) => u.what).join(', ')} yet; teach it before relying on the snapshot`);
+    throw new Error(
+      `scripts/schema-snapshot.ts does not render ${unsupported.map((u) => u.what).join(', ')} yet; teach it before relying on the snapshot`,
+    );
   }
-  const last = (await db.query<{ name: string }>('select name from schema_migrations order by version desc limit 1')).rows[0];
-  const tables = (await db.query<TableRow>(
-    `select c.oid::int as oid, c.relname as name, c.relrowsecurity as rls, c.relforcerowsecurity as force_rls, c.reloptions as options
+  const last = (await db.query<{ name: string }>('select name from schema_migrations order by version desc limit 1'))
+    .rows[0];
+  const tables = (
+    await db.query<TableRow>(
+      `select c.oid::int as oid, c.relname as name, c.relrowsecurity as rls, c.relforcerowsecurity as force_rls, c.reloptions as options
        from pg_class c where c.relnamespace = $1 and c.relkind = 'r' order by c.relname`,
-    [schema.oid],
-  )).rows;
-  const functions = (await db.query<{ oid: number; signature: string; definition: string; public_execute: boolean }>(
-    `select p.oid::int as oid, format('%s(%s)', quote_ident(p.proname), pg_get_function_identity_arguments(p.oid)) as signature,
+      [schema.oid],
+    )
+  ).rows;
+  const functions = (
+    await db.query<{ oid: number; signature: string; definition: string; public_execute: boolean }>(
+      `select p.oid::int as oid, format('%s(%s)', quote_ident(p.proname), pg_get_function_identity_arguments(p.oid)) as signature,
             pg_get_functiondef(p.oid) as definition, has_function_privilege('public', p.oid, 'execute') as public_execute
        from pg_proc p where p.pronamespace = $1 order by p.proname, pg_get_function_identity_arguments(p.oid)`,
-    [schema.oid],
-  )).rows;
+      [schema.oid],
+    )
+  ).rows;
 
   const parts = [
     [
       `-- The schema that migrations/ build, through ${last?.name ?? '(none)'}, as PostgreSQL ${schema.major} reports it.`,
       `-- Generated by \`${SCHEMA_COMMAND}\` (scripts/schema-snapshot.ts); do not edit. A test fails when it is stale.`,
-      '-- Tables in name order, columns in table order; the owner\'s own privileges are left out.',
+      "-- Tables in name order, columns in table order; the owner's own privileges are left out.",
     ].join('\n'),
   ];
   const schemaGrants = grantLines(`SCHEMA ${quoteIdent(schema.name)}`, await grantsOn(db, 'schema', schema.oid));
@@ -218,12 +248,15 @@ export async function renderSchema(db: Pool): Promise<string> {
     lines.push(...grantLines(`FUNCTION ${f.signature}`, await grantsOn(db, 'function', f.oid)));
     parts.push(lines.join('\n'));
   }
-  const sequences = (await db.query<{ oid: number; name: string }>(
-    `select c.oid::int as oid, c.relname as name from pg_class c where c.relnamespace = $1 and c.relkind = 'S' order by c.relname`,
-    [schema.oid],
-  )).rows;
+  const sequences = (
+    await db.query<{ oid: number; name: string }>(
+      `select c.oid::int as oid, c.relname as name from pg_class c where c.relnamespace = $1 and c.relkind = 'S' order by c.relname`,
+      [schema.oid],
+    )
+  ).rows;
   const sequenceGrants: string[] = [];
-  for (const s of sequences) sequenceGrants.push(...grantLines(`SEQUENCE ${quoteIdent(s.name)}`, await grantsOn(db, 'relation', s.oid)));
+  for (const s of sequences)
+    sequenceGrants.push(...grantLines(`SEQUENCE ${quoteIdent(s.name)}`, await grantsOn(db, 'relation', s.oid)));
   if (sequenceGrants.length) parts.push(sequenceGrants.join('\n'));
   return parts.join('\n\n') + '\n';
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: typecheck, dependency check, lint, format check, then unit and integration tests (real
-// Temporal and PostgreSQL, started by the test setup). Workers run in UTC on purpose; the unit tests also run under another zone.
+// Temporal and PostgreSQL, started by the test setup). Workers run in UTC on purpose; the unit tests
+// also run under another zone.
 import { spawnSync } from 'node:child_process';
 
 function step(title, cmd, args, env = {}) {
@@ -18,5 +19,15 @@ step('dependencies (knip: unlisted, unused, unknown binaries)', 'npx', ['knip', 
 step('lint (typescript-eslint, type-checked rules: eslint.config.js)', 'npx', ['eslint', '.']);
 step('format (prettier --check: .prettierrc.json)', 'npx', ['prettier', '--check', '.']);
 step('Temporal CLI', 'npx', ['tsx', 'scripts/ensure-temporal.ts']);
-step('unit tests (TZ=America/New_York: no decision may depend on the process zone)', 'npx', ['vitest', 'run', '--project', 'unit'], { TZ: 'America/New_York' });
-step('integration tests (real Temporal dev server + real PostgreSQL)', 'npx', ['vitest', 'run', '--project', 'integration'], { TZ: 'UTC' });
+step(
+  'unit tests (TZ=America/New_York: no decision may depend on the process zone)',
+  'npx',
+  ['vitest', 'run', '--project', 'unit'],
+  { TZ: 'America/New_York' },
+);
+step(
+  'integration tests (real Temporal dev server + real PostgreSQL)',
+  'npx',
+  ['vitest', 'run', '--project', 'integration'],
+  { TZ: 'UTC' },
+);

@@ -64,6 +64,7 @@ export function resolveSettings(env: NodeJS.ProcessEnv = process.env): Settings 
 
 export function databaseUrlOnly(env: NodeJS.ProcessEnv = process.env): string {
   const url = env.DATABASE_URL ?? readDevState()?.databaseUrl;
-  if (!url) throw new ReconError('no_stack', 'no database: start `npx recon dev` in another terminal, or set DATABASE_URL');
+  if (!url)
+    throw new ReconError('no_stack', 'no database: start `npx recon dev` in another terminal, or set DATABASE_URL');
   return url;
 }

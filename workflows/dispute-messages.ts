@@ -39,7 +39,14 @@ export interface DisputeView {
   autoResolveAt: string | null;
   escalated: boolean;
   notes: number;
-  resolution: { decision: 'uphold' | 'reject'; by: string; at: string; effect: string; creditEntryId: number | null; auto: boolean } | null;
+  resolution: {
+    decision: 'uphold' | 'reject';
+    by: string;
+    at: string;
+    effect: string;
+    creditEntryId: number | null;
+    auto: boolean;
+  } | null;
 }
 
 export const openDisputeUpdate = defineUpdate<DisputeView, [OpenDisputeArgs]>('openDispute');

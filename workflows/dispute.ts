@@ -1,10 +1,24 @@
 import {
-  ActivityFailure, ApplicationFailure, allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo,
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ReconActivities } from '../activities';
 import {
-  NoteArgsSchema, OpenDisputeArgsSchema, ResolveArgsSchema, disputeStateQuery, firstIssue, noteDisputeUpdate, openDisputeUpdate,
-  resolveDisputeUpdate, type DisputeView,
+  NoteArgsSchema,
+  OpenDisputeArgsSchema,
+  ResolveArgsSchema,
+  disputeStateQuery,
+  firstIssue,
+  noteDisputeUpdate,
+  openDisputeUpdate,
+  resolveDisputeUpdate,
+  type DisputeView,
 } from './dispute-messages';
 
 const acts = proxyActivities<ReconActivities>({
@@ -30,14 +44,18 @@ const nowIso = () => new Date(Date.now()).toISOString();
  * An update refused by its validator, with a catalogue code the client turns into the CLI's
  * `recon: <code>: <message>` line: the same codes the activities refuse with.
  */
-function rejected(code: 'bad_input' | 'already_resolved' | 'dispute_not_open' | 'dispute_closed', message: string): never {
+function rejected(
+  code: 'bad_input' | 'already_resolved' | 'dispute_not_open' | 'dispute_closed',
+  message: string,
+): never {
   throw ApplicationFailure.create({ type: code, message, nonRetryable: true });
 }
 
 /** The activity's own failure (a refusal with a stable code) reaches the client as the update's error. */
 function refusal(err: unknown): never {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) throw ApplicationFailure.create({ type: cause.type ?? 'refused', message: cause.message, nonRetryable: true });
+  if (cause instanceof ApplicationFailure)
+    throw ApplicationFailure.create({ type: cause.type ?? 'refused', message: cause.message, nonRetryable: true });
   throw err;
 }
 
@@ -47,7 +65,16 @@ function refusal(err: unknown): never {
  */
 export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView> {
   const view: DisputeView = input.carried ?? {
-    tenant: input.tenant, outcomeId: input.outcomeId, disputeId: null, status: 'opening', defaultDecision: null, slaAt: null, autoResolveAt: null, escalated: false, notes: 0, resolution: null,
+    tenant: input.tenant,
+    outcomeId: input.outcomeId,
+    disputeId: null,
+    status: 'opening',
+    defaultDecision: null,
+    slaAt: null,
+    autoResolveAt: null,
+    escalated: false,
+    notes: 0,
+    resolution: null,
   };
   let handled = input.carried?.handled ?? 0;
   let resolving = false;
@@ -61,7 +88,16 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
       handled++;
       const args = OpenDisputeArgsSchema.parse(raw);
       try {
-        const r = await acts.openDisputeRecord({ tenant: input.tenant, outcomeId: input.outcomeId, workflowId: workflowInfo().workflowId, actor: args.actor, reason: args.reason, channel: args.channel, requestId: args.requestId, at: nowIso() });
+        const r = await acts.openDisputeRecord({
+          tenant: input.tenant,
+          outcomeId: input.outcomeId,
+          workflowId: workflowInfo().workflowId,
+          actor: args.actor,
+          reason: args.reason,
+          channel: args.channel,
+          requestId: args.requestId,
+          at: nowIso(),
+        });
         if (view.disputeId === null) {
           view.disputeId = r.disputeId;
           view.status = 'open';
@@ -79,7 +115,11 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
       validator: (raw) => {
         const r = OpenDisputeArgsSchema.safeParse(raw);
         if (!r.success) rejected('bad_input', firstIssue(r.error));
-        if (resolved()) rejected('already_resolved', `dispute ${view.disputeId} on this outcome was just resolved; open a new one in a moment`);
+        if (resolved())
+          rejected(
+            'already_resolved',
+            `dispute ${view.disputeId} on this outcome was just resolved; open a new one in a moment`,
+          );
       },
     },
   );
@@ -89,7 +129,15 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
     async (raw) => {
       handled++;
       const args = NoteArgsSchema.parse(raw);
-      await acts.noteDisputeRecord({ disputeId: view.disputeId!, actor: args.actor, text: args.text, requestId: args.requestId, at: nowIso() }).catch(refusal);
+      await acts
+        .noteDisputeRecord({
+          disputeId: view.disputeId!,
+          actor: args.actor,
+          text: args.text,
+          requestId: args.requestId,
+          at: nowIso(),
+        })
+        .catch(refusal);
       view.notes++;
       return view;
     },
@@ -103,12 +151,33 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
     },
   );
 
-  const resolve = async (args: { decision: 'uphold' | 'reject'; actor: string; note: string; requestId: string; auto: boolean }) => {
+  const resolve = async (args: {
+    decision: 'uphold' | 'reject';
+    actor: string;
+    note: string;
+    requestId: string;
+    auto: boolean;
+  }) => {
     // Set before the first await: a second resolution arriving in the same task sees it.
     resolving = true;
     try {
-      const r = await acts.resolveDisputeRecord({ disputeId: view.disputeId!, decision: args.decision, actor: args.actor, note: args.note, requestId: args.requestId, at: nowIso(), auto: args.auto });
-      view.resolution = { decision: r.decision, by: r.resolvedBy, at: r.resolvedAt, effect: r.effect, creditEntryId: r.creditEntryId, auto: args.auto };
+      const r = await acts.resolveDisputeRecord({
+        disputeId: view.disputeId!,
+        decision: args.decision,
+        actor: args.actor,
+        note: args.note,
+        requestId: args.requestId,
+        at: nowIso(),
+        auto: args.auto,
+      });
+      view.resolution = {
+        decision: r.decision,
+        by: r.resolvedBy,
+        at: r.resolvedAt,
+        effect: r.effect,
+        creditEntryId: r.creditEntryId,
+        auto: args.auto,
+      };
       view.status = r.decision === 'uphold' ? 'upheld' : 'rejected';
     } finally {
       resolving = false;
@@ -120,7 +189,12 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
     async (raw) => {
       handled++;
       const args = ResolveArgsSchema.parse(raw);
-      if (resolved() || resolving) throw ApplicationFailure.create({ type: 'already_resolved', message: alreadyResolved(view), nonRetryable: true });
+      if (resolved() || resolving)
+        throw ApplicationFailure.create({
+          type: 'already_resolved',
+          message: alreadyResolved(view),
+          nonRetryable: true,
+        });
       await resolve({ ...args, auto: false }).catch(refusal);
       return view;
     },
@@ -146,7 +220,11 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
   while (!resolved()) {
     if (rollOver() && !resolving) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof disputeWorkflow>({ tenant: input.tenant, outcomeId: input.outcomeId, carried: { ...view, handled: 0 } });
+      await continueAsNew<typeof disputeWorkflow>({
+        tenant: input.tenant,
+        outcomeId: input.outcomeId,
+        carried: { ...view, handled: 0 },
+      });
     }
     const due = view.escalated ? view.autoResolveAt! : view.slaAt!;
     const wait = Date.parse(due) - Date.now();
@@ -159,7 +237,13 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
       await acts.escalateDisputeRecord({ disputeId: view.disputeId, at: nowIso() });
       view.escalated = true;
     } else {
-      await resolve({ decision: view.defaultDecision ?? 'uphold', actor: 'system:auto-resolution', note: `unresolved at the deadline ${view.autoResolveAt}; contract default applies`, requestId: 'auto-resolution', auto: true }).catch((err) => {
+      await resolve({
+        decision: view.defaultDecision ?? 'uphold',
+        actor: 'system:auto-resolution',
+        note: `unresolved at the deadline ${view.autoResolveAt}; contract default applies`,
+        requestId: 'auto-resolution',
+        auto: true,
+      }).catch((err) => {
         // A person resolved it while the default was being applied: theirs stands.
         if (!(err instanceof ActivityFailure)) throw err;
       });
@@ -171,5 +255,7 @@ export async function disputeWorkflow(input: DisputeInput): Promise<DisputeView>
 
 function alreadyResolved(view: DisputeView): string {
   const r = view.resolution;
-  return r ? `dispute ${view.disputeId} was already resolved: ${r.decision === 'uphold' ? 'upheld' : 'rejected'} by ${r.by} at ${r.at}` : `dispute ${view.disputeId} is being resolved right now`;
+  return r
+    ? `dispute ${view.disputeId} was already resolved: ${r.decision === 'uphold' ? 'upheld' : 'rejected'} by ${r.by} at ${r.at}`
+    : `dispute ${view.disputeId} is being resolved right now`;
 }

@@ -37,7 +37,17 @@ export interface RunProgress {
  * that drive a night without Temporal follow this list, and a test compares it with a real night's
  * history, so a new step cannot be left out of either.
  */
-export const NIGHT_STEPS = ['startRun', 'pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges', 'deliverAlerts', 'reportRun'] as const;
+export const NIGHT_STEPS = [
+  'startRun',
+  'pullClaims',
+  'attachClaims',
+  'evaluateOutcomes',
+  'reverseCharges',
+  'postPeriodLines',
+  'postCharges',
+  'deliverAlerts',
+  'reportRun',
+] as const;
 export type NightStep = (typeof NIGHT_STEPS)[number];
 
 export const progressQuery = defineQuery<RunProgress>('progress');

@@ -1,9 +1,27 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { ActivityFailure, ApplicationFailure, continueAsNew, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  continueAsNew,
+  isCancellation,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ReconActivities } from '../activities';
 import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
 
-const { startRun, pullClaims, attachClaims, evaluateOutcomes, reverseCharges, postPeriodLines, postCharges, reportRun } = proxyActivities<ReconActivities>({
+const {
+  startRun,
+  pullClaims,
+  attachClaims,
+  evaluateOutcomes,
+  reverseCharges,
+  postPeriodLines,
+  postCharges,
+  reportRun,
+} = proxyActivities<ReconActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '2 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
@@ -34,7 +52,9 @@ function resolveAsOf(input: ReconcileInput): string {
  * evaluate open outcomes in chunks, post the confirmed ones, report. Every step is idempotent in
  * Postgres, so a retry, a rerun or a continue-as-new changes nothing already done.
  */
-export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
+export async function reconcileTenant(
+  input: ReconcileInput,
+): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
   const asOf = resolveAsOf(input);
   const state: ResumeState = input.resume ?? { phase: 'start', runId: 0, cursor: 0, chunksDone: 0 };
   try {
@@ -43,7 +63,14 @@ export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<Re
     // Cancellation and continue-as-new are not failures; histories before this step replay as they were.
     if (isCancellation(err) || !(err instanceof ActivityFailure) || !patched('run-failure')) throw err;
     const cause = failureCause(err);
-    await failRun({ tenant: input.tenant, runId: state.runId, asOf, workflowId: workflowInfo().workflowId, code: cause.code, message: cause.message }).catch(() => undefined);
+    await failRun({
+      tenant: input.tenant,
+      runId: state.runId,
+      asOf,
+      workflowId: workflowInfo().workflowId,
+      code: cause.code,
+      message: cause.message,
+    }).catch(() => undefined);
     throw ApplicationFailure.create({ type: cause.code, message: cause.message, nonRetryable: true, cause: err });
   }
 }
@@ -51,14 +78,33 @@ export async function reconcileTenant(input: ReconcileInput): Promise<Awaited<Re
 /** The code and message a failed activity carries (its ApplicationFailure), or a generic one. */
 function failureCause(err: ActivityFailure): { code: string; message: string } {
   const cause = err.cause;
-  if (cause instanceof ApplicationFailure && cause.type && /^[a-z][a-z0-9_]*$/.test(cause.type)) return { code: cause.type, message: cause.message };
+  if (cause instanceof ApplicationFailure && cause.type && /^[a-z][a-z0-9_]*$/.test(cause.type))
+    return { code: cause.type, message: cause.message };
   return { code: 'run_failed', message: `${err.activityType} failed: ${cause?.message ?? err.message}` };
 }
 
-async function reconcileSteps(input: ReconcileInput, asOf: string, state: ResumeState): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
+async function reconcileSteps(
+  input: ReconcileInput,
+  asOf: string,
+  state: ResumeState,
+): Promise<Awaited<ReturnType<ReconActivities['reportRun']>>> {
   const tenant = input.tenant;
-  const progress: RunProgress = { tenant, asOf, phase: state.phase, runId: state.runId, chunksDone: state.chunksDone, outcomesEvaluated: 0, chargesPosted: 0, claimPagesPulled: 0 };
-  setHandler(progressQuery, () => ({ ...progress, phase: state.phase, runId: state.runId, chunksDone: state.chunksDone }));
+  const progress: RunProgress = {
+    tenant,
+    asOf,
+    phase: state.phase,
+    runId: state.runId,
+    chunksDone: state.chunksDone,
+    outcomesEvaluated: 0,
+    chargesPosted: 0,
+    claimPagesPulled: 0,
+  };
+  setHandler(progressQuery, () => ({
+    ...progress,
+    phase: state.phase,
+    runId: state.runId,
+    chunksDone: state.chunksDone,
+  }));
 
   const checkpoint = async () => {
     if (workflowInfo().continueAsNewSuggested) {
@@ -83,7 +129,13 @@ async function reconcileSteps(input: ReconcileInput, asOf: string, state: Resume
     const sources = state.sources ?? [];
     while (state.cursor < sources.length) {
       const source = sources[state.cursor];
-      const r = await pullClaims({ tenant, source: source.name, url: source.url, pageSize: source.pageSize, pagesPerChunk: source.pagesPerChunk });
+      const r = await pullClaims({
+        tenant,
+        source: source.name,
+        url: source.url,
+        pageSize: source.pageSize,
+        pagesPerChunk: source.pagesPerChunk,
+      });
       progress.claimPagesPulled += r.pages;
       state.chunksDone++;
       if (r.caughtUp) state.cursor++;
@@ -123,7 +175,10 @@ async function reconcileSteps(input: ReconcileInput, asOf: string, state: Resume
       state.cursor = r.cursor;
       state.chunksDone += r.chunks;
       progress.chargesPosted += r.posted;
-      state.posted = { count: (state.posted?.count ?? 0) + r.posted, amountMinor: (state.posted?.amountMinor ?? 0) + r.amountMinor };
+      state.posted = {
+        count: (state.posted?.count ?? 0) + r.posted,
+        amountMinor: (state.posted?.amountMinor ?? 0) + r.amountMinor,
+      };
       if (r.done) break;
       await checkpoint();
     }

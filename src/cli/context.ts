@@ -27,7 +27,11 @@ export class CommandContext {
         this.client = await connectClient(s.temporalAddress, s.namespace);
       } catch (err) {
         if (err instanceof ReconError) throw err;
-        throw new ReconError('temporal_unavailable', `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}); start \`recon dev\` or set TEMPORAL_ADDRESS`, { cause: (err as Error).message });
+        throw new ReconError(
+          'temporal_unavailable',
+          `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}); start \`recon dev\` or set TEMPORAL_ADDRESS`,
+          { cause: (err as Error).message },
+        );
       }
     }
     return this.client;

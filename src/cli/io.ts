@@ -14,7 +14,13 @@ export function parseOptions<T extends z.ZodTypeAny>(schema: T, value: unknown):
   const r = schema.safeParse(value);
   if (!r.success) {
     // Issues name the option as the person typed it: asOf is --as-of.
-    throw new ReconError('bad_input', formatZodIssues(r.error).replace(/^(\w+):/, (_m, name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}:`));
+    throw new ReconError(
+      'bad_input',
+      formatZodIssues(r.error).replace(
+        /^(\w+):/,
+        (_m, name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}:`,
+      ),
+    );
   }
   return r.data;
 }
@@ -37,7 +43,10 @@ export const InstantOpt = z.string().transform((s, ctx) => {
     return parseCustomerTimestamp(text, 'UTC');
   } catch (err) {
     const e = err as ReconError;
-    ctx.addIssue({ code: 'custom', message: e.code === 'bad_timestamp' ? `no such date or time "${text}"; ${INSTANT_EXAMPLE}` : e.message });
+    ctx.addIssue({
+      code: 'custom',
+      message: e.code === 'bad_timestamp' ? `no such date or time "${text}"; ${INSTANT_EXAMPLE}` : e.message,
+    });
     return z.NEVER;
   }
 });

@@ -14,7 +14,9 @@ import { registerTenantCommands } from './commands/tenant';
 import { registerRunViews } from './commands/runs';
 import { markRequiredOptions } from './format';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 /**
  * Verbs whose --tenant is not looked up before the action: they need Temporal, not the database
@@ -41,13 +43,16 @@ async function refuseUnknownTenant(ctx: CommandContext, cmd: Command): Promise<v
   if (!/^[a-z][a-z0-9_-]{0,62}$/.test(tenant)) return;
   const { rowCount } = await ctx.db().query('select 1 from tenants where tenant_id = $1', [tenant]);
   if (!rowCount) {
-    throw new ReconError('unknown_tenant', `unknown tenant "${tenant}" (none with that id, or this login may not see it); apply its contract with \`recon contract apply FILE\` first`);
+    throw new ReconError(
+      'unknown_tenant',
+      `unknown tenant "${tenant}" (none with that id, or this login may not see it); apply its contract with \`recon contract apply FILE\` first`,
+    );
   }
 }
 
 export function buildProgram(ctx: CommandContext): Command {
   const program = new Command('recon')
-    .description('Outcome-billing reconciliation: bill only outcomes the customer\'s own records confirm')
+    .description("Outcome-billing reconciliation: bill only outcomes the customer's own records confirm")
     .version(version, '-V, --version', 'print the version of recon')
     .option('--json', 'print machine-readable JSON')
     // Commander's own two-line error text is replaced by our one line (reportError); help and
@@ -83,9 +88,16 @@ const COMMANDER_CODES: Record<string, string> = {
 /** Commander's parser errors as ours: "error: required option ..." becomes one catalogue line. */
 function fromCommander(err: CommanderError, argv: string[]): ReconError {
   const code = COMMANDER_CODES[err.code] ?? 'invalid_usage';
-  const text = err.message.replace(/^error:\s*/i, '').replace(/\s*\n\s*/g, ' ').trim();
+  const text = err.message
+    .replace(/^error:\s*/i, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .trim();
   // The verb the person typed, for the pointer to its help.
-  const verbs = argv.slice(2).filter((a) => !a.startsWith('-')).slice(0, 2).join(' ');
+  const verbs = argv
+    .slice(2)
+    .filter((a) => !a.startsWith('-'))
+    .slice(0, 2)
+    .join(' ');
   const hint = code === 'unknown_command' || !verbs ? 'see `recon --help`' : `see \`recon ${verbs} --help\``;
   return new ReconError(code, `${text}; ${hint}`);
 }
@@ -96,7 +108,10 @@ function fromCommander(err: CommanderError, argv: string[]): ReconError {
  * Help and --version are not failures: commander printed them, its exit code stands.
  */
 export function reportError(err: unknown, argv: string[]): number {
-  if (err instanceof CommanderError && (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')) {
+  if (
+    err instanceof CommanderError &&
+    (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+  ) {
     return err.exitCode;
   }
   const e = err instanceof CommanderError ? fromCommander(err, argv) : toReconError(err);

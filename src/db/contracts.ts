@@ -1,8 +1,21 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from './pool';
 import { inTransaction } from './pool';
-import { ContractSchema, StoredContractSchema, formatZodIssues, type Contract, type ContractVersion } from '../domain/contract';
-import { contractHistory, tenantCurrency, typeChanges, versionForRun, latestVersion, type ContractHistory } from '../domain/contract-history';
+import {
+  ContractSchema,
+  StoredContractSchema,
+  formatZodIssues,
+  type Contract,
+  type ContractVersion,
+} from '../domain/contract';
+import {
+  contractHistory,
+  tenantCurrency,
+  typeChanges,
+  versionForRun,
+  latestVersion,
+  type ContractHistory,
+} from '../domain/contract-history';
 import { ReconError } from '../domain/errors';
 
 export interface ApplyResult {
@@ -21,7 +34,11 @@ export interface ApplyResult {
 export async function applyContract(pool: Pool, contract: Contract): Promise<ApplyResult> {
   // Callers may hand in a body parsed by another schema (or none): the rules are checked here too.
   const checked = ContractSchema.safeParse(contract);
-  if (!checked.success) throw new ReconError('invalid_contract', `contract of ${String(contract?.tenant)}: ${formatZodIssues(checked.error)}`);
+  if (!checked.success)
+    throw new ReconError(
+      'invalid_contract',
+      `contract of ${String(contract?.tenant)}: ${formatZodIssues(checked.error)}`,
+    );
   const body = JSON.stringify(contract);
   const sha = createHash('sha256').update(body).digest('hex');
   return inTransaction(pool, async (db) => {
@@ -35,11 +52,22 @@ export async function applyContract(pool: Pool, contract: Contract): Promise<App
       [contract.tenant, sha, body],
     );
     if (same.rows[0]) {
-      return { tenant: contract.tenant, version: same.rows[0].version, effectiveFrom: same.rows[0].effective_from.toISOString(), created: false };
+      return {
+        tenant: contract.tenant,
+        version: same.rows[0].version,
+        effectiveFrom: same.rows[0].effective_from.toISOString(),
+        created: false,
+      };
     }
-    const clash = await db.query<{ version: number }>('select version from contracts where tenant_id = $1 and effective_from = $2', [contract.tenant, contract.effectiveFrom]);
+    const clash = await db.query<{ version: number }>(
+      'select version from contracts where tenant_id = $1 and effective_from = $2',
+      [contract.tenant, contract.effectiveFrom],
+    );
     if (clash.rows[0]) {
-      throw new ReconError('contract_conflict', `tenant ${contract.tenant} already has version ${clash.rows[0].version} effective from ${contract.effectiveFrom}; give the new version a later effectiveFrom`);
+      throw new ReconError(
+        'contract_conflict',
+        `tenant ${contract.tenant} already has version ${clash.rows[0].version} effective from ${contract.effectiveFrom}; give the new version a later effectiveFrom`,
+      );
     }
     const existing = await readVersions(db, contract.tenant);
     if (existing.length > 0) {
@@ -59,12 +87,21 @@ export async function applyContract(pool: Pool, contract: Contract): Promise<App
        returning version`,
       [contract.tenant, contract.effectiveFrom, body, sha],
     );
-    return { tenant: contract.tenant, version: rows[0].version, effectiveFrom: new Date(contract.effectiveFrom).toISOString(), created: true };
+    return {
+      tenant: contract.tenant,
+      version: rows[0].version,
+      effectiveFrom: new Date(contract.effectiveFrom).toISOString(),
+      created: true,
+    };
   });
 }
 
 /** Outcomes are keyed by type and subject key: a type that has some keeps its name, source and match key. */
-async function refuseTypeChangesInUse(db: Pick<Pool, 'query'>, history: ContractHistory, contract: Contract): Promise<void> {
+async function refuseTypeChangesInUse(
+  db: Pick<Pool, 'query'>,
+  history: ContractHistory,
+  contract: Contract,
+): Promise<void> {
   const changes = typeChanges(history, contract);
   if (changes.length === 0) return;
   // Only the changed types are counted: a count over all of a large tenant's outcomes is not needed.
@@ -75,7 +112,12 @@ async function refuseTypeChangesInUse(db: Pick<Pool, 'query'>, history: Contract
   const counts = new Map(rows.map((r) => [r.outcome_type, Number(r.n)]));
   const inUse = changes.filter((c) => (counts.get(c.outcomeType) ?? 0) > 0);
   if (inUse.length === 0) return;
-  const what = inUse.map((c) => `${c.outcomeType} (${counts.get(c.outcomeType)} outcome${counts.get(c.outcomeType) === 1 ? '' : 's'}): the new version ${c.change}`).join('; ');
+  const what = inUse
+    .map(
+      (c) =>
+        `${c.outcomeType} (${counts.get(c.outcomeType)} outcome${counts.get(c.outcomeType) === 1 ? '' : 's'}): the new version ${c.change}`,
+    )
+    .join('; ');
   throw new ReconError(
     'outcome_type_in_use',
     `tenant ${contract.tenant}: ${what}; outcome types with outcomes must keep their name, record source and match key in every later version (add a new type instead)`,
@@ -90,8 +132,16 @@ interface VersionRow {
 }
 
 async function readVersions(db: Pick<Pool, 'query'>, tenant: string): Promise<ContractVersion[]> {
-  const { rows } = await db.query<VersionRow>('select version, effective_from, applied_at, body from contracts where tenant_id = $1 order by effective_from', [tenant]);
-  return rows.map((r) => ({ version: r.version, effectiveFrom: r.effective_from, appliedAt: r.applied_at, body: StoredContractSchema.parse(r.body) }));
+  const { rows } = await db.query<VersionRow>(
+    'select version, effective_from, applied_at, body from contracts where tenant_id = $1 order by effective_from',
+    [tenant],
+  );
+  return rows.map((r) => ({
+    version: r.version,
+    effectiveFrom: r.effective_from,
+    appliedAt: r.applied_at,
+    body: StoredContractSchema.parse(r.body),
+  }));
 }
 
 /** Every version of the tenant's contract; unknown_tenant when it has none. */
@@ -125,7 +175,10 @@ export class ContractCache {
   constructor(private readonly pool: Pool) {}
 
   async history(tenant: string): Promise<ContractHistory> {
-    const { rows } = await this.pool.query<{ newest: number | null }>('select max(version) as newest from contracts where tenant_id = $1', [tenant]);
+    const { rows } = await this.pool.query<{ newest: number | null }>(
+      'select max(version) as newest from contracts where tenant_id = $1',
+      [tenant],
+    );
     const newest = rows[0]?.newest ?? null;
     const cached = this.entries.get(tenant);
     if (cached && newest !== null && cached.newest === newest) return cached.history;

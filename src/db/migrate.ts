@@ -18,7 +18,10 @@ export async function migrate(pool: Pool, dir = MIGRATIONS_DIR): Promise<Migrati
   } catch (err) {
     // A recon_* login (or any role but the owner) may not change the schema: say who may.
     if ((err as { code?: string }).code === '42501') {
-      throw new ReconError('migrate_not_permitted', `${(err as Error).message}: run \`recon migrate\` as the owner of the schema (the first time in a cluster it also needs CREATEROLE to create the recon_* roles)`);
+      throw new ReconError(
+        'migrate_not_permitted',
+        `${(err as Error).message}: run \`recon migrate\` as the owner of the schema (the first time in a cluster it also needs CREATEROLE to create the recon_* roles)`,
+      );
     }
     throw err;
   }
@@ -47,7 +50,9 @@ async function applyMigrations(pool: Pool, dir: string): Promise<MigrationResult
         await client.query('commit');
       } catch (err) {
         await client.query('rollback');
-        throw Object.assign(new Error(`migration ${file} failed: ${(err as Error).message}`), { code: (err as { code?: string }).code });
+        throw Object.assign(new Error(`migration ${file} failed: ${(err as Error).message}`), {
+          code: (err as { code?: string }).code,
+        });
       }
       applied.push(file);
     }

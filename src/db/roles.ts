@@ -31,14 +31,26 @@ export async function createLogin(pool: Pool, spec: LoginSpec): Promise<void> {
   const s = parsed.data;
   await inTransaction(pool, async (db) => {
     const { rows } = await db.query('select 1 from pg_roles where rolname = $1', [s.login]);
-    if (rows.length) throw new ReconError('login_exists', `a role named ${s.login} already exists in this cluster; pick another name or grant it tenants with tenant_access`);
-    await db.query(`create role ${db.escapeIdentifier(s.login)} login password ${db.escapeLiteral(s.password)} in role ${db.escapeIdentifier(s.group)}`);
+    if (rows.length)
+      throw new ReconError(
+        'login_exists',
+        `a role named ${s.login} already exists in this cluster; pick another name or grant it tenants with tenant_access`,
+      );
+    await db.query(
+      `create role ${db.escapeIdentifier(s.login)} login password ${db.escapeLiteral(s.password)} in role ${db.escapeIdentifier(s.group)}`,
+    );
     const tenants = s.tenants === 'all' ? [null] : s.tenants;
     try {
-      await db.query('insert into tenant_access (login, tenant_id) select $1::regrole, t from unnest($2::text[]) as t', [s.login, tenants]);
+      await db.query(
+        'insert into tenant_access (login, tenant_id) select $1::regrole, t from unnest($2::text[]) as t',
+        [s.login, tenants],
+      );
     } catch (err) {
       if ((err as { code?: string }).code === '23503') {
-        throw new ReconError('unknown_tenant', `cannot grant ${s.login} tenants ${tenants.join(', ')}: apply each tenant's contract first`);
+        throw new ReconError(
+          'unknown_tenant',
+          `cannot grant ${s.login} tenants ${tenants.join(', ')}: apply each tenant's contract first`,
+        );
       }
       throw err;
     }
@@ -48,14 +60,20 @@ export async function createLogin(pool: Pool, spec: LoginSpec): Promise<void> {
 /** Removes a login and its tenant grants. */
 export async function dropLogin(pool: Pool, login: string): Promise<void> {
   await inTransaction(pool, async (db) => {
-    await db.query('delete from tenant_access where login::oid = (select oid from pg_roles where rolname = $1)', [login]);
+    await db.query('delete from tenant_access where login::oid = (select oid from pg_roles where rolname = $1)', [
+      login,
+    ]);
     await db.query(`drop role if exists ${db.escapeIdentifier(login)}`);
   });
 }
 
 /** What the connected login may see: every tenant, or these. */
 export async function tenantScope(pool: Pool): Promise<{ allTenants: boolean; tenants: string[] }> {
-  const { rows: [r] } = await pool.query<{ all: boolean; tenants: string[] }>('select recon_sees_all_tenants() as all, recon_visible_tenants() as tenants');
+  const {
+    rows: [r],
+  } = await pool.query<{ all: boolean; tenants: string[] }>(
+    'select recon_sees_all_tenants() as all, recon_visible_tenants() as tenants',
+  );
   return { allTenants: r.all, tenants: r.tenants };
 }
 

@@ -13,7 +13,16 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export type TicketKind = 'solved' | 'reopened' | 'reopened_resolved' | 'duplicate' | 'retracted' | 'no_record' | 'pending' | 'unhappy' | 'late_record';
+export type TicketKind =
+  | 'solved'
+  | 'reopened'
+  | 'reopened_resolved'
+  | 'duplicate'
+  | 'retracted'
+  | 'no_record'
+  | 'pending'
+  | 'unhappy'
+  | 'late_record';
 
 export interface DemoClaim {
   claim_id: string;
@@ -48,7 +57,15 @@ const TZ = 'America/New_York';
 
 /** Local wall time in New York, written the way a helpdesk export writes it (no offset). */
 function localText(d: Date): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(d);
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone: TZ,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(d);
   const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
@@ -67,7 +84,15 @@ function pickKind(r: number): TicketKind {
 
 /** 01:00 New York time, `daysAgo` calendar days before `now`: the demo tells the story of the last nights. */
 export function demoFirstNight(now: Date, daysAgo: number): Date {
-  const [y, m, d] = new Intl.DateTimeFormat('en-CA', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit' }).format(now).split('-').map(Number);
+  const [y, m, d] = new Intl.DateTimeFormat('en-CA', {
+    timeZone: TZ,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  })
+    .format(now)
+    .split('-')
+    .map(Number);
   const day = new Date(Date.UTC(y, m - 1, d - daysAgo)).toISOString().slice(0, 10);
   return parseCustomerTimestamp(`${day} 01:00`, TZ);
 }
@@ -91,16 +116,33 @@ export function buildDemoDataset(opts: { firstNight: Date; tickets?: number; see
     const kind = pickKind(rand());
     kinds.set(ticketId, kind);
     const claimAt = at(start + rand() * 60 * H);
-    const claim: DemoClaim = { claim_id: `fin-${100001 + i}`, outcome_type: 'resolved_ticket', subject_ref: ticketId, occurred_at: claimAt.toISOString(), attributes: { channel: rand() < 0.5 ? 'chat' : 'email' } };
+    const claim: DemoClaim = {
+      claim_id: `fin-${100001 + i}`,
+      outcome_type: 'resolved_ticket',
+      subject_ref: ticketId,
+      occurred_at: claimAt.toISOString(),
+      attributes: { channel: rand() < 0.5 ? 'chat' : 'email' },
+    };
     claims.push({ publishAt: claimAt, claim });
     if (kind === 'duplicate') {
       const again = at(claimAt.getTime() + (1 + rand() * 3) * H);
       // The AI side sends a second claim for the same ticket, with the subject written differently.
-      claims.push({ publishAt: again, claim: { ...claim, claim_id: `fin-${100001 + i}-b`, subject_ref: ` ${ticketId.toLowerCase()} `, occurred_at: again.toISOString() } });
+      claims.push({
+        publishAt: again,
+        claim: {
+          ...claim,
+          claim_id: `fin-${100001 + i}-b`,
+          subject_ref: ` ${ticketId.toLowerCase()} `,
+          occurred_at: again.toISOString(),
+        },
+      });
     }
     if (kind === 'retracted') {
       const retractAt = at(claimAt.getTime() + 20 * H);
-      claims.push({ publishAt: retractAt, claim: { claim_id: claim.claim_id, retracted: true, retracted_at: retractAt.toISOString() } });
+      claims.push({
+        publishAt: retractAt,
+        claim: { claim_id: claim.claim_id, retracted: true, retracted_at: retractAt.toISOString() },
+      });
     }
     if (kind === 'no_record') continue;
 
@@ -109,7 +151,12 @@ export function buildDemoDataset(opts: { firstNight: Date; tickets?: number; see
     const csat = rand() < 0.3 ? '' : String(3 + Math.floor(rand() * 3));
     const exportDelay = kind === 'late_record' ? 48 * H : 0;
     const v = (status: string, solved: Date | null, updated: Date, score = csat): DemoVersion => ({
-      ticketId, status, solvedAtLocal: solved ? localText(solved) : '', updatedAt: updated, csat: score, exportedAfter: new Date(updated.getTime() + exportDelay),
+      ticketId,
+      status,
+      solvedAtLocal: solved ? localText(solved) : '',
+      updatedAt: updated,
+      csat: score,
+      exportedAfter: new Date(updated.getTime() + exportDelay),
     });
     versions.push(v('open', null, created, ''));
     if (kind === 'pending') continue;
@@ -126,8 +173,18 @@ export function buildDemoDataset(opts: { firstNight: Date; tickets?: number; see
   // Messy input, as it comes from other people's systems.
   const bad = (publishAt: Date, c: Record<string, unknown>) => claims.push({ publishAt, claim: c });
   bad(new Date(start), { claim_id: 'fin-bad-1', outcome_type: 'resolved_ticket', occurred_at: '2026-03-02T14:00:00Z' });
-  bad(new Date(start), { claim_id: 'fin-bad-2', outcome_type: 'resolved_ticket', subject_ref: 'T-1001', occurred_at: '02/03/2026' });
-  bad(new Date(start), { claim_id: 'fin-bad-3', outcome_type: 'qualified_lead', subject_ref: 'L-1', occurred_at: '2026-03-02T14:00:00Z' });
+  bad(new Date(start), {
+    claim_id: 'fin-bad-2',
+    outcome_type: 'resolved_ticket',
+    subject_ref: 'T-1001',
+    occurred_at: '02/03/2026',
+  });
+  bad(new Date(start), {
+    claim_id: 'fin-bad-3',
+    outcome_type: 'qualified_lead',
+    subject_ref: 'L-1',
+    occurred_at: '2026-03-02T14:00:00Z',
+  });
   const first = claims.find((c) => (c.claim as DemoClaim).claim_id === 'fin-100001')!.claim as DemoClaim;
   bad(nights[1], { ...first }); // redelivered unchanged: no-op
   bad(nights[1], { ...first, subject_ref: 'T-9999' }); // same id, other content: conflict

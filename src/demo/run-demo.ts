@@ -47,20 +47,31 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   try {
-    console.log(['', 'local stack:', ...stack.describe.map((d) => `  ${d}`), `  claims API (demo): ${claimsApi.url}`].join('\n'));
-    if (stack.uiUrl) console.log(`\nWatch the runs in the Temporal Web UI while the demo runs: ${stack.uiUrl}/namespaces/default/workflows\n`);
+    console.log(
+      ['', 'local stack:', ...stack.describe.map((d) => `  ${d}`), `  claims API (demo): ${claimsApi.url}`].join('\n'),
+    );
+    if (stack.uiUrl)
+      console.log(
+        `\nWatch the runs in the Temporal Web UI while the demo runs: ${stack.uiUrl}/namespaces/default/workflows\n`,
+      );
     const taskQueue = 'recon-demo';
     worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, chunkSize: 100 } });
     running = worker.run();
 
     const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
     const tenant = 'acme';
-    const contract = ContractSchema.parse({ ...example, tenant, claimSources: { 'fin-api': { kind: 'http', url: claimsApi.url, pageSize: 50 } } });
+    const contract = ContractSchema.parse({
+      ...example,
+      tenant,
+      claimSources: { 'fin-api': { kind: 'http', url: claimsApi.url, pageSize: 50 } },
+    });
     const applied = await applyContract(pool, contract);
     const terms = contract.outcomeTypes.resolved_ticket;
     const p = terms.pricing!;
-    console.log(`contract: tenant ${tenant} v${applied.version} (${contract.timezone}, ${contract.currency}): grace ${terms.graceWindow}, evidence deadline ${terms.evidenceDeadline}; ` +
-      `base fee ${p.baseFee} with ${p.included} resolutions included, then ${p.tiers.map((t) => `${t.unitPrice}${t.upTo ? ` up to ${t.upTo}` : ''}`).join(', then ')}, capped at ${p.cap && 'amount' in p.cap ? p.cap.amount : '-'} a month`);
+    console.log(
+      `contract: tenant ${tenant} v${applied.version} (${contract.timezone}, ${contract.currency}): grace ${terms.graceWindow}, evidence deadline ${terms.evidenceDeadline}; ` +
+        `base fee ${p.baseFee} with ${p.included} resolutions included, then ${p.tiers.map((t) => `${t.unitPrice}${t.upTo ? ` up to ${t.upTo}` : ''}`).join(', then ')}, capped at ${p.cap && 'amount' in p.cap ? p.cap.amount : '-'} a month`,
+    );
 
     // The story is the last nine nights, so that today's dispute decisions fall in their windows.
     const ds = buildDemoDataset({ firstNight: demoFirstNight(new Date(), 10) });
@@ -98,14 +109,35 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       totals.reopened += summary.outcomes.transitions.reopened ?? 0;
       totals.quarantined += summary.claims.quarantined + summary.records.quarantined;
       totals.duplicates += summary.claims.duplicates;
-      const told = k === 1 ? await story.openInGrace() : k === 4 ? [await story.rejectSecond()] : k === 5 ? [await story.creditBilled()] : [];
+      const told =
+        k === 1
+          ? await story.openInGrace()
+          : k === 4
+            ? [await story.rejectSecond()]
+            : k === 5
+              ? [await story.creditBilled()]
+              : [];
       for (const line of told) console.log(`  support: ${line}`);
     }
 
     await mkdir(opts.outDir, { recursive: true });
-    const { rows: periods } = await pool.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [tenant]);
-    const exports: Array<{ file: string; period: string; fileTotals: string; exported: string; ledger: string; statement: string }> = [];
-    const key = (xs: Array<{ currency: string; amountMinor: number }>) => [...xs].sort((a, b) => a.currency.localeCompare(b.currency)).map((x) => formatMoney(x.amountMinor, x.currency)).join(', ') || 'none';
+    const { rows: periods } = await pool.query<{ period: string }>(
+      'select distinct period from ledger_entries where tenant_id = $1 order by period',
+      [tenant],
+    );
+    const exports: Array<{
+      file: string;
+      period: string;
+      fileTotals: string;
+      exported: string;
+      ledger: string;
+      statement: string;
+    }> = [];
+    const key = (xs: Array<{ currency: string; amountMinor: number }>) =>
+      [...xs]
+        .sort((a, b) => a.currency.localeCompare(b.currency))
+        .map((x) => formatMoney(x.amountMinor, x.currency))
+        .join(', ') || 'none';
     for (const { period } of periods) {
       const exportFile = path.join(opts.outDir, `${tenant}-${period}.csv`);
       const out = createWriteStream(exportFile);
@@ -120,43 +152,86 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       const ledger = await ledgerTotals(pool, tenant, period);
       const statement = await buildStatement(pool, { tenant, period });
       exports.push({
-        file: exportFile, period,
+        file: exportFile,
+        period,
         fileTotals: key([...fileSums].map(([currency, amountMinor]) => ({ currency, amountMinor }))),
-        exported: key(exported.byCurrency), ledger: key(ledger.byCurrency), statement: key(statement.totals),
+        exported: key(exported.byCurrency),
+        ledger: key(ledger.byCurrency),
+        statement: key(statement.totals),
       });
-      console.log(`\nfinance export: ${exportFile}: ${plural(exported.lines, 'line')} (${plural(exported.charges, 'charge')}, ${plural(exported.credits, 'credit')}), total ${describeTotals(exported.byCurrency)}`);
+      console.log(
+        `\nfinance export: ${exportFile}: ${plural(exported.lines, 'line')} (${plural(exported.charges, 'charge')}, ${plural(exported.credits, 'credit')}), total ${describeTotals(exported.byCurrency)}`,
+      );
       console.log(`\n${formatStatement(statement)}`);
     }
 
-    const { rows: [dup] } = await pool.query<{ charges: number; outcomes: number }>(
-      `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1 and kind = 'charge'`, [tenant]);
+    const {
+      rows: [dup],
+    } = await pool.query<{ charges: number; outcomes: number }>(
+      `select count(*)::int as charges, count(distinct outcome_id)::int as outcomes from ledger_entries where tenant_id = $1 and kind = 'charge'`,
+      [tenant],
+    );
     const reopened = [...ds.kinds.entries()].find(([, k]) => k === 'reopened_resolved')![0];
     console.log(`\nwhy was ${reopened} billed? (recon outcome show --tenant ${tenant} --subject ${reopened})`);
     console.log(formatStory(await explainOutcome(pool, await findOutcomeId(pool, { tenant, subject: reopened }))));
-    console.log(`\nand the credited one? (recon outcome show --tenant ${tenant} --subject ${story.billedUpheld!.subject})`);
+    console.log(
+      `\nand the credited one? (recon outcome show --tenant ${tenant} --subject ${story.billedUpheld!.subject})`,
+    );
     console.log(formatStory(await explainOutcome(pool, story.billedUpheld!.outcomeId)));
     // An outcome's lines through its charge's key (the ledger has no index on outcome_id).
     const states = async (o: { outcomeId: number }) => {
-      const { rows: [row] } = await pool.query<Pick<OutcomeRow, 'state' | 'reject_reason'>>('select state, reject_reason from outcomes where outcome_id = $1', [o.outcomeId]);
+      const {
+        rows: [row],
+      } = await pool.query<Pick<OutcomeRow, 'state' | 'reject_reason'>>(
+        'select state, reject_reason from outcomes where outcome_id = $1',
+        [o.outcomeId],
+      );
       const charge = await chargeOfOutcome(pool, o.outcomeId);
       const net = (await linesOfOutcome(pool, o.outcomeId)).reduce((sum, l) => sum + l.amount_minor, 0);
       return { ...row, net, charged_at: charge?.as_of ?? null };
     };
-    const [upheld, rejected, credited] = [await states(story.inGraceUpheld!), await states(story.rejected!), await states(story.billedUpheld!)];
+    const [upheld, rejected, credited] = [
+      await states(story.inGraceUpheld!),
+      await states(story.rejected!),
+      await states(story.billedUpheld!),
+    ];
 
     console.log('\nchecks:');
     check(totals.reopened > 0, `reopens voided ${totals.reopened} outcomes in grace`);
-    check(totals.duplicates > 0 && dup.charges === dup.outcomes, `${totals.duplicates} duplicate claims, no outcome billed twice (${dup.charges} charges for ${dup.outcomes} outcomes)`);
+    check(
+      totals.duplicates > 0 && dup.charges === dup.outcomes,
+      `${totals.duplicates} duplicate claims, no outcome billed twice (${dup.charges} charges for ${dup.outcomes} outcomes)`,
+    );
     check(totals.quarantined > 0, `${totals.quarantined} malformed rows quarantined, the good rows landed`);
     for (const e of exports) {
-      check(e.fileTotals === e.ledger && e.exported === e.ledger && e.statement === e.ledger, `${path.basename(e.file)}: export total ${e.fileTotals} = statement total ${e.statement} = ledger total ${e.ledger} (per currency, to the minor unit)`);
-      const fromSummaries = [...summarised].filter(([k]) => k.startsWith(`${e.period} `)).map(([k, amountMinor]) => ({ currency: k.slice(8), amountMinor }));
-      check(key(fromSummaries) === e.statement, `${e.period}: the nightly summaries (base fee, charges, support's credits between nights) = statement total ${e.statement}`);
+      check(
+        e.fileTotals === e.ledger && e.exported === e.ledger && e.statement === e.ledger,
+        `${path.basename(e.file)}: export total ${e.fileTotals} = statement total ${e.statement} = ledger total ${e.ledger} (per currency, to the minor unit)`,
+      );
+      const fromSummaries = [...summarised]
+        .filter(([k]) => k.startsWith(`${e.period} `))
+        .map(([k, amountMinor]) => ({ currency: k.slice(8), amountMinor }));
+      check(
+        key(fromSummaries) === e.statement,
+        `${e.period}: the nightly summaries (base fee, charges, support's credits between nights) = statement total ${e.statement}`,
+      );
     }
-    check(baseFeesSummarised > 0 && creditsSummarised > 0, `the nightly summaries show the base fee and the credits the statement shows (${plural(baseFeesSummarised, 'base fee line')}, ${plural(creditsSummarised, 'credit')})`);
-    check(upheld.state === 'rejected' && upheld.reject_reason === 'dispute_upheld' && upheld.net === 0, `${story.inGraceUpheld!.subject}: disputed in grace, upheld, never billed`);
-    check(rejected.state === 'billed' && rejected.charged_at?.getTime() === ds.nights[5].getTime(), `${story.rejected!.subject}: held while disputed, rejected, billed the next night`);
-    check(credited.state === 'credited' && credited.net === 0, `${story.billedUpheld!.subject}: billed, disputed, upheld, credited: net 0`);
+    check(
+      baseFeesSummarised > 0 && creditsSummarised > 0,
+      `the nightly summaries show the base fee and the credits the statement shows (${plural(baseFeesSummarised, 'base fee line')}, ${plural(creditsSummarised, 'credit')})`,
+    );
+    check(
+      upheld.state === 'rejected' && upheld.reject_reason === 'dispute_upheld' && upheld.net === 0,
+      `${story.inGraceUpheld!.subject}: disputed in grace, upheld, never billed`,
+    );
+    check(
+      rejected.state === 'billed' && rejected.charged_at?.getTime() === ds.nights[5].getTime(),
+      `${story.rejected!.subject}: held while disputed, rejected, billed the next night`,
+    );
+    check(
+      credited.state === 'credited' && credited.net === 0,
+      `${story.billedUpheld!.subject}: billed, disputed, upheld, credited: net 0`,
+    );
   } finally {
     worker?.shutdown();
     await running?.catch(() => undefined);

@@ -13,14 +13,22 @@ const DisputeRowSchema = z.object({
   subject: z.string().trim().min(1, 'required'),
   reason: z.string().trim().min(1, 'required'),
   actor: z.string().trim().min(1, 'required'),
-  outcome_type: z.string().trim().optional().transform((v) => (v ? v : undefined)),
+  outcome_type: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v ? v : undefined)),
 });
 
 /**
  * Customer-side disputes in bulk: each row opens a dispute or attaches to the one already open;
  * rows that cannot be taken (unknown subject, window closed, bad fields) are quarantined.
  */
-export async function importDisputesFile(pool: Pool, client: Client, args: { tenant: string; file: string; taskQueue: string }): Promise<ImportSummary> {
+export async function importDisputesFile(
+  pool: Pool,
+  client: Client,
+  args: { tenant: string; file: string; taskQueue: string },
+): Promise<ImportSummary> {
   const sha = await fileSha256(args.file);
   const origin = path.basename(args.file);
   const target = { tenant: args.tenant, kind: 'disputes' as const, source: 'customer', origin, contentSha256: sha };
@@ -41,13 +49,28 @@ export async function importDisputesFile(pool: Pool, client: Client, args: { ten
           throw new ReconError('invalid_field', `field ${i.path.join('.')}: ${i.message}`);
         }
         const row = parsed.data;
-        const outcomeId = await findOutcomeId(pool, { tenant: args.tenant, subject: row.subject, type: row.outcome_type });
-        const view = await openDisputeViaTemporal(client, { tenant: args.tenant, outcomeId, actor: row.actor, reason: row.reason, channel: 'customer_import', taskQueue: args.taskQueue });
+        const outcomeId = await findOutcomeId(pool, {
+          tenant: args.tenant,
+          subject: row.subject,
+          type: row.outcome_type,
+        });
+        const view = await openDisputeViaTemporal(client, {
+          tenant: args.tenant,
+          outcomeId,
+          actor: row.actor,
+          reason: row.reason,
+          channel: 'customer_import',
+          taskQueue: args.taskQueue,
+        });
         if (view.attached) counts.redelivered++;
         else counts.accepted++;
       } catch (err) {
         if (err instanceof ReconError && err.code === 'no_worker') throw err;
-        bad.push({ ...pos, code: err instanceof ReconError ? err.code : 'refused', reason: (err as Error).message.split('\n')[0] });
+        bad.push({
+          ...pos,
+          code: err instanceof ReconError ? err.code : 'refused',
+          reason: (err as Error).message.split('\n')[0],
+        });
       }
     }
     await insertQuarantine(db, importId, args.tenant, 'customer', origin, bad);

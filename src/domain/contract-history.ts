@@ -40,9 +40,14 @@ export interface ContractHistory {
 
 export function contractHistory(tenant: string, versions: ContractVersion[]): ContractHistory {
   if (versions.length === 0) {
-    throw new ReconError('unknown_tenant', `no contract for tenant "${tenant}": apply one with \`recon contract apply FILE\``);
+    throw new ReconError(
+      'unknown_tenant',
+      `no contract for tenant "${tenant}": apply one with \`recon contract apply FILE\``,
+    );
   }
-  const sorted = [...versions].sort((a, b) => a.effectiveFrom.getTime() - b.effectiveFrom.getTime() || a.version - b.version);
+  const sorted = [...versions].sort(
+    (a, b) => a.effectiveFrom.getTime() - b.effectiveFrom.getTime() || a.version - b.version,
+  );
   return { tenant, versions: sorted };
 }
 
@@ -79,12 +84,16 @@ function versionKnowing(h: ContractHistory, outcomeType: string, at: Date): Cont
   if (inEffect.body.outcomeTypes[outcomeType]) return inEffect;
   const i = h.versions.indexOf(inEffect);
   for (let k = i - 1; k >= 0; k--) if (h.versions[k].body.outcomeTypes[outcomeType]) return h.versions[k];
-  for (let k = i + 1; k < h.versions.length; k++) if (h.versions[k].body.outcomeTypes[outcomeType]) return h.versions[k];
+  for (let k = i + 1; k < h.versions.length; k++)
+    if (h.versions[k].body.outcomeTypes[outcomeType]) return h.versions[k];
   return undefined;
 }
 
 function unknownType(h: ContractHistory, outcomeType: string): ReconError {
-  return new ReconError('unknown_outcome_type', `outcome type ${outcomeType} is in no contract version of ${h.tenant}; check the type with \`recon contract list --tenant ${h.tenant}\``);
+  return new ReconError(
+    'unknown_outcome_type',
+    `outcome type ${outcomeType} is in no contract version of ${h.tenant}; check the type with \`recon contract list --tenant ${h.tenant}\``,
+  );
 }
 
 /** The version that prices an outcome of `outcomeType` that succeeded at `successAt`. */
@@ -95,7 +104,11 @@ export function versionForPricing(h: ContractHistory, outcomeType: string, succe
 }
 
 /** The dispute terms (and the version's time zone) for an outcome of `outcomeType`, disputed at `at`. */
-export function termsForDispute(h: ContractHistory, outcomeType: string, at: Date): { version: ContractVersion; terms: OutcomeTypeTerms['disputes']; timeZone: string } {
+export function termsForDispute(
+  h: ContractHistory,
+  outcomeType: string,
+  at: Date,
+): { version: ContractVersion; terms: OutcomeTypeTerms['disputes']; timeZone: string } {
   const v = versionKnowing(h, outcomeType, at);
   if (!v) throw unknownType(h, outcomeType);
   return { version: v, terms: v.body.outcomeTypes[outcomeType].disputes, timeZone: v.body.timezone };
@@ -143,7 +156,8 @@ export function caseRuleOf(h: ContractHistory, outcomeType: string): boolean {
 /** Case rules of every type any version names, for classifying claims. */
 export function caseRules(h: ContractHistory): Map<string, boolean> {
   const rules = new Map<string, boolean>();
-  for (const v of h.versions) for (const [t, ot] of Object.entries(v.body.outcomeTypes)) rules.set(t, ot.matchKey.caseInsensitive);
+  for (const v of h.versions)
+    for (const [t, ot] of Object.entries(v.body.outcomeTypes)) rules.set(t, ot.matchKey.caseInsensitive);
   return rules;
 }
 
@@ -174,9 +188,18 @@ export function typeChanges(h: ContractHistory, candidate: Contract): Array<{ ou
       continue;
     }
     const now = identityOf(next);
-    if (now.recordSource !== was.recordSource) changes.push({ outcomeType: type, change: `moves it from record source ${was.recordSource} to ${now.recordSource}` });
-    else if (now.matchField !== was.matchField) changes.push({ outcomeType: type, change: `changes its match key field from ${was.matchField} to ${now.matchField}` });
-    else if (now.caseInsensitive !== was.caseInsensitive) changes.push({ outcomeType: type, change: `changes its case rule to caseInsensitive: ${now.caseInsensitive}` });
+    if (now.recordSource !== was.recordSource)
+      changes.push({
+        outcomeType: type,
+        change: `moves it from record source ${was.recordSource} to ${now.recordSource}`,
+      });
+    else if (now.matchField !== was.matchField)
+      changes.push({
+        outcomeType: type,
+        change: `changes its match key field from ${was.matchField} to ${now.matchField}`,
+      });
+    else if (now.caseInsensitive !== was.caseInsensitive)
+      changes.push({ outcomeType: type, change: `changes its case rule to caseInsensitive: ${now.caseInsensitive}` });
   }
   return changes;
 }

@@ -1,10 +1,25 @@
 import { z } from 'zod';
-import { PredicateSchema, validatePredicateFields, validatePredicateTypes, type FieldType, type Predicate } from './predicate';
+import {
+  PredicateSchema,
+  validatePredicateFields,
+  validatePredicateTypes,
+  type FieldType,
+  type Predicate,
+} from './predicate';
 import { IsoDurationSchema, MAX_CONTRACT_DURATION, isValidTimeZone, isWithinContractBound } from './durations';
-import { DecimalPriceSchema, MAX_LEDGER_MINOR, MAX_OUTCOMES_PER_PERIOD, formatMinorUnits, minorUnitsOf, priceToMinorUnits } from './money';
+import {
+  DecimalPriceSchema,
+  MAX_LEDGER_MINOR,
+  MAX_OUTCOMES_PER_PERIOD,
+  formatMinorUnits,
+  minorUnitsOf,
+  priceToMinorUnits,
+} from './money';
 import { PricingSchema, type Pricing } from './pricing/schema';
 
-const Identifier = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase identifier (letters, digits, _ and -)');
+const Identifier = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase identifier (letters, digits, _ and -)');
 const TimeZone = z.string().refine(isValidTimeZone, 'expected an IANA time zone such as Europe/Berlin');
 const Currency = z.string().refine((c) => {
   try {
@@ -62,7 +77,12 @@ const OutcomeTypeSchema = z.strictObject({
   unitPrice: DecimalPriceSchema.optional(),
   /** Hybrid pricing: base fee, included outcomes, graduated tiers, cap, alerts, price index. */
   pricing: PricingSchema.optional(),
-  disputes: DisputeTermsSchema.default({ window: 'P30D', sla: 'P2D', autoResolveAfter: 'P7D', defaultDecision: 'uphold' }),
+  disputes: DisputeTermsSchema.default({
+    window: 'P30D',
+    sla: 'P2D',
+    autoResolveAfter: 'P7D',
+    defaultDecision: 'uphold',
+  }),
   /** A reopen this long after billing still credits the charge; zero: billing is final for reopens. */
   clawbackWindow: IsoDurationSchema.default('PT0S'),
 });
@@ -91,9 +111,16 @@ export const StoredContractSchema = z
     outcomeTypes: z.record(Identifier, OutcomeTypeSchema),
     /** A prepaid commitment for a contract term, drawn down by usage; a true-up line at term end. */
     commitment: z
-      .object({ amount: DecimalPriceSchema, termStart: z.iso.datetime({ offset: true }), termEnd: z.iso.datetime({ offset: true }) })
+      .object({
+        amount: DecimalPriceSchema,
+        termStart: z.iso.datetime({ offset: true }),
+        termEnd: z.iso.datetime({ offset: true }),
+      })
       .strict()
-      .refine((c) => Date.parse(c.termStart) < Date.parse(c.termEnd), { message: 'termEnd must be after termStart', path: ['termEnd'] })
+      .refine((c) => Date.parse(c.termStart) < Date.parse(c.termEnd), {
+        message: 'termEnd must be after termStart',
+        path: ['termEnd'],
+      })
       .optional(),
     /** Alerts are POSTed here as JSON, retried until delivered. */
     alertWebhook: z.string().url().optional(),
@@ -103,41 +130,79 @@ export const StoredContractSchema = z
     const caseRuleBySource = new Map<string, boolean>();
     for (const [name, src] of Object.entries(c.recordSources)) {
       for (const f of [src.idField, src.updatedAtField].filter((x): x is string => !!x)) {
-        if (!src.fields[f]) ctx.addIssue({ code: 'custom', path: ['recordSources', name, 'fields'], message: `field "${f}" is used but not mapped` });
+        if (!src.fields[f])
+          ctx.addIssue({
+            code: 'custom',
+            path: ['recordSources', name, 'fields'],
+            message: `field "${f}" is used but not mapped`,
+          });
       }
       if (src.updatedAtField && src.fields[src.updatedAtField]?.type !== 'timestamp') {
-        ctx.addIssue({ code: 'custom', path: ['recordSources', name, 'updatedAtField'], message: 'must name a timestamp field' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['recordSources', name, 'updatedAtField'],
+          message: 'must name a timestamp field',
+        });
       }
     }
     for (const [name, ot] of Object.entries(c.outcomeTypes)) {
       const src = c.recordSources[ot.recordSource];
       const at = (...p: (string | number)[]) => ['outcomeTypes', name, ...p];
       if (!src) {
-        ctx.addIssue({ code: 'custom', path: at('recordSource'), message: `unknown record source "${ot.recordSource}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('recordSource'),
+          message: `unknown record source "${ot.recordSource}"`,
+        });
         continue;
       }
       if ((ot.unitPrice === undefined) === (ot.pricing === undefined)) {
-        ctx.addIssue({ code: 'custom', path: at('unitPrice'), message: 'give exactly one of unitPrice (flat) or pricing (hybrid)' });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('unitPrice'),
+          message: 'give exactly one of unitPrice (flat) or pricing (hybrid)',
+        });
       }
       const known = new Set(Object.keys(src.fields));
-      if (!known.has(ot.matchKey.field)) ctx.addIssue({ code: 'custom', path: at('matchKey', 'field'), message: `"${ot.matchKey.field}" is not a field of ${ot.recordSource}` });
+      if (!known.has(ot.matchKey.field))
+        ctx.addIssue({
+          code: 'custom',
+          path: at('matchKey', 'field'),
+          message: `"${ot.matchKey.field}" is not a field of ${ot.recordSource}`,
+        });
       if (src.fields[ot.successTimeField]?.type !== 'timestamp') {
-        ctx.addIssue({ code: 'custom', path: at('successTimeField'), message: `"${ot.successTimeField}" must be a timestamp field of ${ot.recordSource}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('successTimeField'),
+          message: `"${ot.successTimeField}" must be a timestamp field of ${ot.recordSource}`,
+        });
       }
       // An invalid rule was already reported where it is wrong; walking it for fields would trip
       // over the very operator that is unknown.
-      const ruleFields = PredicateSchema.safeParse(ot.success).success ? validatePredicateFields(ot.success, known) : [];
+      const ruleFields = PredicateSchema.safeParse(ot.success).success
+        ? validatePredicateFields(ot.success, known)
+        : [];
       for (const f of ruleFields) {
         ctx.addIssue({ code: 'custom', path: at('success'), message: `unknown field "${f}" in the success rule` });
       }
       // Record versions carry one match key per source, so every type on a source must agree on it.
-      const otherField = Object.entries(c.outcomeTypes).find(([n, o]) => n !== name && o.recordSource === ot.recordSource && o.matchKey.field !== ot.matchKey.field);
+      const otherField = Object.entries(c.outcomeTypes).find(
+        ([n, o]) => n !== name && o.recordSource === ot.recordSource && o.matchKey.field !== ot.matchKey.field,
+      );
       if (otherField) {
-        ctx.addIssue({ code: 'custom', path: at('matchKey', 'field'), message: `outcome types sharing record source ${ot.recordSource} must match on the same field (${otherField[0]} uses "${otherField[1].matchKey.field}")` });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('matchKey', 'field'),
+          message: `outcome types sharing record source ${ot.recordSource} must match on the same field (${otherField[0]} uses "${otherField[1].matchKey.field}")`,
+        });
       }
       const prior = caseRuleBySource.get(ot.recordSource);
       if (prior !== undefined && prior !== ot.matchKey.caseInsensitive) {
-        ctx.addIssue({ code: 'custom', path: at('matchKey', 'caseInsensitive'), message: 'outcome types sharing a record source must use the same case rule' });
+        ctx.addIssue({
+          code: 'custom',
+          path: at('matchKey', 'caseInsensitive'),
+          message: 'outcome types sharing a record source must use the same case rule',
+        });
       }
       caseRuleBySource.set(ot.recordSource, ot.matchKey.caseInsensitive);
     }
@@ -155,16 +220,28 @@ function isZeroPrice(text: string): boolean {
  * rounds to nothing is a typo unless it is written as zero. A cap or a commitment is a limit,
  * not a price: only the ledger bound applies to it.
  */
-function contractAmount(text: string, currency: string, at: (string | number)[], issues: Issue[], isPrice = true): number | undefined {
+function contractAmount(
+  text: string,
+  currency: string,
+  at: (string | number)[],
+  issues: Issue[],
+  isPrice = true,
+): number | undefined {
   let minor: number;
   try {
     minor = priceToMinorUnits(text, currency);
   } catch {
-    issues.push({ path: at, message: `${text} ${currency} is more than the ledger can hold (at most ${formatMinorUnits(MAX_LEDGER_MINOR, currency)} ${currency})` });
+    issues.push({
+      path: at,
+      message: `${text} ${currency} is more than the ledger can hold (at most ${formatMinorUnits(MAX_LEDGER_MINOR, currency)} ${currency})`,
+    });
     return undefined;
   }
   if (isPrice && minor === 0 && !isZeroPrice(text)) {
-    issues.push({ path: at, message: `${text} ${currency} rounds to 0 in minor units (the smallest amount is ${formatMinorUnits(1, currency)}); write "0" to mean free` });
+    issues.push({
+      path: at,
+      message: `${text} ${currency} rounds to 0 in minor units (the smallest amount is ${formatMinorUnits(1, currency)}); write "0" to mean free`,
+    });
   }
   return minor;
 }
@@ -211,7 +288,8 @@ function ledgerBoundIssues(c: Contract): Issue[] {
     }
     let usage = BigInt(dearest) * BigInt(MAX_OUTCOMES_PER_PERIOD);
     const p = ot.pricing;
-    if (p?.baseFee !== undefined) periodMax += BigInt(contractAmount(p.baseFee, currency, at('pricing', 'baseFee'), issues) ?? 0);
+    if (p?.baseFee !== undefined)
+      periodMax += BigInt(contractAmount(p.baseFee, currency, at('pricing', 'baseFee'), issues) ?? 0);
     if (p?.cap && 'amount' in p.cap) {
       const cap = contractAmount(p.cap.amount, currency, at('pricing', 'cap', 'amount'), issues, false);
       if (cap !== undefined && BigInt(cap) < usage) usage = BigInt(cap);
@@ -220,7 +298,8 @@ function ledgerBoundIssues(c: Contract): Issue[] {
     }
     periodMax += usage;
   }
-  if (c.commitment) periodMax += BigInt(contractAmount(c.commitment.amount, currency, ['commitment', 'amount'], issues, false) ?? 0);
+  if (c.commitment)
+    periodMax += BigInt(contractAmount(c.commitment.amount, currency, ['commitment', 'amount'], issues, false) ?? 0);
   if (issues.length === 0 && periodMax > BigInt(MAX_LEDGER_MINOR)) {
     issues.push({
       path: ['outcomeTypes'],
@@ -237,7 +316,8 @@ function ruleTypeIssues(c: Contract): Issue[] {
     const src = c.recordSources[ot.recordSource];
     if (!src) continue;
     const types = new Map<string, FieldType>(Object.entries(src.fields).map(([f, def]) => [f, def.type]));
-    for (const i of validatePredicateTypes(ot.success, types)) issues.push({ path: ['outcomeTypes', name, 'success', ...i.path], message: i.message });
+    for (const i of validatePredicateTypes(ot.success, types))
+      issues.push({ path: ['outcomeTypes', name, 'success', ...i.path], message: i.message });
   }
   return issues;
 }
@@ -248,14 +328,18 @@ function ruleTypeIssues(c: Contract): Issue[] {
  */
 function boundIssues(c: Contract): Issue[] {
   const issues: Issue[] = [];
-  if (Object.keys(c.recordSources).length === 0) issues.push({ path: ['recordSources'], message: 'name at least one record source' });
-  if (Object.keys(c.outcomeTypes).length === 0) issues.push({ path: ['outcomeTypes'], message: 'name at least one outcome type' });
+  if (Object.keys(c.recordSources).length === 0)
+    issues.push({ path: ['recordSources'], message: 'name at least one record source' });
+  if (Object.keys(c.outcomeTypes).length === 0)
+    issues.push({ path: ['outcomeTypes'], message: 'name at least one outcome type' });
   for (const [name, src] of Object.entries(c.recordSources)) {
-    if (Object.keys(src.fields).length === 0) issues.push({ path: ['recordSources', name, 'fields'], message: 'map at least one field' });
+    if (Object.keys(src.fields).length === 0)
+      issues.push({ path: ['recordSources', name, 'fields'], message: 'map at least one field' });
   }
   const instant = (text: string, path: (string | number)[]) => {
     const year = new Date(text).getUTCFullYear();
-    if (!(year >= CONTRACT_YEARS.from && year <= CONTRACT_YEARS.to)) issues.push({ path, message: `must lie in the years ${CONTRACT_YEARS.from} to ${CONTRACT_YEARS.to}` });
+    if (!(year >= CONTRACT_YEARS.from && year <= CONTRACT_YEARS.to))
+      issues.push({ path, message: `must lie in the years ${CONTRACT_YEARS.from} to ${CONTRACT_YEARS.to}` });
   };
   instant(c.effectiveFrom, ['effectiveFrom']);
   if (c.commitment) {
@@ -272,7 +356,11 @@ function boundIssues(c: Contract): Issue[] {
       [ot.clawbackWindow, ['clawbackWindow']],
     ];
     for (const [text, path] of durations) {
-      if (!isWithinContractBound(text)) issues.push({ path: ['outcomeTypes', name, ...path], message: `must be at most ten years (${MAX_CONTRACT_DURATION})` });
+      if (!isWithinContractBound(text))
+        issues.push({
+          path: ['outcomeTypes', name, ...path],
+          message: `must be at most ten years (${MAX_CONTRACT_DURATION})`,
+        });
     }
   }
   return issues;
@@ -287,7 +375,8 @@ export const ContractSchema = StoredContractSchema.superRefine((c, ctx) => {
   // Refinements run on a value that already failed elsewhere; these checks walk the whole
   // contract, so they wait until the shape is right rather than trip over what is wrong.
   if (!StoredContractSchema.safeParse(c).success) return;
-  for (const i of [...boundIssues(c), ...ruleTypeIssues(c), ...ledgerBoundIssues(c)]) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+  for (const i of [...boundIssues(c), ...ruleTypeIssues(c), ...ledgerBoundIssues(c)])
+    ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
 });
 
 export type Contract = z.infer<typeof StoredContractSchema>;
@@ -337,6 +426,10 @@ export function sourceIsCaseInsensitive(contract: Contract, source: string): boo
 export function formatZodIssues(error: z.ZodError): string {
   const where = (path: PropertyKey[]) => (path.length ? path.map(String).join('.') : '(root)');
   return error.issues
-    .flatMap((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => `${where([...i.path, k])}: unknown key`) : [`${where(i.path)}: ${i.message}`]))
+    .flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => `${where([...i.path, k])}: unknown key`)
+        : [`${where(i.path)}: ${i.message}`],
+    )
     .join('; ');
 }

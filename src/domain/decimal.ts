@@ -45,7 +45,9 @@ export function isNonNegativeDecimal(text: unknown): text is string {
 export function parseDecimal(text: string, what: string): Decimal {
   const decimal = readDecimal(text);
   if (!decimal) {
-    throw new ReconError('invalid_decimal', `invalid ${what} "${String(text)}" (expected a decimal such as "1.10")`, { [what]: text });
+    throw new ReconError('invalid_decimal', `invalid ${what} "${String(text)}" (expected a decimal such as "1.10")`, {
+      [what]: text,
+    });
   }
   return decimal;
 }

@@ -18,20 +18,36 @@ export function decideDisputeAcceptance(args: {
   timeZone: string;
 }): Acceptance {
   if (args.state === 'rejected' || args.state === 'credited') {
-    return { ok: false, code: 'outcome_settled', message: `the outcome is ${args.state}; there is nothing left to dispute` };
+    return {
+      ok: false,
+      code: 'outcome_settled',
+      message: `the outcome is ${args.state}; there is nothing left to dispute`,
+    };
   }
   if (args.state === 'billed') {
-    if (!args.billedAt) return { ok: false, code: 'outcome_settled', message: 'the outcome is billed but its charge is missing' };
+    if (!args.billedAt)
+      return { ok: false, code: 'outcome_settled', message: 'the outcome is billed but its charge is missing' };
     const end = addIsoDuration(args.billedAt, args.terms.window, args.timeZone);
     if (args.now.getTime() > end.getTime()) {
-      return { ok: false, code: 'dispute_window_closed', message: `the dispute window for this charge closed at ${end.toISOString()} (${args.terms.window} after billing on ${args.billedAt.toISOString()})` };
+      return {
+        ok: false,
+        code: 'dispute_window_closed',
+        message: `the dispute window for this charge closed at ${end.toISOString()} (${args.terms.window} after billing on ${args.billedAt.toISOString()})`,
+      };
     }
   }
   return { ok: true };
 }
 
-export function disputeDeadlines(openedAt: Date, terms: DisputeTerms, timeZone: string): { slaAt: Date; autoResolveAt: Date } {
-  return { slaAt: addIsoDuration(openedAt, terms.sla, timeZone), autoResolveAt: addIsoDuration(openedAt, terms.autoResolveAfter, timeZone) };
+export function disputeDeadlines(
+  openedAt: Date,
+  terms: DisputeTerms,
+  timeZone: string,
+): { slaAt: Date; autoResolveAt: Date } {
+  return {
+    slaAt: addIsoDuration(openedAt, terms.sla, timeZone),
+    autoResolveAt: addIsoDuration(openedAt, terms.autoResolveAfter, timeZone),
+  };
 }
 
 export type DisputeEffect = 'reject_outcome' | 'credit_charge' | 'lift_hold' | 'none';
@@ -49,7 +65,12 @@ export function disputeEffect(decision: Decision, state: OutcomeState): DisputeE
 }
 
 /** A reopen after billing credits the charge only within the clawback window (default zero). */
-export function reopenIsClawedBack(args: { billedAt: Date; reopenedAt: Date; clawbackWindow: string; timeZone: string }): boolean {
+export function reopenIsClawedBack(args: {
+  billedAt: Date;
+  reopenedAt: Date;
+  clawbackWindow: string;
+  timeZone: string;
+}): boolean {
   if (args.reopenedAt.getTime() <= args.billedAt.getTime()) return false;
   const end = addIsoDuration(args.billedAt, args.clawbackWindow, args.timeZone);
   return args.reopenedAt.getTime() <= end.getTime();

@@ -94,7 +94,6 @@ export function isWithinContractBound(text: string): boolean {
   }
 }
 
-
 // Constructing an Intl.DateTimeFormat costs tens of microseconds; windows are computed for many
 // outcomes with a handful of zones, so remember the answer.
 const timeZoneValidity = new Map<string, boolean>();
@@ -119,9 +118,13 @@ function checkedDuration(duration: IsoDuration): IsoDuration {
   const wholeParts = parts.every((part) => Number.isSafeInteger(part) && part >= 0);
   const secondsOk = Number.isFinite(duration.seconds) && duration.seconds >= 0;
   if (!wholeParts || !secondsOk) {
-    throw new ReconError('invalid_duration', 'invalid duration: components must be non-negative whole numbers (seconds may be fractional)', {
-      duration,
-    });
+    throw new ReconError(
+      'invalid_duration',
+      'invalid duration: components must be non-negative whole numbers (seconds may be fractional)',
+      {
+        duration,
+      },
+    );
   }
   return duration;
 }

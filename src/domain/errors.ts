@@ -169,12 +169,27 @@ const ONE_LINE_MAX = 500;
 
 /** Messages reach one terminal line and one log line: the first line, control characters escaped. */
 export function oneLine(message: string): string {
-  const first = String(message).split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
+  const first =
+    String(message)
+      .split(/\r?\n/)
+      .find((l) => l.trim() !== '') ?? '';
   const clean = first.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ').trim();
   return clean.length > ONE_LINE_MAX ? `${clean.slice(0, ONE_LINE_MAX)}…` : clean;
 }
 
-interface ErrnoLike { code?: unknown; errno?: unknown; syscall?: unknown; path?: unknown; message?: unknown; severity?: unknown; table?: unknown; constraint?: unknown; detail?: unknown; issues?: unknown; name?: unknown }
+interface ErrnoLike {
+  code?: unknown;
+  errno?: unknown;
+  syscall?: unknown;
+  path?: unknown;
+  message?: unknown;
+  severity?: unknown;
+  table?: unknown;
+  constraint?: unknown;
+  detail?: unknown;
+  issues?: unknown;
+  name?: unknown;
+}
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
@@ -196,7 +211,12 @@ function isDatabaseError(e: ErrnoLike): boolean {
  */
 export function isRaceOrTimeout(err: unknown): boolean {
   const e = (err ?? {}) as ErrnoLike;
-  return typeof err === 'object' && err !== null && isDatabaseError(e) && /^(23505|23503|40...|55P03|57014)$/.test(String(e.code));
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    isDatabaseError(e) &&
+    /^(23505|23503|40...|55P03|57014)$/.test(String(e.code))
+  );
 }
 
 /**
@@ -210,23 +230,76 @@ function fromDatabaseError(e: ErrnoLike): ReconError {
   const constraint = typeof e.constraint === 'string' ? e.constraint : '';
   const details = { sqlstate: state, table, constraint: constraint || undefined };
   if (state === '23503') {
-    if (/tenant/.test(constraint)) return new ReconError('unknown_tenant', 'the tenant does not exist (or is not visible to this login): apply its contract with `recon contract apply FILE` first', details);
-    return new ReconError('unknown_reference', `this refers to something that does not exist${table ? ` (in ${table})` : ''}; check the ids given`, details);
+    if (/tenant/.test(constraint))
+      return new ReconError(
+        'unknown_tenant',
+        'the tenant does not exist (or is not visible to this login): apply its contract with `recon contract apply FILE` first',
+        details,
+      );
+    return new ReconError(
+      'unknown_reference',
+      `this refers to something that does not exist${table ? ` (in ${table})` : ''}; check the ids given`,
+      details,
+    );
   }
-  if (state === '23505') return new ReconError('already_exists', `this already exists${table ? ` (in ${table})` : ''}; nothing was changed`, details);
+  if (state === '23505')
+    return new ReconError(
+      'already_exists',
+      `this already exists${table ? ` (in ${table})` : ''}; nothing was changed`,
+      details,
+    );
   if (state === '42501') {
     // The object, not the statement: "permission denied for table imports" names what was refused.
     const object = /permission denied for (?:table|relation|sequence) ([\w.]+)/.exec(messageOf(e))?.[1];
-    return new ReconError('permission_denied', `this database login has no permission ${object ? `on ${object}` : 'for that'}; use a login with the right role (see README "Database roles")`, details);
+    return new ReconError(
+      'permission_denied',
+      `this database login has no permission ${object ? `on ${object}` : 'for that'}; use a login with the right role (see README "Database roles")`,
+      details,
+    );
   }
-  if (state === '28P01' || state === '28000') return new ReconError('database_login_failed', 'the database refused the login; check the user and password in DATABASE_URL', details);
-  if (state === '3D000') return new ReconError('database_unavailable', 'the database named in DATABASE_URL does not exist; create it or fix DATABASE_URL', details);
-  if (state.startsWith('08') || state === '57P01' || state === '57P03') return new ReconError('database_unavailable', 'the database connection failed; check that PostgreSQL is running and DATABASE_URL, then try again', details);
-  if (state === '22003') return new ReconError('value_out_of_range', `an amount or count is larger than the ledger can hold${table ? ` (in ${table})` : ''}; check the contract's prices and caps`, details);
-  if (state.startsWith('22') || state === '23514' || state === '23502') return new ReconError('invalid_data', `the database refused a value${table ? ` for ${table}` : ''}; this is a fault: report it with RECON_DEBUG=1 output`, details);
-  if (state === '21000') return new ReconError('internal_error', 'a statement matched more rows than it allows; this is a fault: report it with RECON_DEBUG=1 output', details);
-  if (state === '53100') return new ReconError('disk_full', 'the database server is out of disk space; free some and try again', details);
-  return new ReconError('internal_error', 'the database refused the request; this is a fault: report it with RECON_DEBUG=1 output', details);
+  if (state === '28P01' || state === '28000')
+    return new ReconError(
+      'database_login_failed',
+      'the database refused the login; check the user and password in DATABASE_URL',
+      details,
+    );
+  if (state === '3D000')
+    return new ReconError(
+      'database_unavailable',
+      'the database named in DATABASE_URL does not exist; create it or fix DATABASE_URL',
+      details,
+    );
+  if (state.startsWith('08') || state === '57P01' || state === '57P03')
+    return new ReconError(
+      'database_unavailable',
+      'the database connection failed; check that PostgreSQL is running and DATABASE_URL, then try again',
+      details,
+    );
+  if (state === '22003')
+    return new ReconError(
+      'value_out_of_range',
+      `an amount or count is larger than the ledger can hold${table ? ` (in ${table})` : ''}; check the contract's prices and caps`,
+      details,
+    );
+  if (state.startsWith('22') || state === '23514' || state === '23502')
+    return new ReconError(
+      'invalid_data',
+      `the database refused a value${table ? ` for ${table}` : ''}; this is a fault: report it with RECON_DEBUG=1 output`,
+      details,
+    );
+  if (state === '21000')
+    return new ReconError(
+      'internal_error',
+      'a statement matched more rows than it allows; this is a fault: report it with RECON_DEBUG=1 output',
+      details,
+    );
+  if (state === '53100')
+    return new ReconError('disk_full', 'the database server is out of disk space; free some and try again', details);
+  return new ReconError(
+    'internal_error',
+    'the database refused the request; this is a fault: report it with RECON_DEBUG=1 output',
+    details,
+  );
 }
 
 /** Node's system errors (fs, net) name a syscall and a path; the message says what to do. */
@@ -236,19 +309,31 @@ function fromSystemError(e: ErrnoLike): ReconError | undefined {
   const what = path ? `"${path}"` : 'the file';
   const details = { errno: code, syscall: e.syscall, path };
   switch (code) {
-    case 'ENOENT': return new ReconError('file_not_found', `${what}: no such file or directory`, details);
-    case 'EISDIR': return new ReconError('is_a_directory', `${what} is a directory; give a file name`, details);
-    case 'ENOTDIR': return new ReconError('file_not_found', `${what}: a part of the path is not a directory`, details);
+    case 'ENOENT':
+      return new ReconError('file_not_found', `${what}: no such file or directory`, details);
+    case 'EISDIR':
+      return new ReconError('is_a_directory', `${what} is a directory; give a file name`, details);
+    case 'ENOTDIR':
+      return new ReconError('file_not_found', `${what}: a part of the path is not a directory`, details);
     case 'EACCES':
-    case 'EPERM': return new ReconError('permission_denied', `${what}: permission denied; check the file's permissions`, details);
-    case 'EEXIST': return new ReconError('file_exists', `${what} already exists`, details);
-    case 'ENOSPC': return new ReconError('disk_full', `no space left on the device writing ${what}`, details);
+    case 'EPERM':
+      return new ReconError('permission_denied', `${what}: permission denied; check the file's permissions`, details);
+    case 'EEXIST':
+      return new ReconError('file_exists', `${what} already exists`, details);
+    case 'ENOSPC':
+      return new ReconError('disk_full', `no space left on the device writing ${what}`, details);
     case 'ECONNREFUSED':
     case 'ECONNRESET':
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
-    case 'ENOTFOUND': return new ReconError('database_unavailable', `cannot reach the database (${code}); check that PostgreSQL is running and DATABASE_URL, then try again`, details);
-    default: return undefined;
+    case 'ENOTFOUND':
+      return new ReconError(
+        'database_unavailable',
+        `cannot reach the database (${code}); check that PostgreSQL is running and DATABASE_URL, then try again`,
+        details,
+      );
+    default:
+      return undefined;
   }
 }
 
@@ -264,18 +349,33 @@ export function toReconError(err: unknown): ReconError {
   if (typeof err === 'object' && err !== null) {
     if (isDatabaseError(e)) r = fromDatabaseError(e);
     // Our own errors of other classes (FileRejectedError) carry a catalogue code already.
-    else if (err instanceof Error && typeof e.code === 'string' && e.code in ERROR_CATALOGUE) r = new ReconError(e.code, err.message);
-    else if (typeof e.syscall === 'string' || (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code))) r = fromSystemError(e);
+    else if (err instanceof Error && typeof e.code === 'string' && e.code in ERROR_CATALOGUE)
+      r = new ReconError(e.code, err.message);
+    else if (typeof e.syscall === 'string' || (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)))
+      r = fromSystemError(e);
     // Temporal's gRPC calls (after the connection was made) and pg's own connection failures.
-    else if (e.name === 'ServiceError') r = new ReconError('temporal_unavailable', `Temporal did not answer (${oneLine(messageOf(e))}); check that it is running and TEMPORAL_ADDRESS, then try again`);
+    else if (e.name === 'ServiceError')
+      r = new ReconError(
+        'temporal_unavailable',
+        `Temporal did not answer (${oneLine(messageOf(e))}); check that it is running and TEMPORAL_ADDRESS, then try again`,
+      );
     else if (/^(Connection terminated|timeout exceeded when trying to connect)/.test(messageOf(e))) {
-      r = new ReconError('database_unavailable', 'the database connection was lost; check that PostgreSQL is running and DATABASE_URL, then try again');
+      r = new ReconError(
+        'database_unavailable',
+        'the database connection was lost; check that PostgreSQL is running and DATABASE_URL, then try again',
+      );
     } else if (e.name === 'ZodError' && Array.isArray(e.issues)) {
       const i = (e.issues[0] ?? {}) as { path?: unknown[]; message?: string };
-      r = new ReconError('invalid_data', `a value failed validation: ${(i.path ?? []).join('.') || 'value'}: ${oneLine(i.message ?? '')}`);
+      r = new ReconError(
+        'invalid_data',
+        `a value failed validation: ${(i.path ?? []).join('.') || 'value'}: ${oneLine(i.message ?? '')}`,
+      );
     }
   }
-  r ??= new ReconError('internal_error', `${oneLine(err instanceof Error ? err.message : String(err)) || 'unexpected failure'} (set RECON_DEBUG=1 for details)`);
+  r ??= new ReconError(
+    'internal_error',
+    `${oneLine(err instanceof Error ? err.message : String(err)) || 'unexpected failure'} (set RECON_DEBUG=1 for details)`,
+  );
   (r as Error & { cause?: unknown }).cause = err;
   return r;
 }

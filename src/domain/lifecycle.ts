@@ -68,7 +68,10 @@ const byEffective = (a: VersionView, b: VersionView) =>
   a.effectiveAt.getTime() - b.effectiveAt.getTime() || a.versionId - b.versionId;
 
 /** The earliest live claim (by occurred_at, then claim_id) is primary; the others are duplicates. */
-export function choosePrimaryClaim(claims: ClaimView[], asOf: Date): { primary: ClaimView | null; live: ClaimView[]; visible: ClaimView[] } {
+export function choosePrimaryClaim(
+  claims: ClaimView[],
+  asOf: Date,
+): { primary: ClaimView | null; live: ClaimView[]; visible: ClaimView[] } {
   const visible = claims.filter((c) => c.occurredAt.getTime() <= asOf.getTime()).sort(byTimeThenId);
   const live = visible.filter((c) => !c.retractedAt || c.retractedAt.getTime() > asOf.getTime());
   return { primary: live[0] ?? null, live, visible };
@@ -78,7 +81,11 @@ export function choosePrimaryClaim(claims: ClaimView[], asOf: Date): { primary: 
  * Several records may carry the subject's key. A record counts by its latest version in effect;
  * more than one such record is ambiguous and the outcome waits.
  */
-export function matchRecord(versions: VersionView[], subjectKey: string, asOf: Date): { status: MatchStatus; versions: VersionView[] } {
+export function matchRecord(
+  versions: VersionView[],
+  subjectKey: string,
+  asOf: Date,
+): { status: MatchStatus; versions: VersionView[] } {
   const byRecord = new Map<number, VersionView[]>();
   for (const v of versions) {
     if (v.effectiveAt.getTime() > asOf.getTime()) continue;
@@ -116,7 +123,10 @@ export interface SuccessReading {
  * runs from the record's own success time, unless a failing version took effect after that time
  * (the customer's system kept the old "solved at"): then from when the record passed again.
  */
-export function readSuccess(history: VersionView[], rules: Pick<LifecycleRules, 'success' | 'successTimeField'>): SuccessReading {
+export function readSuccess(
+  history: VersionView[],
+  rules: Pick<LifecycleRules, 'success' | 'successTimeField'>,
+): SuccessReading {
   let lastReopenedAt: Date | null = null;
   let lastFailAt: Date | null = null;
   let streakStart: VersionView | null = null;
@@ -144,7 +154,8 @@ const iso = (d: Date | null) => (d ? d.toISOString() : null);
 /** The last time a record took or dropped a key (its first version, or a version whose key changed). */
 function lastKeyChange(versions: VersionView[], asOf: Date): Date | null {
   const byRecord = new Map<number, VersionView[]>();
-  for (const v of versions) if (v.effectiveAt <= asOf) byRecord.set(v.recordId, [...(byRecord.get(v.recordId) ?? []), v]);
+  for (const v of versions)
+    if (v.effectiveAt <= asOf) byRecord.set(v.recordId, [...(byRecord.get(v.recordId) ?? []), v]);
   let latest: Date | null = null;
   for (const list of byRecord.values()) {
     list.sort(byEffective);
@@ -193,7 +204,15 @@ export function decideOutcome(input: {
       graceEndsAt: null,
       evidenceDueAt: null,
       lastReopenedAt: null,
-      events: [{ kind: 'rejected', fromState: from, toState: 'rejected', reason: 'retracted', details: { retractedAt: new Date(lastRetraction).toISOString(), claims: visible.map((c) => c.claimId) } }],
+      events: [
+        {
+          kind: 'rejected',
+          fromState: from,
+          toState: 'rejected',
+          reason: 'retracted',
+          details: { retractedAt: new Date(lastRetraction).toISOString(), claims: visible.map((c) => c.claimId) },
+        },
+      ],
     };
   }
 
@@ -202,7 +221,13 @@ export function decideOutcome(input: {
   const recordId = match.status === 'matched' ? match.versions[0].recordId : null;
   const events: LifecycleEvent[] = [];
   if (recordId !== null && snapshot.recordId !== recordId) {
-    events.push({ kind: 'matched', fromState: from, toState: from, reason: 'customer record found', details: { recordId } });
+    events.push({
+      kind: 'matched',
+      fromState: from,
+      toState: from,
+      reason: 'customer record found',
+      details: { recordId },
+    });
   }
 
   let state: OutcomeState;
@@ -219,7 +244,10 @@ export function decideOutcome(input: {
     // The deadline restarts with the last reopen, and with the last change to the records carrying
     // this key while none matches uniquely (a re-keyed record, a second record with the key).
     const keyChangedAt = match.status === 'matched' ? null : lastKeyChange(input.versions, asOf);
-    const since = [primary.occurredAt, lastReopenedAt, keyChangedAt].reduce<Date>((m, d) => (d && d > m ? d : m), primary.occurredAt);
+    const since = [primary.occurredAt, lastReopenedAt, keyChangedAt].reduce<Date>(
+      (m, d) => (d && d > m ? d : m),
+      primary.occurredAt,
+    );
     evidenceDueAt = addIsoDuration(since, rules.evidenceDeadline, rules.timeZone);
     if (asOf.getTime() > evidenceDueAt.getTime()) {
       state = 'rejected';
@@ -241,18 +269,49 @@ export function decideOutcome(input: {
   // A confirmed outcome not yet posted is re-decided too: it may have reopened since.
   const wasSucceeding = from === 'in_grace' || from === 'confirmed';
   if (wasSucceeding && state !== 'in_grace' && state !== 'confirmed' && match.status !== 'matched') {
-    events.push({ kind: 'match_lost', fromState: from, toState: state, reason: match.status === 'ambiguous' ? 'more than one customer record now carries this key' : 'no customer record carries this key any more', details });
+    events.push({
+      kind: 'match_lost',
+      fromState: from,
+      toState: state,
+      reason:
+        match.status === 'ambiguous'
+          ? 'more than one customer record now carries this key'
+          : 'no customer record carries this key any more',
+      details,
+    });
   } else if (wasSucceeding && state === 'awaiting_evidence') {
-    events.push({ kind: 'reopened', fromState: from, toState: state, reason: `record stopped meeting the success rule at ${iso(lastReopenedAt)}`, details });
-  } else if (from === 'in_grace' && state === 'in_grace' && snapshot.successAt && successAt && snapshot.successAt.getTime() !== successAt.getTime()) {
-    events.push({ kind: 'grace_restarted', fromState: from, toState: state, reason: `reopened and succeeded again at ${iso(successAt)}`, details });
+    events.push({
+      kind: 'reopened',
+      fromState: from,
+      toState: state,
+      reason: `record stopped meeting the success rule at ${iso(lastReopenedAt)}`,
+      details,
+    });
+  } else if (
+    from === 'in_grace' &&
+    state === 'in_grace' &&
+    snapshot.successAt &&
+    successAt &&
+    snapshot.successAt.getTime() !== successAt.getTime()
+  ) {
+    events.push({
+      kind: 'grace_restarted',
+      fromState: from,
+      toState: state,
+      reason: `reopened and succeeded again at ${iso(successAt)}`,
+      details,
+    });
   } else if (state !== from) {
     const reason =
-      state === 'in_grace' ? `success at ${iso(successAt)}, grace until ${iso(graceEndsAt)}`
-      : state === 'confirmed' ? `grace ended ${iso(graceEndsAt)} with the success rule still met`
-      : state === 'rejected' ? `${rejectReason}: no success by the evidence deadline ${iso(evidenceDueAt)}`
-      : match.status === 'ambiguous' ? 'more than one customer record carries this key'
-      : 'waiting for evidence';
+      state === 'in_grace'
+        ? `success at ${iso(successAt)}, grace until ${iso(graceEndsAt)}`
+        : state === 'confirmed'
+          ? `grace ended ${iso(graceEndsAt)} with the success rule still met`
+          : state === 'rejected'
+            ? `${rejectReason}: no success by the evidence deadline ${iso(evidenceDueAt)}`
+            : match.status === 'ambiguous'
+              ? 'more than one customer record carries this key'
+              : 'waiting for evidence';
     events.push({ kind: state, fromState: from, toState: state, reason, details });
   }
 

@@ -11,9 +11,13 @@ export function minorUnitsOf(currency: string): number {
   const cached = minorUnitsCache.get(currency);
   if (cached !== undefined) return cached;
   if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency) || currencyNames.of(currency) === undefined) {
-    throw new ReconError('unknown_currency', `unknown currency "${String(currency)}" (expected an ISO 4217 code such as USD)`, {
-      currency,
-    });
+    throw new ReconError(
+      'unknown_currency',
+      `unknown currency "${String(currency)}" (expected an ISO 4217 code such as USD)`,
+      {
+        currency,
+      },
+    );
   }
   let digits: number;
   try {
@@ -62,7 +66,9 @@ export function priceToMinorUnits(price: string, currency: string): number {
   const digits = minorUnitsOf(currency);
   const decimal = typeof price === 'string' && DECIMAL_PRICE_PATTERN.test(price) ? readDecimal(price) : null;
   if (!decimal) {
-    throw new ReconError('invalid_price', `invalid price "${String(price)}" (expected a decimal such as "0.99")`, { price });
+    throw new ReconError('invalid_price', `invalid price "${String(price)}" (expected a decimal such as "0.99")`, {
+      price,
+    });
   }
   const minor = roundHalfAwayFromZero(decimal, digits);
   if (minor > MAX_SAFE) {
@@ -77,7 +83,9 @@ export function priceToMinorUnits(price: string, currency: string): number {
 /** Integer minor units to a decimal string with exactly the currency's digits: 5 USD-cents → "0.05". */
 export function formatMinorUnits(amountMinor: number | bigint, currency: string): string {
   if (typeof amountMinor === 'number' && !Number.isSafeInteger(amountMinor)) {
-    throw new ReconError('invalid_amount', `amount ${amountMinor} is not a whole number of minor units`, { amountMinor });
+    throw new ReconError('invalid_amount', `amount ${amountMinor} is not a whole number of minor units`, {
+      amountMinor,
+    });
   }
   return formatFixed(BigInt(amountMinor), minorUnitsOf(currency));
 }

@@ -42,7 +42,8 @@ export function periodBounds(period: string, timeZone: string): { start: Date; e
     throw new ReconError('invalid_period', `billing period "${period}" is before 1970`, { period });
   }
   const start = new TZDate(year, month - 1, 1, 0, 0, 0, 0, timeZone);
-  const end = month === 12 ? new TZDate(year + 1, 0, 1, 0, 0, 0, 0, timeZone) : new TZDate(year, month, 1, 0, 0, 0, 0, timeZone);
+  const end =
+    month === 12 ? new TZDate(year + 1, 0, 1, 0, 0, 0, 0, timeZone) : new TZDate(year, month, 1, 0, 0, 0, 0, timeZone);
   return { start: new Date(start.getTime()), end: new Date(end.getTime()) };
 }
 
@@ -50,7 +51,13 @@ export function periodBounds(period: string, timeZone: string): { start: Date; e
 export function localTime(at: Date, timeZone: string): string {
   assertTimeZone(timeZone);
   const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
   }).formatToParts(at);
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')} ${timeZone}`;

@@ -112,10 +112,11 @@ const FieldSchema = z.string({ error: 'field must be a string' }).min(1, 'field 
 const ScalarSchema = z.union([z.string(), z.number(), z.boolean(), z.null()], {
   error: 'value must be a string, number, boolean or null',
 });
-const OrderedValueSchema = z.union([z.number(), z.string()], { error: 'value must be a number or a time' }).refine(
-  (value) => typeof value === 'number' || isOrderable(value),
-  { message: 'value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z' },
-);
+const OrderedValueSchema = z
+  .union([z.number(), z.string()], { error: 'value must be a number or a time' })
+  .refine((value) => typeof value === 'number' || isOrderable(value), {
+    message: 'value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z',
+  });
 
 export const PredicateSchema: z.ZodType<Predicate> = z.lazy(() => RuleSchema);
 
@@ -193,7 +194,10 @@ function collectFields(p: Predicate, into: Set<string>): void {
 }
 
 function operandOf(
-  p: Extract<Predicate, { eq: unknown } | { ne: unknown } | { in: unknown } | { not_in: unknown } | { gte: unknown } | { lte: unknown }>,
+  p: Extract<
+    Predicate,
+    { eq: unknown } | { ne: unknown } | { in: unknown } | { not_in: unknown } | { gte: unknown } | { lte: unknown }
+  >,
 ): [string, unknown] {
   if ('eq' in p) return p.eq;
   if ('ne' in p) return p.ne;
@@ -218,7 +222,12 @@ export interface RuleIssue {
   message: string;
 }
 
-const ARTICLE: Record<FieldType, string> = { string: 'a text', number: 'a number', timestamp: 'a timestamp', boolean: 'a boolean' };
+const ARTICLE: Record<FieldType, string> = {
+  string: 'a text',
+  number: 'a number',
+  timestamp: 'a timestamp',
+  boolean: 'a boolean',
+};
 
 /** Why `value` cannot be compared with a field of `type`, or undefined when it can. */
 function valueMismatch(field: string, type: FieldType, value: Scalar): string | undefined {
@@ -231,7 +240,8 @@ function valueMismatch(field: string, type: FieldType, value: Scalar): string | 
     (type === 'timestamp' && typeof value === 'string' && instantOf(value) !== undefined);
   if (ok) return undefined;
   const shown = JSON.stringify(value);
-  if (type === 'timestamp') return `"${field}" is a timestamp field: compare it with an ISO 8601 time such as 2026-03-01T00:00:00Z, not ${shown}`;
+  if (type === 'timestamp')
+    return `"${field}" is a timestamp field: compare it with an ISO 8601 time such as 2026-03-01T00:00:00Z, not ${shown}`;
   const wanted = type === 'string' ? 'text' : type === 'number' ? 'a number' : 'true or false';
   return `"${field}" is ${ARTICLE[type]} field: compare it with ${wanted}, not ${typeof value === 'string' ? `the text ${shown}` : shown}`;
 }
@@ -255,7 +265,10 @@ export function validatePredicateTypes(p: Predicate, types: ReadonlyMap<string, 
     const type = types.get(field);
     if (type === undefined) return;
     if ((op === 'gte' || op === 'lte') && (type === 'string' || type === 'boolean')) {
-      issues.push({ path: [...at, op], message: `"${op}" needs a number or timestamp field, and "${field}" is ${ARTICLE[type]} field (use eq or in)` });
+      issues.push({
+        path: [...at, op],
+        message: `"${op}" needs a number or timestamp field, and "${field}" is ${ARTICLE[type]} field (use eq or in)`,
+      });
       return;
     }
     const values = op === 'in' || op === 'not_in' ? (operand as Scalar[]) : [operand as Scalar];

@@ -7,9 +7,27 @@ import { ReconError } from '../domain/errors';
 import { periodTotalsByCurrency, type LedgerLine } from '../ledger';
 
 export const EXPORT_COLUMNS = [
-  'entry_id', 'kind', 'period', 'outcome_type', 'subject_ref', 'outcome_id', 'primary_claim_id',
-  'evidence_source', 'evidence_external_id', 'evidence_version_time', 'success_at', 'billed_at',
-  'unit_price', 'amount_minor', 'amount', 'currency', 'reverses_entry_id', 'reason', 'pricing_basis', 'tier', 'corrects_period',
+  'entry_id',
+  'kind',
+  'period',
+  'outcome_type',
+  'subject_ref',
+  'outcome_id',
+  'primary_claim_id',
+  'evidence_source',
+  'evidence_external_id',
+  'evidence_version_time',
+  'success_at',
+  'billed_at',
+  'unit_price',
+  'amount_minor',
+  'amount',
+  'currency',
+  'reverses_entry_id',
+  'reason',
+  'pricing_basis',
+  'tier',
+  'corrects_period',
 ] as const;
 
 /** One currency's lines of a period: amounts are only ever summed within a currency. */
@@ -38,9 +56,27 @@ export interface ExportTotals {
 }
 
 /** The columns the export reads: its cursor selects exactly these. */
-type LedgerRow = Pick<LedgerLine,
-  'entry_id' | 'kind' | 'period' | 'outcome_type' | 'subject_ref' | 'outcome_id' | 'primary_claim_id' | 'evidence' | 'success_at' | 'as_of'
-  | 'unit_price' | 'amount_minor' | 'currency' | 'reverses_entry_id' | 'reason' | 'pricing_basis' | 'tier' | 'corrects_period'>;
+type LedgerRow = Pick<
+  LedgerLine,
+  | 'entry_id'
+  | 'kind'
+  | 'period'
+  | 'outcome_type'
+  | 'subject_ref'
+  | 'outcome_id'
+  | 'primary_claim_id'
+  | 'evidence'
+  | 'success_at'
+  | 'as_of'
+  | 'unit_price'
+  | 'amount_minor'
+  | 'currency'
+  | 'reverses_entry_id'
+  | 'reason'
+  | 'pricing_basis'
+  | 'tier'
+  | 'corrects_period'
+>;
 
 const PAGE = 5000;
 
@@ -76,46 +112,72 @@ function toRecord(r: LedgerRow): Record<(typeof EXPORT_COLUMNS)[number], string 
  * reads one snapshot, so a run posting meanwhile is either wholly in the export or wholly out.
  * Entries never change, so the same period always exports the same bytes.
  */
-export async function writeExport(pool: Pool, args: { tenant: string; period: string; format: 'csv' | 'jsonl'; out: Writable }): Promise<ExportTotals> {
+export async function writeExport(
+  pool: Pool,
+  args: { tenant: string; period: string; format: 'csv' | 'jsonl'; out: Writable },
+): Promise<ExportTotals> {
   const write = async (s: string) => {
     // One listener per wait, removed when it resolves (no listener leak on a long export).
     if (!args.out.write(s)) await once(args.out, 'drain');
   };
-  const totals: ExportTotals = { tenant: args.tenant, period: args.period, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0', currency: null, byCurrency: [] };
+  const totals: ExportTotals = {
+    tenant: args.tenant,
+    period: args.period,
+    lines: 0,
+    charges: 0,
+    credits: 0,
+    amountMinor: 0,
+    amount: '0',
+    currency: null,
+    byCurrency: [],
+  };
   const byCurrency = new Map<string, CurrencyTotals>();
-  await inTransaction(pool, async (db) => {
-    await db.query(
-      `declare ledger_export no scroll cursor for
+  await inTransaction(
+    pool,
+    async (db) => {
+      await db.query(
+        `declare ledger_export no scroll cursor for
        select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
               unit_price, amount_minor, currency, reverses_entry_id, reason, pricing_basis, tier, corrects_period
          from ledger_entries where tenant_id = $1 and period = $2 order by entry_id`,
-      [args.tenant, args.period],
-    );
-    if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
-    for (;;) {
-      const { rows } = await db.query<LedgerRow>(`fetch ${PAGE} from ledger_export`);
-      let text = '';
-      for (const r of rows) {
-        const rec = toRecord(r);
-        if (args.format === 'csv') {
-          // Text from outside goes through the formula guard; the amount is our own decimal
-          // (e.g. -0.99 on a credit) and must stay a number to a spreadsheet.
-          text += EXPORT_COLUMNS.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n';
-        } else {
-          text += JSON.stringify(rec) + '\n';
+        [args.tenant, args.period],
+      );
+      if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
+      for (;;) {
+        const { rows } = await db.query<LedgerRow>(`fetch ${PAGE} from ledger_export`);
+        let text = '';
+        for (const r of rows) {
+          const rec = toRecord(r);
+          if (args.format === 'csv') {
+            // Text from outside goes through the formula guard; the amount is our own decimal
+            // (e.g. -0.99 on a credit) and must stay a number to a spreadsheet.
+            text += EXPORT_COLUMNS.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n';
+          } else {
+            text += JSON.stringify(rec) + '\n';
+          }
+          let c = byCurrency.get(r.currency);
+          if (!c)
+            byCurrency.set(
+              r.currency,
+              (c = { currency: r.currency, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0' }),
+            );
+          totals.lines++;
+          c.lines++;
+          if (r.kind === 'charge') {
+            totals.charges++;
+            c.charges++;
+          } else if (r.kind === 'credit') {
+            totals.credits++;
+            c.credits++;
+          }
+          c.amountMinor += Number(r.amount_minor);
         }
-        let c = byCurrency.get(r.currency);
-        if (!c) byCurrency.set(r.currency, (c = { currency: r.currency, lines: 0, charges: 0, credits: 0, amountMinor: 0, amount: '0' }));
-        totals.lines++;
-        c.lines++;
-        if (r.kind === 'charge') { totals.charges++; c.charges++; }
-        else if (r.kind === 'credit') { totals.credits++; c.credits++; }
-        c.amountMinor += Number(r.amount_minor);
+        if (text) await write(text);
+        if (rows.length < PAGE) break;
       }
-      if (text) await write(text);
-      if (rows.length < PAGE) break;
-    }
-  }, 'begin isolation level repeatable read read only');
+    },
+    'begin isolation level repeatable read read only',
+  );
   totals.byCurrency = [...byCurrency.values()].sort((a, b) => a.currency.localeCompare(b.currency));
   for (const c of totals.byCurrency) c.amount = formatMinorUnits(c.amountMinor, c.currency);
   if (totals.byCurrency.length === 1) {
@@ -128,7 +190,11 @@ export async function writeExport(pool: Pool, args: { tenant: string; period: st
 }
 
 /** The ledger's own per-currency sums for a period, to check an export or a statement against. */
-export async function ledgerTotals(pool: Pool, tenant: string, period: string): Promise<{ lines: number; byCurrency: Array<{ currency: string; lines: number; amountMinor: number }> }> {
+export async function ledgerTotals(
+  pool: Pool,
+  tenant: string,
+  period: string,
+): Promise<{ lines: number; byCurrency: Array<{ currency: string; lines: number; amountMinor: number }> }> {
   const byCurrency = await periodTotalsByCurrency(pool, tenant, period);
   return { lines: byCurrency.reduce((s, c) => s + c.lines, 0), byCurrency };
 }
@@ -150,10 +216,17 @@ export function describeTotals(byCurrency: Array<{ currency: string; amountMinor
  * The ledger's sum for a period that holds one currency. A period with several currencies has no
  * single sum: it is refused (mixed_currencies) rather than added up; use ledgerTotals.
  */
-export async function ledgerTotal(pool: Pool, tenant: string, period: string): Promise<{ lines: number; amountMinor: number }> {
+export async function ledgerTotal(
+  pool: Pool,
+  tenant: string,
+  period: string,
+): Promise<{ lines: number; amountMinor: number }> {
   const t = await ledgerTotals(pool, tenant, period);
   if (t.byCurrency.length > 1) {
-    throw new ReconError('mixed_currencies', `period ${period} of tenant ${tenant} holds ${t.byCurrency.map((c) => c.currency).join(' and ')}: amounts in different currencies are never added; read the totals per currency`);
+    throw new ReconError(
+      'mixed_currencies',
+      `period ${period} of tenant ${tenant} holds ${t.byCurrency.map((c) => c.currency).join(' and ')}: amounts in different currencies are never added; read the totals per currency`,
+    );
   }
   return { lines: t.lines, amountMinor: t.byCurrency[0]?.amountMinor ?? 0 };
 }

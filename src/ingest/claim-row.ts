@@ -14,7 +14,9 @@ const Text = z
   .refine((t) => !CONTROL.test(t), 'contains a control character (a line break, tab or escape)');
 const TRUE_WORDS = ['true', 'TRUE', '1', 'yes'];
 const Bool = z
-  .union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])], { error: 'expected true or false' })
+  .union([z.boolean(), z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0', 'yes', 'no', ''])], {
+    error: 'expected true or false',
+  })
   .transform((v) => (typeof v === 'boolean' ? v : TRUE_WORDS.includes(v)));
 
 /**
@@ -38,7 +40,16 @@ export const ClaimInputSchema = z.object({
 
 /** What the row held, short, for a reason a support person reads. */
 function shown(value: unknown): string {
-  const kind = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'an object' : typeof value === 'string' ? 'text' : `the ${typeof value}`;
+  const kind =
+    value === null
+      ? 'null'
+      : Array.isArray(value)
+        ? 'a list'
+        : typeof value === 'object'
+          ? 'an object'
+          : typeof value === 'string'
+            ? 'text'
+            : `the ${typeof value}`;
   const text = JSON.stringify(value) ?? String(value);
   return `${kind} ${text.length > 60 ? `${text.slice(0, 60)}…` : text}`;
 }
@@ -67,7 +78,8 @@ export function canonicalJson(value: unknown): string {
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj).sort();
   let out = '{';
-  for (let i = 0; i < keys.length; i++) out += `${i === 0 ? '' : ','}${JSON.stringify(keys[i])}:${canonicalJson(obj[keys[i]])}`;
+  for (let i = 0; i < keys.length; i++)
+    out += `${i === 0 ? '' : ','}${JSON.stringify(keys[i])}:${canonicalJson(obj[keys[i]])}`;
   return `${out}}`;
 }
 
@@ -85,7 +97,10 @@ export function checkRowTenant(values: Record<string, unknown>, tenant: string):
     const v = values[field];
     if (v === undefined || v === null || (typeof v === 'string' && v.trim() === '')) continue;
     if (typeof v !== 'string' || v.trim() !== tenant) {
-      throw new ReconError('wrong_tenant', `field ${field}: the row is for tenant ${typeof v === 'string' ? JSON.stringify(v.trim()) : shown(v)}, this import is for ${tenant}`);
+      throw new ReconError(
+        'wrong_tenant',
+        `field ${field}: the row is for tenant ${typeof v === 'string' ? JSON.stringify(v.trim()) : shown(v)}, this import is for ${tenant}`,
+      );
     }
   }
 }
@@ -99,7 +114,9 @@ function isAbsent(v: unknown): boolean {
 
 /** The schema's verdict, with its first problem as the reason. */
 function parseClaimInput(values: Record<string, unknown>): ClaimInput {
-  const present = Object.fromEntries(Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null));
+  const present = Object.fromEntries(
+    Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null),
+  );
   const parsed = ClaimInputSchema.safeParse(present);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
@@ -122,9 +139,16 @@ function fastTime(v: unknown): string | undefined | false {
 }
 
 const BOOL_WORDS = new Map<unknown, boolean>([
-  ['true', true], ['TRUE', true], ['1', true], ['yes', true],
-  ['false', false], ['FALSE', false], ['0', false], ['no', false],
-  [true, true], [false, false],
+  ['true', true],
+  ['TRUE', true],
+  ['1', true],
+  ['yes', true],
+  ['false', false],
+  ['FALSE', false],
+  ['0', false],
+  ['no', false],
+  [true, true],
+  [false, false],
 ]);
 
 /**
@@ -138,7 +162,15 @@ export function fastClaimInput(values: Record<string, unknown>): ClaimInput | un
   const subjectRef = fastText(values.subject_ref);
   const occurredAt = fastTime(values.occurred_at);
   const retractedAt = fastTime(values.retracted_at);
-  if (claimId === undefined || claimId === false || outcomeType === false || subjectRef === false || occurredAt === false || retractedAt === false) return undefined;
+  if (
+    claimId === undefined ||
+    claimId === false ||
+    outcomeType === false ||
+    subjectRef === false ||
+    occurredAt === false ||
+    retractedAt === false
+  )
+    return undefined;
   let retracted: boolean | undefined;
   const r = values.retracted;
   if (!isAbsent(r)) {
@@ -151,10 +183,25 @@ export function fastClaimInput(values: Record<string, unknown>): ClaimInput | un
     if (typeof a === 'string') attributes = a;
     // The schema copies a plain object's own keys as they are; a "__proto__" key or another
     // prototype is its business.
-    else if (typeof a === 'object' && a !== null && !Array.isArray(a) && Object.getPrototypeOf(a) === Object.prototype && !Object.hasOwn(a, '__proto__')) attributes = a as Record<string, unknown>;
+    else if (
+      typeof a === 'object' &&
+      a !== null &&
+      !Array.isArray(a) &&
+      Object.getPrototypeOf(a) === Object.prototype &&
+      !Object.hasOwn(a, '__proto__')
+    )
+      attributes = a as Record<string, unknown>;
     else return undefined;
   }
-  return { claim_id: claimId, outcome_type: outcomeType, subject_ref: subjectRef, occurred_at: occurredAt, attributes, retracted, retracted_at: retractedAt };
+  return {
+    claim_id: claimId,
+    outcome_type: outcomeType,
+    subject_ref: subjectRef,
+    occurred_at: occurredAt,
+    attributes,
+    retracted,
+    retracted_at: retractedAt,
+  };
 }
 
 /**
@@ -180,9 +227,13 @@ export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date)
     try {
       v = JSON.parse(c.attributes);
     } catch (err) {
-      throw new ReconError('invalid_field', `field attributes: not valid JSON (${(err as Error).message.replace(/\s+/g, ' ').slice(0, 120)})`);
+      throw new ReconError(
+        'invalid_field',
+        `field attributes: not valid JSON (${(err as Error).message.replace(/\s+/g, ' ').slice(0, 120)})`,
+      );
     }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ReconError('invalid_field', `field attributes: expected a JSON object, got ${shown(v)}`);
+    if (!v || typeof v !== 'object' || Array.isArray(v))
+      throw new ReconError('invalid_field', `field attributes: expected a JSON object, got ${shown(v)}`);
     attributes = v as Record<string, unknown>;
   } else if (c.attributes && typeof c.attributes === 'object') {
     attributes = c.attributes;
@@ -194,12 +245,17 @@ export function stageClaimRow(values: Record<string, unknown>, receivedAt: Date)
       `field occurred_at: ${occurredAt} is more than a day after this import's time (${receivedAt.toISOString()}); fix the claim's time (and its zone) and send it again`,
     );
   }
-  const retractedAt = retract ? (c.retracted_at ? fieldTime('retracted_at', c.retracted_at) : receivedAt.toISOString()) : null;
+  const retractedAt = retract
+    ? c.retracted_at
+      ? fieldTime('retracted_at', c.retracted_at)
+      : receivedAt.toISOString()
+    : null;
   // The content's canonical JSON written out: canonicalJson({ outcome_type, subject_ref,
   // occurred_at, attributes }) with its four keys already in order.
-  const content = hasContent || !retract
-    ? `{"attributes":${canonicalJson(attributes)},"occurred_at":${JSON.stringify(occurredAt)},"outcome_type":${JSON.stringify(c.outcome_type ?? null)},"subject_ref":${JSON.stringify(c.subject_ref ?? null)}}`
-    : null;
+  const content =
+    hasContent || !retract
+      ? `{"attributes":${canonicalJson(attributes)},"occurred_at":${JSON.stringify(occurredAt)},"outcome_type":${JSON.stringify(c.outcome_type ?? null)},"subject_ref":${JSON.stringify(c.subject_ref ?? null)}}`
+      : null;
   return {
     claimId: c.claim_id,
     outcomeType: c.outcome_type ?? null,

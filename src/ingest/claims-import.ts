@@ -18,7 +18,6 @@ export interface ClaimImportArgs {
   beforeCommit?: (db: PoolClient) => Promise<void>;
 }
 
-
 /**
  * Takes in one file or page of claims in a single transaction. Every row ends as exactly one of
  * accepted (new claim or a retraction applied), redelivered (nothing new) or quarantined.
@@ -26,7 +25,14 @@ export interface ClaimImportArgs {
 export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promise<ImportSummary> {
   // Every version's types (a type may be retired later), each with its newest case rule.
   const rules = caseRules(await loadContractHistory(pool, args.tenant));
-  const target = { tenant: args.tenant, kind: 'claims' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256, beforeCommit: args.beforeCommit };
+  const target = {
+    tenant: args.tenant,
+    kind: 'claims' as const,
+    source: args.source,
+    origin: args.origin,
+    contentSha256: args.contentSha256,
+    beforeCommit: args.beforeCommit,
+  };
   return withImport(pool, target, async (db, importId) => {
     // One claims import per tenant at a time: each row is classified against the claims as they
     // stand, and a concurrent import must not add claims between that and the insert.
@@ -48,14 +54,49 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
           let subjectKey: string | null = null;
           if (c.outcomeType !== null) {
             const caseInsensitive = rules.get(c.outcomeType);
-            if (caseInsensitive === undefined) throw new ReconError('unknown_outcome_type', `field outcome_type: "${c.outcomeType}" is not in the contract of ${args.tenant}`);
+            if (caseInsensitive === undefined)
+              throw new ReconError(
+                'unknown_outcome_type',
+                `field outcome_type: "${c.outcomeType}" is not in the contract of ${args.tenant}`,
+              );
             subjectKey = normaliseMatchKey(c.subjectRef ?? '', caseInsensitive);
           }
           return { ...c, subjectKey };
         });
-        if (!m.ok) return [m.bad.row, m.bad.line, m.bad.raw, null, null, null, null, null, null, null, null, null, m.bad.code, m.bad.reason];
+        if (!m.ok)
+          return [
+            m.bad.row,
+            m.bad.line,
+            m.bad.raw,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            null,
+            m.bad.code,
+            m.bad.reason,
+          ];
         const c = m.value;
-        return [r.position.row, r.position.line, r.raw, c.claimId, c.outcomeType, c.subjectRef, c.subjectKey, c.occurredAt, JSON.stringify(c.attributes), c.contentSha256, c.retract, c.retractedAt, null, null];
+        return [
+          r.position.row,
+          r.position.line,
+          r.raw,
+          c.claimId,
+          c.outcomeType,
+          c.subjectRef,
+          c.subjectKey,
+          c.occurredAt,
+          JSON.stringify(c.attributes),
+          c.contentSha256,
+          c.retract,
+          c.retractedAt,
+          null,
+          null,
+        ];
       },
     );
     await quarantineStaged(db, 'stage_claims', importId, args.tenant, args.source, args.origin);
@@ -146,11 +187,16 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
       where d.decision = 'retraction' and c.tenant_id = $1 and c.claim_id = s.claim_id`,
     [tenant],
   );
-  const { rows } = await db.query<{ decision: string; n: number }>('select decision, count(*)::int as n from claim_decisions group by decision');
+  const { rows } = await db.query<{ decision: string; n: number }>(
+    'select decision, count(*)::int as n from claim_decisions group by decision',
+  );
   const decided = new Map(rows.map((r) => [r.decision, r.n]));
   if ((inserted ?? 0) !== (decided.get('new') ?? 0)) {
     // Cannot happen while claims imports of a tenant take the lock above; if it does, retrying is safe.
-    throw new ReconError('import_raced', `claims import ${importId}: ${decided.get('new') ?? 0} new claims decided but ${inserted} inserted; another import added claims meanwhile, retry`);
+    throw new ReconError(
+      'import_raced',
+      `claims import ${importId}: ${decided.get('new') ?? 0} new claims decided but ${inserted} inserted; another import added claims meanwhile, retry`,
+    );
   }
   return decided;
 }

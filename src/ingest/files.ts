@@ -50,7 +50,6 @@ export function claimColumnsRequired(header: string[]): string[] {
   return header.includes('retracted') ? ['claim_id'] : ['claim_id', 'outcome_type', 'subject_ref', 'occurred_at'];
 }
 
-
 /** Reports the rows read so far (every 1000 rows), for a progress line; the rows pass unchanged. */
 async function* counted<T>(rows: AsyncIterable<T>, onProgress?: (rowsRead: number) => void): AsyncGenerator<T> {
   let n = 0;
@@ -60,7 +59,17 @@ async function* counted<T>(rows: AsyncIterable<T>, onProgress?: (rowsRead: numbe
   }
 }
 
-export async function importClaimsFile(pool: Pool, args: { tenant: string; file: string; format?: FileFormat; source?: string; now?: Date; onProgress?: (rowsRead: number) => void }): Promise<ImportSummary> {
+export async function importClaimsFile(
+  pool: Pool,
+  args: {
+    tenant: string;
+    file: string;
+    format?: FileFormat;
+    source?: string;
+    now?: Date;
+    onProgress?: (rowsRead: number) => void;
+  },
+): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
   return withFileErrors(args.file, () =>
@@ -69,18 +78,36 @@ export async function importClaimsFile(pool: Pool, args: { tenant: string; file:
       source: args.source ?? 'file',
       origin: path.basename(args.file),
       contentSha256: sha,
-      rows: counted(readRows(args.file, format, format === 'csv' ? { requiredColumns: claimColumnsRequired } : {}), args.onProgress),
+      rows: counted(
+        readRows(args.file, format, format === 'csv' ? { requiredColumns: claimColumnsRequired } : {}),
+        args.onProgress,
+      ),
       receivedAt: args.now ?? new Date(),
     }),
   );
 }
 
-export async function importRecordsFile(pool: Pool, args: { tenant: string; source: string; file: string; format?: FileFormat; now?: Date; onProgress?: (rowsRead: number) => void }): Promise<ImportSummary> {
+export async function importRecordsFile(
+  pool: Pool,
+  args: {
+    tenant: string;
+    source: string;
+    file: string;
+    format?: FileFormat;
+    now?: Date;
+    onProgress?: (rowsRead: number) => void;
+  },
+): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
-  const source = versionMappingSource(await loadContractHistory(pool, args.tenant), args.source)?.body.recordSources[args.source];
+  const source = versionMappingSource(await loadContractHistory(pool, args.tenant), args.source)?.body.recordSources[
+    args.source
+  ];
   if (source && source.format !== format) {
-    throw new ReconError('wrong_format', `${args.file}: record source "${args.source}" takes ${source.format === 'csv' ? 'CSV' : 'JSON Lines'} (.${source.format}), this file is ${format === 'csv' ? 'CSV' : 'JSON Lines'}; export it as ${source.format}`);
+    throw new ReconError(
+      'wrong_format',
+      `${args.file}: record source "${args.source}" takes ${source.format === 'csv' ? 'CSV' : 'JSON Lines'} (.${source.format}), this file is ${format === 'csv' ? 'CSV' : 'JSON Lines'}; export it as ${source.format}`,
+    );
   }
   const requiredColumns = format === 'csv' && source ? mappedColumns(source) : [];
   return withFileErrors(args.file, () =>

@@ -32,8 +32,13 @@ function convert(field: string, type: string, raw: unknown, timeZone: string): s
   switch (type) {
     case 'number': {
       // Plain decimals only: Number() would also take [], '0x10' and '1_000' without a word.
-      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw.trim()) : NaN;
-      if (!Number.isFinite(n)) throw new ReconError('invalid_field', `field ${field}: expected a number, got ${JSON.stringify(raw).slice(0, 60)}`);
+      const n =
+        typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw.trim()) : NaN;
+      if (!Number.isFinite(n))
+        throw new ReconError(
+          'invalid_field',
+          `field ${field}: expected a number, got ${JSON.stringify(raw).slice(0, 60)}`,
+        );
       return n;
     }
     case 'boolean': {
@@ -41,7 +46,10 @@ function convert(field: string, type: string, raw: unknown, timeZone: string): s
       const t = asText(raw).trim().toLowerCase();
       if (TRUE.has(t)) return true;
       if (FALSE.has(t)) return false;
-      throw new ReconError('invalid_field', `field ${field}: expected true or false, got ${JSON.stringify(raw).slice(0, 60)}`);
+      throw new ReconError(
+        'invalid_field',
+        `field ${field}: expected true or false, got ${JSON.stringify(raw).slice(0, 60)}`,
+      );
     }
     case 'timestamp':
       try {
@@ -79,8 +87,14 @@ function shapeOf(source: RecordSource): SourceShape {
   let shape = SHAPES.get(source);
   if (!shape) {
     const fields = Object.entries(source.fields);
-    const canonical = fields.map(([name]) => name).sort().map((name, i): [string, string] => [name, `${i === 0 ? '{' : ','}${JSON.stringify(name)}:`]);
-    SHAPES.set(source, (shape = { fields, canonical, general: canonical.length === 0 || fields.some(([name]) => name === '__proto__') }));
+    const canonical = fields
+      .map(([name]) => name)
+      .sort()
+      .map((name, i): [string, string] => [name, `${i === 0 ? '{' : ','}${JSON.stringify(name)}:`]);
+    SHAPES.set(
+      source,
+      (shape = { fields, canonical, general: canonical.length === 0 || fields.some(([name]) => name === '__proto__') }),
+    );
   }
   return shape;
 }
@@ -97,15 +111,27 @@ function rowSha256(data: MappedRecord['data'], shape: SourceShape): string {
 }
 
 /** Maps one row of the customer's export onto the contract's fields, typed and normalised. */
-export function mapRecordRow(values: Record<string, unknown>, source: RecordSource, opts: { timeZone: string; matchField: string; caseInsensitive: boolean }): MappedRecord {
+export function mapRecordRow(
+  values: Record<string, unknown>,
+  source: RecordSource,
+  opts: { timeZone: string; matchField: string; caseInsensitive: boolean },
+): MappedRecord {
   const data: MappedRecord['data'] = {};
   const timeZone = source.timezone ?? opts.timeZone;
   const shape = shapeOf(source);
   for (const [name, f] of shape.fields) data[name] = convert(name, f.type, values[f.column], timeZone);
   const id = data[source.idField];
-  if (id === null || id === '') throw new ReconError('missing_field', `field ${source.idField} (column "${source.fields[source.idField].column}"): required`);
+  if (id === null || id === '')
+    throw new ReconError(
+      'missing_field',
+      `field ${source.idField} (column "${source.fields[source.idField].column}"): required`,
+    );
   const key = data[opts.matchField];
-  if (key === null || key === '') throw new ReconError('missing_field', `field ${opts.matchField} (column "${source.fields[opts.matchField].column}"): required to match claims`);
+  if (key === null || key === '')
+    throw new ReconError(
+      'missing_field',
+      `field ${opts.matchField} (column "${source.fields[opts.matchField].column}"): required to match claims`,
+    );
   const updatedAt = source.updatedAtField ? (data[source.updatedAtField] as string | null) : null;
   return {
     externalId: String(id).trim(),

@@ -25,13 +25,27 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
   const mapping = versionMappingSource(history, args.source);
   if (!mapping) {
     const known = Object.keys(latestVersion(history).body.recordSources).join(', ');
-    throw new ReconError('unknown_source', `record source "${args.source}" is not in the contract of ${args.tenant} (known: ${known})`);
+    throw new ReconError(
+      'unknown_source',
+      `record source "${args.source}" is not in the contract of ${args.tenant} (known: ${known})`,
+    );
   }
   const contract = mapping.body;
   const source = contract.recordSources[args.source];
-  const matchField = Object.values(contract.outcomeTypes).find((t) => t.recordSource === args.source)?.matchKey.field ?? source.idField;
-  const opts = { timeZone: contract.timezone, matchField, caseInsensitive: sourceIsCaseInsensitive(contract, args.source) };
-  const target = { tenant: args.tenant, kind: 'records' as const, source: args.source, origin: args.origin, contentSha256: args.contentSha256 };
+  const matchField =
+    Object.values(contract.outcomeTypes).find((t) => t.recordSource === args.source)?.matchKey.field ?? source.idField;
+  const opts = {
+    timeZone: contract.timezone,
+    matchField,
+    caseInsensitive: sourceIsCaseInsensitive(contract, args.source),
+  };
+  const target = {
+    tenant: args.tenant,
+    kind: 'records' as const,
+    source: args.source,
+    origin: args.origin,
+    contentSha256: args.contentSha256,
+  };
   return withImport(pool, target, async (db, importId) => {
     // Bad rows are staged too (code and reason set), so one COPY carries the whole file.
     await db.query(`create temp table stage_records (
@@ -45,11 +59,27 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
         const m = mapRow(r, (g) => mapRecordRow(g.values, source, opts));
         if (!m.ok) return [m.bad.row, m.bad.line, null, null, null, null, null, m.bad.raw, m.bad.code, m.bad.reason];
         const v = m.value;
-        return [r.position.row, r.position.line, v.externalId, v.matchKey, v.updatedAt, JSON.stringify(v.data), v.rowSha256, null, null, null];
+        return [
+          r.position.row,
+          r.position.line,
+          v.externalId,
+          v.matchKey,
+          v.updatedAt,
+          JSON.stringify(v.data),
+          v.rowSha256,
+          null,
+          null,
+          null,
+        ];
       },
     );
     await quarantineStaged(db, 'stage_records', importId, args.tenant, args.source, args.origin);
-    const accepted = await mergeStagedRecords(db, { tenant: args.tenant, source: args.source, importId, importedAt: args.importedAt });
+    const accepted = await mergeStagedRecords(db, {
+      tenant: args.tenant,
+      source: args.source,
+      importId,
+      importedAt: args.importedAt,
+    });
     const quarantined = await quarantinedCount(db, importId);
     // Every other row is identical to the version before it (in the file or in the database).
     return { received, accepted, redelivered: received - accepted - quarantined, quarantined };
@@ -57,7 +87,10 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
 }
 
 /** Adds the staged rows as record versions; returns how many versions are new. */
-async function mergeStagedRecords(db: PoolClient, args: { tenant: string; source: string; importId: number; importedAt: Date }): Promise<number> {
+async function mergeStagedRecords(
+  db: PoolClient,
+  args: { tenant: string; source: string; importId: number; importedAt: Date },
+): Promise<number> {
   // A temp table has no statistics until analysed; without them the planner guesses tiny. The
   // join column is all it needs (sampling the JSON too would cost more than it tells).
   await db.query('analyze stage_records (external_id, code)');

@@ -13,14 +13,31 @@ export interface Quarantined {
   reason: string;
 }
 
-export async function insertQuarantine(db: PoolClient, importId: number, tenant: string, source: string, origin: string, rows: Quarantined[]): Promise<void> {
+export async function insertQuarantine(
+  db: PoolClient,
+  importId: number,
+  tenant: string,
+  source: string,
+  origin: string,
+  rows: Quarantined[],
+): Promise<void> {
   if (rows.length === 0) return;
   await db.query(
     `insert into quarantine (tenant_id, import_id, source, origin, line, row_number, raw, code, reason)
      select $1, $2, $3, $4, q.line, q.row_number, q.raw, q.code, q.reason
        from unnest($5::int[], $6::int[], $7::text[], $8::text[], $9::text[]) as q(line, row_number, raw, code, reason)
      on conflict (import_id, row_number) do nothing`,
-    [tenant, importId, source, origin, rows.map((r) => r.line), rows.map((r) => r.row), rows.map((r) => sanitiseText(r.raw)), rows.map((r) => r.code), rows.map((r) => sanitiseText(r.reason))],
+    [
+      tenant,
+      importId,
+      source,
+      origin,
+      rows.map((r) => r.line),
+      rows.map((r) => r.row),
+      rows.map((r) => sanitiseText(r.raw)),
+      rows.map((r) => r.code),
+      rows.map((r) => sanitiseText(r.reason)),
+    ],
   );
 }
 
@@ -49,7 +66,13 @@ export interface ImportSummary extends ImportCounts {
 /** Opens the import row; returns null when this exact content was already imported. */
 export async function openImport(
   db: PoolClient,
-  args: { tenant: string; kind: 'claims' | 'records' | 'disputes'; source: string; origin: string; contentSha256: string },
+  args: {
+    tenant: string;
+    kind: 'claims' | 'records' | 'disputes';
+    source: string;
+    origin: string;
+    contentSha256: string;
+  },
 ): Promise<number | null> {
   const { rows } = await db.query<{ import_id: number }>(
     `insert into imports (tenant_id, kind, source, origin, content_sha256) values ($1, $2, $3, $4, $5)
@@ -60,23 +83,46 @@ export async function openImport(
 }
 
 /** The earlier import of identical content: this delivery counts for nothing new. */
-export async function replayedImport(db: PoolClient, args: { tenant: string; kind: string; source: string; contentSha256: string; origin: string }): Promise<ImportSummary> {
-  const { rows } = await db.query<{ import_id: number; origin: string; received: number; accepted: number; redelivered: number; quarantined: number }>(
+export async function replayedImport(
+  db: PoolClient,
+  args: { tenant: string; kind: string; source: string; contentSha256: string; origin: string },
+): Promise<ImportSummary> {
+  const { rows } = await db.query<{
+    import_id: number;
+    origin: string;
+    received: number;
+    accepted: number;
+    redelivered: number;
+    quarantined: number;
+  }>(
     `select import_id, origin, received, accepted, redelivered, quarantined from imports
       where tenant_id = $1 and kind = $2 and source = $3 and content_sha256 = $4`,
     [args.tenant, args.kind, args.source, args.contentSha256],
   );
   const r = rows[0];
-  return { importId: r.import_id, origin: args.origin, sameAs: r.origin, replayed: true, received: r.received, accepted: r.accepted, redelivered: r.redelivered, quarantined: r.quarantined, problems: [] };
+  return {
+    importId: r.import_id,
+    origin: args.origin,
+    sameAs: r.origin,
+    replayed: true,
+    received: r.received,
+    accepted: r.accepted,
+    redelivered: r.redelivered,
+    quarantined: r.quarantined,
+    problems: [],
+  };
 }
 
 export async function closeImport(db: PoolClient, importId: number, c: ImportCounts): Promise<void> {
   if (c.received !== c.accepted + c.redelivered + c.quarantined) {
-    throw new Error(`import ${importId} does not add up: received ${c.received} != ${c.accepted} + ${c.redelivered} + ${c.quarantined}`);
+    throw new Error(
+      `import ${importId} does not add up: received ${c.received} != ${c.accepted} + ${c.redelivered} + ${c.quarantined}`,
+    );
   }
-  await db.query('update imports set received = $2, accepted = $3, redelivered = $4, quarantined = $5 where import_id = $1', [
-    importId, c.received, c.accepted, c.redelivered, c.quarantined,
-  ]);
+  await db.query(
+    'update imports set received = $2, accepted = $3, redelivered = $4, quarantined = $5 where import_id = $1',
+    [importId, c.received, c.accepted, c.redelivered, c.quarantined],
+  );
 }
 
 export interface ImportTarget {
@@ -93,7 +139,11 @@ export interface ImportTarget {
  * One import, one transaction: identical content seen before changes nothing; otherwise `body`
  * stages and merges the rows and returns the counts, which must add up before anything commits.
  */
-export async function withImport(pool: Pool, target: ImportTarget, body: (db: PoolClient, importId: number) => Promise<ImportCounts>): Promise<ImportSummary> {
+export async function withImport(
+  pool: Pool,
+  target: ImportTarget,
+  body: (db: PoolClient, importId: number) => Promise<ImportCounts>,
+): Promise<ImportSummary> {
   const db = await pool.connect();
   try {
     await db.query('begin');
@@ -138,12 +188,28 @@ export function copyValue(v: CopyValue): string {
 }
 
 /** A good row mapped for staging, or the reason it goes to quarantine (a mapping error quarantines just that row). */
-export function mapRow<S>(r: RowResult, map: (row: GoodRow) => S): { ok: true; value: S } | { ok: false; bad: Quarantined } {
-  if (!r.ok) return { ok: false, bad: { line: r.position.line, row: r.position.row, raw: r.raw, code: r.code, reason: r.reason } };
+export function mapRow<S>(
+  r: RowResult,
+  map: (row: GoodRow) => S,
+): { ok: true; value: S } | { ok: false; bad: Quarantined } {
+  if (!r.ok)
+    return {
+      ok: false,
+      bad: { line: r.position.line, row: r.position.row, raw: r.raw, code: r.code, reason: r.reason },
+    };
   try {
     return { ok: true, value: map(r) };
   } catch (err) {
-    return { ok: false, bad: { line: r.position.line, row: r.position.row, raw: r.raw, code: err instanceof ReconError ? err.code : 'invalid_row', reason: (err as Error).message } };
+    return {
+      ok: false,
+      bad: {
+        line: r.position.line,
+        row: r.position.row,
+        raw: r.raw,
+        code: err instanceof ReconError ? err.code : 'invalid_row',
+        reason: (err as Error).message,
+      },
+    };
   }
 }
 
@@ -156,7 +222,12 @@ const COPY_CHUNK_CHARS = 256 * 1024;
  * server takes it, so memory stays flat whatever the file's size. `encode` gives each row's
  * cells, good or quarantined. Returns the rows received.
  */
-export async function stageRows(db: PoolClient, copySql: string, rows: AsyncIterable<RowResult>, encode: (r: RowResult) => CopyValue[]): Promise<number> {
+export async function stageRows(
+  db: PoolClient,
+  copySql: string,
+  rows: AsyncIterable<RowResult>,
+  encode: (r: RowResult) => CopyValue[],
+): Promise<number> {
   let received = 0;
   async function* chunks(): AsyncGenerator<string> {
     let chunk = '';
@@ -182,7 +253,14 @@ export async function stageRows(db: PoolClient, copySql: string, rows: AsyncIter
  * Moves the staged rows that carry a quarantine code into the quarantine table. `stage` is the
  * import's own temp table (a name from the code, never from input).
  */
-export async function quarantineStaged(db: PoolClient, stage: string, importId: number, tenant: string, source: string, origin: string): Promise<number> {
+export async function quarantineStaged(
+  db: PoolClient,
+  stage: string,
+  importId: number,
+  tenant: string,
+  source: string,
+  origin: string,
+): Promise<number> {
   const { rowCount } = await db.query(
     `insert into quarantine (tenant_id, import_id, source, origin, line, row_number, raw, code, reason)
      select $1, $2, $3, $4, line, row_number, raw, code, reason from ${stage} where code is not null
@@ -193,6 +271,8 @@ export async function quarantineStaged(db: PoolClient, stage: string, importId: 
 }
 
 export async function quarantinedCount(db: PoolClient, importId: number): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('select count(*)::int as n from quarantine where import_id = $1', [importId]);
+  const { rows } = await db.query<{ n: number }>('select count(*)::int as n from quarantine where import_id = $1', [
+    importId,
+  ]);
   return rows[0].n;
 }

@@ -18,7 +18,8 @@ export const creditKey = (chargeEntryId: number): string => `credit:${chargeEntr
 export const creditKeySql = (chargeEntryIdExpr: string): string => `'credit:' || ${chargeEntryIdExpr}`;
 
 /** An outcome type's base fee, once per tenant and the period it is for (not the open period it lands in). */
-export const baseFeeKey = (tenant: string, outcomeType: string, ownPeriod: string): string => `base:${tenant}:${outcomeType}:${ownPeriod}`;
+export const baseFeeKey = (tenant: string, outcomeType: string, ownPeriod: string): string =>
+  `base:${tenant}:${outcomeType}:${ownPeriod}`;
 
 /** A commitment's true-up, once per tenant and commitment term (named by its start). */
 export const trueUpKey = (tenant: string, termStart: string): string => `trueup:${tenant}:${termStart}`;

@@ -24,8 +24,13 @@ export interface CreditLine {
  * the new line, or null when the charge was already credited (key `credit:<charge>` and the
  * one-credit-per-charge index) or the entry is not a charge.
  */
-export async function insertCredit(db: PoolClient, c: CreditLine): Promise<Pick<LedgerLine, 'entry_id' | 'amount_minor'> & { outcome_id: number } | null> {
-  const { rows: [credit] } = await db.query<Pick<LedgerLine, 'entry_id' | 'amount_minor'> & { outcome_id: number }>(
+export async function insertCredit(
+  db: PoolClient,
+  c: CreditLine,
+): Promise<(Pick<LedgerLine, 'entry_id' | 'amount_minor'> & { outcome_id: number }) | null> {
+  const {
+    rows: [credit],
+  } = await db.query<Pick<LedgerLine, 'entry_id' | 'amount_minor'> & { outcome_id: number }>(
     `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
                                  unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence,
                                  success_at, reverses_entry_id, reason, pricing_basis, tier, corrects_period, dispute_id)
@@ -62,8 +67,20 @@ export async function insertBaseFee(db: PoolClient, f: BaseFeeLine): Promise<boo
                                  contract_version, run_id, as_of, evidence, pricing_basis, reason, corrects_period)
      values ($1, $2, 'base_fee', $3, $4, $5, $6, $7, $8, $9, $10, '{}', 'base_fee', $11, nullif($12, $4))
      on conflict (idempotency_key) do nothing`,
-    [f.tenant, baseFeeKey(f.tenant, f.outcomeType, f.ownPeriod), f.outcomeType, f.period, f.currency, f.unitPrice, f.amountMinor,
-      f.contractVersion, f.runId, f.asOf, f.reason, f.ownPeriod],
+    [
+      f.tenant,
+      baseFeeKey(f.tenant, f.outcomeType, f.ownPeriod),
+      f.outcomeType,
+      f.period,
+      f.currency,
+      f.unitPrice,
+      f.amountMinor,
+      f.contractVersion,
+      f.runId,
+      f.asOf,
+      f.reason,
+      f.ownPeriod,
+    ],
   );
   return (rowCount ?? 0) > 0;
 }
@@ -90,8 +107,19 @@ export async function insertTrueUp(db: PoolClient, t: TrueUpLine): Promise<boole
                                  run_id, as_of, evidence, pricing_basis, reason)
      values ($1, $2, 'true_up', $3, $4, $5, $6, $7, $8, $9, $10, 'true_up', $11)
      on conflict (idempotency_key) do nothing`,
-    [t.tenant, trueUpKey(t.tenant, t.termStart), t.period, t.currency, t.unitPrice, t.amountMinor, t.contractVersion, t.runId, t.asOf,
-      JSON.stringify(t.evidence), t.reason],
+    [
+      t.tenant,
+      trueUpKey(t.tenant, t.termStart),
+      t.period,
+      t.currency,
+      t.unitPrice,
+      t.amountMinor,
+      t.contractVersion,
+      t.runId,
+      t.asOf,
+      JSON.stringify(t.evidence),
+      t.reason,
+    ],
   );
   return (rowCount ?? 0) > 0;
 }

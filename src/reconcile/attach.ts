@@ -11,7 +11,12 @@ export interface AttachResult {
  * Gives every new claim its outcome: one per (tenant, outcome type, subject), created on first
  * sight. Works through at most `limit` claims per call so a huge night is taken in chunks.
  */
-export async function attachClaimsToOutcomes(pool: Pool, tenant: string, runId: number, limit: number): Promise<AttachResult> {
+export async function attachClaimsToOutcomes(
+  pool: Pool,
+  tenant: string,
+  runId: number,
+  limit: number,
+): Promise<AttachResult> {
   return inTransaction(pool, async (db) => {
     // Three statements joined through indexes, not one CTE chain: the planner cannot size a CTE's
     // RETURNING rows and would loop over them.
@@ -42,7 +47,9 @@ export async function attachClaimsToOutcomes(pool: Pool, tenant: string, runId: 
     );
     // Done only when no claim is left unattached: a retried attempt must not call it a night
     // while an earlier attempt still holds some claims.
-    const { rows: [left] } = await db.query<{ more: boolean }>(
+    const {
+      rows: [left],
+    } = await db.query<{ more: boolean }>(
       'select exists (select 1 from claims where tenant_id = $1 and outcome_id is null and not (claim_id = any($2::text[]))) as more',
       [tenant, ids],
     );

@@ -26,13 +26,36 @@ export async function creditCharge(db: PoolClient, req: CreditRequest): Promise<
   if (tenant === null) return null;
   // Credits land in the period open at the decision; a closed one passes them to the next open period.
   const period = await openPeriodFor(db, tenant, billingPeriodOf(req.at, req.timeZone));
-  const credit = await insertCredit(db, { chargeEntryId: req.chargeEntryId, period, runId: req.runId ?? null, at: req.at, reason: req.reason, disputeId: req.disputeId ?? null });
+  const credit = await insertCredit(db, {
+    chargeEntryId: req.chargeEntryId,
+    period,
+    runId: req.runId ?? null,
+    at: req.at,
+    reason: req.reason,
+    disputeId: req.disputeId ?? null,
+  });
   if (!credit) return null;
-  await db.query(`update outcomes set state = 'credited', on_hold = false, updated_at = now() where outcome_id = $1 and state = 'billed'`, [credit.outcome_id]);
+  await db.query(
+    `update outcomes set state = 'credited', on_hold = false, updated_at = now() where outcome_id = $1 and state = 'billed'`,
+    [credit.outcome_id],
+  );
   await db.query(
     `insert into outcome_events (outcome_id, run_id, actor, as_of, kind, from_state, to_state, reason, details)
      values ($1, $2, $3, $4, 'credited', 'billed', 'credited', $5, $6)`,
-    [credit.outcome_id, req.runId ?? null, req.actor ?? null, req.at, `${req.reason}; credited ${-credit.amount_minor} minor units in ${period}`, JSON.stringify({ entryId: credit.entry_id, reverses: req.chargeEntryId, period, ...(req.disputeId != null ? { disputeId: req.disputeId } : {}), ...req.details })],
+    [
+      credit.outcome_id,
+      req.runId ?? null,
+      req.actor ?? null,
+      req.at,
+      `${req.reason}; credited ${-credit.amount_minor} minor units in ${period}`,
+      JSON.stringify({
+        entryId: credit.entry_id,
+        reverses: req.chargeEntryId,
+        period,
+        ...(req.disputeId != null ? { disputeId: req.disputeId } : {}),
+        ...req.details,
+      }),
+    ],
   );
   return credit.entry_id;
 }

@@ -1,7 +1,13 @@
 import type { Pool } from '../db/pool';
 import { inTransaction } from '../db/pool';
 import type { ContractVersion } from '../domain/contract';
-import { decideOutcome, type ClaimView, type OutcomeDecision, type OutcomeState, type VersionView } from '../domain/lifecycle';
+import {
+  decideOutcome,
+  type ClaimView,
+  type OutcomeDecision,
+  type OutcomeState,
+  type VersionView,
+} from '../domain/lifecycle';
 
 export interface ChunkResult {
   processed: number;
@@ -26,7 +32,15 @@ interface OutcomeRow {
  */
 export async function evaluateChunk(
   pool: Pool,
-  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; afterOutcomeId: number; limit: number; slices?: number },
+  args: {
+    tenant: string;
+    runId: number;
+    asOf: Date;
+    contract: ContractVersion;
+    afterOutcomeId: number;
+    limit: number;
+    slices?: number;
+  },
 ): Promise<ChunkResult> {
   const { tenant, asOf, contract } = args;
   const types = Object.keys(contract.body.outcomeTypes);
@@ -43,22 +57,44 @@ export async function evaluateChunk(
   // database works on as many cores as there are slices while Node decides the next one.
   const slices = Math.max(1, Math.min(args.slices ?? 1, outcomes.length));
   const size = Math.ceil(outcomes.length / slices);
-  const parts = Array.from({ length: slices }, (_, i) => outcomes.slice(i * size, (i + 1) * size)).filter((p) => p.length > 0);
-  const changed = (await Promise.all(parts.map((part) => evaluateSlice(pool, { ...args, outcomes: part })))).reduce((s, n) => s + n, 0);
+  const parts = Array.from({ length: slices }, (_, i) => outcomes.slice(i * size, (i + 1) * size)).filter(
+    (p) => p.length > 0,
+  );
+  const changed = (await Promise.all(parts.map((part) => evaluateSlice(pool, { ...args, outcomes: part })))).reduce(
+    (s, n) => s + n,
+    0,
+  );
   const lastOutcomeId = outcomes[outcomes.length - 1].outcome_id;
   return { processed: outcomes.length, changed, lastOutcomeId, done: outcomes.length < args.limit };
 }
 
 /** Reads, decides and writes one slice of a chunk; returns how many outcomes changed state. */
-async function evaluateSlice(pool: Pool, args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; outcomes: OutcomeRow[] }): Promise<number> {
+async function evaluateSlice(
+  pool: Pool,
+  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion; outcomes: OutcomeRow[] },
+): Promise<number> {
   const { tenant, asOf, contract, outcomes } = args;
   const ids = outcomes.map((o) => o.outcome_id);
-  const { rows: claimRows } = await pool.query<{ outcome_id: number; claim_id: string; occurred_at: Date; retracted_at: Date | null }>(
+  const { rows: claimRows } = await pool.query<{
+    outcome_id: number;
+    claim_id: string;
+    occurred_at: Date;
+    retracted_at: Date | null;
+  }>(
     'select outcome_id, claim_id, occurred_at, retracted_at from claims where outcome_id = any($1::bigint[]) and occurred_at <= $2',
     [ids, asOf],
   );
-  const versionsBy = await candidateVersions(pool, { tenant, asOf, outcomes, sourceOf: (type) => contract.body.outcomeTypes[type].recordSource });
-  const claimsBy = groupBy(claimRows, (r) => r.outcome_id, (r): ClaimView => ({ claimId: r.claim_id, occurredAt: r.occurred_at, retractedAt: r.retracted_at }));
+  const versionsBy = await candidateVersions(pool, {
+    tenant,
+    asOf,
+    outcomes,
+    sourceOf: (type) => contract.body.outcomeTypes[type].recordSource,
+  });
+  const claimsBy = groupBy(
+    claimRows,
+    (r) => r.outcome_id,
+    (r): ClaimView => ({ claimId: r.claim_id, occurredAt: r.occurred_at, retractedAt: r.retracted_at }),
+  );
 
   const changes: Array<{ id: number; d: OutcomeDecision }> = [];
   for (const o of outcomes) {
@@ -68,7 +104,13 @@ async function evaluateSlice(pool: Pool, args: { tenant: string; runId: number; 
       claims: claimsBy.get(o.outcome_id) ?? [],
       versions: versionsBy.get(o.outcome_id) ?? [],
       subjectKey: o.subject_key,
-      rules: { success: terms.success, successTimeField: terms.successTimeField, graceWindow: terms.graceWindow, evidenceDeadline: terms.evidenceDeadline, timeZone: contract.body.timezone },
+      rules: {
+        success: terms.success,
+        successTimeField: terms.successTimeField,
+        graceWindow: terms.graceWindow,
+        evidenceDeadline: terms.evidenceDeadline,
+        timeZone: contract.body.timezone,
+      },
       asOf,
     });
     // Unchanged outcomes are written too, so derived fields (duplicates, due dates) stay current.
@@ -90,7 +132,14 @@ async function candidateVersions(
   args: { tenant: string; asOf: Date; outcomes: OutcomeRow[]; sourceOf: (outcomeType: string) => string },
 ): Promise<Map<number, VersionView[]>> {
   const keys = [...new Set(args.outcomes.map((o) => o.subject_key))];
-  const { rows } = await pool.query<{ version_id: number; record_id: number; effective_at: Date; match_key: string; data: Record<string, unknown>; source: string }>(
+  const { rows } = await pool.query<{
+    version_id: number;
+    record_id: number;
+    effective_at: Date;
+    match_key: string;
+    data: Record<string, unknown>;
+    source: string;
+  }>(
     `select v.version_id, v.record_id, v.effective_at, v.match_key, v.data, r.source
        from records r join record_versions v on v.record_id = r.record_id and v.effective_at <= $3
       where r.tenant_id = $2
@@ -98,7 +147,11 @@ async function candidateVersions(
       order by v.record_id, v.version_id`,
     [keys, args.tenant, args.asOf],
   );
-  const versionsOf = groupBy(rows, (r) => r.record_id, (r) => r);
+  const versionsOf = groupBy(
+    rows,
+    (r) => r.record_id,
+    (r) => r,
+  );
   // A record is a candidate for an outcome when one of its versions carries the outcome's key.
   const recordsOf = new Map<string, number[]>();
   for (const [recordId, versions] of versionsOf) {
@@ -114,7 +167,20 @@ async function candidateVersions(
   for (const o of args.outcomes) {
     const recordIds = recordsOf.get(`${args.sourceOf(o.outcome_type)}\u0000${o.subject_key}`);
     if (!recordIds) continue;
-    byOutcome.set(o.outcome_id, recordIds.flatMap((id) => versionsOf.get(id)!.map((v): VersionView => ({ versionId: v.version_id, recordId: v.record_id, effectiveAt: v.effective_at, matchKey: v.match_key, data: v.data }))));
+    byOutcome.set(
+      o.outcome_id,
+      recordIds.flatMap((id) =>
+        versionsOf
+          .get(id)!
+          .map((v): VersionView => ({
+            versionId: v.version_id,
+            recordId: v.record_id,
+            effectiveAt: v.effective_at,
+            matchKey: v.match_key,
+            data: v.data,
+          })),
+      ),
+    );
   }
   return byOutcome;
 }
@@ -129,7 +195,12 @@ function groupBy<R, V>(rows: R[], key: (r: R) => number, map: (r: R) => V): Map<
   return m;
 }
 
-async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Array<{ id: number; d: OutcomeDecision }>): Promise<void> {
+async function writeDecisions(
+  pool: Pool,
+  runId: number,
+  asOf: Date,
+  changes: Array<{ id: number; d: OutcomeDecision }>,
+): Promise<void> {
   if (changes.length === 0) return;
   const events = changes.flatMap(({ id, d }) => d.events.map((e) => ({ id, ...e })));
   await inTransaction(pool, async (db) => {
@@ -171,7 +242,16 @@ async function writeDecisions(pool: Pool, runId: number, asOf: Date, changes: Ar
          from unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
               as e(outcome_id, kind, from_state, to_state, reason, details)
        on conflict do nothing`,
-      [runId, asOf, events.map((e) => e.id), events.map((e) => e.kind), events.map((e) => e.fromState), events.map((e) => e.toState), events.map((e) => e.reason), events.map((e) => JSON.stringify(e.details))],
+      [
+        runId,
+        asOf,
+        events.map((e) => e.id),
+        events.map((e) => e.kind),
+        events.map((e) => e.fromState),
+        events.map((e) => e.toState),
+        events.map((e) => e.reason),
+        events.map((e) => JSON.stringify(e.details)),
+      ],
     );
   });
 }

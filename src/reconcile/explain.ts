@@ -10,30 +10,91 @@ import { linesOfOutcome } from '../ledger';
 
 export interface OutcomeStory {
   outcome: {
-    outcomeId: number; tenant: string; outcomeType: string; subjectRef: string; subjectKey: string; state: string;
-    rejectReason: string | null; onHold: boolean; match: string | null; successAt: string | null; graceEndsAt: string | null;
-    evidenceDueAt: string | null; lastReopenedAt: string | null;
+    outcomeId: number;
+    tenant: string;
+    outcomeType: string;
+    subjectRef: string;
+    subjectKey: string;
+    state: string;
+    rejectReason: string | null;
+    onHold: boolean;
+    match: string | null;
+    successAt: string | null;
+    graceEndsAt: string | null;
+    evidenceDueAt: string | null;
+    lastReopenedAt: string | null;
   };
-  claims: Array<{ claimId: string; role: 'primary' | 'duplicate' | 'retracted'; occurredAt: string; retractedAt: string | null; receivedAt: string; origin: string }>;
-  record: { source: string; externalId: string; versions: Array<{ versionId: number; effectiveAt: string; usedAsEvidence: boolean; data: Record<string, unknown> }> } | null;
-  events: Array<{ at: string; asOf: string | null; kind: string; from: string | null; to: string | null; reason: string | null; runId: number | null; actor: string | null }>;
-  ledger: Array<{ entryId: number; kind: string; period: string; amountMinor: number; unitPrice: string; currency: string; runId: number | null; reason: string | null }>;
+  claims: Array<{
+    claimId: string;
+    role: 'primary' | 'duplicate' | 'retracted';
+    occurredAt: string;
+    retractedAt: string | null;
+    receivedAt: string;
+    origin: string;
+  }>;
+  record: {
+    source: string;
+    externalId: string;
+    versions: Array<{ versionId: number; effectiveAt: string; usedAsEvidence: boolean; data: Record<string, unknown> }>;
+  } | null;
+  events: Array<{
+    at: string;
+    asOf: string | null;
+    kind: string;
+    from: string | null;
+    to: string | null;
+    reason: string | null;
+    runId: number | null;
+    actor: string | null;
+  }>;
+  ledger: Array<{
+    entryId: number;
+    kind: string;
+    period: string;
+    amountMinor: number;
+    unitPrice: string;
+    currency: string;
+    runId: number | null;
+    reason: string | null;
+  }>;
   disputes: DisputeDetail[];
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-type StoryOutcome = Pick<OutcomeRow,
-  'outcome_id' | 'tenant_id' | 'outcome_type' | 'subject_ref' | 'subject_key' | 'state' | 'reject_reason' | 'on_hold' | 'match_status'
-  | 'primary_claim_id' | 'record_id' | 'evidence_version_id' | 'success_at' | 'grace_ends_at' | 'evidence_due_at' | 'last_reopened_at'>;
-type StoryEvent = Pick<OutcomeEventRow, 'created_at' | 'as_of' | 'kind' | 'from_state' | 'to_state' | 'reason' | 'run_id' | 'actor'>;
+type StoryOutcome = Pick<
+  OutcomeRow,
+  | 'outcome_id'
+  | 'tenant_id'
+  | 'outcome_type'
+  | 'subject_ref'
+  | 'subject_key'
+  | 'state'
+  | 'reject_reason'
+  | 'on_hold'
+  | 'match_status'
+  | 'primary_claim_id'
+  | 'record_id'
+  | 'evidence_version_id'
+  | 'success_at'
+  | 'grace_ends_at'
+  | 'evidence_due_at'
+  | 'last_reopened_at'
+>;
+type StoryEvent = Pick<
+  OutcomeEventRow,
+  'created_at' | 'as_of' | 'kind' | 'from_state' | 'to_state' | 'reason' | 'run_id' | 'actor'
+>;
 
 /**
  * The outcome of a subject, among the outcomes that exist: never limited to the types of one
  * contract version. The subject is keyed both ways (as written and lowercased, after NFC and
  * trimming) and each found outcome is kept only when its type's case rule gives its key.
  */
-export async function findOutcomeId(pool: Pool, args: { tenant: string; subject: string; type?: string }): Promise<number> {
+export async function findOutcomeId(
+  pool: Pool,
+  args: { tenant: string; subject: string; type?: string },
+): Promise<number> {
   const history = await loadContractHistory(pool, args.tenant);
   const candidates = [...new Set([normaliseMatchKey(args.subject, false), normaliseMatchKey(args.subject, true)])];
   const { rows: found } = await pool.query<{ outcome_id: number; outcome_type: string; subject_key: string }>(
@@ -42,34 +103,69 @@ export async function findOutcomeId(pool: Pool, args: { tenant: string; subject:
       order by outcome_type, outcome_id`,
     [args.tenant, candidates, args.type ?? null],
   );
-  const rows = found.filter((r) => r.subject_key === normaliseMatchKey(args.subject, caseRuleOf(history, r.outcome_type)));
-  if (rows.length === 0) throw new ReconError('outcome_not_found', `no outcome for subject "${args.subject}"${args.type ? ` of type ${args.type}` : ''} of tenant ${args.tenant}; check the subject with \`recon outcome list --tenant ${args.tenant}\``);
-  if (rows.length > 1) throw new ReconError('outcome_ambiguous', `subject "${args.subject}" has outcomes of several types (${rows.map((r) => r.outcome_type).join(', ')}); pass --type`);
+  const rows = found.filter(
+    (r) => r.subject_key === normaliseMatchKey(args.subject, caseRuleOf(history, r.outcome_type)),
+  );
+  if (rows.length === 0)
+    throw new ReconError(
+      'outcome_not_found',
+      `no outcome for subject "${args.subject}"${args.type ? ` of type ${args.type}` : ''} of tenant ${args.tenant}; check the subject with \`recon outcome list --tenant ${args.tenant}\``,
+    );
+  if (rows.length > 1)
+    throw new ReconError(
+      'outcome_ambiguous',
+      `subject "${args.subject}" has outcomes of several types (${rows.map((r) => r.outcome_type).join(', ')}); pass --type`,
+    );
   return rows[0].outcome_id;
 }
 
 /** Everything that answers "why was this billed (or not)?" for one outcome. */
 export async function explainOutcome(pool: Pool, outcomeId: number): Promise<OutcomeStory> {
-  const { rows: [o] } = await pool.query<StoryOutcome>(
+  const {
+    rows: [o],
+  } = await pool.query<StoryOutcome>(
     `select outcome_id, tenant_id, outcome_type, subject_ref, subject_key, state, reject_reason, on_hold, match_status, primary_claim_id,
             record_id, evidence_version_id, success_at, grace_ends_at, evidence_due_at, last_reopened_at
        from outcomes where outcome_id = $1`,
     [outcomeId],
   );
   if (!o) throw new ReconError('outcome_not_found', `no outcome with id ${outcomeId}`);
-  const { rows: claims } = await pool.query<{ claim_id: string; occurred_at: Date; retracted_at: Date | null; received_at: Date; origin: string }>(
+  const { rows: claims } = await pool.query<{
+    claim_id: string;
+    occurred_at: Date;
+    retracted_at: Date | null;
+    received_at: Date;
+    origin: string;
+  }>(
     `select c.claim_id, c.occurred_at, c.retracted_at, c.received_at, i.origin from claims c join imports i using (import_id)
       where c.outcome_id = $1 order by c.occurred_at, c.claim_id`,
     [outcomeId],
   );
   let record: OutcomeStory['record'] = null;
   if (o.record_id) {
-    const { rows: [r] } = await pool.query<{ source: string; external_id: string }>('select source, external_id from records where record_id = $1', [o.record_id]);
-    const { rows: versions } = await pool.query<{ version_id: number; effective_at: Date; data: Record<string, unknown> }>('select version_id, effective_at, data from record_versions where record_id = $1 order by effective_at, version_id', [o.record_id]);
+    const {
+      rows: [r],
+    } = await pool.query<{ source: string; external_id: string }>(
+      'select source, external_id from records where record_id = $1',
+      [o.record_id],
+    );
+    const { rows: versions } = await pool.query<{
+      version_id: number;
+      effective_at: Date;
+      data: Record<string, unknown>;
+    }>(
+      'select version_id, effective_at, data from record_versions where record_id = $1 order by effective_at, version_id',
+      [o.record_id],
+    );
     record = {
       source: r.source,
       externalId: r.external_id,
-      versions: versions.map((v) => ({ versionId: v.version_id, effectiveAt: v.effective_at.toISOString(), usedAsEvidence: v.version_id === o.evidence_version_id, data: v.data })),
+      versions: versions.map((v) => ({
+        versionId: v.version_id,
+        effectiveAt: v.effective_at.toISOString(),
+        usedAsEvidence: v.version_id === o.evidence_version_id,
+        data: v.data,
+      })),
     };
   }
   const { rows: events } = await pool.query<StoryEvent>(
@@ -79,9 +175,19 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
   const ledger = await linesOfOutcome(pool, outcomeId);
   return {
     outcome: {
-      outcomeId: o.outcome_id, tenant: o.tenant_id, outcomeType: o.outcome_type, subjectRef: o.subject_ref, subjectKey: o.subject_key,
-      state: o.state, rejectReason: o.reject_reason, onHold: o.on_hold, match: o.match_status, successAt: iso(o.success_at),
-      graceEndsAt: iso(o.grace_ends_at), evidenceDueAt: iso(o.evidence_due_at), lastReopenedAt: iso(o.last_reopened_at),
+      outcomeId: o.outcome_id,
+      tenant: o.tenant_id,
+      outcomeType: o.outcome_type,
+      subjectRef: o.subject_ref,
+      subjectKey: o.subject_key,
+      state: o.state,
+      rejectReason: o.reject_reason,
+      onHold: o.on_hold,
+      match: o.match_status,
+      successAt: iso(o.success_at),
+      graceEndsAt: iso(o.grace_ends_at),
+      evidenceDueAt: iso(o.evidence_due_at),
+      lastReopenedAt: iso(o.last_reopened_at),
     },
     claims: claims.map((c) => ({
       claimId: c.claim_id,
@@ -92,8 +198,26 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
       origin: c.origin,
     })),
     record,
-    events: events.map((e) => ({ at: e.created_at.toISOString(), asOf: iso(e.as_of), kind: e.kind, from: e.from_state, to: e.to_state, reason: e.reason, runId: e.run_id, actor: e.actor })),
-    ledger: ledger.map((l) => ({ entryId: l.entry_id, kind: l.kind, period: l.period, amountMinor: l.amount_minor, unitPrice: l.unit_price, currency: l.currency, runId: l.run_id, reason: l.reason })),
+    events: events.map((e) => ({
+      at: e.created_at.toISOString(),
+      asOf: iso(e.as_of),
+      kind: e.kind,
+      from: e.from_state,
+      to: e.to_state,
+      reason: e.reason,
+      runId: e.run_id,
+      actor: e.actor,
+    })),
+    ledger: ledger.map((l) => ({
+      entryId: l.entry_id,
+      kind: l.kind,
+      period: l.period,
+      amountMinor: l.amount_minor,
+      unitPrice: l.unit_price,
+      currency: l.currency,
+      runId: l.run_id,
+      reason: l.reason,
+    })),
     disputes: await disputesOfOutcome(pool, outcomeId),
   };
 }
@@ -121,7 +245,12 @@ export function sqlFilters(parts: Array<SqlFilter | false | undefined>): { where
  * A page of a listing and how many rows match in all, side by side: the page stops after `limit`
  * rows in its index order; only the count reads every match, and it reads no more than it counts.
  */
-export async function pageAndCount<R>(pool: Pool, page: { sql: (where: string, limit: string) => string; count: (where: string) => string }, filters: ReturnType<typeof sqlFilters>, limit: number) {
+export async function pageAndCount<R>(
+  pool: Pool,
+  page: { sql: (where: string, limit: string) => string; count: (where: string) => string },
+  filters: ReturnType<typeof sqlFilters>,
+  limit: number,
+) {
   const [rows, count] = await Promise.all([
     pool.query(page.sql(filters.where, `$${filters.params.length + 1}`), [...filters.params, limit]),
     pool.query<{ n: number }>(page.count(filters.where), filters.params),
@@ -154,14 +283,32 @@ export async function listOutcomes(pool: Pool, args: OutcomeFilter) {
     [(p) => `tenant_id = ${p}`, args.tenant],
     args.state !== undefined && [(p) => `state = ${p}`, args.state],
     args.type !== undefined && [(p) => `outcome_type = ${p}`, args.type],
-    args.subject !== undefined && prefix === undefined && [(p) => `subject_key = any(${p}::text[])`, keys(args.subject)],
-    prefix !== undefined && [(p) => `subject_key like any(${p}::text[])`, keys(prefix).map((k) => `${k.replace(/[\\%_]/g, '\\$&')}%`)],
+    args.subject !== undefined &&
+      prefix === undefined && [(p) => `subject_key = any(${p}::text[])`, keys(args.subject)],
+    prefix !== undefined && [
+      (p) => `subject_key like any(${p}::text[])`,
+      keys(prefix).map((k) => `${k.replace(/[\\%_]/g, '\\$&')}%`),
+    ],
     args.onHold !== undefined && [(p) => `on_hold = ${p}`, args.onHold],
     args.since !== undefined && [(p) => `updated_at >= ${p}`, args.since],
   ]);
-  const r = await pageAndCount<Pick<OutcomeRow,
-    'outcome_id' | 'outcome_type' | 'subject_ref' | 'state' | 'reject_reason' | 'on_hold' | 'success_at' | 'grace_ends_at' | 'evidence_due_at'
-    | 'claim_count' | 'created_at' | 'updated_at'>>(
+  const r = await pageAndCount<
+    Pick<
+      OutcomeRow,
+      | 'outcome_id'
+      | 'outcome_type'
+      | 'subject_ref'
+      | 'state'
+      | 'reject_reason'
+      | 'on_hold'
+      | 'success_at'
+      | 'grace_ends_at'
+      | 'evidence_due_at'
+      | 'claim_count'
+      | 'created_at'
+      | 'updated_at'
+    >
+  >(
     pool,
     {
       sql: (where, limit) =>
@@ -175,9 +322,18 @@ export async function listOutcomes(pool: Pool, args: OutcomeFilter) {
   return {
     matching: r.matching,
     items: r.rows.map((o) => ({
-      outcomeId: Number(o.outcome_id), outcomeType: o.outcome_type, subjectRef: o.subject_ref, state: o.state, rejectReason: o.reject_reason,
-      onHold: o.on_hold, successAt: iso(o.success_at), graceEndsAt: iso(o.grace_ends_at), evidenceDueAt: iso(o.evidence_due_at), claims: o.claim_count,
-      createdAt: iso(o.created_at), changedAt: iso(o.updated_at),
+      outcomeId: Number(o.outcome_id),
+      outcomeType: o.outcome_type,
+      subjectRef: o.subject_ref,
+      state: o.state,
+      rejectReason: o.reject_reason,
+      onHold: o.on_hold,
+      successAt: iso(o.success_at),
+      graceEndsAt: iso(o.grace_ends_at),
+      evidenceDueAt: iso(o.evidence_due_at),
+      claims: o.claim_count,
+      createdAt: iso(o.created_at),
+      changedAt: iso(o.updated_at),
     })),
   };
 }
@@ -206,8 +362,16 @@ export async function listQuarantine(pool: Pool, args: QuarantineFilter) {
     args.kind !== undefined && [(p) => `i.kind = ${p}`, args.kind],
   ]);
   const r = await pageAndCount<{
-    quarantine_id: number; source: string; origin: string; line: number; row_number: number; code: string; reason: string; raw: string;
-    created_at: Date; kind: (typeof QUARANTINE_KINDS)[number];
+    quarantine_id: number;
+    source: string;
+    origin: string;
+    line: number;
+    row_number: number;
+    code: string;
+    reason: string;
+    raw: string;
+    created_at: Date;
+    kind: (typeof QUARANTINE_KINDS)[number];
   }>(
     pool,
     {
@@ -222,8 +386,16 @@ export async function listQuarantine(pool: Pool, args: QuarantineFilter) {
   return {
     matching: r.matching,
     items: r.rows.map((q) => ({
-      id: Number(q.quarantine_id), kind: q.kind, source: q.source, file: q.origin, line: q.line, row: q.row_number, code: q.code, reason: q.reason,
-      raw: q.raw.length > 200 ? `${q.raw.slice(0, 200)}…` : q.raw, at: q.created_at.toISOString(),
+      id: Number(q.quarantine_id),
+      kind: q.kind,
+      source: q.source,
+      file: q.origin,
+      line: q.line,
+      row: q.row_number,
+      code: q.code,
+      reason: q.reason,
+      raw: q.raw.length > 200 ? `${q.raw.slice(0, 200)}…` : q.raw,
+      at: q.created_at.toISOString(),
     })),
   };
 }

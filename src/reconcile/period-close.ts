@@ -15,7 +15,10 @@ export function nextPeriod(period: string): string {
  * after it, and says which period it corrects.
  */
 export async function openPeriodFor(db: Pool | PoolClient, tenant: string, period: string): Promise<string> {
-  const { rows } = await db.query<{ period: string }>('select period from period_closes where tenant_id = $1 and period >= $2', [tenant, period]);
+  const { rows } = await db.query<{ period: string }>(
+    'select period from period_closes where tenant_id = $1 and period >= $2',
+    [tenant, period],
+  );
   const closed = new Set(rows.map((r) => r.period));
   let p = period;
   while (closed.has(p)) p = nextPeriod(p);
@@ -41,7 +44,10 @@ async function tenantTimeZone(pool: Pool, tenant: string): Promise<string> {
  * Closing is idempotent: closing again answers the first close (who and when). A period that has
  * not ended on the tenant's wall clock cannot be closed. Every close is kept in period_events.
  */
-export async function closePeriod(pool: Pool, args: { tenant: string; period: string; actor: string; note?: string; now?: Date }): Promise<PeriodClose> {
+export async function closePeriod(
+  pool: Pool,
+  args: { tenant: string; period: string; actor: string; note?: string; now?: Date },
+): Promise<PeriodClose> {
   PeriodSchema.parse(args.period);
   const timeZone = await tenantTimeZone(pool, args.tenant);
   assertPeriodEnded(args.period, timeZone, args.now ?? new Date());
@@ -51,11 +57,25 @@ export async function closePeriod(pool: Pool, args: { tenant: string; period: st
       [args.tenant, args.period, args.actor, args.note ?? null],
     );
     if (inserted.length) {
-      await db.query(`insert into period_events (tenant_id, period, action, actor, note, at) values ($1, $2, 'close', $3, $4, $5)`,
-        [args.tenant, args.period, args.actor, args.note ?? null, inserted[0].closed_at]);
+      await db.query(
+        `insert into period_events (tenant_id, period, action, actor, note, at) values ($1, $2, 'close', $3, $4, $5)`,
+        [args.tenant, args.period, args.actor, args.note ?? null, inserted[0].closed_at],
+      );
     }
-    const { rows: [c] } = await db.query<{ closed_by: string; closed_at: Date; note: string | null }>('select closed_by, closed_at, note from period_closes where tenant_id = $1 and period = $2', [args.tenant, args.period]);
-    return { tenant: args.tenant, period: args.period, closedBy: c.closed_by, closedAt: c.closed_at.toISOString(), note: c.note, alreadyClosed: inserted.length === 0 };
+    const {
+      rows: [c],
+    } = await db.query<{ closed_by: string; closed_at: Date; note: string | null }>(
+      'select closed_by, closed_at, note from period_closes where tenant_id = $1 and period = $2',
+      [args.tenant, args.period],
+    );
+    return {
+      tenant: args.tenant,
+      period: args.period,
+      closedBy: c.closed_by,
+      closedAt: c.closed_at.toISOString(),
+      note: c.note,
+      alreadyClosed: inserted.length === 0,
+    };
   });
 }
 
@@ -76,17 +96,30 @@ export interface PeriodReopen {
  * is append-only, so lines that already landed in a later period as corrections of this one stay
  * where they are (their corrects_period names this period); nothing is moved or reposted.
  */
-export async function reopenPeriod(pool: Pool, args: { tenant: string; period: string; actor: string; reason: string }): Promise<PeriodReopen> {
+export async function reopenPeriod(
+  pool: Pool,
+  args: { tenant: string; period: string; actor: string; reason: string },
+): Promise<PeriodReopen> {
   PeriodSchema.parse(args.period);
   await tenantTimeZone(pool, args.tenant);
   return inTransaction(pool, async (db) => {
     // Locked so that a run posting meanwhile sees the period either closed or open, not both.
-    const { rows: [c] } = await db.query<{ closed_by: string; closed_at: Date }>('select closed_by, closed_at from period_closes where tenant_id = $1 and period = $2 for update', [args.tenant, args.period]);
+    const {
+      rows: [c],
+    } = await db.query<{ closed_by: string; closed_at: Date }>(
+      'select closed_by, closed_at from period_closes where tenant_id = $1 and period = $2 for update',
+      [args.tenant, args.period],
+    );
     if (!c) {
-      throw new ReconError('period_not_closed', `period ${args.period} of tenant ${args.tenant} is not closed; see \`recon period list --tenant ${args.tenant}\``);
+      throw new ReconError(
+        'period_not_closed',
+        `period ${args.period} of tenant ${args.tenant} is not closed; see \`recon period list --tenant ${args.tenant}\``,
+      );
     }
     await db.query('delete from period_closes where tenant_id = $1 and period = $2', [args.tenant, args.period]);
-    const { rows: [e] } = await db.query<{ at: Date }>(
+    const {
+      rows: [e],
+    } = await db.query<{ at: Date }>(
       `insert into period_events (tenant_id, period, action, actor, note) values ($1, $2, 'reopen', $3, $4) returning at`,
       [args.tenant, args.period, args.actor, args.reason],
     );
@@ -96,9 +129,19 @@ export async function reopenPeriod(pool: Pool, args: { tenant: string; period: s
       [args.tenant, args.period],
     );
     return {
-      tenant: args.tenant, period: args.period, reopenedBy: args.actor, reopenedAt: e.at.toISOString(), reason: args.reason,
-      wasClosedBy: c.closed_by, wasClosedAt: c.closed_at.toISOString(),
-      correctionsElsewhere: moved.map((m) => ({ period: m.period, currency: m.currency, lines: m.lines, amountMinor: Number(m.amount) })),
+      tenant: args.tenant,
+      period: args.period,
+      reopenedBy: args.actor,
+      reopenedAt: e.at.toISOString(),
+      reason: args.reason,
+      wasClosedBy: c.closed_by,
+      wasClosedAt: c.closed_at.toISOString(),
+      correctionsElsewhere: moved.map((m) => ({
+        period: m.period,
+        currency: m.currency,
+        lines: m.lines,
+        amountMinor: Number(m.amount),
+      })),
     };
   });
 }
@@ -135,12 +178,19 @@ export async function listPeriods(pool: Pool, args: { tenant: string; now?: Date
       where tenant_id = $1 group by period, currency order by period, currency`,
     [args.tenant],
   );
-  const { rows: closes } = await pool.query<{ period: string; closed_by: string; closed_at: Date; note: string | null }>('select period, closed_by, closed_at, note from period_closes where tenant_id = $1', [args.tenant]);
+  const { rows: closes } = await pool.query<{
+    period: string;
+    closed_by: string;
+    closed_at: Date;
+    note: string | null;
+  }>('select period, closed_by, closed_at, note from period_closes where tenant_id = $1', [args.tenant]);
   const { rows: reopens } = await pool.query<{ period: string; actor: string; note: string | null; at: Date }>(
     `select distinct on (period) period, actor, note, at from period_events where tenant_id = $1 and action = 'reopen' order by period, event_id desc`,
     [args.tenant],
   );
-  const periods = [...new Set([...totals.map((t) => t.period), ...closes.map((c) => c.period), ...reopens.map((r) => r.period)])].sort();
+  const periods = [
+    ...new Set([...totals.map((t) => t.period), ...closes.map((c) => c.period), ...reopens.map((r) => r.period)]),
+  ].sort();
   return periods.map((period) => {
     const c = closes.find((x) => x.period === period);
     const r = reopens.find((x) => x.period === period);
@@ -154,7 +204,14 @@ export async function listPeriods(pool: Pool, args: { tenant: string; now?: Date
       reopenedBy: r?.actor ?? null,
       reopenedAt: r?.at.toISOString() ?? null,
       reopenReason: r?.note ?? null,
-      totals: totals.filter((t) => t.period === period).map((t) => ({ currency: t.currency, lines: t.lines, amountMinor: Number(t.amount), amount: formatMinorUnits(Number(t.amount), t.currency) })),
+      totals: totals
+        .filter((t) => t.period === period)
+        .map((t) => ({
+          currency: t.currency,
+          lines: t.lines,
+          amountMinor: Number(t.amount),
+          amount: formatMinorUnits(Number(t.amount), t.currency),
+        })),
     };
   });
 }

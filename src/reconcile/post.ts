@@ -32,14 +32,15 @@ interface ConfirmedRow {
   effective_at: Date | null;
 }
 
-
 /** What the period already holds for each outcome type (credits do not give capacity back): one row per type, kept by a trigger on the ledger. */
 async function usageByType(db: PoolClient, tenant: string, period: string): Promise<Map<string, PeriodUsage>> {
   const { rows } = await db.query<{ outcome_type: string; charges: number; usage_minor: number; capped: number }>(
     'select outcome_type, charges, usage_minor, capped from period_usage where tenant_id = $1 and period = $2',
     [tenant, period],
   );
-  return new Map(rows.map((r) => [r.outcome_type, { count: r.charges, usageMinor: Number(r.usage_minor), capped: r.capped }]));
+  return new Map(
+    rows.map((r) => [r.outcome_type, { count: r.charges, usageMinor: Number(r.usage_minor), capped: r.capped }]),
+  );
 }
 
 /**
@@ -48,7 +49,12 @@ async function usageByType(db: PoolClient, tenant: string, period: string): Prom
  * outcomes at once gives the same lines as pricing them one by one (the pricing property tests hold
  * it to that), without resolving the terms again for every outcome.
  */
-function priceInOrder(rows: ConfirmedRow[], history: ContractHistory, index: IndexPoint[], usage: Map<string, PeriodUsage>) {
+function priceInOrder(
+  rows: ConfirmedRow[],
+  history: ContractHistory,
+  index: IndexPoint[],
+  usage: Map<string, PeriodUsage>,
+) {
   const pricings = new Map<ContractVersion, Map<string, Pricing>>();
   const termsOf = (r: ConfirmedRow) => {
     const version = versionForPricing(history, r.outcome_type, r.success_at);
@@ -152,22 +158,48 @@ export async function postChunk(
        )
        select entry_id, outcome_id, amount_minor from charged`,
       [
-        args.tenant, period, args.runId, args.asOf, billingPeriodOf(args.asOf, args.timeZone),
-        lines.map((l) => l.r.outcome_id), lines.map((l) => l.r.outcome_type), lines.map((l) => l.r.subject_ref),
-        lines.map((l) => l.line.unitPrice), lines.map((l) => l.line.amountMinor), lines.map((l) => l.version.version),
+        args.tenant,
+        period,
+        args.runId,
+        args.asOf,
+        billingPeriodOf(args.asOf, args.timeZone),
+        lines.map((l) => l.r.outcome_id),
+        lines.map((l) => l.r.outcome_type),
+        lines.map((l) => l.r.subject_ref),
+        lines.map((l) => l.line.unitPrice),
+        lines.map((l) => l.line.amountMinor),
+        lines.map((l) => l.version.version),
         lines.map((l) => l.r.primary_claim_id),
-        lines.map((l) => l.r.source), lines.map((l) => l.r.external_id), lines.map((l) => l.r.evidence_version_id),
+        lines.map((l) => l.r.source),
+        lines.map((l) => l.r.external_id),
+        lines.map((l) => l.r.evidence_version_id),
         lines.map((l) => l.r.effective_at?.toISOString() ?? null),
-        lines.map((l) => l.r.success_at), lines.map((l) => l.line.basis), lines.map((l) => l.line.tier), lines.map((l) => l.line.position),
+        lines.map((l) => l.r.success_at),
+        lines.map((l) => l.line.basis),
+        lines.map((l) => l.line.tier),
+        lines.map((l) => l.line.position),
         lines.map((l) => l.currency),
       ],
     );
-    await recordAlerts(db, { tenant: args.tenant, runId: args.runId, period, at: args.asOf, current, before: startUsage, after: usage });
+    await recordAlerts(db, {
+      tenant: args.tenant,
+      runId: args.runId,
+      period,
+      at: args.asOf,
+      current,
+      before: startUsage,
+      after: usage,
+    });
     return { rows, inserted };
   });
   const { rows, inserted } = picked;
   if (rows.length === 0) return { posted: 0, amountMinor: 0, lastOutcomeId: 0, done: true };
-  return { posted: inserted.length, amountMinor: inserted.reduce((s, p) => s + p.amount_minor, 0), lastOutcomeId: rows[rows.length - 1].outcome_id, done: rows.length < args.limit };
+  return {
+    posted: inserted.length,
+    amountMinor: inserted.reduce((s, p) => s + p.amount_minor, 0),
+    lastOutcomeId: rows[rows.length - 1].outcome_id,
+    done: rows.length < args.limit,
+  };
 }
 
 export type { PricedLine };

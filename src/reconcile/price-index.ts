@@ -7,7 +7,10 @@ export interface IndexPoint {
 }
 
 export async function loadPriceIndex(db: Pool | PoolClient, tenant: string): Promise<IndexPoint[]> {
-  const { rows } = await db.query<{ series: string; effective_from: Date; multiplier: string }>('select series, effective_from, multiplier from price_index where tenant_id = $1 order by effective_from', [tenant]);
+  const { rows } = await db.query<{ series: string; effective_from: Date; multiplier: string }>(
+    'select series, effective_from, multiplier from price_index where tenant_id = $1 order by effective_from',
+    [tenant],
+  );
   return rows.map((r) => ({ series: r.series, effectiveFrom: r.effective_from, multiplier: r.multiplier }));
 }
 
@@ -32,8 +35,11 @@ export async function upsertIndexPoints(pool: Pool, tenant: string, points: Inde
 }
 
 /** The index series a tenant's contracts price by, in any version: the only series worth importing. */
-export function seriesUsedBy(contracts: Array<{ body: { outcomeTypes: Record<string, { pricing?: { indexSeries?: string } }> } }>): Set<string> {
+export function seriesUsedBy(
+  contracts: Array<{ body: { outcomeTypes: Record<string, { pricing?: { indexSeries?: string } }> } }>,
+): Set<string> {
   const used = new Set<string>();
-  for (const c of contracts) for (const t of Object.values(c.body.outcomeTypes)) if (t.pricing?.indexSeries) used.add(t.pricing.indexSeries);
+  for (const c of contracts)
+    for (const t of Object.values(c.body.outcomeTypes)) if (t.pricing?.indexSeries) used.add(t.pricing.indexSeries);
   return used;
 }

@@ -29,7 +29,10 @@ function clawbackHorizon(contract: ContractVersion, asOf: Date): Date | null {
  * Credits billed outcomes that lost their footing as of `asOf`: every claim retracted by the AI
  * side, or the record reopened within the contract's clawback window after billing.
  */
-export async function reverseSettledCharges(pool: Pool, args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion }): Promise<ReversalResult> {
+export async function reverseSettledCharges(
+  pool: Pool,
+  args: { tenant: string; runId: number; asOf: Date; contract: ContractVersion },
+): Promise<ReversalResult> {
   const { tenant, asOf, contract } = args;
   const tz = contract.body.timezone;
   const { rows: retracted } = await pool.query<Pick<LedgerLine, 'entry_id'> & { last_retraction: Date }>(
@@ -46,7 +49,14 @@ export async function reverseSettledCharges(pool: Pool, args: { tenant: string; 
   const reopened: Array<{ entryId: number; at: Date }> = [];
   const horizon = clawbackHorizon(contract, asOf);
   if (horizon) {
-    const { rows } = await pool.query<Pick<LedgerLine, 'entry_id'> & { billed_at: Date; outcome_type: string; effective_at: Date; data: Record<string, unknown> }>(
+    const { rows } = await pool.query<
+      Pick<LedgerLine, 'entry_id'> & {
+        billed_at: Date;
+        outcome_type: string;
+        effective_at: Date;
+        data: Record<string, unknown>;
+      }
+    >(
       `select l.entry_id, l.as_of as billed_at, o.outcome_type, v.effective_at, v.data
          from ledger_entries l
          join outcomes o on o.outcome_id = l.outcome_id and o.state = 'billed'
@@ -60,7 +70,14 @@ export async function reverseSettledCharges(pool: Pool, args: { tenant: string; 
       const terms = contract.body.outcomeTypes[r.outcome_type];
       if (!terms || seen.has(r.entry_id) || evaluatePredicate(terms.success, r.data)) continue;
       seen.add(r.entry_id);
-      if (reopenIsClawedBack({ billedAt: r.billed_at, reopenedAt: r.effective_at, clawbackWindow: terms.clawbackWindow, timeZone: tz })) {
+      if (
+        reopenIsClawedBack({
+          billedAt: r.billed_at,
+          reopenedAt: r.effective_at,
+          clawbackWindow: terms.clawbackWindow,
+          timeZone: tz,
+        })
+      ) {
         reopened.push({ entryId: r.entry_id, at: r.effective_at });
       }
     }
@@ -69,11 +86,23 @@ export async function reverseSettledCharges(pool: Pool, args: { tenant: string; 
   let reopenedCount = 0;
   await inTransaction(pool, async (db) => {
     for (const r of retracted) {
-      const id = await creditCharge(db, { chargeEntryId: r.entry_id, reason: `retracted: every claim was retracted by the AI side (last at ${r.last_retraction.toISOString()})`, at: asOf, timeZone: tz, runId: args.runId });
+      const id = await creditCharge(db, {
+        chargeEntryId: r.entry_id,
+        reason: `retracted: every claim was retracted by the AI side (last at ${r.last_retraction.toISOString()})`,
+        at: asOf,
+        timeZone: tz,
+        runId: args.runId,
+      });
       if (id) retractedCount++;
     }
     for (const r of reopened) {
-      const id = await creditCharge(db, { chargeEntryId: r.entryId, reason: `reopened: the customer's record reopened at ${r.at.toISOString()}, within the clawback window`, at: asOf, timeZone: tz, runId: args.runId });
+      const id = await creditCharge(db, {
+        chargeEntryId: r.entryId,
+        reason: `reopened: the customer's record reopened at ${r.at.toISOString()}, within the clawback window`,
+        at: asOf,
+        timeZone: tz,
+        runId: args.runId,
+      });
       if (id) reopenedCount++;
     }
   });

@@ -32,7 +32,14 @@ export interface RunSummary {
   asOf: string;
   /** The run's own period (the month of asOf); ledger.byPeriod says where its lines landed. */
   period: string;
-  claims: { received: number; accepted: number; redelivered: number; quarantined: number; duplicates: number; retracted: number };
+  claims: {
+    received: number;
+    accepted: number;
+    redelivered: number;
+    quarantined: number;
+    duplicates: number;
+    retracted: number;
+  };
   records: { received: number; accepted: number; redelivered: number; quarantined: number };
   outcomes: {
     created: number;
@@ -54,7 +61,14 @@ export interface RunSummary {
    * every line by period landed in and currency. new*: what this execution added (0 on a rerun).
    */
   ledger: {
-    charges: number; amountMinor: number; amount: string; newCharges: number; newAmountMinor: number; credits: number; creditsMinor: number; currency: string;
+    charges: number;
+    amountMinor: number;
+    amount: string;
+    newCharges: number;
+    newAmountMinor: number;
+    credits: number;
+    creditsMinor: number;
+    currency: string;
     lines: number;
     newLines: number;
     byPeriod: RunLedgerGroup[];
@@ -63,7 +77,10 @@ export interface RunSummary {
      * and before this one did: not this run's work, but each movement of the ledger shows in the
      * nightly report that follows it, so the nights' reports add up to the statement.
      */
-    outsideRuns?: { since: string | null; byPeriod: Array<{ period: string; currency: string; lines: number; amountMinor: number; amount: string }> };
+    outsideRuns?: {
+      since: string | null;
+      byPeriod: Array<{ period: string; currency: string; lines: number; amountMinor: number; amount: string }>;
+    };
   };
   /** Set when a later asOf of this tenant had already completed: what this run could and could not change. */
   backdated?: { latestCompletedAsOf: string; canChange: string[]; cannotChange: string[] };
@@ -78,7 +95,10 @@ export const AS_OF_SKEW_MS = 5 * 60_000;
  */
 export function refuseFutureAsOf(asOf: Date, now: Date): void {
   if (asOf.getTime() > now.getTime() + AS_OF_SKEW_MS) {
-    throw new ReconError('as_of_in_future', `asOf ${asOf.toISOString()} is in the future (now ${now.toISOString()}); a run can only reconcile what has happened`);
+    throw new ReconError(
+      'as_of_in_future',
+      `asOf ${asOf.toISOString()} is in the future (now ${now.toISOString()}); a run can only reconcile what has happened`,
+    );
   }
 }
 
@@ -105,7 +125,10 @@ interface LeaseRow {
  * terminated run must not block the tenant forever). The same workflow (an activity retry, a
  * continue-as-new) keeps its lease.
  */
-export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; workflowId: string; staleMs?: number }): Promise<number> {
+export async function startRun(
+  pool: Pool,
+  args: { tenant: string; asOf: Date; workflowId: string; staleMs?: number },
+): Promise<number> {
   const staleMs = args.staleMs ?? RUN_LEASE_STALE_MS;
   return inTransaction(pool, async (db) => {
     // A released placeholder first, so that there is always a row to lock.
@@ -113,7 +136,9 @@ export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; w
       `insert into run_leases (tenant_id, run_id, workflow_id, as_of, released_at) values ($1, 0, '', $2, now()) on conflict do nothing`,
       [args.tenant, args.asOf],
     );
-    const { rows: [lease] } = await db.query<LeaseRow>(
+    const {
+      rows: [lease],
+    } = await db.query<LeaseRow>(
       `select l.run_id, l.workflow_id, l.as_of, l.taken_at, l.heartbeat_at, l.released_at, r.status as run_status,
               (extract(epoch from now() - l.heartbeat_at) * 1000)::bigint as silent_ms
          from run_leases l left join runs r on r.run_id = l.run_id
@@ -152,22 +177,33 @@ export async function startRun(pool: Pool, args: { tenant: string; asOf: Date; w
 
 /** A sign of life from the run holding the tenant's lease (its activities call this as they work). */
 export async function touchRunLease(pool: Pool, workflowId: string): Promise<void> {
-  await pool.query('update run_leases set heartbeat_at = now() where workflow_id = $1 and released_at is null', [workflowId]);
+  await pool.query('update run_leases set heartbeat_at = now() where workflow_id = $1 and released_at is null', [
+    workflowId,
+  ]);
 }
 
 /**
  * Lets the tenant's next run start. Called when the run reports; a run that fails must call it
  * too (markRunFailed), or the next run waits until the lease is stale. Only the holder releases.
  */
-export async function releaseRunLease(db: Pool | PoolClient, args: { tenant: string; workflowId: string }): Promise<void> {
-  await db.query('update run_leases set released_at = now() where tenant_id = $1 and workflow_id = $2 and released_at is null', [args.tenant, args.workflowId]);
+export async function releaseRunLease(
+  db: Pool | PoolClient,
+  args: { tenant: string; workflowId: string },
+): Promise<void> {
+  await db.query(
+    'update run_leases set released_at = now() where tenant_id = $1 and workflow_id = $2 and released_at is null',
+    [args.tenant, args.workflowId],
+  );
 }
 
 /**
  * What a run as of an earlier time than the tenant's last completed run can still do, and what
  * it cannot: the ledger is append-only and later runs have settled what they settled.
  */
-export function backdatedNotes(args: { asOf: Date; latestCompletedAsOf: Date; closedPeriods: string[] }): { canChange: string[]; cannotChange: string[] } {
+export function backdatedNotes(args: { asOf: Date; latestCompletedAsOf: Date; closedPeriods: string[] }): {
+  canChange: string[];
+  cannotChange: string[];
+} {
   const asOf = args.asOf.toISOString();
   return {
     canChange: [
@@ -177,24 +213,49 @@ export function backdatedNotes(args: { asOf: Date; latestCompletedAsOf: Date; cl
     cannotChange: [
       `lines already posted by later runs (up to ${args.latestCompletedAsOf.toISOString()}) stay as they are: the ledger is append-only, and their prices and periods do not change`,
       'outcomes later runs billed, credited or rejected stay settled',
-      ...(args.closedPeriods.length ? [`closed periods (${args.closedPeriods.join(', ')}) receive nothing; their lines land in the next open period`] : ['closed periods receive nothing; their lines land in the next open period']),
+      ...(args.closedPeriods.length
+        ? [
+            `closed periods (${args.closedPeriods.join(', ')}) receive nothing; their lines land in the next open period`,
+          ]
+        : ['closed periods receive nothing; their lines land in the next open period']),
     ],
   };
 }
 
-export async function finishRun(pool: Pool, args: { runId: number; tenant: string; asOf: Date; timeZone: string; currency: string; posted: { count: number; amountMinor: number } }): Promise<RunSummary> {
+export async function finishRun(
+  pool: Pool,
+  args: {
+    runId: number;
+    tenant: string;
+    asOf: Date;
+    timeZone: string;
+    currency: string;
+    posted: { count: number; amountMinor: number };
+  },
+): Promise<RunSummary> {
   const { runId, tenant } = args;
   // Pages pulled during this run were imported after startRun claimed the earlier imports.
   await pool.query('update imports set run_id = $2 where tenant_id = $1 and run_id is null', [tenant, runId]);
   const q = async <T>(sql: string, params: unknown[]) => (await pool.query(sql, params)).rows as T[];
-  const imports = await q<{ kind: string; received: number; accepted: number; redelivered: number; quarantined: number }>(
+  const imports = await q<{
+    kind: string;
+    received: number;
+    accepted: number;
+    redelivered: number;
+    quarantined: number;
+  }>(
     `select kind, sum(received)::int as received, sum(accepted)::int as accepted, sum(redelivered)::int as redelivered, sum(quarantined)::int as quarantined
        from imports where run_id = $1 group by kind`,
     [runId],
   );
   const counts = (kind: string) => {
     const r = imports.find((i) => i.kind === kind);
-    return { received: r?.received ?? 0, accepted: r?.accepted ?? 0, redelivered: r?.redelivered ?? 0, quarantined: r?.quarantined ?? 0 };
+    return {
+      received: r?.received ?? 0,
+      accepted: r?.accepted ?? 0,
+      redelivered: r?.redelivered ?? 0,
+      quarantined: r?.quarantined ?? 0,
+    };
   };
   const [claimStats] = await q<{ duplicates: number; retracted: number }>(
     `select count(*) filter (where o.primary_claim_id is not null and o.primary_claim_id <> c.claim_id and c.retracted_at is null)::int as duplicates,
@@ -220,7 +281,9 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     `select state, count(*)::int as n from outcomes where tenant_id = $1 and state in ('awaiting_evidence', 'in_grace', 'confirmed') group by state`,
     [tenant],
   );
-  const [created] = await q<{ n: number }>('select count(*)::int as n from outcomes where created_run_id = $1', [runId]);
+  const [created] = await q<{ n: number }>('select count(*)::int as n from outcomes where created_run_id = $1', [
+    runId,
+  ]);
   const [ambiguous] = await q<{ n: number }>(
     `select count(*)::int as n from outcomes where tenant_id = $1 and match_status = 'ambiguous' and state in ('awaiting_evidence', 'in_grace')`,
     [tenant],
@@ -229,7 +292,16 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     'select attempt_started_at, started_at, workflow_id, now() as counted_at from runs where run_id = $1',
     [runId],
   );
-  const groups = await q<Pick<LedgerLine, 'period' | 'currency' | 'kind'> & { basis: string; corrects: string | null; n: number; amount: number; new_n: number; new_amount: number }>(
+  const groups = await q<
+    Pick<LedgerLine, 'period' | 'currency' | 'kind'> & {
+      basis: string;
+      corrects: string | null;
+      n: number;
+      amount: number;
+      new_n: number;
+      new_amount: number;
+    }
+  >(
     `select period, currency, kind, pricing_basis as basis, corrects_period as corrects, count(*)::int as n, sum(amount_minor)::bigint as amount,
             count(*) filter (where created_at >= $2)::int as new_n, coalesce(sum(amount_minor) filter (where created_at >= $2), 0)::bigint as new_amount
        from ledger_entries where run_id = $1 group by 1, 2, 3, 4, 5`,
@@ -250,7 +322,13 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
   if (outside.length) {
     ledger.outsideRuns = {
       since: outside[0].since?.toISOString() ?? null,
-      byPeriod: outside.map((o) => ({ period: o.period, currency: o.currency, lines: o.n, amountMinor: Number(o.amount), amount: formatMinorUnits(Number(o.amount), o.currency) })),
+      byPeriod: outside.map((o) => ({
+        period: o.period,
+        currency: o.currency,
+        lines: o.n,
+        amountMinor: Number(o.amount),
+        amount: formatMinorUnits(Number(o.amount), o.currency),
+      })),
     };
   }
   const alerts = await q<{ outcome_type: string; threshold: string; basis: string; delivered_at: Date | null }>(
@@ -272,7 +350,12 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
       byState: Object.fromEntries(states.map((s) => [s.state, s.n])),
       openCountedAt: run.counted_at.toISOString(),
     },
-    alerts: alerts.map((a) => ({ outcomeType: a.outcome_type, threshold: Number(a.threshold), basis: a.basis, delivered: a.delivered_at !== null })),
+    alerts: alerts.map((a) => ({
+      outcomeType: a.outcome_type,
+      threshold: Number(a.threshold),
+      basis: a.basis,
+      delivered: a.delivered_at !== null,
+    })),
     ledger,
   };
   const [later] = await q<{ as_of: Date | null }>(
@@ -280,11 +363,24 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
     [tenant, args.asOf],
   );
   if (later?.as_of) {
-    const closed = await q<{ period: string }>('select period from period_closes where tenant_id = $1 order by period', [tenant]);
-    summary.backdated = { latestCompletedAsOf: later.as_of.toISOString(), ...backdatedNotes({ asOf: args.asOf, latestCompletedAsOf: later.as_of, closedPeriods: closed.map((c) => c.period) }) };
+    const closed = await q<{ period: string }>(
+      'select period from period_closes where tenant_id = $1 order by period',
+      [tenant],
+    );
+    summary.backdated = {
+      latestCompletedAsOf: later.as_of.toISOString(),
+      ...backdatedNotes({
+        asOf: args.asOf,
+        latestCompletedAsOf: later.as_of,
+        closedPeriods: closed.map((c) => c.period),
+      }),
+    };
   }
   await inTransaction(pool, async (db) => {
-    await db.query(`update runs set status = 'completed', finished_at = now(), summary = $2 where run_id = $1`, [runId, JSON.stringify(summary)]);
+    await db.query(`update runs set status = 'completed', finished_at = now(), summary = $2 where run_id = $1`, [
+      runId,
+      JSON.stringify(summary),
+    ]);
     await releaseRunLease(db, { tenant, workflowId: run.workflow_id });
   });
   return summary;
@@ -296,7 +392,17 @@ export async function finishRun(pool: Pool, args: { runId: number; tenant: strin
  * and cover only `currency`, so that nothing is ever added across currencies.
  */
 export function summariseLedger(
-  groups: Array<{ period: string; currency: string; kind: string; basis: string; corrects: string | null; n: number; amount: number; new_n: number; new_amount: number }>,
+  groups: Array<{
+    period: string;
+    currency: string;
+    kind: string;
+    basis: string;
+    corrects: string | null;
+    n: number;
+    amount: number;
+    new_n: number;
+    new_amount: number;
+  }>,
   currency: string,
 ): RunSummary['ledger'] {
   const byKey = new Map<string, RunLedgerGroup>();
@@ -304,11 +410,23 @@ export function summariseLedger(
     const key = `${g.period}|${g.currency}`;
     let e = byKey.get(key);
     if (!e) {
-      byKey.set(key, (e = {
-        period: g.period, currency: g.currency, corrects: [], lines: 0, amountMinor: 0, amount: '',
-        charges: { count: 0, amountMinor: 0, included: 0, capped: 0 }, baseFees: { count: 0, amountMinor: 0 },
-        trueUps: { count: 0, amountMinor: 0 }, credits: { count: 0, amountMinor: 0 }, newLines: 0, newAmountMinor: 0,
-      }));
+      byKey.set(
+        key,
+        (e = {
+          period: g.period,
+          currency: g.currency,
+          corrects: [],
+          lines: 0,
+          amountMinor: 0,
+          amount: '',
+          charges: { count: 0, amountMinor: 0, included: 0, capped: 0 },
+          baseFees: { count: 0, amountMinor: 0 },
+          trueUps: { count: 0, amountMinor: 0 },
+          credits: { count: 0, amountMinor: 0 },
+          newLines: 0,
+          newAmountMinor: 0,
+        }),
+      );
     }
     const amount = Number(g.amount);
     e.lines += g.n;
@@ -316,26 +434,44 @@ export function summariseLedger(
     e.newLines += g.new_n;
     e.newAmountMinor += Number(g.new_amount);
     if (g.corrects && g.corrects !== g.period && !e.corrects.includes(g.corrects)) e.corrects.push(g.corrects);
-    const bucket = g.kind === 'charge' ? e.charges : g.kind === 'base_fee' ? e.baseFees : g.kind === 'true_up' ? e.trueUps : g.kind === 'credit' ? e.credits : null;
+    const bucket =
+      g.kind === 'charge'
+        ? e.charges
+        : g.kind === 'base_fee'
+          ? e.baseFees
+          : g.kind === 'true_up'
+            ? e.trueUps
+            : g.kind === 'credit'
+              ? e.credits
+              : null;
     if (!bucket) throw new ReconError('internal_error', `ledger line of unknown kind ${g.kind}`);
     bucket.count += g.n;
     bucket.amountMinor += amount;
     if (g.kind === 'charge' && g.basis === 'included') e.charges.included += g.n;
     if (g.kind === 'charge' && g.basis === 'capped') e.charges.capped += g.n;
   }
-  const byPeriod = [...byKey.values()].sort((a, b) => a.period.localeCompare(b.period) || a.currency.localeCompare(b.currency));
+  const byPeriod = [...byKey.values()].sort(
+    (a, b) => a.period.localeCompare(b.period) || a.currency.localeCompare(b.currency),
+  );
   for (const e of byPeriod) {
     e.amount = formatMinorUnits(e.amountMinor, e.currency);
     e.corrects.sort();
   }
   const mine = byPeriod.filter((e) => e.currency === currency);
   const sum = (f: (e: RunLedgerGroup) => number) => mine.reduce((s, e) => s + f(e), 0);
-  const newCharges = groups.filter((g) => g.currency === currency && g.kind === 'charge').reduce((s, g) => s + g.new_n, 0);
-  const newChargeAmount = groups.filter((g) => g.currency === currency && g.kind === 'charge').reduce((s, g) => s + Number(g.new_amount), 0);
+  const newCharges = groups
+    .filter((g) => g.currency === currency && g.kind === 'charge')
+    .reduce((s, g) => s + g.new_n, 0);
+  const newChargeAmount = groups
+    .filter((g) => g.currency === currency && g.kind === 'charge')
+    .reduce((s, g) => s + Number(g.new_amount), 0);
   return {
     charges: sum((e) => e.charges.count),
     amountMinor: sum((e) => e.charges.amountMinor),
-    amount: formatMinorUnits(sum((e) => e.charges.amountMinor), currency),
+    amount: formatMinorUnits(
+      sum((e) => e.charges.amountMinor),
+      currency,
+    ),
     newCharges,
     newAmountMinor: newChargeAmount,
     credits: sum((e) => e.credits.count),
@@ -358,7 +494,10 @@ export async function releaseRunLeaseOfRun(db: Pool | PoolClient, runId: number)
  * opened (its contract unreadable at startRun) gets a failed row, if the tenant exists. A
  * completed run is never marked failed.
  */
-export async function markRunFailed(pool: Pool, args: { runId: number; tenant: string; asOf: Date; workflowId: string; code: string; message: string }): Promise<void> {
+export async function markRunFailed(
+  pool: Pool,
+  args: { runId: number; tenant: string; asOf: Date; workflowId: string; code: string; message: string },
+): Promise<void> {
   if (args.runId > 0) {
     await pool.query(
       `update runs set status = 'failed', finished_at = now(), failure_code = $2, failure_message = $3

@@ -11,6 +11,9 @@ const NIGHTLY_TABLES = ['claims', 'outcomes', 'records', 'record_versions'] as c
  * samples a fixed number of rows, so this costs about the same at any table size. A role that does
  * not own the tables gets a warning, not an error: autovacuum still analyzes them.
  */
-export async function refreshNightlyStatistics(pool: Pool, tables: ReadonlyArray<(typeof NIGHTLY_TABLES)[number]> = NIGHTLY_TABLES): Promise<void> {
+export async function refreshNightlyStatistics(
+  pool: Pool,
+  tables: ReadonlyArray<(typeof NIGHTLY_TABLES)[number]> = NIGHTLY_TABLES,
+): Promise<void> {
   await pool.query(`analyze ${tables.join(', ')}`);
 }

@@ -16,13 +16,23 @@ export interface TenantRow {
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** A row of listTenants' query: its lateral joins give nulls for a tenant with no contract or no run. */
-type TenantListing = { tenant_id: string; version: number | null; effective_from: Date | null; currency: string | null; timezone: string | null; versions: number } &
-  ({ run_id: null } | (Pick<RunRow, 'run_id' | 'as_of' | 'status' | 'started_at' | 'finished_at'>));
+type TenantListing = {
+  tenant_id: string;
+  version: number | null;
+  effective_from: Date | null;
+  currency: string | null;
+  timezone: string | null;
+  versions: number;
+} & ({ run_id: null } | Pick<RunRow, 'run_id' | 'as_of' | 'status' | 'started_at' | 'finished_at'>);
 
 /** A listing of a tenant that does not exist is a mistake to name, never an empty success. */
 export async function requireTenant(pool: Pool, tenant: string): Promise<void> {
   const { rowCount } = await pool.query('select 1 from tenants where tenant_id = $1', [tenant]);
-  if (!rowCount) throw new ReconError('unknown_tenant', `no tenant "${tenant}": \`recon tenant list\` shows the tenants; \`recon contract apply FILE\` creates one`);
+  if (!rowCount)
+    throw new ReconError(
+      'unknown_tenant',
+      `no tenant "${tenant}": \`recon tenant list\` shows the tenants; \`recon contract apply FILE\` creates one`,
+    );
 }
 
 /**
@@ -53,13 +63,31 @@ export async function listTenants(pool: Pool, now: Date): Promise<TenantRow[]> {
     effectiveFrom: iso(r.effective_from),
     currency: r.currency,
     timezone: r.timezone,
-    lastRun: r.run_id === null ? null : { runId: Number(r.run_id), asOf: r.as_of.toISOString(), status: r.status, startedAt: r.started_at.toISOString(), finishedAt: iso(r.finished_at) },
+    lastRun:
+      r.run_id === null
+        ? null
+        : {
+            runId: Number(r.run_id),
+            asOf: r.as_of.toISOString(),
+            status: r.status,
+            startedAt: r.started_at.toISOString(),
+            finishedAt: iso(r.finished_at),
+          },
   }));
 }
 
 /** The tenant's currency: one for life (a contract version may not change it), so any version tells. */
 export async function tenantCurrency(pool: Pool, tenant: string): Promise<string> {
-  const { rows: [r] } = await pool.query<{ currency: string }>(`select body->>'currency' as currency from contracts where tenant_id = $1 order by version desc limit 1`, [tenant]);
-  if (!r) throw new ReconError('unknown_tenant', `no contract for tenant "${tenant}": apply one with \`recon contract apply FILE\``);
+  const {
+    rows: [r],
+  } = await pool.query<{ currency: string }>(
+    `select body->>'currency' as currency from contracts where tenant_id = $1 order by version desc limit 1`,
+    [tenant],
+  );
+  if (!r)
+    throw new ReconError(
+      'unknown_tenant',
+      `no contract for tenant "${tenant}": apply one with \`recon contract apply FILE\``,
+    );
   return r.currency;
 }

@@ -19,7 +19,10 @@ export interface PageResult {
 }
 
 export async function readCursor(pool: Pool, tenant: string, source: string): Promise<string | null> {
-  const { rows } = await pool.query<{ cursor: string | null }>('select cursor from claim_cursors where tenant_id = $1 and source = $2', [tenant, source]);
+  const { rows } = await pool.query<{ cursor: string | null }>(
+    'select cursor from claim_cursors where tenant_id = $1 and source = $2',
+    [tenant, source],
+  );
   return rows[0]?.cursor ?? null;
 }
 
@@ -39,9 +42,21 @@ async function* pageRows(items: unknown[], origin: string): AsyncGenerator<RowRe
     row++;
     const raw = JSON.stringify(item) ?? 'undefined';
     if (!item || typeof item !== 'object' || Array.isArray(item)) {
-      yield { ok: false, position: { line: row, row }, raw, code: 'not_an_object', reason: `${origin} item ${row}: expected a JSON object` };
+      yield {
+        ok: false,
+        position: { line: row, row },
+        raw,
+        code: 'not_an_object',
+        reason: `${origin} item ${row}: expected a JSON object`,
+      };
     } else if (nulCharacterReason(item) !== undefined) {
-      yield { ok: false, position: { line: row, row }, raw, code: 'nul_character', reason: `${origin} item ${row}: ${nulCharacterReason(item)}` };
+      yield {
+        ok: false,
+        position: { line: row, row },
+        raw,
+        code: 'nul_character',
+        reason: `${origin} item ${row}: ${nulCharacterReason(item)}`,
+      };
     } else {
       yield { ok: true, position: { line: row, row }, raw, values: item as Record<string, unknown> };
     }
@@ -62,19 +77,32 @@ export async function pullClaimPage(
   if (cursor) url.searchParams.set('cursor', cursor);
   let text: string;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(args.timeoutMs ?? 30_000), headers: { accept: 'application/json' } });
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(args.timeoutMs ?? 30_000),
+      headers: { accept: 'application/json' },
+    });
     text = await res.text();
-    if (!res.ok) throw new ReconError('claims_http_status', `claims source ${args.source} answered ${res.status} for ${url.pathname}`);
+    if (!res.ok)
+      throw new ReconError(
+        'claims_http_status',
+        `claims source ${args.source} answered ${res.status} for ${url.pathname}`,
+      );
   } catch (err) {
     if (err instanceof ReconError) throw err;
-    throw new ReconError('claims_http_unreachable', `claims source ${args.source} unreachable: ${(err as Error).message}`);
+    throw new ReconError(
+      'claims_http_unreachable',
+      `claims source ${args.source} unreachable: ${(err as Error).message}`,
+    );
   }
   let page: z.infer<typeof ClaimPageSchema>;
   try {
     page = ClaimPageSchema.parse(JSON.parse(text));
   } catch (err) {
     // A truncated or malformed page is retried (the source may be mid-deploy), never half-imported.
-    throw new ReconError('claims_http_bad_page', `claims source ${args.source} sent an unreadable page after cursor ${cursor ?? '(start)'}: ${(err as Error).message.split('\n')[0]}`);
+    throw new ReconError(
+      'claims_http_bad_page',
+      `claims source ${args.source} sent an unreadable page after cursor ${cursor ?? '(start)'}: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   const origin = `${args.source}@${cursor ?? 'start'}`;
   const nextCursor = page.next_cursor ?? cursor;
@@ -82,10 +110,16 @@ export async function pullClaimPage(
     tenant: args.tenant,
     source: args.source,
     origin,
-    contentSha256: createHash('sha256').update(`${cursor ?? ''}\n${text}`).digest('hex'),
+    contentSha256: createHash('sha256')
+      .update(`${cursor ?? ''}\n${text}`)
+      .digest('hex'),
     rows: pageRows(page.claims, origin),
     receivedAt: args.now,
     beforeCommit: (db) => saveCursor(db, args.tenant, args.source, nextCursor),
   });
-  return { cursor: nextCursor, import: summary, caughtUp: page.claims.length === 0 || page.next_cursor === null || page.next_cursor === cursor };
+  return {
+    cursor: nextCursor,
+    import: summary,
+    caughtUp: page.claims.length === 0 || page.next_cursor === null || page.next_cursor === cursor,
+  };
 }

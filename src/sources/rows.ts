@@ -80,9 +80,7 @@ export async function* readRows(
 
   const splitter = new RowSplitter(format === 'csv', maxRowBytes);
   const interpreter: RowInterpreter =
-    format === 'csv'
-      ? new CsvRows(path, maxRowBytes, options.requiredColumns ?? [])
-      : new JsonlRows(path, maxRowBytes);
+    format === 'csv' ? new CsvRows(path, maxRowBytes, options.requiredColumns ?? []) : new JsonlRows(path, maxRowBytes);
 
   for await (const chunk of withoutBom(readChunks(path))) {
     for (const row of splitter.push(chunk)) {
@@ -371,7 +369,8 @@ class CsvRows implements RowInterpreter {
     const values = Object.fromEntries(header.map((name, i) => [name, cells.cells[i]]));
     // Every cell is a piece of raw: without a NUL in it or in the header there is none to find.
     const nul = this.headerHasNul || raw.includes('\u0000') ? nulField(values) : undefined;
-    if (nul !== undefined) return failed(position, { code: 'nul_character', reason: nulReason(`column "${nul}"`), raw });
+    if (nul !== undefined)
+      return failed(position, { code: 'nul_character', reason: nulReason(`column "${nul}"`), raw });
     return { ok: true, position, raw, values };
   }
 
@@ -388,7 +387,10 @@ function readHeader(file: string, row: RawRow, maxRowBytes: number, required: Re
   if (!decoded.ok) throw new FileRejectedError('bad_header', `${where}: unusable header: ${decoded.reason}`);
   // A JSON Lines file given where CSV is expected: one line for the file, not a header of "{...".
   if (/^\s*[{[]/.test(decoded.text) && parsesAsJson(decoded.text)) {
-    throw new FileRejectedError('wrong_format', `${where}: this is not CSV (it reads like JSON Lines); give a .csv file with a header row, or a .jsonl file where JSON Lines are expected`);
+    throw new FileRejectedError(
+      'wrong_format',
+      `${where}: this is not CSV (it reads like JSON Lines); give a .csv file with a header row, or a .jsonl file where JSON Lines are expected`,
+    );
   }
   const parsed = parseCsvRecord(decoded.text);
   if (!parsed.ok) throw new FileRejectedError('bad_header', `${where}: unusable header: ${parsed.reason}`);
@@ -484,7 +486,11 @@ class JsonlRows implements RowInterpreter {
     } catch (error) {
       if (position.row === 1) refuseCsvAsJsonl(this.file, row.line, raw);
       const detail = error instanceof Error ? error.message : String(error);
-      return failed(position, { code: 'bad_json', reason: `invalid JSON: ${oneLine(detail, REASON_DETAIL_CHARS)}`, raw });
+      return failed(position, {
+        code: 'bad_json',
+        reason: `invalid JSON: ${oneLine(detail, REASON_DETAIL_CHARS)}`,
+        raw,
+      });
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       return failed(position, {
@@ -520,7 +526,10 @@ function parsesAsJson(text: string): boolean {
 function refuseCsvAsJsonl(file: string, line: number, raw: string): void {
   const text = raw.trim();
   if (!text.startsWith('{') && !text.startsWith('[') && text.includes(',')) {
-    throw new FileRejectedError('wrong_format', `${file} line ${line}: this is not JSON Lines (it reads like a CSV header); give a .jsonl file of JSON objects, or a .csv file where CSV is expected`);
+    throw new FileRejectedError(
+      'wrong_format',
+      `${file} line ${line}: this is not JSON Lines (it reads like a CSV header); give a .jsonl file of JSON objects, or a .csv file where CSV is expected`,
+    );
   }
 }
 

@@ -18,7 +18,12 @@ export interface LocalStack {
  * DATABASE_URL and TEMPORAL_ADDRESS win when set; otherwise an embedded PostgreSQL and the
  * Temporal CLI dev server are started under `dir` (kept between runs when `persistent`).
  */
-export async function startLocalStack(opts: { dir: string; persistent: boolean; ui?: boolean; log: (m: string) => void }): Promise<LocalStack> {
+export async function startLocalStack(opts: {
+  dir: string;
+  persistent: boolean;
+  ui?: boolean;
+  log: (m: string) => void;
+}): Promise<LocalStack> {
   const stops: Array<() => Promise<void>> = [];
   const describe: string[] = [];
   try {
@@ -28,7 +33,11 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
       describe.push('PostgreSQL: DATABASE_URL from the environment');
     } else {
       opts.log('[postgres] starting embedded PostgreSQL');
-      const pg = await startEmbeddedPostgres({ dataDir: path.join(opts.dir, 'pgdata'), persistent: opts.persistent, log: opts.log });
+      const pg = await startEmbeddedPostgres({
+        dataDir: path.join(opts.dir, 'pgdata'),
+        persistent: opts.persistent,
+        log: opts.log,
+      });
       stops.push(() => pg.stop());
       databaseUrl = pg.url;
       postgresDataDir = pg.dataDir;
@@ -39,7 +48,11 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
     if (temporalAddress) {
       describe.push(`Temporal: ${temporalAddress} from TEMPORAL_ADDRESS`);
     } else {
-      const t = await startTemporalDevServer({ dbFile: opts.persistent ? path.join(opts.dir, 'temporal.db') : undefined, ui: opts.ui ?? true, log: opts.log });
+      const t = await startTemporalDevServer({
+        dbFile: opts.persistent ? path.join(opts.dir, 'temporal.db') : undefined,
+        ui: opts.ui ?? true,
+        log: opts.log,
+      });
       stops.push(() => t.stop());
       temporalAddress = t.address;
       uiUrl = t.uiUrl;
@@ -60,7 +73,8 @@ export async function startLocalStack(opts: { dir: string; persistent: boolean; 
       postgresDataDir,
       describe,
       stop: async () => {
-        for (const s of stops.reverse()) await s().catch((e) => opts.log(`[stack] stop failed: ${(e as Error).message}`));
+        for (const s of stops.reverse())
+          await s().catch((e) => opts.log(`[stack] stop failed: ${(e as Error).message}`));
       },
     };
   } catch (err) {

@@ -41,10 +41,20 @@ export async function serverAccount(): Promise<Account> {
   } catch {
     try {
       await run('groupadd', ['--force', SERVER_ACCOUNT]);
-      await run('useradd', ['--gid', SERVER_ACCOUNT, '--no-create-home', '--shell', '/usr/sbin/nologin', SERVER_ACCOUNT]);
+      await run('useradd', [
+        '--gid',
+        SERVER_ACCOUNT,
+        '--no-create-home',
+        '--shell',
+        '/usr/sbin/nologin',
+        SERVER_ACCOUNT,
+      ]);
       return await ids();
     } catch (err) {
-      throw new ReconError('postgres_start_failed', `cannot create the "${SERVER_ACCOUNT}" account the embedded PostgreSQL runs as (${oneLine(err)}); create it, or set DATABASE_URL to a server you run`);
+      throw new ReconError(
+        'postgres_start_failed',
+        `cannot create the "${SERVER_ACCOUNT}" account the embedded PostgreSQL runs as (${oneLine(err)}); create it, or set DATABASE_URL to a server you run`,
+      );
     }
   }
 }
@@ -77,11 +87,18 @@ async function packagedBinaries(): Promise<ServerBinaries> {
   try {
     entry = require.resolve(name);
   } catch {
-    throw new ReconError('postgres_start_failed', `the embedded PostgreSQL package ${name} is not installed; run \`npm ci\`, or set DATABASE_URL to a server you run`);
+    throw new ReconError(
+      'postgres_start_failed',
+      `the embedded PostgreSQL package ${name} is not installed; run \`npm ci\`, or set DATABASE_URL to a server you run`,
+    );
   }
   const root = path.resolve(path.dirname(entry), '..');
   const version = (JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
-  return { initdb: path.join(root, 'native', 'bin', 'initdb'), postgres: path.join(root, 'native', 'bin', 'postgres'), version };
+  return {
+    initdb: path.join(root, 'native', 'bin', 'initdb'),
+    postgres: path.join(root, 'native', 'bin', 'postgres'),
+    version,
+  };
 }
 
 /**
@@ -93,11 +110,24 @@ export async function reachableBinaries(account: Account | null): Promise<Server
   if (!account || (await canEnter(path.dirname(packaged.initdb), account))) return packaged;
   const native = path.resolve(path.dirname(packaged.initdb), '..');
   const target = path.join(sharedBase(), `postgres-${packaged.version}`);
-  const copied = { initdb: path.join(target, 'bin', 'initdb'), postgres: path.join(target, 'bin', 'postgres'), version: packaged.version };
-  if (await access(copied.postgres, constants.X_OK).then(() => true, () => false)) return copied;
+  const copied = {
+    initdb: path.join(target, 'bin', 'initdb'),
+    postgres: path.join(target, 'bin', 'postgres'),
+    version: packaged.version,
+  };
+  if (
+    await access(copied.postgres, constants.X_OK).then(
+      () => true,
+      () => false,
+    )
+  )
+    return copied;
   await mkdir(sharedBase(), { recursive: true, mode: 0o755 });
   if (!(await canEnter(sharedBase(), account))) {
-    throw new ReconError('postgres_start_failed', `the "${SERVER_ACCOUNT}" account cannot enter ${sharedBase()}; set RECON_SHARED_DIR to a directory every account can enter, or set DATABASE_URL`);
+    throw new ReconError(
+      'postgres_start_failed',
+      `the "${SERVER_ACCOUNT}" account cannot enter ${sharedBase()}; set RECON_SHARED_DIR to a directory every account can enter, or set DATABASE_URL`,
+    );
   }
   // Copied beside the target and renamed into place, so a crash never leaves half a server.
   const partial = `${target}.partial-${randomBytes(4).toString('hex')}`;
@@ -106,7 +136,13 @@ export async function reachableBinaries(account: Account | null): Promise<Server
     await rename(partial, target);
   } catch (err) {
     await rm(partial, { recursive: true, force: true });
-    if (!(await access(copied.postgres, constants.X_OK).then(() => true, () => false))) throw err;
+    if (
+      !(await access(copied.postgres, constants.X_OK).then(
+        () => true,
+        () => false,
+      ))
+    )
+      throw err;
   }
   return copied;
 }
@@ -124,11 +160,19 @@ export async function reachableDataDir(dataDir: string, account: Account | null)
   const base = path.join(sharedBase(), 'data');
   await mkdir(base, { recursive: true, mode: 0o755 });
   if (!(await canEnter(base, account))) {
-    throw new ReconError('postgres_start_failed', `the "${SERVER_ACCOUNT}" account cannot enter ${base}; set RECON_SHARED_DIR to a directory every account can enter, or set DATABASE_URL`);
+    throw new ReconError(
+      'postgres_start_failed',
+      `the "${SERVER_ACCOUNT}" account cannot enter ${base}; set RECON_SHARED_DIR to a directory every account can enter, or set DATABASE_URL`,
+    );
   }
   return path.join(base, `${path.basename(wanted)}-${key}`);
 }
 
 export function oneLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 2).join(' ');
+  return String((err as Error)?.message ?? err)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(0, 2)
+    .join(' ');
 }

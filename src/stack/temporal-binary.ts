@@ -8,11 +8,17 @@ import { ReconError } from '../domain/errors';
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 
 export function cacheDir(): string {
-  return process.env.RECON_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'outcome-recon');
+  return (
+    process.env.RECON_CACHE_DIR ??
+    path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'outcome-recon')
+  );
 }
 
 async function executable(p: string): Promise<boolean> {
-  return access(p, constants.X_OK).then(() => true, () => false);
+  return access(p, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function onPath(name: string): Promise<string | undefined> {
@@ -39,7 +45,8 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (m: strin
     child.on('exit', (code) => {
       clearInterval(timer);
       if (code === 0) resolve();
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${tail.trim().split('\n').slice(-3).join(' | ')}`));
+      else
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${tail.trim().split('\n').slice(-3).join(' | ')}`));
     });
   });
 }
@@ -51,7 +58,10 @@ export type BinarySource = 'env' | 'path' | 'cache' | 'go-install';
  * the clone, then builds it with `go install` into that cache. (The SDK's own download is tried
  * by the caller when this returns nothing and Go is absent.)
  */
-export async function findOrBuildTemporalCli(log: (m: string) => void, opts: { build?: boolean } = {}): Promise<{ path: string; source: BinarySource } | undefined> {
+export async function findOrBuildTemporalCli(
+  log: (m: string) => void,
+  opts: { build?: boolean } = {},
+): Promise<{ path: string; source: BinarySource } | undefined> {
   const fromEnv = process.env.TEMPORAL_CLI_PATH;
   if (fromEnv) {
     if (await executable(fromEnv)) return { path: fromEnv, source: 'env' };
@@ -66,14 +76,21 @@ export async function findOrBuildTemporalCli(log: (m: string) => void, opts: { b
   const go = await onPath('go');
   if (!go) return undefined;
   await mkdir(binDir, { recursive: true });
-  log(`[temporal] building github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION} with go install into ${binDir} (once; takes a few minutes)`);
+  log(
+    `[temporal] building github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION} with go install into ${binDir} (once; takes a few minutes)`,
+  );
   const env = { ...process.env, GOBIN: binDir, GOFLAGS: '-mod=mod' };
   try {
     await run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], env, log);
   } catch (err) {
     // Newer Go releases occasionally break old tags; a pinned toolchain comes through the same proxy.
     log(`[temporal] go install failed (${(err as Error).message.slice(0, 200)}); retrying with GOTOOLCHAIN=go1.25.0`);
-    await run(go, ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], { ...env, GOTOOLCHAIN: 'go1.25.0' }, log);
+    await run(
+      go,
+      ['install', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`],
+      { ...env, GOTOOLCHAIN: 'go1.25.0' },
+      log,
+    );
   }
   return { path: cached, source: 'go-install' };
 }

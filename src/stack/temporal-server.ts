@@ -24,7 +24,8 @@ async function waitUntilServing(address: string, child: ChildProcess | null, tim
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    if (child && child.exitCode !== null) throw new ReconError('temporal_start_failed', `the Temporal dev server exited with code ${child.exitCode}`);
+    if (child && child.exitCode !== null)
+      throw new ReconError('temporal_start_failed', `the Temporal dev server exited with code ${child.exitCode}`);
     try {
       const conn = await Connection.connect({ address, connectTimeout: 2000 });
       try {
@@ -38,14 +39,23 @@ async function waitUntilServing(address: string, child: ChildProcess | null, tim
       await new Promise((r) => setTimeout(r, 300));
     }
   }
-  throw new ReconError('temporal_start_failed', `the Temporal dev server did not answer at ${address} within ${timeoutMs / 1000}s: ${last}`);
+  throw new ReconError(
+    'temporal_start_failed',
+    `the Temporal dev server did not answer at ${address} within ${timeoutMs / 1000}s: ${last}`,
+  );
 }
 
 /**
  * Starts the Temporal CLI's dev server (SQLite, persisted to `dbFile` when given). The binary is
  * found or built in the documented order; the step taken is logged.
  */
-export async function startTemporalDevServer(opts: { dbFile?: string; port?: number; uiPort?: number; ui?: boolean; log: (m: string) => void }): Promise<LocalTemporal> {
+export async function startTemporalDevServer(opts: {
+  dbFile?: string;
+  port?: number;
+  uiPort?: number;
+  ui?: boolean;
+  log: (m: string) => void;
+}): Promise<LocalTemporal> {
   const { log } = opts;
   const binary = await findOrBuildTemporalCli(log);
   const port = opts.port ?? (await freePort());
@@ -56,7 +66,18 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
   }
   log(`[temporal] using the Temporal CLI from ${binary.source}: ${binary.path}`);
   const uiPort = opts.ui === false ? null : (opts.uiPort ?? (await freePort()));
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', 'default', '--log-level', 'error'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    'default',
+    '--log-level',
+    'error',
+  ];
   for (const sa of DEV_SEARCH_ATTRIBUTES) args.push('--search-attribute', sa);
   if (uiPort) args.push('--ui-port', String(uiPort));
   else args.push('--headless');
@@ -97,7 +118,11 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
     uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
     how: `Temporal CLI dev server (${binary.source})`,
     halt: async (signal = 'SIGTERM') => {
-      if (!opts.dbFile) throw new ReconError('temporal_not_persistent', 'a restart needs the dev server started with a database file; it would come back empty');
+      if (!opts.dbFile)
+        throw new ReconError(
+          'temporal_not_persistent',
+          'a restart needs the dev server started with a database file; it would come back empty',
+        );
       await halt(signal);
     },
     resume: async () => {
@@ -112,7 +137,11 @@ export async function startTemporalDevServer(opts: { dbFile?: string; port?: num
   };
 }
 
-async function startSdkDownloadedServer(address: string, port: number, log: (m: string) => void): Promise<LocalTemporal> {
+async function startSdkDownloadedServer(
+  address: string,
+  port: number,
+  log: (m: string) => void,
+): Promise<LocalTemporal> {
   try {
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');
     const env = await TestWorkflowEnvironment.createLocal({
@@ -121,6 +150,9 @@ async function startSdkDownloadedServer(address: string, port: number, log: (m: 
     log('[temporal] using the dev server downloaded by the Temporal SDK');
     return { address, uiUrl: null, how: 'Temporal SDK download', stop: () => env.teardown() };
   } catch (err) {
-    throw new ReconError('temporal_unavailable', `${NO_TEMPORAL_HELP} (SDK download: ${(err as Error).message.split('\n')[0]})`);
+    throw new ReconError(
+      'temporal_unavailable',
+      `${NO_TEMPORAL_HELP} (SDK download: ${(err as Error).message.split('\n')[0]})`,
+    );
   }
 }

@@ -91,14 +91,20 @@ export class AesGcmPayloadCodec implements PayloadCodec {
       );
     }
     const data = Buffer.from(payload.data ?? new Uint8Array());
-    if (data.length < IV_BYTES + TAG_BYTES) throw new ReconError('payload_corrupt', `an encrypted workflow payload (key ${keyId}) is truncated`);
+    if (data.length < IV_BYTES + TAG_BYTES)
+      throw new ReconError('payload_corrupt', `an encrypted workflow payload (key ${keyId}) is truncated`);
     const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
     decipher.setAAD(utf8.encode(keyId));
     decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
     try {
-      return deserialise(Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]));
+      return deserialise(
+        Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]),
+      );
     } catch {
-      throw new ReconError('payload_corrupt', `an encrypted workflow payload (key ${keyId}) fails its integrity check: altered, or encrypted with another key under the same id`);
+      throw new ReconError(
+        'payload_corrupt',
+        `an encrypted workflow payload (key ${keyId}) fails its integrity check: altered, or encrypted with another key under the same id`,
+      );
     }
   }
 }
@@ -111,13 +117,17 @@ function encodingOf(p: Payload): string | undefined {
 // A payload as JSON: metadata values and data in base64. Plain and dependency-free; the few
 // bytes it costs over protobuf do not matter next to a workflow's history.
 function serialise(p: Payload): Buffer {
-  const metadata = Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]));
+  const metadata = Object.fromEntries(
+    Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+  );
   return Buffer.from(JSON.stringify({ metadata, data: Buffer.from(p.data ?? new Uint8Array()).toString('base64') }));
 }
 
 function deserialise(bytes: Buffer): Payload {
   const parsed = JSON.parse(bytes.toString('utf8')) as { metadata: Record<string, string>; data: string };
-  const metadata = Object.fromEntries(Object.entries(parsed.metadata).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, 'base64'))]));
+  const metadata = Object.fromEntries(
+    Object.entries(parsed.metadata).map(([k, v]) => [k, new Uint8Array(Buffer.from(v, 'base64'))]),
+  );
   return { metadata, data: new Uint8Array(Buffer.from(parsed.data, 'base64')) };
 }
 
@@ -129,7 +139,10 @@ export function payloadCodecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGc
   const current = env.RECON_PAYLOAD_KEY;
   if (current === undefined || current.trim() === '') {
     if (env.RECON_PAYLOAD_OLD_KEYS?.trim()) {
-      throw new ReconError('invalid_payload_key', 'RECON_PAYLOAD_OLD_KEYS is set but RECON_PAYLOAD_KEY is not: set the current key too');
+      throw new ReconError(
+        'invalid_payload_key',
+        'RECON_PAYLOAD_OLD_KEYS is set but RECON_PAYLOAD_KEY is not: set the current key too',
+      );
     }
     return undefined;
   }

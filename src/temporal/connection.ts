@@ -19,10 +19,19 @@ function tlsFromEnv(env: NodeJS.ProcessEnv) {
 }
 
 /** A client; with RECON_PAYLOAD_KEY its payloads are encrypted (src/temporal/codec.ts). */
-export async function connectClient(address: string, namespace: string, env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+export async function connectClient(
+  address: string,
+  namespace: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Client> {
   // Read the key first: a malformed one stops us before any connection is made.
   const dataConverter = dataConverterFromEnv(env);
-  const connection = await Connection.connect({ address, tls: tlsFromEnv(env), apiKey: env.TEMPORAL_API_KEY, connectTimeout: 10_000 });
+  const connection = await Connection.connect({
+    address,
+    tls: tlsFromEnv(env),
+    apiKey: env.TEMPORAL_API_KEY,
+    connectTimeout: 10_000,
+  });
   return new Client({ connection, namespace, dataConverter });
 }
 

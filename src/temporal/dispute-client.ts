@@ -1,8 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { disputeWorkflow } from '../../workflows';
-import { disputeWorkflowId, noteDisputeUpdate, openDisputeUpdate, resolveDisputeUpdate, type DisputeView } from '../../workflows/dispute-messages';
+import {
+  disputeWorkflowId,
+  noteDisputeUpdate,
+  openDisputeUpdate,
+  resolveDisputeUpdate,
+  type DisputeView,
+} from '../../workflows/dispute-messages';
 import { ReconError } from '../domain/errors';
 import { TENANT_KEY } from './run-client';
 
@@ -16,9 +28,18 @@ const POLLER_CHECKS = 4;
 /** Whether a worker is polling `taskQueue` for workflow tasks now. */
 async function workerPolls(client: Client, taskQueue: string): Promise<boolean> {
   for (let i = 0; i < POLLER_CHECKS; i++) {
-    const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue, kind: 1 }, taskQueueType: 1 });
+    const r = await client.workflowService.describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: taskQueue, kind: 1 },
+      taskQueueType: 1,
+    });
     const now = Date.now();
-    if ((r.pollers ?? []).some((p) => p.lastAccessTime?.seconds != null && now - Number(p.lastAccessTime.seconds) * 1000 < POLLER_FRESH_MS)) return true;
+    if (
+      (r.pollers ?? []).some(
+        (p) => p.lastAccessTime?.seconds != null && now - Number(p.lastAccessTime.seconds) * 1000 < POLLER_FRESH_MS,
+      )
+    )
+      return true;
     if (i < POLLER_CHECKS - 1) await new Promise((res) => setTimeout(res, 750));
   }
   return false;
@@ -43,13 +64,31 @@ async function workflowQueue(client: Client, workflowId: string, runningOnly = f
  * a worker polls but does not answer in time, the request has been handed to Temporal and waits
  * for that worker; the person is told so, not to repeat it (a second note would be a second note).
  */
-async function withWorker<T>(client: Client, what: string, taskQueue: string, timeoutMs: number, send: () => Promise<T>): Promise<T> {
+async function withWorker<T>(
+  client: Client,
+  what: string,
+  taskQueue: string,
+  timeoutMs: number,
+  send: () => Promise<T>,
+): Promise<T> {
   if (!(await workerPolls(client, taskQueue))) {
-    throw new ReconError('no_worker', `${what}: no worker is polling task queue "${taskQueue}", so nothing was sent and the dispute is unchanged; start \`recon worker\` (or \`recon dev\`) for that queue and run the command again`);
+    throw new ReconError(
+      'no_worker',
+      `${what}: no worker is polling task queue "${taskQueue}", so nothing was sent and the dispute is unchanged; start \`recon worker\` (or \`recon dev\`) for that queue and run the command again`,
+    );
   }
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ReconError('no_worker', `${what}: the worker on task queue "${taskQueue}" did not answer within ${Math.round(timeoutMs / 1000)}s; the request is queued and applies when that worker takes it; do not repeat it, check with \`recon dispute show\``)), timeoutMs);
+    timer = setTimeout(
+      () =>
+        reject(
+          new ReconError(
+            'no_worker',
+            `${what}: the worker on task queue "${taskQueue}" did not answer within ${Math.round(timeoutMs / 1000)}s; the request is queued and applies when that worker takes it; do not repeat it, check with \`recon dispute show\``,
+          ),
+        ),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([send(), timeout]);
@@ -69,13 +108,22 @@ function asReconError(err: unknown): unknown {
     return new ReconError(code === 'Error' ? 'refused' : code, cause?.message ?? err.message);
   }
   const e = err as Error;
-  if (e?.name === 'WorkflowNotFoundError') return new ReconError('dispute_closed', 'the dispute workflow has finished (the dispute is resolved)');
+  if (e?.name === 'WorkflowNotFoundError')
+    return new ReconError('dispute_closed', 'the dispute workflow has finished (the dispute is resolved)');
   return err;
 }
 
 export async function openDisputeViaTemporal(
   client: Client,
-  args: { tenant: string; outcomeId: number; actor: string; reason: string; channel?: 'support' | 'customer_import'; taskQueue: string; timeoutMs?: number },
+  args: {
+    tenant: string;
+    outcomeId: number;
+    actor: string;
+    reason: string;
+    channel?: 'support' | 'customer_import';
+    taskQueue: string;
+    timeoutMs?: number;
+  },
 ): Promise<DisputeView> {
   const startWorkflowOperation = new WithStartWorkflowOperation(disputeWorkflow, {
     workflowId: disputeWorkflowId(args.tenant, args.outcomeId),
@@ -87,7 +135,8 @@ export async function openDisputeViaTemporal(
     typedSearchAttributes: [{ key: TENANT_KEY, value: args.tenant }],
   });
   // A dispute already open on this outcome lives on the queue it was started on.
-  const taskQueue = (await workflowQueue(client, disputeWorkflowId(args.tenant, args.outcomeId), true)) ?? args.taskQueue;
+  const taskQueue =
+    (await workflowQueue(client, disputeWorkflowId(args.tenant, args.outcomeId), true)) ?? args.taskQueue;
   return withWorker(client, 'opening the dispute', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
     client.workflow.executeUpdateWithStart(openDisputeUpdate, {
       args: [{ requestId: randomUUID(), actor: args.actor, reason: args.reason, channel: args.channel ?? 'support' }],
@@ -96,19 +145,41 @@ export async function openDisputeViaTemporal(
   );
 }
 
-export async function noteDisputeViaTemporal(client: Client, args: { workflowId: string; actor: string; text: string; taskQueue: string; timeoutMs?: number }): Promise<DisputeView> {
+export async function noteDisputeViaTemporal(
+  client: Client,
+  args: { workflowId: string; actor: string; text: string; taskQueue: string; timeoutMs?: number },
+): Promise<DisputeView> {
   const requestId = randomUUID();
   const taskQueue = (await workflowQueue(client, args.workflowId)) ?? args.taskQueue;
   return withWorker(client, 'adding the note', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
-    client.workflow.getHandle(args.workflowId).executeUpdate(noteDisputeUpdate, { args: [{ requestId, actor: args.actor, text: args.text }], updateId: requestId }));
+    client.workflow
+      .getHandle(args.workflowId)
+      .executeUpdate(noteDisputeUpdate, {
+        args: [{ requestId, actor: args.actor, text: args.text }],
+        updateId: requestId,
+      }),
+  );
 }
 
 export async function resolveDisputeViaTemporal(
   client: Client,
-  args: { workflowId: string; decision: 'uphold' | 'reject'; actor: string; note: string; taskQueue: string; timeoutMs?: number },
+  args: {
+    workflowId: string;
+    decision: 'uphold' | 'reject';
+    actor: string;
+    note: string;
+    taskQueue: string;
+    timeoutMs?: number;
+  },
 ): Promise<DisputeView> {
   const requestId = randomUUID();
   const taskQueue = (await workflowQueue(client, args.workflowId)) ?? args.taskQueue;
   return withWorker(client, 'resolving the dispute', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
-    client.workflow.getHandle(args.workflowId).executeUpdate(resolveDisputeUpdate, { args: [{ requestId, decision: args.decision, actor: args.actor, note: args.note }], updateId: requestId }));
+    client.workflow
+      .getHandle(args.workflowId)
+      .executeUpdate(resolveDisputeUpdate, {
+        args: [{ requestId, decision: args.decision, actor: args.actor, note: args.note }],
+        updateId: requestId,
+      }),
+  );
 }

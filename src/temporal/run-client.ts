@@ -1,4 +1,10 @@
-import { WorkflowFailedError, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowFailedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { reconcileTenant } from '../../workflows';
 import { SEARCH_ATTRIBUTES, progressQuery, runWorkflowId, type RunProgress } from '../../workflows/messages';
@@ -44,7 +50,10 @@ async function retrying(handle: WorkflowHandle): Promise<RunRetry | null> {
     return {
       activity: a.activityType?.name ?? 'an activity',
       attempt: a.attempt ?? 0,
-      code: f.applicationFailureInfo?.type && /^[a-z][a-z0-9_]*$/.test(f.applicationFailureInfo.type) ? f.applicationFailureInfo.type : null,
+      code:
+        f.applicationFailureInfo?.type && /^[a-z][a-z0-9_]*$/.test(f.applicationFailureInfo.type)
+          ? f.applicationFailureInfo.type
+          : null,
       message: oneLine(f.message ?? ''),
       nextAttemptAt: next != null ? new Date(Number(next) * 1000).toISOString() : null,
     };
@@ -66,7 +75,14 @@ const DESCRIBE_EVERY_MS = 5_000;
  */
 export async function runReconciliation(
   client: Client,
-  opts: { tenant: string; asOf: Date; taskQueue: string; timeoutMs?: number; onProgress?: (p: RunProgress) => void; onRetry?: (r: RunRetry) => void },
+  opts: {
+    tenant: string;
+    asOf: Date;
+    taskQueue: string;
+    timeoutMs?: number;
+    onProgress?: (p: RunProgress) => void;
+    onRetry?: (r: RunRetry) => void;
+  },
 ): Promise<RunSummary> {
   const asOf = opts.asOf.toISOString();
   const handle = await client.workflow.start(reconcileTenant, {
@@ -87,7 +103,10 @@ export async function runReconciliation(
   let lastRetry: RunRetry | null = null;
   const result = handle.result();
   let finished = false;
-  result.then(() => (finished = true), () => (finished = true));
+  result.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   while (!finished) {
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
     if (finished) break;
@@ -100,7 +119,10 @@ export async function runReconciliation(
       if (Date.now() - lastProgressAt > 30_000) {
         // A run this call joined may have been started on another queue than the settings name.
         const queue = (await handle.describe().catch(() => null))?.taskQueue ?? opts.taskQueue;
-        throw new ReconError('no_worker', `no worker is polling task queue "${queue}" (run \`npx recon worker\` or \`npx recon dev\` for it); the run ${handle.workflowId} stays queued and starts when a worker polls`);
+        throw new ReconError(
+          'no_worker',
+          `no worker is polling task queue "${queue}" (run \`npx recon worker\` or \`npx recon dev\` for it); the run ${handle.workflowId} stays queued and starts when a worker polls`,
+        );
       }
     }
     if (Date.now() - lastDescribeAt > DESCRIBE_EVERY_MS) {
@@ -111,7 +133,10 @@ export async function runReconciliation(
     }
     if (Date.now() - started > timeoutMs) {
       const why = lastRetry ? `; ${describeRetry(lastRetry)}` : '; follow it in the Temporal UI';
-      throw new ReconError('run_timeout', `run ${handle.workflowId} still going after ${Math.round(timeoutMs / 1000)}s${why}`);
+      throw new ReconError(
+        'run_timeout',
+        `run ${handle.workflowId} still going after ${Math.round(timeoutMs / 1000)}s${why}`,
+      );
     }
   }
   try {

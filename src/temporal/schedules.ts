@@ -1,4 +1,9 @@
-import { ScheduleOverlapPolicy, ScheduleNotFoundError, type Client, type ScheduleDescription } from '@temporalio/client';
+import {
+  ScheduleOverlapPolicy,
+  ScheduleNotFoundError,
+  type Client,
+  type ScheduleDescription,
+} from '@temporalio/client';
 import { reconcileTenant } from '../../workflows';
 import { RUN_WORKFLOW_PREFIX } from '../../workflows/messages';
 import { msToNumber } from '@temporalio/common';
@@ -14,7 +19,12 @@ const CRON_FIELDS = [
   { name: 'minute', min: 0, max: 59, names: [] as string[] },
   { name: 'hour', min: 0, max: 23, names: [] as string[] },
   { name: 'day of month', min: 1, max: 31, names: [] as string[] },
-  { name: 'month', min: 1, max: 12, names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'] },
+  {
+    name: 'month',
+    min: 1,
+    max: 12,
+    names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'],
+  },
   // 7 is Sunday as well as 0, as in most crons and in Temporal's.
   { name: 'day of week', min: 0, max: 7, names: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] },
 ];
@@ -26,21 +36,29 @@ const CRON_FIELDS = [
  */
 export function checkCron(expr: string): void {
   const fields = expr.trim().split(/\s+/);
-  const bad = (why: string) => new ReconError('invalid_cron', `--cron "${expr}": ${why}; expected five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *"`);
+  const bad = (why: string) =>
+    new ReconError(
+      'invalid_cron',
+      `--cron "${expr}": ${why}; expected five fields: minute hour day-of-month month day-of-week, e.g. "0 2 * * *"`,
+    );
   if (fields.length !== 5) throw bad(`${fields.length} ${fields.length === 1 ? 'field' : 'fields'}`);
   fields.forEach((field, i) => {
     const spec = CRON_FIELDS[i];
     const value = (t: string): number => {
       const named = spec.names.indexOf(t.toUpperCase());
       const n = named >= 0 ? named + spec.min : /^\d{1,2}$/.test(t) ? Number(t) : NaN;
-      if (!(n >= spec.min && n <= spec.max)) throw bad(`${spec.name} "${t}" is not ${spec.min}-${spec.max}${spec.names.length ? ` or ${spec.names[0]}-${spec.names[spec.names.length - 1]}` : ''}`);
+      if (!(n >= spec.min && n <= spec.max))
+        throw bad(
+          `${spec.name} "${t}" is not ${spec.min}-${spec.max}${spec.names.length ? ` or ${spec.names[0]}-${spec.names[spec.names.length - 1]}` : ''}`,
+        );
       return n;
     };
     for (const part of field.split(',')) {
       const m = /^([^/]+)(?:\/(\d{1,2}))?$/.exec(part);
       if (!m) throw bad(`${spec.name} "${part}" is not a value, range or step`);
       const [, range, step] = m;
-      if (step !== undefined && !(Number(step) >= 1 && Number(step) <= spec.max)) throw bad(`${spec.name} step "/${step}" is not 1-${spec.max}`);
+      if (step !== undefined && !(Number(step) >= 1 && Number(step) <= spec.max))
+        throw bad(`${spec.name} step "/${step}" is not 1-${spec.max}`);
       if (range === '*') continue;
       const [from, to, extra] = range.split('-');
       if (extra !== undefined || from === '') throw bad(`${spec.name} "${range}" is not a value or range`);
@@ -62,16 +80,28 @@ export function checkCatchupWindow(text: string): number {
   } catch {
     ms = NaN;
   }
-  if (!Number.isFinite(ms)) throw new ReconError('invalid_catchup', `--catchup "${text}" is not a duration; write e.g. "1 day", "12 hours" or "90m"`);
-  if (ms < MIN_CATCHUP_MS || ms > MAX_CATCHUP_MS) throw new ReconError('invalid_catchup', `--catchup "${text}" must be between 1 minute and 366 days; use \`recon schedule backfill\` for older nights`);
+  if (!Number.isFinite(ms))
+    throw new ReconError(
+      'invalid_catchup',
+      `--catchup "${text}" is not a duration; write e.g. "1 day", "12 hours" or "90m"`,
+    );
+  if (ms < MIN_CATCHUP_MS || ms > MAX_CATCHUP_MS)
+    throw new ReconError(
+      'invalid_catchup',
+      `--catchup "${text}" must be between 1 minute and 366 days; use \`recon schedule backfill\` for older nights`,
+    );
   return ms;
 }
 
 /** A backfill runs nights that have happened: from before to, and to not after now. */
 export function checkBackfillRange(from: Date, to: Date, now: Date): void {
-  if (!(from < to)) throw new ReconError('bad_range', `--from ${from.toISOString()} must be before --to ${to.toISOString()}`);
+  if (!(from < to))
+    throw new ReconError('bad_range', `--from ${from.toISOString()} must be before --to ${to.toISOString()}`);
   if (to.getTime() > now.getTime() + AS_OF_SKEW_MS) {
-    throw new ReconError('as_of_in_future', `--to ${to.toISOString()} is in the future (now ${now.toISOString()}); a backfill runs only nights that have passed`);
+    throw new ReconError(
+      'as_of_in_future',
+      `--to ${to.toISOString()} is in the future (now ${now.toISOString()}); a backfill runs only nights that have passed`,
+    );
   }
 }
 
@@ -116,7 +146,11 @@ async function handleFor(client: Client, tenant: string) {
   try {
     return { handle, description: await handle.describe() };
   } catch (err) {
-    if (err instanceof ScheduleNotFoundError) throw new ReconError('schedule_not_found', `no schedule for tenant ${tenant}: create it with \`recon schedule create --tenant ${tenant}\``);
+    if (err instanceof ScheduleNotFoundError)
+      throw new ReconError(
+        'schedule_not_found',
+        `no schedule for tenant ${tenant}: create it with \`recon schedule create --tenant ${tenant}\``,
+      );
     throw err;
   }
 }
@@ -126,7 +160,10 @@ async function handleFor(client: Client, tenant: string) {
  * going when the next night comes is not doubled (SKIP). The workflow takes its business time
  * from the schedule's nominal time, so a late or backfilled run reconciles the right night.
  */
-export async function createSchedule(client: Client, opts: { tenant: string; taskQueue: string; cron?: string; timezone: string; catchupWindow?: string }): Promise<ScheduleInfo> {
+export async function createSchedule(
+  client: Client,
+  opts: { tenant: string; taskQueue: string; cron?: string; timezone: string; catchupWindow?: string },
+): Promise<ScheduleInfo> {
   checkCron(opts.cron ?? DEFAULT_CRON);
   checkCatchupWindow(opts.catchupWindow ?? DEFAULT_CATCHUP);
   try {
@@ -148,7 +185,10 @@ export async function createSchedule(client: Client, opts: { tenant: string; tas
     });
   } catch (err) {
     if ((err as Error).name === 'ScheduleAlreadyRunning') {
-      throw new ReconError('schedule_exists', `tenant ${opts.tenant} already has a schedule; delete it first to change it`);
+      throw new ReconError(
+        'schedule_exists',
+        `tenant ${opts.tenant} already has a schedule; delete it first to change it`,
+      );
     }
     throw err;
   }
@@ -182,6 +222,8 @@ export async function deleteSchedule(client: Client, tenant: string): Promise<{ 
 /** Missed nights run one after another (BUFFER_ALL), each with its own nominal time as asOf. */
 export async function backfillSchedule(client: Client, tenant: string, from: Date, to: Date): Promise<ScheduleInfo> {
   checkBackfillRange(from, to, new Date());
-  await (await handleFor(client, tenant)).handle.backfill({ start: from, end: to, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+  await (
+    await handleFor(client, tenant)
+  ).handle.backfill({ start: from, end: to, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
   return describeSchedule(client, tenant);
 }

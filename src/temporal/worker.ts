@@ -5,7 +5,12 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  Worker,
+  bundleWorkflowCode,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { dataConverterFromEnv } from './codec';
 
@@ -29,7 +34,12 @@ async function sourcesHash(): Promise<string> {
     for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (/\.(ts|mjs|js|json)$/.test(e.name)) hash.update(path.relative(ROOT, p)).update('\0').update(await readFile(p)).update('\0');
+      else if (/\.(ts|mjs|js|json)$/.test(e.name))
+        hash
+          .update(path.relative(ROOT, p))
+          .update('\0')
+          .update(await readFile(p))
+          .update('\0');
     }
   };
   for (const dir of ['workflows', 'activities', 'src']) await walk(path.join(ROOT, dir));
@@ -43,18 +53,23 @@ async function sourcesHash(): Promise<string> {
  * process: webpack needs some 120 MB while bundling, which would otherwise stay in the worker's
  * peak memory for its whole life.
  */
-export async function cachedWorkflowBundle(cacheDir = path.join(os.tmpdir(), 'recon-workflow-bundles')): Promise<{ codePath: string }> {
+export async function cachedWorkflowBundle(
+  cacheDir = path.join(os.tmpdir(), 'recon-workflow-bundles'),
+): Promise<{ codePath: string }> {
   const codePath = path.join(cacheDir, `workflows-${await sourcesHash()}.js`);
   if (existsSync(codePath)) return { codePath };
   await mkdir(cacheDir, { recursive: true });
-  const child = spawn(process.execPath, [BUNDLE_CHILD, codePath, WORKFLOWS_PATH], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BUNDLE_CHILD, codePath, WORKFLOWS_PATH], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', resolve);
   });
-  if (code !== 0 || !existsSync(codePath)) throw new Error(`bundling the workflows failed (exit ${code}): ${stderr.slice(-2000)}`);
+  if (code !== 0 || !existsSync(codePath))
+    throw new Error(`bundling the workflows failed (exit ${code}): ${stderr.slice(-2000)}`);
   return { codePath };
 }
 

@@ -65,7 +65,18 @@ export function withoutSurrogateIds(rows: Array<Record<string, string>>): string
     return `#${m.get(v)}`;
   };
   return rows
-    .map((r) => JSON.stringify({ ...r, entry_id: rank(entries, r.entry_id), outcome_id: rank(outcomes, r.outcome_id), reverses_entry_id: r.reverses_entry_id ? (entries.has(r.reverses_entry_id) ? `#${entries.get(r.reverses_entry_id)}` : '?') : '' }))
+    .map((r) =>
+      JSON.stringify({
+        ...r,
+        entry_id: rank(entries, r.entry_id),
+        outcome_id: rank(outcomes, r.outcome_id),
+        reverses_entry_id: r.reverses_entry_id
+          ? entries.has(r.reverses_entry_id)
+            ? `#${entries.get(r.reverses_entry_id)}`
+            : '?'
+          : '',
+      }),
+    )
     .join('\n');
 }
 

@@ -8,7 +8,13 @@ import { seededRandom } from '../../src/demo/dataset';
 import { HOUR } from '../support/fixtures';
 
 /** Nights of the story (06:00 UTC, after midnight in New York); the last one starts a new period. */
-export const NIGHTS = ['2026-10-05T06:00:00Z', '2026-10-08T06:00:00Z', '2026-10-12T06:00:00Z', '2026-10-19T06:00:00Z', '2026-11-02T06:00:00Z'].map((s) => new Date(s));
+export const NIGHTS = [
+  '2026-10-05T06:00:00Z',
+  '2026-10-08T06:00:00Z',
+  '2026-10-12T06:00:00Z',
+  '2026-10-19T06:00:00Z',
+  '2026-11-02T06:00:00Z',
+].map((s) => new Date(s));
 
 const START = Date.parse('2026-10-01T00:00:00Z');
 
@@ -70,24 +76,49 @@ export function makeStory(seed: number, tickets: number): Story {
     // Claims are made over the first two weeks, to the minute.
     const at = START + Math.floor(r() * 14 * 24 * 60) * 60_000;
     const via = pick(0.5) ? 'http' : 'file';
-    const claim: Claim = { claim_id: `${ticket}-c1`, outcome_type: 'resolved_ticket', subject_ref: ticket, occurred_at: iso(at) };
+    const claim: Claim = {
+      claim_id: `${ticket}-c1`,
+      outcome_type: 'resolved_ticket',
+      subject_ref: ticket,
+      occurred_at: iso(at),
+    };
     claims.push({ night: nightOf(at), via, item: claim });
     // The same claim again a night later (a redelivery), or a second claim on the same ticket.
-    if (pick(0.1)) claims.push({ night: Math.min(nightOf(at) + 1, NIGHTS.length - 1), via: via === 'http' ? 'file' : 'http', item: claim });
+    if (pick(0.1))
+      claims.push({
+        night: Math.min(nightOf(at) + 1, NIGHTS.length - 1),
+        via: via === 'http' ? 'file' : 'http',
+        item: claim,
+      });
     if (pick(0.08)) {
       const later = at + Math.floor(r() * 6 * 60) * 60_000;
-      claims.push({ night: nightOf(later), via, item: { claim_id: `${ticket}-c2`, outcome_type: 'resolved_ticket', subject_ref: ticket, occurred_at: iso(later) } });
+      claims.push({
+        night: nightOf(later),
+        via,
+        item: {
+          claim_id: `${ticket}-c2`,
+          outcome_type: 'resolved_ticket',
+          subject_ref: ticket,
+          occurred_at: iso(later),
+        },
+      });
     }
     const retracted = pick(0.06);
     if (retracted) {
       const when = at + Math.floor((1 + r() * 30) * HOUR);
-      claims.push({ night: nightOf(when), via, item: { claim_id: `${ticket}-c1`, retracted: true, retracted_at: iso(when) } });
+      claims.push({
+        night: nightOf(when),
+        via,
+        item: { claim_id: `${ticket}-c1`, retracted: true, retracted_at: iso(when) },
+      });
     }
     if (pick(0.08)) continue; // no record ever: rejected at the evidence deadline
     const solved = at + Math.floor((0.5 + r() * 20) * HOUR);
     const csat = pick(0.1) ? 1 : 2 + Math.floor(r() * 4);
     const version = (status: string, solvedAt: number | null, updatedAt: number): Delivery<RecordVersion> => ({
-      night: nightOf(updatedAt), via: 'file', item: { ticket, status, solvedAt: solvedAt === null ? '' : iso(solvedAt), updatedAt: iso(updatedAt), csat },
+      night: nightOf(updatedAt),
+      via: 'file',
+      item: { ticket, status, solvedAt: solvedAt === null ? '' : iso(solvedAt), updatedAt: iso(updatedAt), csat },
     });
     records.push(version('solved', solved, solved));
     if (pick(0.15)) {
@@ -103,6 +134,8 @@ export function makeStory(seed: number, tickets: number): Story {
     }
   }
   // Disputed after night 1 while in grace: upheld (never billed), rejected (billed later).
-  const disputes: Dispute[] = inGrace.slice(0, 2).map((ticket, k) => ({ ticket, night: 1, decision: k === 0 ? 'uphold' : 'reject' }));
+  const disputes: Dispute[] = inGrace
+    .slice(0, 2)
+    .map((ticket, k) => ({ ticket, night: 1, decision: k === 0 ? 'uphold' : 'reject' }));
   return { claims, records, disputes };
 }

@@ -5,7 +5,17 @@ import { NIGHTS, rng } from './data';
 import type { FaultHooks, RunContext } from './scenario';
 
 /** Every activity of reconcileTenant, in the order a night runs them. */
-export const ACTIVITIES = ['startRun', 'pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges', 'deliverAlerts', 'reportRun'] as const;
+export const ACTIVITIES = [
+  'startRun',
+  'pullClaims',
+  'attachClaims',
+  'evaluateOutcomes',
+  'reverseCharges',
+  'postPeriodLines',
+  'postCharges',
+  'deliverAlerts',
+  'reportRun',
+] as const;
 export type ActivityName = (typeof ACTIVITIES)[number];
 
 const { temporal } = proto;
@@ -17,14 +27,22 @@ const COMPLETED = temporal.api.enums.v1.EventType.EVENT_TYPE_ACTIVITY_TASK_COMPL
  * Resolves true when the workflow schedules (or, with `completed`, finishes) `activity`, seen by
  * long-polling its history; false when the workflow closes first.
  */
-export async function whenActivity(client: Client, handle: WorkflowHandle, activity: string, stage: 'scheduled' | 'completed' = 'scheduled'): Promise<boolean> {
+export async function whenActivity(
+  client: Client,
+  handle: WorkflowHandle,
+  activity: string,
+  stage: 'scheduled' | 'completed' = 'scheduled',
+): Promise<boolean> {
   let nextPageToken: Uint8Array | undefined;
   const scheduledIds = new Set<string>();
   for (;;) {
     let res;
     try {
       res = await client.workflowService.getWorkflowExecutionHistory({
-        namespace: 'default', execution: { workflowId: handle.workflowId }, waitNewEvent: true, nextPageToken,
+        namespace: 'default',
+        execution: { workflowId: handle.workflowId },
+        waitNewEvent: true,
+        nextPageToken,
       });
     } catch {
       await sleep(200);
@@ -35,8 +53,17 @@ export async function whenActivity(client: Client, handle: WorkflowHandle, activ
         if (stage === 'scheduled') return true;
         scheduledIds.add(String(e.eventId));
       }
-      if (e.eventType === COMPLETED && scheduledIds.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId))) return true;
-      if (e.workflowExecutionCompletedEventAttributes || e.workflowExecutionFailedEventAttributes || e.workflowExecutionContinuedAsNewEventAttributes) return false;
+      if (
+        e.eventType === COMPLETED &&
+        scheduledIds.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId))
+      )
+        return true;
+      if (
+        e.workflowExecutionCompletedEventAttributes ||
+        e.workflowExecutionFailedEventAttributes ||
+        e.workflowExecutionContinuedAsNewEventAttributes
+      )
+        return false;
     }
     if (!res.nextPageToken?.length) return false;
     nextPageToken = res.nextPageToken;
@@ -45,8 +72,14 @@ export async function whenActivity(client: Client, handle: WorkflowHandle, activ
 
 /** Activities pending on the workflow right now, as "name:state". */
 export async function pendingActivities(client: Client, handle: WorkflowHandle): Promise<string[]> {
-  const d = await client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: handle.workflowId } });
-  return (d.pendingActivities ?? []).map((a) => `${a.activityType?.name}:${temporal.api.enums.v1.PendingActivityState[a.state ?? 0].replace('PENDING_ACTIVITY_STATE_', '').toLowerCase()}`);
+  const d = await client.workflowService.describeWorkflowExecution({
+    namespace: 'default',
+    execution: { workflowId: handle.workflowId },
+  });
+  return (d.pendingActivities ?? []).map(
+    (a) =>
+      `${a.activityType?.name}:${temporal.api.enums.v1.PendingActivityState[a.state ?? 0].replace('PENDING_ACTIVITY_STATE_', '').toLowerCase()}`,
+  );
 }
 
 export interface KillRecord {
@@ -63,7 +96,11 @@ export interface KillRecord {
  * records it, which Temporal hands to the next worker within seconds instead of the activity's
  * heartbeat timeout).
  */
-export function sigkill(seed: number, record: (k: KillRecord) => void, opts: { nights?: number; after?: boolean } = {}): FaultHooks {
+export function sigkill(
+  seed: number,
+  record: (k: KillRecord) => void,
+  opts: { nights?: number; after?: boolean } = {},
+): FaultHooks {
   const r = rng(seed * 7919 + 1);
   const target = ACTIVITIES[seed % ACTIVITIES.length];
   // Night 0 has no reversals or disputes yet; later nights exercise more.
@@ -78,7 +115,9 @@ export function sigkill(seed: number, record: (k: KillRecord) => void, opts: { n
       await ctx.worker.kill();
       const pendingAtKill = await pendingActivities(ctx.client, handle).catch(() => []);
       record({ seed, target, night, pendingAtKill });
-      ctx.log(`SIGKILL ${opts.after ? 'after' : 'at'} ${target}${opts.after ? '' : `+${delay}ms`} in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`);
+      ctx.log(
+        `SIGKILL ${opts.after ? 'after' : 'at'} ${target}${opts.after ? '' : `+${delay}ms`} in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`,
+      );
       await sleep(downMs);
       await ctx.worker.start();
     },
@@ -130,7 +169,9 @@ export function postgresRestart(seed: number): FaultHooks {
  */
 export function connectionDrop(seed: number, record: (what: string) => void, nights = NIGHTS.length): FaultHooks {
   const r = rng(seed * 32452843 + 7);
-  const target = (['pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges'] as const)[seed % 6];
+  const target = (
+    ['pullClaims', 'attachClaims', 'evaluateOutcomes', 'reverseCharges', 'postPeriodLines', 'postCharges'] as const
+  )[seed % 6];
   const night = 1 + Math.floor(r() * (nights - 1));
   return {
     async duringNight(ctx, n, handle) {
@@ -147,9 +188,14 @@ export function connectionDrop(seed: number, record: (what: string) => void, nig
             [db],
           );
           if (rows.length) {
-            await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [db]);
+            await admin.query(
+              'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()',
+              [db],
+            );
             record(`${target}: ${rows[0].query.replace(/\s+/g, ' ')}`);
-            ctx.log(`terminated ${rows.length} backend(s) mid-transaction at ${target} in night ${night}: ${rows[0].query.replace(/\s+/g, ' ')}`);
+            ctx.log(
+              `terminated ${rows.length} backend(s) mid-transaction at ${target} in night ${night}: ${rows[0].query.replace(/\s+/g, ' ')}`,
+            );
             return;
           }
         }
@@ -192,7 +238,10 @@ export function disputeWhileDown(seed: number, check: (ok: boolean, note: string
       const pending = resolve();
       pending.catch(() => undefined);
       await sleep(2000 + Math.floor(r() * 3000));
-      const { rows } = await ctx.pool.query<{ n: number }>(`select count(*)::int as n from disputes where tenant_id = $1 and status <> 'open'`, [ctx.tenant]);
+      const { rows } = await ctx.pool.query<{ n: number }>(
+        `select count(*)::int as n from disputes where tenant_id = $1 and status <> 'open'`,
+        [ctx.tenant],
+      );
       const before = rows[0].n;
       await ctx.worker.start();
       await pending;
@@ -200,10 +249,15 @@ export function disputeWhileDown(seed: number, check: (ok: boolean, note: string
         `select count(*)::int as n from dispute_events e join disputes d using (dispute_id) where d.tenant_id = $1 and e.kind = 'resolved'`,
         [ctx.tenant],
       );
-      const { rows: after } = await ctx.pool.query<{ n: number }>(`select count(*)::int as n from disputes where tenant_id = $1 and status <> 'open'`, [ctx.tenant]);
+      const { rows: after } = await ctx.pool.query<{ n: number }>(
+        `select count(*)::int as n from disputes where tenant_id = $1 and status <> 'open'`,
+        [ctx.tenant],
+      );
       const ok = after[0].n === before + 1 && ev[0].n === after[0].n;
       check(ok, `resolved while down: before ${before}, after ${after[0].n}, resolution events ${ev[0].n}`);
-      ctx.log(`dispute resolved with the worker down: ${ok ? 'ok' : 'WRONG'} (${before} → ${after[0].n} resolved, ${ev[0].n} resolution events)`);
+      ctx.log(
+        `dispute resolved with the worker down: ${ok ? 'ok' : 'WRONG'} (${before} → ${after[0].n} resolved, ${ev[0].n} resolution events)`,
+      );
     },
   };
 }

@@ -18,7 +18,21 @@ const Args = z.object({
 /** `npm run test:faults [-- --sigkill N --parallel P …]`: the fault-injection suite (issue 6, item 1). */
 export async function main(argv: string[]): Promise<number> {
   const opt = { type: 'string' } as const;
-  const { values } = parseArgs({ args: argv, options: { sigkill: opt, temporal: opt, postgres: opt, drops: opt, http: opt, disputes: opt, tickets: opt, parallel: opt, 'strict-bytes': { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sigkill: opt,
+      temporal: opt,
+      postgres: opt,
+      drops: opt,
+      http: opt,
+      disputes: opt,
+      tickets: opt,
+      parallel: opt,
+      'strict-bytes': { type: 'boolean' },
+    },
+    strict: true,
+  });
   const args = Args.parse({ ...values, strictBytes: values['strict-bytes'] });
   const t0 = Date.now();
   const onSignal = () => void stopEverything().finally(() => process.exit(130));
@@ -26,14 +40,27 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', onSignal);
   const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
   const r = await runSuite({
-    sigkillSeeds: args.sigkill, temporalSeeds: args.temporal, postgresSeeds: args.postgres, dropSeeds: args.drops,
-    httpSeeds: args.http, disputeSeeds: args.disputes, tickets: args.tickets, parallel: args.parallel, strictBytes: args.strictBytes, log,
+    sigkillSeeds: args.sigkill,
+    temporalSeeds: args.temporal,
+    postgresSeeds: args.postgres,
+    dropSeeds: args.drops,
+    httpSeeds: args.http,
+    disputeSeeds: args.disputes,
+    tickets: args.tickets,
+    parallel: args.parallel,
+    strictBytes: args.strictBytes,
+    log,
   });
   console.log('\n' + formatRows(r.rows));
   console.log(`\nSIGKILL points (seed: aimed at → in flight at the kill):`);
-  for (const k of [...r.kills].sort((a, b) => a.seed - b.seed)) console.log(`  ${String(k.seed).padStart(2)}: night ${k.night}, ${k.target} → ${k.pendingAtKill.join(', ') || '(between activities)'}`);
+  for (const k of [...r.kills].sort((a, b) => a.seed - b.seed))
+    console.log(
+      `  ${String(k.seed).padStart(2)}: night ${k.night}, ${k.target} → ${k.pendingAtKill.join(', ') || '(between activities)'}`,
+    );
   if (r.drops.length) console.log(`connections dropped: ${r.drops.join(' | ')}`);
   for (const row of r.rows) for (const f of row.failures) console.log(`FAIL ${row.fault}: ${f}`);
-  console.log(`\n${r.ok ? 'PASS' : 'FAIL'}: reference run ${r.referenceSeconds.toFixed(1)} s, whole suite ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(
+    `\n${r.ok ? 'PASS' : 'FAIL'}: reference run ${r.referenceSeconds.toFixed(1)} s, whole suite ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+  );
   return r.ok ? 0 : 1;
 }

@@ -60,7 +60,14 @@ function workflowIdOf(tenant: string, night: number): string {
  * server, applying `hooks` on the way; returns the ledger export (every period, in order).
  */
 export async function runScenario(
-  stack: ScenarioStack, client: Client, story: Story, name: string, hooks: FaultHooks, dir: string, log: (m: string) => void, nights = NIGHTS.length,
+  stack: ScenarioStack,
+  client: Client,
+  story: Story,
+  name: string,
+  hooks: FaultHooks,
+  dir: string,
+  log: (m: string) => void,
+  nights = NIGHTS.length,
 ): Promise<RunResult> {
   const t0 = Date.now();
   const url = await stack.freshDatabase(`f_${name.replace(/-/g, '_')}`);
@@ -68,38 +75,73 @@ export async function runScenario(
   const claims = await startClaimsServer({ hangMs: 35_000 });
   const tenant = `t-${name}`;
   const taskQueue = `faults-${name}`;
-  const worker = new WorkerProcess({ ...process.env, ...(stack.workflowBundle ? { RECON_WORKFLOW_BUNDLE: stack.workflowBundle } : {}), DATABASE_URL: url, TEMPORAL_ADDRESS: stack.temporalAddress, TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: taskQueue }, CHUNK_SIZE);
-  const ctx: RunContext = { name, tenant, taskQueue, pool, client, worker, claims, stack, log: (m) => log(`[${name}] ${m}`) };
+  const worker = new WorkerProcess(
+    {
+      ...process.env,
+      ...(stack.workflowBundle ? { RECON_WORKFLOW_BUNDLE: stack.workflowBundle } : {}),
+      DATABASE_URL: url,
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: taskQueue,
+    },
+    CHUNK_SIZE,
+  );
+  const ctx: RunContext = {
+    name,
+    tenant,
+    taskQueue,
+    pool,
+    client,
+    worker,
+    claims,
+    stack,
+    log: (m) => log(`[${name}] ${m}`),
+  };
   const runDir = path.join(dir, name);
   await mkdir(runDir, { recursive: true });
   try {
-    const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as { outcomeTypes: { resolved_ticket: Record<string, unknown> } };
+    const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as {
+      outcomeTypes: { resolved_ticket: Record<string, unknown> };
+    };
     const terms = example.outcomeTypes.resolved_ticket;
     delete terms.unitPrice;
-    await applyContract(pool, ContractSchema.parse({
-      ...example,
-      tenant,
-      claimSources: { vendor: { kind: 'http', url: claims.url, pageSize: 7, pagesPerChunk: 3 } },
-      alertWebhook: claims.alertsUrl,
-      outcomeTypes: {
-        resolved_ticket: {
-          ...terms,
-          clawbackWindow: 'P10D',
-          pricing: { baseFee: '25.00', included: 5, tiers: [{ upTo: 20, unitPrice: '1.20' }, { unitPrice: '0.80' }], cap: { amount: '60.00' }, alerts: [0.5, 0.9] },
+    await applyContract(
+      pool,
+      ContractSchema.parse({
+        ...example,
+        tenant,
+        claimSources: { vendor: { kind: 'http', url: claims.url, pageSize: 7, pagesPerChunk: 3 } },
+        alertWebhook: claims.alertsUrl,
+        outcomeTypes: {
+          resolved_ticket: {
+            ...terms,
+            clawbackWindow: 'P10D',
+            pricing: {
+              baseFee: '25.00',
+              included: 5,
+              tiers: [{ upTo: 20, unitPrice: '1.20' }, { unitPrice: '0.80' }],
+              cap: { amount: '60.00' },
+              alerts: [0.5, 0.9],
+            },
+          },
         },
-      },
-    }));
+      }),
+    );
     await worker.start();
     await hooks.prepare?.(ctx);
     for (let night = 0; night < nights; night++) {
       const asOf = NIGHTS[night];
-      const fileClaims = story.claims.filter((c) => c.night === night && c.via === 'file').map((c) => JSON.stringify(c.item));
+      const fileClaims = story.claims
+        .filter((c) => c.night === night && c.via === 'file')
+        .map((c) => JSON.stringify(c.item));
       if (fileClaims.length) {
         const file = path.join(runDir, `claims-${night}.jsonl`);
         await writeFile(file, fileClaims.join('\n') + '\n');
         await importClaimsFile(pool, { tenant, file, now: asOf });
       }
-      const rows = story.records.filter((r) => r.night === night).map(({ item: v }) => `${v.ticket},${v.status},${v.solvedAt},${v.updatedAt},${v.csat}`);
+      const rows = story.records
+        .filter((r) => r.night === night)
+        .map(({ item: v }) => `${v.ticket},${v.status},${v.solvedAt},${v.updatedAt},${v.csat}`);
       if (rows.length) {
         const file = path.join(runDir, `records-${night}.csv`);
         await writeFile(file, [HELPDESK_HEADER, ...rows].join('\n') + '\n');
@@ -113,7 +155,10 @@ export async function runScenario(
         args: [{ tenant, asOf: asOf.toISOString() }],
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        typedSearchAttributes: [{ key: TENANT_KEY, value: tenant }, { key: AS_OF_KEY, value: asOf }],
+        typedSearchAttributes: [
+          { key: TENANT_KEY, value: tenant },
+          { key: AS_OF_KEY, value: asOf },
+        ],
       });
       const fault = hooks.duringNight?.(ctx, night, handle);
       await nightResult(ctx, handle, night);
@@ -123,11 +168,26 @@ export async function runScenario(
 
       for (const d of story.disputes.filter((x) => x.night === night)) {
         const outcomeId = await findOutcomeId(pool, { tenant, subject: d.ticket });
-        await openDisputeViaTemporal(client, { tenant, outcomeId, actor: 'sam', reason: `customer says ${d.ticket} is not resolved`, taskQueue, timeoutMs: 120_000 });
+        await openDisputeViaTemporal(client, {
+          tenant,
+          outcomeId,
+          actor: 'sam',
+          reason: `customer says ${d.ticket} is not resolved`,
+          taskQueue,
+          timeoutMs: 120_000,
+        });
       }
       for (const d of story.disputes.filter((x) => x.night === night - 1)) {
         const outcomeId = await findOutcomeId(pool, { tenant, subject: d.ticket });
-        const resolve = () => resolveDisputeViaTemporal(client, { workflowId: disputeWorkflowId(tenant, outcomeId), decision: d.decision, actor: 'lee', note: `${d.decision} ${d.ticket}`, taskQueue, timeoutMs: 300_000 });
+        const resolve = () =>
+          resolveDisputeViaTemporal(client, {
+            workflowId: disputeWorkflowId(tenant, outcomeId),
+            decision: d.decision,
+            actor: 'lee',
+            note: `${d.decision} ${d.ticket}`,
+            taskQueue,
+            timeoutMs: 300_000,
+          });
         await (hooks.resolveDispute ? hooks.resolveDispute(ctx, resolve) : resolve());
         await worker.start();
       }
@@ -163,16 +223,27 @@ async function nightResult(ctx: RunContext, handle: WorkflowHandle, night: numbe
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-  })().then(() => (done = true), (err) => ((failed = err), (done = true)));
+  })().then(
+    () => (done = true),
+    (err) => ((failed = err), (done = true)),
+  );
   while (!done) {
     await Promise.race([result, new Promise((r) => setTimeout(r, 60_000))]);
     if (done) break;
-    const d = await ctx.client.workflowService.describeWorkflowExecution({ namespace: 'default', execution: { workflowId: handle.workflowId } }).catch(() => null);
-    const pending = (d?.pendingActivities ?? []).map((a) => `${a.activityType?.name} attempt ${a.attempt}: ${a.lastFailure?.message ?? 'no failure yet'}`);
-    ctx.log(`night ${night} still running after ${Math.round((Date.now() - started) / 1000)} s; pending: ${pending.join(' | ') || '(none)'}; worker ${ctx.worker.running ? 'up' : 'down'}`);
+    const d = await ctx.client.workflowService
+      .describeWorkflowExecution({ namespace: 'default', execution: { workflowId: handle.workflowId } })
+      .catch(() => null);
+    const pending = (d?.pendingActivities ?? []).map(
+      (a) => `${a.activityType?.name} attempt ${a.attempt}: ${a.lastFailure?.message ?? 'no failure yet'}`,
+    );
+    ctx.log(
+      `night ${night} still running after ${Math.round((Date.now() - started) / 1000)} s; pending: ${pending.join(' | ') || '(none)'}; worker ${ctx.worker.running ? 'up' : 'down'}`,
+    );
     if (Date.now() - started > STUCK_MS) {
       ctx.log(`worker log tail:\n${ctx.worker.log.slice(-3000)}`);
-      throw new Error(`night ${night} did not finish within ${STUCK_MS / 1000} s; pending: ${pending.join(' | ') || '(none)'}`);
+      throw new Error(
+        `night ${night} did not finish within ${STUCK_MS / 1000} s; pending: ${pending.join(' | ') || '(none)'}`,
+      );
     }
   }
   // The night's own rejection reason, rethrown as it came (an Error from the SDK or an assertion).
@@ -184,17 +255,27 @@ async function nightResult(ctx: RunContext, handle: WorkflowHandle, night: numbe
 const STUCK_MS = 8 * 60_000;
 
 async function exportAll(pool: Pool, tenant: string): Promise<Buffer> {
-  const { rows } = await pool.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [tenant]);
+  const { rows } = await pool.query<{ period: string }>(
+    'select distinct period from ledger_entries where tenant_id = $1 order by period',
+    [tenant],
+  );
   const chunks: Buffer[] = [];
   for (const { period } of rows) {
-    const out = new Writable({ write(c: Buffer, _e, cb) { chunks.push(Buffer.from(c)); cb(); } });
+    const out = new Writable({
+      write(c: Buffer, _e, cb) {
+        chunks.push(Buffer.from(c));
+        cb();
+      },
+    });
     await writeExport(pool, { tenant, period, format: 'csv', out });
   }
   return Buffer.concat(chunks);
 }
 
 async function countDuplicates(pool: Pool, tenant: string): Promise<number> {
-  const { rows: [d] } = await pool.query<{ doubled: number; keys: number }>(
+  const {
+    rows: [d],
+  } = await pool.query<{ doubled: number; keys: number }>(
     `select
        (select coalesce(sum(live - 1), 0)::int from (
           select c.outcome_id, count(*) filter (where not exists (select 1 from ledger_entries r where r.reverses_entry_id = c.entry_id)) as live

@@ -81,12 +81,18 @@ export function adminUrlOf(anyUrl: string): string {
 }
 
 /** Embedded PostgreSQL and a Temporal dev server whose state survives a restart (SQLite file). */
-export async function startFaultStack(dir: string, log: (m: string) => void, workflowBundle?: string): Promise<FaultStack> {
+export async function startFaultStack(
+  dir: string,
+  log: (m: string) => void,
+  workflowBundle?: string,
+): Promise<FaultStack> {
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg'), log });
-  const temporal = await startTemporalDevServer({ dbFile: path.join(dir, 'temporal.db'), ui: false, log }).catch(async (e) => {
-    await postgres.stop();
-    throw e;
-  });
+  const temporal = await startTemporalDevServer({ dbFile: path.join(dir, 'temporal.db'), ui: false, log }).catch(
+    async (e) => {
+      await postgres.stop();
+      throw e;
+    },
+  );
   const stopStack = async () => {
     live.delete(stopStack);
     await temporal.stop().catch(() => undefined);
@@ -113,7 +119,10 @@ export class WorkerProcess {
   log = '';
   private expectExit = false;
 
-  constructor(private readonly env: NodeJS.ProcessEnv, private readonly chunkSize: number) {}
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly chunkSize: number,
+  ) {}
 
   get running(): boolean {
     return !!this.child && this.child.exitCode === null && this.child.signalCode === null;
@@ -122,9 +131,15 @@ export class WorkerProcess {
   async start(): Promise<void> {
     if (this.running) return;
     this.starts++;
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(this.chunkSize)], {
-      cwd: ROOT, env: this.env, stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(this.chunkSize)],
+      {
+        cwd: ROOT,
+        env: this.env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     this.child = child;
     this.expectExit = false;
     const stopChild = () => this.stop();
@@ -138,7 +153,10 @@ export class WorkerProcess {
     });
     let seen = '';
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker ${child.pid} did not start polling within 180 s: ${seen.slice(-400)}`)), 180_000);
+      const timer = setTimeout(
+        () => reject(new Error(`worker ${child.pid} did not start polling within 180 s: ${seen.slice(-400)}`)),
+        180_000,
+      );
       child.stderr.on('data', (b: Buffer) => {
         const text = b.toString();
         seen += text;

@@ -6,7 +6,16 @@ import { connectClient } from '../../src/temporal/connection';
 import { installRuntime } from '../../src/temporal/runtime';
 import { bundleWorkflows } from '../../src/temporal/worker';
 import { makeStory, type Story } from './data';
-import { ACTIVITIES, connectionDrop, disputeWhileDown, httpFaults, postgresRestart, sigkill, temporalRestart, type KillRecord } from './faults';
+import {
+  ACTIVITIES,
+  connectionDrop,
+  disputeWhileDown,
+  httpFaults,
+  postgresRestart,
+  sigkill,
+  temporalRestart,
+  type KillRecord,
+} from './faults';
 import { runScenario, type FaultHooks } from './scenario';
 import { onStopEverything, startFaultStack, type FaultStack } from './stack';
 import { compareLedgers } from './compare';
@@ -59,9 +68,11 @@ const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => f
 
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const queue = [...items];
-  await Promise.all(Array.from({ length: Math.min(limit, queue.length) }, async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, queue.length) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+    }),
+  );
 }
 
 /** Runs the reference, then every fault plan, and compares each export to the reference's bytes. */
@@ -78,10 +89,14 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     stack = await startFaultStack(dir, opts.log, bundle);
     client = await connectClient(stack.temporal.address, 'default');
     const story: Story = makeStory(STORY_SEED, opts.tickets);
-    opts.log(`[faults] story: ${opts.tickets} tickets, ${story.claims.length} claim deliveries, ${story.records.length} record versions, ${story.disputes.length} disputes`);
+    opts.log(
+      `[faults] story: ${opts.tickets} tickets, ${story.claims.length} claim deliveries, ${story.records.length} record versions, ${story.disputes.length} disputes`,
+    );
     const reference = await runScenario(stack, client, story, 'reference', {}, dir, opts.log);
     await writeFile(path.join(dir, 'reference.csv'), reference.csv);
-    opts.log(`[faults] reference run: ${reference.seconds.toFixed(1)} s, ${reference.csv.toString().split('\r\n').length - 1} export lines`);
+    opts.log(
+      `[faults] reference run: ${reference.seconds.toFixed(1)} s, ${reference.csv.toString().split('\r\n').length - 1} export lines`,
+    );
     if (reference.duplicates) throw new Error(`the reference run itself has ${reference.duplicates} duplicate charges`);
 
     const kills: KillRecord[] = [];
@@ -89,23 +104,64 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     const checks: string[] = [];
     const checkFailures: string[] = [];
     const plans: FaultPlan[] = [
-      { fault: 'worker SIGKILL + restart', seeds: range(1, opts.sigkillSeeds), hooks: (s) => sigkill(s, (k) => kills.push(k)) },
-      { fault: 'connection dropped mid-transaction', seeds: range(101, opts.dropSeeds), hooks: (s) => connectionDrop(s, (d) => drops.push(d)) },
-      { fault: 'claims HTTP 500/timeout/truncated/replayed page', seeds: range(201, opts.httpSeeds), hooks: (s) => httpFaults(s) },
       {
-        fault: 'dispute resolved while worker down', seeds: range(301, opts.disputeSeeds),
-        hooks: (s) => disputeWhileDown(s, (ok, note) => {
-          checks.push(note);
-          if (!ok) checkFailures.push(`seed ${s}: ${note}`);
-        }),
+        fault: 'worker SIGKILL + restart',
+        seeds: range(1, opts.sigkillSeeds),
+        hooks: (s) => sigkill(s, (k) => kills.push(k)),
       },
-      { fault: 'Temporal dev server stop + restart', seeds: range(401, opts.temporalSeeds), hooks: (s) => temporalRestart(s), alone: true },
-      { fault: 'PostgreSQL stop + restart', seeds: range(501, opts.postgresSeeds), hooks: (s) => postgresRestart(s), alone: true },
+      {
+        fault: 'connection dropped mid-transaction',
+        seeds: range(101, opts.dropSeeds),
+        hooks: (s) => connectionDrop(s, (d) => drops.push(d)),
+      },
+      {
+        fault: 'claims HTTP 500/timeout/truncated/replayed page',
+        seeds: range(201, opts.httpSeeds),
+        hooks: (s) => httpFaults(s),
+      },
+      {
+        fault: 'dispute resolved while worker down',
+        seeds: range(301, opts.disputeSeeds),
+        hooks: (s) =>
+          disputeWhileDown(s, (ok, note) => {
+            checks.push(note);
+            if (!ok) checkFailures.push(`seed ${s}: ${note}`);
+          }),
+      },
+      {
+        fault: 'Temporal dev server stop + restart',
+        seeds: range(401, opts.temporalSeeds),
+        hooks: (s) => temporalRestart(s),
+        alone: true,
+      },
+      {
+        fault: 'PostgreSQL stop + restart',
+        seeds: range(501, opts.postgresSeeds),
+        hooks: (s) => postgresRestart(s),
+        alone: true,
+      },
     ];
-    const rows = new Map<string, Row>(plans.map((p) => [p.fault, { fault: p.fault, seeds: p.seeds.length, recovered: 0, identical: 0, sameUpToIds: 0, duplicates: 0, lost: 0, failures: [] }]));
+    const rows = new Map<string, Row>(
+      plans.map((p) => [
+        p.fault,
+        {
+          fault: p.fault,
+          seeds: p.seeds.length,
+          recovered: 0,
+          identical: 0,
+          sameUpToIds: 0,
+          duplicates: 0,
+          lost: 0,
+          failures: [],
+        },
+      ]),
+    );
     const runOne = async (on: FaultStack, onClient: Client, plan: FaultPlan, seed: number) => {
       const row = rows.get(plan.fault)!;
-      const name = `${plan.fault.split(' ')[0].toLowerCase().replace(/[^a-z]/g, '')}-${seed}`;
+      const name = `${plan.fault
+        .split(' ')[0]
+        .toLowerCase()
+        .replace(/[^a-z]/g, '')}-${seed}`;
       try {
         const run = await runScenario(on, onClient, story, name, plan.hooks(seed), dir, opts.log);
         row.recovered++;
@@ -117,36 +173,51 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         if (!cmp.identical) {
           await writeFile(path.join(dir, `${name}.csv`), run.csv);
           opts.log(`[faults] ${name}: export bytes differ (${cmp.summary})`);
-          if (!cmp.sameUpToIds || opts.strictBytes) row.failures.push(`seed ${seed}: export differs${cmp.sameUpToIds ? ' (only in database-assigned ids)' : ''}: ${cmp.summary}`);
+          if (!cmp.sameUpToIds || opts.strictBytes)
+            row.failures.push(
+              `seed ${seed}: export differs${cmp.sameUpToIds ? ' (only in database-assigned ids)' : ''}: ${cmp.summary}`,
+            );
         }
-        opts.log(`[faults] ${name}: ${run.seconds.toFixed(1)} s, worker started ${run.workerStarts}×, ledger ${cmp.identical ? 'identical' : cmp.sameUpToIds ? 'identical up to ids' : 'DIFFERENT'}`);
+        opts.log(
+          `[faults] ${name}: ${run.seconds.toFixed(1)} s, worker started ${run.workerStarts}×, ledger ${cmp.identical ? 'identical' : cmp.sameUpToIds ? 'identical up to ids' : 'DIFFERENT'}`,
+        );
       } catch (err) {
         row.failures.push(`seed ${seed}: did not recover: ${(err as Error).message.split('\n')[0]}`);
         opts.log(`[faults] ${name}: FAILED ${(err as Error).stack}`);
       }
     };
     const shared = plans.filter((p) => !p.alone).flatMap((p) => p.seeds.map((s) => [p, s] as const));
-    const alone = plans.filter((p) => p.alone && p.seeds.length).map(async (p, i) => {
-      // A server stopped under one run must not stop the others: a private stack per such fault.
-      const own = await startFaultStack(path.join(dir, `stack-${i}`), opts.log, stack!.workflowBundle);
-      const ownClient = await connectClient(own.temporal.address, 'default');
-      try {
-        for (const s of p.seeds) await runOne(own, ownClient, p, s);
-      } finally {
-        await ownClient.connection.close().catch(() => undefined);
-        await own.stop();
-      }
-    });
+    const alone = plans
+      .filter((p) => p.alone && p.seeds.length)
+      .map(async (p, i) => {
+        // A server stopped under one run must not stop the others: a private stack per such fault.
+        const own = await startFaultStack(path.join(dir, `stack-${i}`), opts.log, stack!.workflowBundle);
+        const ownClient = await connectClient(own.temporal.address, 'default');
+        try {
+          for (const s of p.seeds) await runOne(own, ownClient, p, s);
+        } finally {
+          await ownClient.connection.close().catch(() => undefined);
+          await own.stop();
+        }
+      });
     await Promise.all([pool(shared, opts.parallel, ([p, s]) => runOne(stack!, client!, p, s)), ...alone]);
 
     for (const f of checkFailures) rows.get('dispute resolved while worker down')!.failures.push(f);
     const covered = new Set(kills.flatMap((k) => k.pendingAtKill.map((p) => p.split(':')[0])));
     const targeted = new Set(kills.map((k) => k.target));
     const missing = opts.sigkillSeeds >= ACTIVITIES.length ? ACTIVITIES.filter((a) => !targeted.has(a)) : [];
-    if (missing.length) rows.get('worker SIGKILL + restart')!.failures.push(`no kill was aimed at ${missing.join(', ')}`);
+    if (missing.length)
+      rows.get('worker SIGKILL + restart')!.failures.push(`no kill was aimed at ${missing.join(', ')}`);
     opts.log(`[faults] SIGKILL hit activities in flight: ${[...covered].sort().join(', ') || '(none)'}`);
     const all = [...rows.values()];
-    const ok = all.every((r) => r.failures.length === 0 && r.recovered === r.seeds && (opts.strictBytes ? r.identical : r.sameUpToIds) === r.seeds && r.duplicates === 0 && r.lost === 0);
+    const ok = all.every(
+      (r) =>
+        r.failures.length === 0 &&
+        r.recovered === r.seeds &&
+        (opts.strictBytes ? r.identical : r.sameUpToIds) === r.seeds &&
+        r.duplicates === 0 &&
+        r.lost === 0,
+    );
     return { rows: all, kills, drops, checks, referenceSeconds: reference.seconds, ok };
   } finally {
     await client?.connection.close().catch(() => undefined);
@@ -157,9 +228,26 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
 }
 
 export function formatRows(rows: Row[]): string {
-  const head = ['fault', 'seeds', 'runs recovered', 'ledger identical (bytes)', 'identical up to ids', 'duplicates found', 'outcomes lost'];
-  const body = rows.map((r) => [r.fault, String(r.seeds), `${r.recovered}/${r.seeds}`, `${r.identical}/${r.seeds}`, `${r.sameUpToIds}/${r.seeds}`, String(r.duplicates), String(r.lost)]);
+  const head = [
+    'fault',
+    'seeds',
+    'runs recovered',
+    'ledger identical (bytes)',
+    'identical up to ids',
+    'duplicates found',
+    'outcomes lost',
+  ];
+  const body = rows.map((r) => [
+    r.fault,
+    String(r.seeds),
+    `${r.recovered}/${r.seeds}`,
+    `${r.identical}/${r.seeds}`,
+    `${r.sameUpToIds}/${r.seeds}`,
+    String(r.duplicates),
+    String(r.lost),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }

@@ -26,7 +26,9 @@ beforeAll(async () => {
   const { unitPrice: _flat, ...terms } = base.outcomeTypes[TYPE];
   await applyContract(pool, {
     ...base,
-    outcomeTypes: { [TYPE]: { ...terms, pricing: { tiers: [{ unitPrice: '1' }], cap: { amount: '10.00' }, alerts: [0.5, 0.8, 1] } } },
+    outcomeTypes: {
+      [TYPE]: { ...terms, pricing: { tiers: [{ unitPrice: '1' }], cap: { amount: '10.00' }, alerts: [0.5, 0.8, 1] } },
+    },
   });
   current = contractForRun(await loadContractVersions(pool, tenant), AS_OF);
   runId = await startRun(pool, { tenant, asOf: AS_OF, workflowId: `alerts-${tenant}` });
@@ -36,7 +38,15 @@ afterAll(async () => {
 });
 
 const record = (period: string, before: PeriodUsage, after: PeriodUsage) => (db: Parameters<typeof recordAlerts>[0]) =>
-  recordAlerts(db, { tenant, runId, period, at: AS_OF, current, before: new Map([[TYPE, before]]), after: new Map([[TYPE, after]]) });
+  recordAlerts(db, {
+    tenant,
+    runId,
+    period,
+    at: AS_OF,
+    current,
+    before: new Map([[TYPE, before]]),
+    after: new Map([[TYPE, after]]),
+  });
 
 async function alertsOf(period: string) {
   const { rows } = await pool.query<{ threshold: number; basis: string; usage: number; limit: number; run: number }>(
@@ -50,7 +60,13 @@ async function alertsOf(period: string) {
 describe('recordAlerts', () => {
   it('records every threshold one step crosses, in ascending order of alert id, and each once', async () => {
     await inTransaction(pool, record('2026-03', EMPTY, { count: 10, usageMinor: 1000, capped: 0 }));
-    const expected = [0.5, 0.8, 1].map((threshold) => ({ threshold, basis: 'cap', usage: 1000, limit: 1000, run: runId }));
+    const expected = [0.5, 0.8, 1].map((threshold) => ({
+      threshold,
+      basis: 'cap',
+      usage: 1000,
+      limit: 1000,
+      run: runId,
+    }));
     expect(await alertsOf('2026-03')).toEqual(expected);
     // The same step again (a retried chunk) records nothing new.
     await inTransaction(pool, record('2026-03', EMPTY, { count: 10, usageMinor: 1000, capped: 0 }));
@@ -70,9 +86,20 @@ describe('recordAlerts', () => {
   });
 
   it('records nothing for a step that crosses no threshold, or a type the contract does not price', async () => {
-    await inTransaction(pool, record('2026-05', { count: 1, usageMinor: 100, capped: 0 }, { count: 4, usageMinor: 400, capped: 0 }));
+    await inTransaction(
+      pool,
+      record('2026-05', { count: 1, usageMinor: 100, capped: 0 }, { count: 4, usageMinor: 400, capped: 0 }),
+    );
     await inTransaction(pool, (db) =>
-      recordAlerts(db, { tenant, runId, period: '2026-05', at: AS_OF, current, before: new Map(), after: new Map([['unknown_type', { count: 10, usageMinor: 1000, capped: 0 }]]) }),
+      recordAlerts(db, {
+        tenant,
+        runId,
+        period: '2026-05',
+        at: AS_OF,
+        current,
+        before: new Map(),
+        after: new Map([['unknown_type', { count: 10, usageMinor: 1000, capped: 0 }]]),
+      }),
     );
     expect(await alertsOf('2026-05')).toEqual([]);
   });

@@ -19,7 +19,12 @@ describe('workflow bundle', () => {
     const file = path.join(dir, 'index.ts');
     await writeFile(file, `import pg from 'pg';\nexport async function bad(): Promise<string> { return typeof pg; }\n`);
     try {
-      await expect(bundleWorkflowCode({ workflowsPath: file, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } })).rejects.toThrow();
+      await expect(
+        bundleWorkflowCode({
+          workflowsPath: file,
+          logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+        }),
+      ).rejects.toThrow();
     } finally {
       const { rm } = await import('node:fs/promises');
       await rm(dir, { recursive: true, force: true });

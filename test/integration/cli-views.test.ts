@@ -23,7 +23,11 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
 
   beforeAll(async () => {
     h = await startHarness();
-    env = { DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: h.taskQueue };
+    env = {
+      DATABASE_URL: inject('databaseUrl'),
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: h.taskQueue,
+    };
     const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8'));
     const contractFile = path.join(h.dir, 'contract.json');
     await writeFile(contractFile, JSON.stringify({ ...example, tenant }));
@@ -44,7 +48,13 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
     const r = await recon(['--json', 'tenant', 'list'], env);
     expect(r.code, r.stderr).toBe(0);
     const row = JSON.parse(r.stdout).find((t: { tenant: string }) => t.tenant === tenant);
-    expect(row).toMatchObject({ contract_version: 1, versions: 1, currency: 'USD', timezone: 'America/New_York', last_run: null });
+    expect(row).toMatchObject({
+      contract_version: 1,
+      versions: 1,
+      currency: 'USD',
+      timezone: 'America/New_York',
+      last_run: null,
+    });
     const human = await recon(['tenant', 'list'], env);
     expect(human.stdout).toMatch(new RegExp(`${tenant}\\s+v1 of 1\\s+USD\\s+America/New_York\\s+never`));
     expect(human.stdout).toMatch(/\d+ tenants?$/m);
@@ -56,7 +66,11 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
     rows.push('bad1,resolved_ticket,X-1,not-a-date');
     const claims = await writeLines(h.dir, 'claims.csv', rows);
     // `script` gives the command a terminal, as a person at a shell has; its output is that terminal.
-    const tty = await spawnResult('script', ['-qec', `${process.execPath} ${BIN} claims import --tenant ${tenant} ${claims}`, '/dev/null'], env);
+    const tty = await spawnResult(
+      'script',
+      ['-qec', `${process.execPath} ${BIN} claims import --tenant ${tenant} ${claims}`, '/dev/null'],
+      env,
+    );
     expect(tty.code, tty.stdout).toBe(0);
     expect(tty.stdout).toMatch(/\rclaims\.csv: 1000 rows staged so far/);
     expect(tty.stdout).toMatch(/received 2501 = accepted 2500 \+ redelivered 0 \+ quarantined 1/);
@@ -78,18 +92,28 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
     const list = await recon(['--json', 'run', 'list', '--tenant', tenant], env);
     expect(list.code, list.stderr).toBe(0);
     const listed = JSON.parse(list.stdout);
-    expect(listed).toMatchObject({ matching: 1, shown: 1, items: [{ tenant, as_of: asOf, status: 'completed', attempts: 1 }] });
+    expect(listed).toMatchObject({
+      matching: 1,
+      shown: 1,
+      items: [{ tenant, as_of: asOf, status: 'completed', attempts: 1 }],
+    });
     runId = listed.items[0].run_id;
     expect(listed.items[0].summary).toMatchObject({ run_id: runId, tenant });
     expect((await recon(['run', 'list', '--tenant', tenant], env)).stdout).toMatch(/1 of 1 run$/m);
     // --json may come last too, and run's own options may come before list.
-    expect(JSON.parse((await recon(['run', '--tenant', tenant, 'list', '--json'], env)).stdout)).toMatchObject({ matching: 1 });
-    expect((await recon(['run', 'list', '--tenant', tenant, '--status', 'failed'], env)).stdout.trim()).toBe('0 of 0 runs');
+    expect(JSON.parse((await recon(['run', '--tenant', tenant, 'list', '--json'], env)).stdout)).toMatchObject({
+      matching: 1,
+    });
+    expect((await recon(['run', 'list', '--tenant', tenant, '--status', 'failed'], env)).stdout.trim()).toBe(
+      '0 of 0 runs',
+    );
 
     for (const args of [['--as-of', asOf], [String(runId)]]) {
       const show = await recon(['run', 'show', '--tenant', tenant, ...args], env);
       expect(show.code, show.stderr).toBe(0);
-      expect(show.stdout).toMatch(new RegExp(`^run ${runId} · tenant ${tenant} · as of ${asOf} · COMPLETED · 1 attempt · started`));
+      expect(show.stdout).toMatch(
+        new RegExp(`^run ${runId} · tenant ${tenant} · as of ${asOf} · COMPLETED · 1 attempt · started`),
+      );
       expect(show.stdout).toMatch(/claims\s+received 2501/);
     }
     const neither = await recon(['run', 'show', '--tenant', tenant], env);
@@ -103,27 +127,51 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
     expect(unknown.stderr).toMatch(/^recon: unknown_tenant: /);
 
     const tenants = JSON.parse((await recon(['--json', 'tenant', 'list'], env)).stdout);
-    expect(tenants.find((t: { tenant: string }) => t.tenant === tenant).last_run).toMatchObject({ run_id: runId, as_of: asOf, status: 'completed' });
+    expect(tenants.find((t: { tenant: string }) => t.tenant === tenant).last_run).toMatchObject({
+      run_id: runId,
+      as_of: asOf,
+      status: 'completed',
+    });
   });
 
   it('outcome list filters by state, subject or prefix, type, hold and change time, and says N of M', async () => {
     const list = async (...args: string[]) => {
       const r = await recon(['--json', 'outcome', 'list', '--tenant', tenant, ...args], env);
       expect(r.code, r.stderr).toBe(0);
-      return JSON.parse(r.stdout) as { matching: number; shown: number; items: Array<{ subject_ref: string; state: string; on_hold: boolean }> };
+      return JSON.parse(r.stdout) as {
+        matching: number;
+        shown: number;
+        items: Array<{ subject_ref: string; state: string; on_hold: boolean }>;
+      };
     };
     expect(await list('--limit', '5')).toMatchObject({ matching: 2500, shown: 5 });
     const billed = await list('--state', 'billed');
     expect(billed.items.map((o) => o.subject_ref).sort()).toEqual(['T-1', 'T-10']);
     expect((await list('--subject', 't-1')).items.map((o) => o.subject_ref)).toEqual(['T-1']);
     const prefix = await list('--subject', 'T-25*');
-    expect(prefix.items.map((o) => o.subject_ref).sort()).toEqual(['T-25', 'T-250', 'T-2500', 'T-251', 'T-252', 'T-253', 'T-254', 'T-255', 'T-256', 'T-257', 'T-258', 'T-259']);
+    expect(prefix.items.map((o) => o.subject_ref).sort()).toEqual([
+      'T-25',
+      'T-250',
+      'T-2500',
+      'T-251',
+      'T-252',
+      'T-253',
+      'T-254',
+      'T-255',
+      'T-256',
+      'T-257',
+      'T-258',
+      'T-259',
+    ]);
     expect((await list('--type', 'resolved_ticket', '--subject', 'T-2')).matching).toBe(1);
     expect((await list('--type', 'no_such_type')).matching).toBe(0);
 
     expect((await list('--on-hold')).matching).toBe(0);
     const before = new Date(Date.now() - 1000).toISOString();
-    await h.pool.query(`update outcomes set on_hold = true, updated_at = now() where tenant_id = $1 and subject_ref = 'T-2'`, [tenant]);
+    await h.pool.query(
+      `update outcomes set on_hold = true, updated_at = now() where tenant_id = $1 and subject_ref = 'T-2'`,
+      [tenant],
+    );
     expect((await list('--on-hold')).items.map((o) => o.subject_ref)).toEqual(['T-2']);
     expect((await list('--since', before)).items.map((o) => o.subject_ref)).toEqual(['T-2']);
     expect((await list('--since', '2000-01-01T00:00:00Z', '--limit', '1')).matching).toBe(2500);
@@ -139,12 +187,20 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
   });
 
   it('quarantine list filters by file, code and kind, and says N of M', async () => {
-    const list = async (...args: string[]) => JSON.parse((await recon(['--json', 'quarantine', 'list', '--tenant', tenant, ...args], env)).stdout) as { matching: number; items: Array<{ file: string; code: string; kind: string }> };
+    const list = async (...args: string[]) =>
+      JSON.parse((await recon(['--json', 'quarantine', 'list', '--tenant', tenant, ...args], env)).stdout) as {
+        matching: number;
+        items: Array<{ file: string; code: string; kind: string }>;
+      };
     const all = await list();
     expect(all.matching).toBe(all.items.length);
     expect(all.items.map((q) => q.kind).sort()).toEqual(['claims', 'records']);
-    expect((await list('--file', 'claims.csv')).items).toMatchObject([{ file: 'claims.csv', code: 'bad_timestamp', kind: 'claims' }]);
-    expect((await list('--file', path.join(h.dir, 'tickets.csv'))).items).toMatchObject([{ file: 'tickets.csv', kind: 'records' }]);
+    expect((await list('--file', 'claims.csv')).items).toMatchObject([
+      { file: 'claims.csv', code: 'bad_timestamp', kind: 'claims' },
+    ]);
+    expect((await list('--file', path.join(h.dir, 'tickets.csv'))).items).toMatchObject([
+      { file: 'tickets.csv', kind: 'records' },
+    ]);
     expect((await list('--kind', 'records')).items).toMatchObject([{ file: 'tickets.csv' }]);
     expect((await list('--kind', 'disputes')).matching).toBe(0);
     expect((await list('--code', 'bad_timestamp', '--kind', 'claims')).matching).toBe(1);
@@ -191,7 +247,10 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
       expect(camelKeys(JSON.parse(r.stdout)), name).toEqual([]);
     }
     const jsonl = await recon(['export', '--tenant', tenant, '--period', '2026-03', '--format', 'jsonl'], env);
-    const lines = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = jsonl.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBe(2);
     for (const l of lines) expect(Object.keys(l).filter((k) => !/^[a-z0-9_]+$/.test(k))).toEqual([]);
   });

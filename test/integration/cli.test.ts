@@ -15,7 +15,11 @@ describe('the recon command against the real stack', () => {
 
   beforeAll(async () => {
     h = await startHarness();
-    env = { DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: h.taskQueue };
+    env = {
+      DATABASE_URL: inject('databaseUrl'),
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: h.taskQueue,
+    };
     const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8'));
     contractFile = path.join(h.dir, 'contract.json');
     await writeFile(contractFile, JSON.stringify({ ...example, tenant }));
@@ -89,37 +93,72 @@ describe('the recon command against the real stack', () => {
   it('support works a dispute from the command line: open, note, resolve, list, show, import', async () => {
     const day = 86_400_000;
     const at = (ms: number) => new Date(Math.floor((Date.now() + ms) / 60_000) * 60_000).toISOString();
-    const claims = await writeLines(h.dir, 'recent.jsonl', [JSON.stringify({ claim_id: 'k9', outcome_type: 'resolved_ticket', subject_ref: 'T-9', occurred_at: at(-2 * day) })]);
-    const records = await writeLines(h.dir, 'recent.csv', ['Ticket ID,Status,Solved at,Updated at,CSAT', `T-9,solved,${at(-2 * day)},${at(-2 * day)},5`]);
+    const claims = await writeLines(h.dir, 'recent.jsonl', [
+      JSON.stringify({
+        claim_id: 'k9',
+        outcome_type: 'resolved_ticket',
+        subject_ref: 'T-9',
+        occurred_at: at(-2 * day),
+      }),
+    ]);
+    const records = await writeLines(h.dir, 'recent.csv', [
+      'Ticket ID,Status,Solved at,Updated at,CSAT',
+      `T-9,solved,${at(-2 * day)},${at(-2 * day)},5`,
+    ]);
     await recon(['claims', 'import', '--tenant', tenant, claims], env);
     await recon(['records', 'import', '--tenant', tenant, '--source', 'helpdesk', records], env);
     expect((await recon(['run', '--tenant', tenant, '--as-of', at(-day)], env)).code).toBe(0);
 
-    const opened = await recon(['--json', 'dispute', 'open', '--tenant', tenant, '--subject', 'T-9', '--reason', 'not fixed', '--actor', 'sam'], env);
+    const opened = await recon(
+      ['--json', 'dispute', 'open', '--tenant', tenant, '--subject', 'T-9', '--reason', 'not fixed', '--actor', 'sam'],
+      env,
+    );
     expect(opened.code, opened.stderr).toBe(0);
     const id = JSON.parse(opened.stdout).dispute_id;
-    expect((await recon(['dispute', 'note', String(id), '--actor', 'sam', '--text', 'called the customer'], env)).code).toBe(0);
+    expect(
+      (await recon(['dispute', 'note', String(id), '--actor', 'sam', '--text', 'called the customer'], env)).code,
+    ).toBe(0);
     const list = await recon(['--json', 'dispute', 'list', '--tenant', tenant, '--open'], env);
     expect(JSON.parse(list.stdout).map((d: { dispute_id: number }) => d.dispute_id)).toEqual([id]);
-    const bad = await recon(['dispute', 'resolve', String(id), '--decision', 'maybe', '--actor', 'lee', '--note', 'x'], env);
+    const bad = await recon(
+      ['dispute', 'resolve', String(id), '--decision', 'maybe', '--actor', 'lee', '--note', 'x'],
+      env,
+    );
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/decision/);
-    const resolved = await recon(['dispute', 'resolve', String(id), '--decision', 'uphold', '--actor', 'lee', '--note', 'customer is right'], env);
+    const resolved = await recon(
+      ['dispute', 'resolve', String(id), '--decision', 'uphold', '--actor', 'lee', '--note', 'customer is right'],
+      env,
+    );
     expect(resolved.stdout).toMatch(/upheld: outcome rejected/);
-    const twice = await recon(['dispute', 'resolve', String(id), '--decision', 'reject', '--actor', 'lee', '--note', 'again'], env);
+    const twice = await recon(
+      ['dispute', 'resolve', String(id), '--decision', 'reject', '--actor', 'lee', '--note', 'again'],
+      env,
+    );
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toMatch(/already_resolved: dispute \d+ was already resolved: upheld by lee/);
     const shown = await recon(['dispute', 'show', String(id)], env);
     expect(shown.stdout).toMatch(/note\s+sam: called the customer/);
-    const story = JSON.parse((await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 'T-9'], env)).stdout);
+    const story = JSON.parse(
+      (await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 'T-9'], env)).stdout,
+    );
     expect(story.outcome).toMatchObject({ state: 'rejected', reject_reason: 'dispute_upheld', on_hold: false });
     expect(story.disputes[0]).toMatchObject({ dispute_id: id, status: 'upheld', resolved_by: 'lee' });
 
-    const file = await writeLines(h.dir, 'customer-disputes.csv', ['subject,reason,actor', 'T-404,never heard of it,kim@customer', 'T-9,,kim@customer']);
+    const file = await writeLines(h.dir, 'customer-disputes.csv', [
+      'subject,reason,actor',
+      'T-404,never heard of it,kim@customer',
+      'T-9,,kim@customer',
+    ]);
     const imported = await recon(['--json', 'dispute', 'import', '--tenant', tenant, file], env);
     expect(JSON.parse(imported.stdout)).toMatchObject({ received: 2, accepted: 0, quarantined: 2 });
     const q = JSON.parse((await recon(['--json', 'quarantine', 'list', '--tenant', tenant], env)).stdout);
-    expect(q.items.filter((x: { file: string }) => x.file === 'customer-disputes.csv').map((x: { code: string }) => x.code).sort()).toEqual(['invalid_field', 'outcome_not_found']);
+    expect(
+      q.items
+        .filter((x: { file: string }) => x.file === 'customer-disputes.csv')
+        .map((x: { code: string }) => x.code)
+        .sort(),
+    ).toEqual(['invalid_field', 'outcome_not_found']);
   });
 
   it('finance: statement equals the export, period close is idempotent, alerts list, index import', async () => {
@@ -129,25 +168,48 @@ describe('the recon command against the real stack', () => {
     const out = path.join(h.dir, 'e3.csv');
     const ex = await recon(['--json', 'export', '--tenant', tenant, '--period', '2026-03', '--out', out], env);
     expect(statement.total_minor).toBe(JSON.parse(ex.stdout).amount_minor);
-    const c1 = await recon(['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'fin'], env);
-    const c2 = await recon(['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'other'], env);
-    expect(JSON.parse(c2.stdout)).toMatchObject({ already_closed: true, closed_by: 'fin', closed_at: JSON.parse(c1.stdout).closed_at });
+    const c1 = await recon(
+      ['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'fin'],
+      env,
+    );
+    const c2 = await recon(
+      ['--json', 'period', 'close', '--tenant', tenant, '--period', '2026-03', '--actor', 'other'],
+      env,
+    );
+    expect(JSON.parse(c2.stdout)).toMatchObject({
+      already_closed: true,
+      closed_by: 'fin',
+      closed_at: JSON.parse(c1.stdout).closed_at,
+    });
     expect(JSON.parse((await recon(['--json', 'alerts', 'list', '--tenant', tenant], env)).stdout)).toEqual([]);
-    const index = await writeLines(h.dir, 'index.csv', ['series,effective_from,multiplier', 'gpu-cost,2026-03-01T00:00:00Z,1.05', 'gpu-cost,2026-04-01T00:00:00Z,1.0x']);
+    const index = await writeLines(h.dir, 'index.csv', [
+      'series,effective_from,multiplier',
+      'gpu-cost,2026-03-01T00:00:00Z,1.05',
+      'gpu-cost,2026-04-01T00:00:00Z,1.0x',
+    ]);
     const bad = await recon(['index', 'import', '--tenant', tenant, index], env);
     expect(bad.code).not.toBe(0);
     // The acme contract prices by no index series: a file of one is refused whole, naming the line.
-    expect(bad.stderr).toMatch(/^recon: unknown_series: .*index\.csv line 2: tenant \S+ does not use series "gpu-cost"/);
+    expect(bad.stderr).toMatch(
+      /^recon: unknown_series: .*index\.csv line 2: tenant \S+ does not use series "gpu-cost"/,
+    );
   });
 
   it('recon worker serves a health check while it polls, and exits non-zero when it cannot connect', async () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(process.execPath, [BIN, 'worker', '--health-port', String(port)], { cwd: ROOT, env: { ...process.env, ...env, TEMPORAL_TASK_QUEUE: `${h.taskQueue}-health` }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, 'worker', '--health-port', String(port)], {
+      cwd: ROOT,
+      env: { ...process.env, ...env, TEMPORAL_TASK_QUEUE: `${h.taskQueue}-health` },
+      stdio: 'ignore',
+    });
     try {
       let health: { ok: boolean; polling: boolean; postgres: boolean } | undefined;
       for (let i = 0; i < 60 && !health?.ok; i++) {
         await new Promise((r) => setTimeout(r, 500));
-        health = (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json(), () => undefined)) as typeof health;
+        health = (await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          (r) => r.json(),
+          () => undefined,
+        )) as typeof health;
       }
       expect(health).toMatchObject({ ok: true, polling: true, postgres: true });
     } finally {
@@ -159,7 +221,27 @@ describe('the recon command against the real stack', () => {
   });
 
   it('every verb answers --help', async () => {
-    for (const verb of [['run'], ['schedule', 'create'], ['export'], ['outcome', 'show'], ['claims', 'import'], ['dev'], ['demo'], ['worker'], ['dispute', 'resolve'], ['dispute', 'import'], ['statement'], ['period', 'close'], ['alerts', 'list'], ['index', 'import'], ['tenant', 'list'], ['run', 'list'], ['run', 'show'], ['outcome', 'list'], ['quarantine', 'list']]) {
+    for (const verb of [
+      ['run'],
+      ['schedule', 'create'],
+      ['export'],
+      ['outcome', 'show'],
+      ['claims', 'import'],
+      ['dev'],
+      ['demo'],
+      ['worker'],
+      ['dispute', 'resolve'],
+      ['dispute', 'import'],
+      ['statement'],
+      ['period', 'close'],
+      ['alerts', 'list'],
+      ['index', 'import'],
+      ['tenant', 'list'],
+      ['run', 'list'],
+      ['run', 'show'],
+      ['outcome', 'list'],
+      ['quarantine', 'list'],
+    ]) {
       const r = await recon([...verb, '--help'], env);
       expect(r.code, verb.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: recon/);

@@ -62,7 +62,14 @@ describe('payload codec on the real Temporal server', () => {
     client = await connectClient(address, 'default', env);
     raw = await connectClient(address, 'default', {});
     connection = await connectWorker(address, {});
-    worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool }, bundle: { codePath: inject('workflowBundlePath') }, env });
+    worker = await createWorker({
+      connection,
+      namespace: 'default',
+      taskQueue,
+      deps: { pool },
+      bundle: { codePath: inject('workflowBundlePath') },
+      env,
+    });
     running = worker.run();
     await applyExample(pool, tenant);
   });
@@ -81,18 +88,40 @@ describe('payload codec on the real Temporal server', () => {
     await importClaimsFile(pool, {
       tenant,
       file: await writeLines(dir, 'claims.jsonl', [
-        JSON.stringify({ claim_id: 'c-1', outcome_type: 'resolved_ticket', subject_ref: 'T-7001', occurred_at: '2026-03-02T10:00:00Z', attributes: { requester: 'jane.doe@example.com' } }),
+        JSON.stringify({
+          claim_id: 'c-1',
+          outcome_type: 'resolved_ticket',
+          subject_ref: 'T-7001',
+          occurred_at: '2026-03-02T10:00:00Z',
+          attributes: { requester: 'jane.doe@example.com' },
+        }),
       ]),
     });
-    await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, 'tickets.csv', ['Ticket ID,Status,Solved at,Updated at,CSAT', 'T-7001,solved,2026-03-02T12:00:00Z,2026-03-02T12:00:00Z,5']) });
+    await importRecordsFile(pool, {
+      tenant,
+      source: 'helpdesk',
+      file: await writeLines(dir, 'tickets.csv', [
+        'Ticket ID,Status,Solved at,Updated at,CSAT',
+        'T-7001,solved,2026-03-02T12:00:00Z,2026-03-02T12:00:00Z,5',
+      ]),
+    });
 
     const asOf = '2026-03-03T00:00:00.000Z';
     const summary = await runReconciliation(client, { tenant, asOf: new Date(asOf), taskQueue });
     // The codec client reads the result back as usual.
     expect(summary).toMatchObject({ tenant, asOf });
 
-    const { rows } = await pool.query<{ outcome_id: number }>(`select outcome_id from outcomes where tenant_id = $1 and subject_key = 't-7001'`, [tenant]);
-    const view = await openDisputeViaTemporal(client, { tenant, outcomeId: Number(rows[0].outcome_id), actor: 'support:alice', reason: `Customer Jane (jane.doe@example.com) says T-7001 is still broken`, taskQueue });
+    const { rows } = await pool.query<{ outcome_id: number }>(
+      `select outcome_id from outcomes where tenant_id = $1 and subject_key = 't-7001'`,
+      [tenant],
+    );
+    const view = await openDisputeViaTemporal(client, {
+      tenant,
+      outcomeId: Number(rows[0].outcome_id),
+      actor: 'support:alice',
+      reason: `Customer Jane (jane.doe@example.com) says T-7001 is still broken`,
+      taskQueue,
+    });
     expect(view.status).toBe('open');
 
     const ids = [runWorkflowId(tenant, asOf), disputeWorkflowId(tenant, Number(rows[0].outcome_id))];
@@ -102,15 +131,19 @@ describe('payload codec on the real Temporal server', () => {
       const found = payloadsIn(history);
       // Search attributes are indexed, so never encrypted (item 3 keeps them free of personal data);
       // patch markers are written by Temporal's core SDK and hold only the patch id.
-      const data = found.filter((p) => !p.path.includes('searchAttributes') && !p.path.includes('details.patch-data') && p.data.length > 0);
+      const data = found.filter(
+        (p) => !p.path.includes('searchAttributes') && !p.path.includes('details.patch-data') && p.data.length > 0,
+      );
       expect(data.length, id).toBeGreaterThan(2);
       for (const p of data) {
         expect(p.encoding, `${id} ${p.path}`).toBe(ENCRYPTED_ENCODING);
-        for (const word of [tenant, 'T-7001', 'alice', ...PERSONAL]) expect(p.data.includes(word), `${id} ${p.path} shows ${word}`).toBe(false);
+        for (const word of [tenant, 'T-7001', 'alice', ...PERSONAL])
+          expect(p.data.includes(word), `${id} ${p.path} shows ${word}`).toBe(false);
       }
       // What stays readable holds nothing personal.
       for (const p of found) for (const word of PERSONAL) expect(p.data.includes(word), `${id} ${p.path}`).toBe(false);
-      for (const p of found.filter((x) => x.path.includes('details.patch-data'))) expect(JSON.parse(p.data.toString('utf8')), `${id} ${p.path}`).toMatchObject({ id: expect.any(String) });
+      for (const p of found.filter((x) => x.path.includes('details.patch-data')))
+        expect(JSON.parse(p.data.toString('utf8')), `${id} ${p.path}`).toMatchObject({ id: expect.any(String) });
     }
 
     // Without the key, the result cannot be read at all.
@@ -123,16 +156,36 @@ describe('payload codec on the real Temporal server', () => {
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) {
       const history = historyFromJSON(JSON.parse(await readFile(path.join(dir, file), 'utf8')));
-      await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: dataConverterFromEnv(env) }, history, path.basename(file, '.json'));
+      await Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') }, dataConverter: dataConverterFromEnv(env) },
+        history,
+        path.basename(file, '.json'),
+      );
     }
   });
 
   it('refuses to start a client or a worker with a malformed key', async () => {
     const bad = { RECON_PAYLOAD_KEY: 'bm90IGEga2V5' };
-    const message = 'RECON_PAYLOAD_KEY must be the base64 of exactly 32 bytes (make one with `openssl rand -base64 32`); got 9 bytes';
-    await expect(connectClient(inject('temporalAddress'), 'default', bad)).rejects.toMatchObject({ code: 'invalid_payload_key', message });
-    await expect(connectWorker(inject('temporalAddress'), bad)).rejects.toMatchObject({ code: 'invalid_payload_key', message });
-    await expect(createWorker({ connection, namespace: 'default', taskQueue: `${taskQueue}-bad`, deps: { pool }, bundle: { codePath: inject('workflowBundlePath') }, env: bad })).rejects.toMatchObject({
+    const message =
+      'RECON_PAYLOAD_KEY must be the base64 of exactly 32 bytes (make one with `openssl rand -base64 32`); got 9 bytes';
+    await expect(connectClient(inject('temporalAddress'), 'default', bad)).rejects.toMatchObject({
+      code: 'invalid_payload_key',
+      message,
+    });
+    await expect(connectWorker(inject('temporalAddress'), bad)).rejects.toMatchObject({
+      code: 'invalid_payload_key',
+      message,
+    });
+    await expect(
+      createWorker({
+        connection,
+        namespace: 'default',
+        taskQueue: `${taskQueue}-bad`,
+        deps: { pool },
+        bundle: { codePath: inject('workflowBundlePath') },
+        env: bad,
+      }),
+    ).rejects.toMatchObject({
       code: 'invalid_payload_key',
       message,
     });

@@ -5,7 +5,11 @@ import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { findOutcomeId } from '../../src/reconcile/explain';
 import { showDispute } from '../../src/disputes/views';
 import { runReconciliation } from '../../src/temporal/run-client';
-import { noteDisputeViaTemporal, openDisputeViaTemporal, resolveDisputeViaTemporal } from '../../src/temporal/dispute-client';
+import {
+  noteDisputeViaTemporal,
+  openDisputeViaTemporal,
+  resolveDisputeViaTemporal,
+} from '../../src/temporal/dispute-client';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
 import { HOUR } from '../support/fixtures';
@@ -33,11 +37,26 @@ describe('disputes without a worker', () => {
     await applyExample(h.pool, tenant);
     await importClaimsFile(h.pool, {
       tenant,
-      file: await writeLines(h.dir, 'claims.jsonl', ['A', 'B'].map((s) => JSON.stringify({ claim_id: `${s}-c`, outcome_type: 'resolved_ticket', subject_ref: s, occurred_at: at(-2 * HOUR) }))),
+      file: await writeLines(
+        h.dir,
+        'claims.jsonl',
+        ['A', 'B'].map((s) =>
+          JSON.stringify({
+            claim_id: `${s}-c`,
+            outcome_type: 'resolved_ticket',
+            subject_ref: s,
+            occurred_at: at(-2 * HOUR),
+          }),
+        ),
+      ),
     });
     await importRecordsFile(h.pool, {
-      tenant, source: 'helpdesk',
-      file: await writeLines(h.dir, 'tickets.csv', ['Ticket ID,Status,Solved at,Updated at,CSAT', ...['A', 'B'].map((s) => `${s},solved,${at(-HOUR)},${at(-HOUR)},5`)]),
+      tenant,
+      source: 'helpdesk',
+      file: await writeLines(h.dir, 'tickets.csv', [
+        'Ticket ID,Status,Solved at,Updated at,CSAT',
+        ...['A', 'B'].map((s) => `${s},solved,${at(-HOUR)},${at(-HOUR)},5`),
+      ]),
     });
     // The night makes the outcomes; both stay in grace, open to dispute.
     await runReconciliation(h.client, { tenant, asOf: new Date(Date.now() - 60_000), taskQueue: h.taskQueue });
@@ -49,7 +68,16 @@ describe('disputes without a worker', () => {
   it('with no worker on the queue nothing is sent, the message names that queue, the dispute does not exist', async () => {
     const queue = `nobody-${randomUUID()}`;
     const started = Date.now();
-    const e = await refusal(openDisputeViaTemporal(h.client, { tenant, outcomeId: outcomeA, actor: 'sam', reason: 'not fixed', taskQueue: queue, timeoutMs: 60_000 }));
+    const e = await refusal(
+      openDisputeViaTemporal(h.client, {
+        tenant,
+        outcomeId: outcomeA,
+        actor: 'sam',
+        reason: 'not fixed',
+        taskQueue: queue,
+        timeoutMs: 60_000,
+      }),
+    );
     expect(e.code).toBe('no_worker');
     expect(e.message).toContain(`task queue "${queue}"`);
     expect(e.message).toMatch(/nothing was sent and the dispute is unchanged/);
@@ -58,7 +86,13 @@ describe('disputes without a worker', () => {
   });
 
   it('notes and resolutions go to the queue the dispute runs on, whatever the settings say', async () => {
-    const view = await openDisputeViaTemporal(h.client, { tenant, outcomeId: outcomeB, actor: 'sam', reason: 'not fixed', taskQueue: h.taskQueue });
+    const view = await openDisputeViaTemporal(h.client, {
+      tenant,
+      outcomeId: outcomeB,
+      actor: 'sam',
+      reason: 'not fixed',
+      taskQueue: h.taskQueue,
+    });
     const workflowId = disputeWorkflowId(tenant, outcomeB);
     const wrong = `elsewhere-${randomUUID()}`;
     await noteDisputeViaTemporal(h.client, { workflowId, actor: 'sam', text: 'first', taskQueue: wrong });
@@ -66,7 +100,15 @@ describe('disputes without a worker', () => {
 
     // The worker goes away: the answer says what became of the request, and it is true.
     await h.stopWorker();
-    const e = await refusal(noteDisputeViaTemporal(h.client, { workflowId, actor: 'sam', text: 'second', taskQueue: wrong, timeoutMs: 3_000 }));
+    const e = await refusal(
+      noteDisputeViaTemporal(h.client, {
+        workflowId,
+        actor: 'sam',
+        text: 'second',
+        taskQueue: wrong,
+        timeoutMs: 3_000,
+      }),
+    );
     expect(e.code).toBe('no_worker');
     expect(e.message).toContain(`task queue "${h.taskQueue}"`);
     expect(e.message).not.toContain(wrong);
@@ -83,7 +125,13 @@ describe('disputes without a worker', () => {
     notes = (await showDispute(h.pool, view.disputeId!)).events.filter((x) => x.kind === 'note').length;
     expect(notes).toBe(queued ? 2 : 1);
 
-    const r = await resolveDisputeViaTemporal(h.client, { workflowId, decision: 'reject', actor: 'lee', note: 'billed right', taskQueue: wrong });
+    const r = await resolveDisputeViaTemporal(h.client, {
+      workflowId,
+      decision: 'reject',
+      actor: 'lee',
+      note: 'billed right',
+      taskQueue: wrong,
+    });
     expect(r.status).toBe('rejected');
   });
 });

@@ -31,7 +31,8 @@ describe('fault injection (short)', () => {
     workflowBundle: inject('workflowBundlePath'),
   };
   const log = (m: string) => process.env.FAULTS_VERBOSE && console.log(m);
-  const run = (name: string, hooks: Parameters<typeof runScenario>[4]) => runScenario(stack, client, story, `${name}-${suffix}`, hooks, dir, log, NIGHTS);
+  const run = (name: string, hooks: Parameters<typeof runScenario>[4]) =>
+    runScenario(stack, client, story, `${name}-${suffix}`, hooks, dir, log, NIGHTS);
 
   beforeAll(async () => {
     installRuntime('ERROR');
@@ -53,16 +54,29 @@ describe('fault injection (short)', () => {
     const kills: KillRecord[] = [];
     const drops: string[] = [];
     const runs = await Promise.all([
-      run('kill-3', sigkill(3, (k) => kills.push(k), { nights: NIGHTS, after: true })),
-      run('kill-6', sigkill(6, (k) => kills.push(k), { nights: NIGHTS, after: true })),
-      run('drop-2', connectionDrop(2, (d) => drops.push(d), NIGHTS)),
+      run(
+        'kill-3',
+        sigkill(3, (k) => kills.push(k), { nights: NIGHTS, after: true }),
+      ),
+      run(
+        'kill-6',
+        sigkill(6, (k) => kills.push(k), { nights: NIGHTS, after: true }),
+      ),
+      run(
+        'drop-2',
+        connectionDrop(2, (d) => drops.push(d), NIGHTS),
+      ),
     ]);
     expect(kills).toHaveLength(2);
     expect(drops).toHaveLength(1);
     expect(drops[0]).not.toMatch(/no transaction seen/);
     for (const r of runs) {
       const cmp = compareLedgers(reference.csv, r.csv);
-      expect({ duplicates: r.duplicates + cmp.duplicates, lost: cmp.lost, sameUpToIds: cmp.sameUpToIds }).toEqual({ duplicates: 0, lost: 0, sameUpToIds: true });
+      expect({ duplicates: r.duplicates + cmp.duplicates, lost: cmp.lost, sameUpToIds: cmp.sameUpToIds }).toEqual({
+        duplicates: 0,
+        lost: 0,
+        sameUpToIds: true,
+      });
     }
     expect(runs[0].workerStarts).toBe(2);
   });

@@ -29,7 +29,9 @@ export default async function setup(project: TestProject) {
   const bundle = await bundleWorkflows();
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   await writeFile(bundlePath, bundle.code);
-  console.log(`[it] PostgreSQL ${pg.url.replace(/:[^:@]*@/, ':***@')} and ${temporal.how} at ${temporal.address} ready in ${Date.now() - t0} ms`);
+  console.log(
+    `[it] PostgreSQL ${pg.url.replace(/:[^:@]*@/, ':***@')} and ${temporal.how} at ${temporal.address} ready in ${Date.now() - t0} ms`,
+  );
   project.provide('databaseUrl', pg.url);
   project.provide('temporalAddress', temporal.address);
   project.provide('workflowBundlePath', bundlePath);

@@ -25,14 +25,23 @@ export interface Harness {
 }
 
 /** A worker on its own task queue against the shared real Temporal server and Postgres. */
-export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: number; runLeaseWaitMs?: number } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { chunkSize?: number; chunksPerCall?: number; runLeaseWaitMs?: number } = {},
+): Promise<Harness> {
   installRuntime('WARN');
   const pool = createPool(inject('databaseUrl'));
   const address = inject('temporalAddress');
   const client = await connectClient(address, 'default');
   const connection: NativeConnection = await connectWorker(address);
   const taskQueue = `it-${randomUUID()}`;
-  const make = () => createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, ...opts }, bundle: { codePath: inject('workflowBundlePath') } });
+  const make = () =>
+    createWorker({
+      connection,
+      namespace: 'default',
+      taskQueue,
+      deps: { pool, ...opts },
+      bundle: { codePath: inject('workflowBundlePath') },
+    });
   let worker: Worker | null = await make();
   let running: Promise<void> | null = worker.run();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-case-'));
@@ -43,7 +52,10 @@ export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: n
     running = null;
   };
   return {
-    pool, client, taskQueue, dir,
+    pool,
+    client,
+    taskQueue,
+    dir,
     get worker() {
       if (!worker) throw new Error('worker stopped');
       return worker;
@@ -64,7 +76,9 @@ export async function startHarness(opts: { chunkSize?: number; chunksPerCall?: n
 }
 
 export async function loadExampleContract(tenant: string, overrides: Partial<Contract> = {}): Promise<Contract> {
-  const raw = JSON.parse(await readFile(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  const raw = JSON.parse(
+    await readFile(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8'),
+  ) as Record<string, unknown>;
   return ContractSchema.parse({ ...raw, tenant, ...overrides });
 }
 

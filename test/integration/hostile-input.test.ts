@@ -42,14 +42,30 @@ describe('hostile input corpus on real Postgres', () => {
     const { received, accepted, redelivered, quarantined } = summary;
     expect(received).toBe(accepted + redelivered + quarantined);
     // The counts stored with the import agree with what the caller was told.
-    const { rows: stored } = await h.pool.query('select received, accepted, redelivered, quarantined from imports where import_id = $1', [summary.importId]);
+    const { rows: stored } = await h.pool.query(
+      'select received, accepted, redelivered, quarantined from imports where import_id = $1',
+      [summary.importId],
+    );
     expect(stored[0]).toEqual({ received, accepted, redelivered, quarantined });
-    const { rows: q } = await h.pool.query('select origin, line, row_number, code, reason from quarantine where import_id = $1 order by row_number', [summary.importId]);
+    const { rows: q } = await h.pool.query(
+      'select origin, line, row_number, code, reason from quarantine where import_id = $1 order by row_number',
+      [summary.importId],
+    );
     expect(q).toHaveLength(quarantined);
     const landed =
       kind === 'claims'
-        ? (await h.pool.query('select claim_id as id from claims where tenant_id = $1 and import_id = $2 order by claim_id', [tenant, summary.importId])).rows
-        : (await h.pool.query('select distinct r.external_id as id from record_versions v join records r using (record_id) where v.import_id = $1 order by 1', [summary.importId])).rows;
+        ? (
+            await h.pool.query(
+              'select claim_id as id from claims where tenant_id = $1 and import_id = $2 order by claim_id',
+              [tenant, summary.importId],
+            )
+          ).rows
+        : (
+            await h.pool.query(
+              'select distinct r.external_id as id from record_versions v join records r using (record_id) where v.import_id = $1 order by 1',
+              [summary.importId],
+            )
+          ).rows;
     return {
       summary,
       quarantine: q.map((r) => `${r.origin} line ${r.line} (row ${r.row_number}): ${r.code}: ${r.reason}`),
@@ -58,7 +74,8 @@ describe('hostile input corpus on real Postgres', () => {
   }
 
   const claims = async (file: string) => checked(await importClaimsFile(h.pool, { tenant, file }), 'claims');
-  const records = async (file: string) => checked(await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file }), 'records');
+  const records = async (file: string) =>
+    checked(await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file }), 'records');
   const counts = (i: Imported) => {
     const { received, accepted, redelivered, quarantined } = i.summary;
     return { received, accepted, redelivered, quarantined };
@@ -68,7 +85,10 @@ describe('hostile input corpus on real Postgres', () => {
     const r = await claims(fixture('claims-bom-crlf.csv'));
     expect(counts(r)).toEqual({ received: 3, accepted: 3, redelivered: 0, quarantined: 0 });
     expect(r.landed).toEqual(['bom-1', 'bom-2', 'bom-3']);
-    const { rows } = await h.pool.query(`select claim_id, occurred_at, attributes from claims where tenant_id = $1 and claim_id like 'bom-%' order by claim_id`, [tenant]);
+    const { rows } = await h.pool.query(
+      `select claim_id, occurred_at, attributes from claims where tenant_id = $1 and claim_id like 'bom-%' order by claim_id`,
+      [tenant],
+    );
     // No stray CR in any value; the BOM did not become part of the first column's name.
     expect(rows.map((x) => [x.claim_id, x.occurred_at.toISOString(), x.attributes])).toEqual([
       ['bom-1', '2026-03-01T10:00:00.000Z', {}],
@@ -84,8 +104,20 @@ describe('hostile input corpus on real Postgres', () => {
       [rec.summary.importId],
     );
     // "2026-03-01 12:00" has no offset: read in the tenant's zone (America/New_York).
-    expect(v[0].data).toEqual({ ticket_id: 'T-100', status: 'solved', solved_at: '2026-03-01T17:00:00.000Z', updated_at: '2026-03-01T17:00:00.000Z', csat: 5 });
-    expect(v[2].data).toEqual({ ticket_id: 'T-102', status: 'open', solved_at: null, updated_at: '2026-03-01T13:00:00.000Z', csat: null });
+    expect(v[0].data).toEqual({
+      ticket_id: 'T-100',
+      status: 'solved',
+      solved_at: '2026-03-01T17:00:00.000Z',
+      updated_at: '2026-03-01T17:00:00.000Z',
+      csat: 5,
+    });
+    expect(v[2].data).toEqual({
+      ticket_id: 'T-102',
+      status: 'open',
+      solved_at: null,
+      updated_at: '2026-03-01T13:00:00.000Z',
+      csat: null,
+    });
   });
 
   it('quarantines broken quoting and ragged rows one by one', async () => {
@@ -116,19 +148,40 @@ describe('hostile input corpus on real Postgres', () => {
 
   it('refuses a whole file with a duplicated, missing or absent header, naming it, and imports nothing', async () => {
     const refusals: Array<[string, 'claims' | 'records', string, string]> = [
-      ['claims-duplicate-header.csv', 'claims', 'duplicate_header', ' line 1: duplicate header "claim_id" (columns 1 and 5)'],
+      [
+        'claims-duplicate-header.csv',
+        'claims',
+        'duplicate_header',
+        ' line 1: duplicate header "claim_id" (columns 1 and 5)',
+      ],
       // A first data row read as the header lacks every column a claim needs.
-      ['claims-missing-header.csv', 'claims', 'missing_columns', ' line 1: header lacks required columns "claim_id", "outcome_type", "subject_ref", "occurred_at"'],
+      [
+        'claims-missing-header.csv',
+        'claims',
+        'missing_columns',
+        ' line 1: header lacks required columns "claim_id", "outcome_type", "subject_ref", "occurred_at"',
+      ],
       ['claims-empty.csv', 'claims', 'missing_header', ': file is empty, expected a CSV header row'],
-      ['records-duplicate-header.csv', 'records', 'duplicate_header', ' line 1: duplicate header "Status" (columns 2 and 6)'],
+      [
+        'records-duplicate-header.csv',
+        'records',
+        'duplicate_header',
+        ' line 1: duplicate header "Status" (columns 2 and 6)',
+      ],
       // A mapped column absent from the file would otherwise read as empty in every row.
       ['records-missing-column.csv', 'records', 'missing_columns', ' line 1: header lacks required column "Solved at"'],
     ];
     for (const [name, kind, code, message] of refusals) {
       const file = fixture(name);
-      const run = kind === 'claims' ? importClaimsFile(h.pool, { tenant, file }) : importRecordsFile(h.pool, { tenant, source: 'helpdesk', file });
+      const run =
+        kind === 'claims'
+          ? importClaimsFile(h.pool, { tenant, file })
+          : importRecordsFile(h.pool, { tenant, source: 'helpdesk', file });
       await expect(run, name).rejects.toMatchObject({ code, message: `${file}${message}` });
-      const { rows } = await h.pool.query('select count(*)::int as n from imports where tenant_id = $1 and origin = $2', [tenant, name]);
+      const { rows } = await h.pool.query(
+        'select count(*)::int as n from imports where tenant_id = $1 and origin = $2',
+        [tenant, name],
+      );
       expect(rows[0].n, name).toBe(0);
     }
   });
@@ -190,9 +243,14 @@ describe('hostile input corpus on real Postgres', () => {
       // Written in 9999, but in the year 10000 in UTC: once it failed the whole file in PostgreSQL.
       'claims-dates.csv line 15 (row 14): timestamp_out_of_range: field occurred_at: timestamp "9999-12-31T23:30:00-05:00" is after the end of year 9999 in UTC',
       // A valid time, but decades after the import: quarantined rather than kept waiting forever.
-      expect.stringMatching(/^claims-dates\.csv line 17 \(row 16\): occurred_in_future: field occurred_at: 2099-01-01T00:00:00\.000Z is more than a day after this import's time \(\S+\); fix the claim's time \(and its zone\) and send it again$/),
+      expect.stringMatching(
+        /^claims-dates\.csv line 17 \(row 16\): occurred_in_future: field occurred_at: 2099-01-01T00:00:00\.000Z is more than a day after this import's time \(\S+\); fix the claim's time \(and its zone\) and send it again$/,
+      ),
     ]);
-    const { rows } = await h.pool.query(`select claim_id, occurred_at from claims where tenant_id = $1 and import_id = $2 order by claim_id`, [tenant, r.summary.importId]);
+    const { rows } = await h.pool.query(
+      `select claim_id, occurred_at from claims where tenant_id = $1 and import_id = $2 order by claim_id`,
+      [tenant, r.summary.importId],
+    );
     expect(rows.map((x) => [x.claim_id, x.occurred_at.toISOString()])).toEqual([
       ['d-1', '2026-03-05T09:00:00.000Z'],
       ['d-12', '2026-03-05T00:00:00.000Z'],
@@ -209,7 +267,9 @@ describe('hostile input corpus on real Postgres', () => {
       'claims-invalid-utf8.csv line 3 (row 2): invalid_utf8: row is not valid UTF-8 (first undecodable byte near character 25)',
       'claims-invalid-utf8.csv line 5 (row 4): invalid_utf8: row is not valid UTF-8 (first undecodable byte near character 30)',
     ]);
-    const { rows } = await h.pool.query(`select subject_ref from claims where tenant_id = $1 and claim_id = 'u-3'`, [tenant]);
+    const { rows } = await h.pool.query(`select subject_ref from claims where tenant_id = $1 and claim_id = 'u-3'`, [
+      tenant,
+    ]);
     expect(rows[0].subject_ref).toBe('T-182 café');
 
     // A NUL (U+0000) cannot be stored in PostgreSQL text: once it failed the whole file.
@@ -230,7 +290,9 @@ describe('hostile input corpus on real Postgres', () => {
       'records-invalid-utf8.csv line 4 (row 3): nul_character: column "Status": contains a NUL character (U+0000), which cannot be stored',
     ]);
     // The raw row is kept for support, with the NUL made visible.
-    const { rows: raw } = await h.pool.query('select raw from quarantine where import_id = $1 and row_number = 3', [rec.summary.importId]);
+    const { rows: raw } = await h.pool.query('select raw from quarantine where import_id = $1 and row_number = 3', [
+      rec.summary.importId,
+    ]);
     expect(raw[0].raw).toBe('T-342,sol\\0ved,2026-03-02T10:00:00Z,2026-03-02T10:00:00Z,5,nul byte in status');
   });
 
@@ -240,20 +302,31 @@ describe('hostile input corpus on real Postgres', () => {
       const name = path.basename(file);
       const r = await claims(file);
       expect(counts(r), name).toEqual({ received: 3, accepted: 2, redelivered: 0, quarantined: 1 });
-      expect(r.quarantine).toEqual([`${name} line ${name.endsWith('.csv') ? 3 : 2} (row 2): row_too_large: row is ${rowBytes} bytes, the limit is 1000000`]);
-      const { rows } = await h.pool.query('select length(raw)::int as n from quarantine where import_id = $1', [r.summary.importId]);
+      expect(r.quarantine).toEqual([
+        `${name} line ${name.endsWith('.csv') ? 3 : 2} (row 2): row_too_large: row is ${rowBytes} bytes, the limit is 1000000`,
+      ]);
+      const { rows } = await h.pool.query('select length(raw)::int as n from quarantine where import_id = $1', [
+        r.summary.importId,
+      ]);
       expect(rows[0].n).toBe(1001); // a 1000-character preview and an ellipsis, not 10 MB
     }
-    const { rows } = await h.pool.query(`select claim_id from claims where tenant_id = $1 and claim_id in ('hl-1','hl-3','hj-1','hj-3') order by claim_id`, [tenant]);
+    const { rows } = await h.pool.query(
+      `select claim_id from claims where tenant_id = $1 and claim_id in ('hl-1','hl-3','hj-1','hj-3') order by claim_id`,
+      [tenant],
+    );
     expect(rows.map((x) => x.claim_id)).toEqual(['hj-1', 'hj-3', 'hl-1', 'hl-3']);
   });
 
   it('refuses an unknown tenant and record source whole, and quarantines unknown outcome types', async () => {
-    await expect(importClaimsFile(h.pool, { tenant: 'no-such-tenant', file: fixture('claims-first-delivery.jsonl') })).rejects.toMatchObject({
+    await expect(
+      importClaimsFile(h.pool, { tenant: 'no-such-tenant', file: fixture('claims-first-delivery.jsonl') }),
+    ).rejects.toMatchObject({
       code: 'unknown_tenant',
       message: 'no contract for tenant "no-such-tenant": apply one with `recon contract apply FILE`',
     });
-    await expect(importRecordsFile(h.pool, { tenant, source: 'crm', file: fixture('records-bom-crlf.csv') })).rejects.toMatchObject({
+    await expect(
+      importRecordsFile(h.pool, { tenant, source: 'crm', file: fixture('records-bom-crlf.csv') }),
+    ).rejects.toMatchObject({
       code: 'unknown_source',
       message: `record source "crm" is not in the contract of ${tenant} (known: helpdesk)`,
     });
@@ -266,7 +339,7 @@ describe('hostile input corpus on real Postgres', () => {
     ]);
   });
 
-  it("quarantines claims rows that name another tenant (a multi-tenant export must not bill the wrong customer)", async () => {
+  it('quarantines claims rows that name another tenant (a multi-tenant export must not bill the wrong customer)', async () => {
     const r = await claims(fixture('claims-tenants.csv'));
     expect(counts(r)).toEqual({ received: 5, accepted: 3, redelivered: 0, quarantined: 2 });
     expect(r.landed).toEqual(['tn-1', 'tn-2', 'tn-5']);
@@ -279,7 +352,12 @@ describe('hostile input corpus on real Postgres', () => {
   it('tells redeliveries from conflicts, and a repeated file changes nothing', async () => {
     const first = await claims(fixture('claims-first-delivery.jsonl'));
     expect(counts(first)).toEqual({ received: 3, accepted: 3, redelivered: 0, quarantined: 0 });
-    const before = (await h.pool.query(`select claim_id, subject_ref, occurred_at, content_sha256, retracted_at from claims where tenant_id = $1 and claim_id like 'rd-%' order by claim_id`, [tenant])).rows;
+    const before = (
+      await h.pool.query(
+        `select claim_id, subject_ref, occurred_at, content_sha256, retracted_at from claims where tenant_id = $1 and claim_id like 'rd-%' order by claim_id`,
+        [tenant],
+      )
+    ).rows;
 
     const r = await claims(fixture('claims-redelivery.jsonl'));
     // rd-1 twice (the second written with another offset: same instant, same content), the
@@ -291,14 +369,37 @@ describe('hostile input corpus on real Postgres', () => {
       'claims-redelivery.jsonl line 6 (row 6): unknown_claim: retraction of claim rd-9, which was never received',
       'claims-redelivery.jsonl line 8 (row 8): conflicting_redelivery: claim rd-4 was delivered before with a different occurred_at',
     ]);
-    const after = (await h.pool.query(`select claim_id, subject_ref, occurred_at, content_sha256, retracted_at from claims where tenant_id = $1 and claim_id like 'rd-%' order by claim_id`, [tenant])).rows;
+    const after = (
+      await h.pool.query(
+        `select claim_id, subject_ref, occurred_at, content_sha256, retracted_at from claims where tenant_id = $1 and claim_id like 'rd-%' order by claim_id`,
+        [tenant],
+      )
+    ).rows;
     // The conflicting rd-2 did not overwrite what was accepted; only rd-3's retraction changed.
-    expect(after.slice(0, 3)).toEqual([before[0], before[1], { ...before[2], retracted_at: new Date('2026-03-09T08:00:00Z') }]);
-    expect(after[3]).toMatchObject({ claim_id: 'rd-4', subject_ref: 'T-214', occurred_at: new Date('2026-03-08T09:00:00Z') });
+    expect(after.slice(0, 3)).toEqual([
+      before[0],
+      before[1],
+      { ...before[2], retracted_at: new Date('2026-03-09T08:00:00Z') },
+    ]);
+    expect(after[3]).toMatchObject({
+      claim_id: 'rd-4',
+      subject_ref: 'T-214',
+      occurred_at: new Date('2026-03-08T09:00:00Z'),
+    });
 
     const again = await importClaimsFile(h.pool, { tenant, file: fixture('claims-redelivery.jsonl') });
-    expect(again).toMatchObject({ replayed: true, importId: r.summary.importId, received: 8, accepted: 2, redelivered: 3, quarantined: 3 });
-    const { rows } = await h.pool.query('select count(*)::int as n from quarantine where tenant_id = $1 and origin = $2', [tenant, 'claims-redelivery.jsonl']);
+    expect(again).toMatchObject({
+      replayed: true,
+      importId: r.summary.importId,
+      received: 8,
+      accepted: 2,
+      redelivered: 3,
+      quarantined: 3,
+    });
+    const { rows } = await h.pool.query(
+      'select count(*)::int as n from quarantine where tenant_id = $1 and origin = $2',
+      [tenant, 'claims-redelivery.jsonl'],
+    );
     expect(rows[0].n).toBe(3);
   });
 
@@ -307,24 +408,43 @@ describe('hostile input corpus on real Postgres', () => {
     expect(counts(c)).toEqual({ received: 3, accepted: 3, redelivered: 0, quarantined: 0 });
     const rec = await records(fixture('records-formula.csv'));
     expect(counts(rec)).toEqual({ received: 2, accepted: 2, redelivered: 0, quarantined: 0 });
-    const { rows: stored } = await h.pool.query(`select claim_id, subject_ref, attributes from claims where tenant_id = $1 and import_id = $2 order by claim_id`, [tenant, c.summary.importId]);
+    const { rows: stored } = await h.pool.query(
+      `select claim_id, subject_ref, attributes from claims where tenant_id = $1 and import_id = $2 order by claim_id`,
+      [tenant, c.summary.importId],
+    );
     expect(stored).toEqual([
       { claim_id: '-f-2', subject_ref: '+T-351', attributes: {} },
       { claim_id: '=1+2', subject_ref: '=HYPERLINK(A1)', attributes: { note: "=cmd|' /C calc'!A0" } },
       { claim_id: '@f-3', subject_ref: '@T-352', attributes: {} },
     ]);
-    const { rows: versions } = await h.pool.query(`select data->>'ticket_id' as id from record_versions where import_id = $1 order by 1`, [rec.summary.importId]);
+    const { rows: versions } = await h.pool.query(
+      `select data->>'ticket_id' as id from record_versions where import_id = $1 order by 1`,
+      [rec.summary.importId],
+    );
     expect(versions.map((v) => v.id)).toEqual(['+T-351', '=HYPERLINK(A1)']);
 
     // Solved 2026-03-02T10:00Z, grace PT72H: billed by the night of March 6.
     await runReconciliation(h.client, { tenant, asOf: new Date('2026-03-06T00:00:00Z'), taskQueue: h.taskQueue });
     const chunks: Buffer[] = [];
-    const out = new Writable({ write(chunk, _enc, done) { chunks.push(Buffer.from(chunk)); done(); } });
+    const out = new Writable({
+      write(chunk, _enc, done) {
+        chunks.push(Buffer.from(chunk));
+        done();
+      },
+    });
     await writeExport(h.pool, { tenant, period: '2026-03', format: 'csv', out });
     const table = parseCsv<Record<string, string>>(Buffer.concat(chunks).toString('utf8'), { columns: true });
     const bySubject = new Map(table.map((row) => [row.subject_ref, row]));
-    expect(bySubject.get("'=HYPERLINK(A1)")).toMatchObject({ primary_claim_id: "'=1+2", evidence_external_id: "'=HYPERLINK(A1)", kind: 'charge' });
-    expect(bySubject.get("'+T-351")).toMatchObject({ primary_claim_id: "'-f-2", evidence_external_id: "'+T-351", kind: 'charge' });
+    expect(bySubject.get("'=HYPERLINK(A1)")).toMatchObject({
+      primary_claim_id: "'=1+2",
+      evidence_external_id: "'=HYPERLINK(A1)",
+      kind: 'charge',
+    });
+    expect(bySubject.get("'+T-351")).toMatchObject({
+      primary_claim_id: "'-f-2",
+      evidence_external_id: "'+T-351",
+      kind: 'charge',
+    });
     // No text cell of the export can start a formula in a spreadsheet.
     for (const row of table) {
       for (const [column, cell] of Object.entries(row)) {
@@ -340,35 +460,51 @@ describe('invalid contracts from the corpus', async () => {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
   // Each is refused with code invalid_contract and the path of the bad field.
   const expected: Record<string, string> = {
-    'bad-duration.json': 'outcomeTypes.resolved_ticket.graceWindow: expected an ISO 8601 duration such as PT72H or P14D',
+    'bad-duration.json':
+      'outcomeTypes.resolved_ticket.graceWindow: expected an ISO 8601 duration such as PT72H or P14D',
     'bad-timezone.json': 'timezone: expected an IANA time zone such as Europe/Berlin',
-    'both-prices.json': 'outcomeTypes.resolved_ticket.unitPrice: give exactly one of unitPrice (flat) or pricing (hybrid)',
+    'both-prices.json':
+      'outcomeTypes.resolved_ticket.unitPrice: give exactly one of unitPrice (flat) or pricing (hybrid)',
     'effective-without-offset.json': 'effectiveFrom: Invalid ISO datetime',
-    'gte-on-boolean.json': 'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or a time',
-    'negative-price.json': 'outcomeTypes.resolved_ticket.unitPrice: expected a non-negative decimal price in major units with at most 12 decimals, e.g. "0.99"',
+    'gte-on-boolean.json':
+      'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or a time',
+    'negative-price.json':
+      'outcomeTypes.resolved_ticket.unitPrice: expected a non-negative decimal price in major units with at most 12 decimals, e.g. "0.99"',
     'not-json.json': 'not valid JSON: Expected double-quoted property name in JSON at position 64',
-    'operator-arity.json': 'outcomeTypes.resolved_ticket.success.eq: "eq" expects [field, value]: Too small: expected array to have >=2 items',
-    'success-time-not-timestamp.json': 'outcomeTypes.resolved_ticket.successTimeField: "status" must be a timestamp field of helpdesk',
-    'two-operators.json': 'outcomeTypes.resolved_ticket.success: a rule has exactly one operator, found eq, exists; combine rules with "all" or "any"',
-    'unknown-field-in-rule.json': 'outcomeTypes.resolved_ticket.success: unknown field "resolved_on" in the success rule',
+    'operator-arity.json':
+      'outcomeTypes.resolved_ticket.success.eq: "eq" expects [field, value]: Too small: expected array to have >=2 items',
+    'success-time-not-timestamp.json':
+      'outcomeTypes.resolved_ticket.successTimeField: "status" must be a timestamp field of helpdesk',
+    'two-operators.json':
+      'outcomeTypes.resolved_ticket.success: a rule has exactly one operator, found eq, exists; combine rules with "all" or "any"',
+    'unknown-field-in-rule.json':
+      'outcomeTypes.resolved_ticket.success: unknown field "resolved_on" in the success rule',
     'unknown-key.json': 'discount: unknown key',
     // This one used to crash the validator with a TypeError instead of naming the operator.
-    'unknown-operator.json': 'outcomeTypes.resolved_ticket.success.all.1: unknown operator "regex" (expected one of eq, ne, in, not_in, exists, gte, lte, all, any, not)',
+    'unknown-operator.json':
+      'outcomeTypes.resolved_ticket.success.all.1: unknown operator "regex" (expected one of eq, ne, in, not_in, exists, gte, lte, all, any, not)',
     'unknown-record-source.json': 'outcomeTypes.resolved_ticket.recordSource: unknown record source "crm"',
     // Unknown keys at every depth, by their JSON path.
     'misspelt-dispute-block.json': 'outcomeTypes.resolved_ticket.dispute: unknown key',
     'lowercase-case-insensitive.json': 'outcomeTypes.resolved_ticket.matchKey.caseinsensitive: unknown key',
     'lowercase-clawback-window.json': 'outcomeTypes.resolved_ticket.clawbackwindow: unknown key',
     'updated-at-key.json': 'recordSources.helpdesk.updatedAt: unknown key',
-    'misspelt-column.json': 'recordSources.helpdesk.fields.csat.column: Invalid input: expected string, received undefined; recordSources.helpdesk.fields.csat.colum: unknown key',
-    'misspelt-tier-key.json': 'outcomeTypes.resolved_ticket.pricing.tiers.0.upto: unknown key; outcomeTypes.resolved_ticket.pricing.tiers.0.upTo: only the last tier may omit upTo: every other tier must say where it ends',
+    'misspelt-column.json':
+      'recordSources.helpdesk.fields.csat.column: Invalid input: expected string, received undefined; recordSources.helpdesk.fields.csat.colum: unknown key',
+    'misspelt-tier-key.json':
+      'outcomeTypes.resolved_ticket.pricing.tiers.0.upto: unknown key; outcomeTypes.resolved_ticket.pricing.tiers.0.upTo: only the last tier may omit upTo: every other tier must say where it ends',
     // Rules against the fields' types.
-    'gte-on-text.json': 'outcomeTypes.resolved_ticket.success.all.1.gte: "gte" needs a number or timestamp field, and "status" is a text field (use eq or in)',
-    'number-field-vs-text.json': 'outcomeTypes.resolved_ticket.success.in.1.0: "csat" is a number field: compare it with a number, not the text "4"; outcomeTypes.resolved_ticket.success.in.1.1: "csat" is a number field: compare it with a number, not the text "5"',
-    'timestamp-vs-bad-time.json': 'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z',
+    'gte-on-text.json':
+      'outcomeTypes.resolved_ticket.success.all.1.gte: "gte" needs a number or timestamp field, and "status" is a text field (use eq or in)',
+    'number-field-vs-text.json':
+      'outcomeTypes.resolved_ticket.success.in.1.0: "csat" is a number field: compare it with a number, not the text "4"; outcomeTypes.resolved_ticket.success.in.1.1: "csat" is a number field: compare it with a number, not the text "5"',
+    'timestamp-vs-bad-time.json':
+      'outcomeTypes.resolved_ticket.success.gte.1: "gte" expects [field, number or time]: value must be a number or an ISO 8601 time such as 2026-03-01T00:00:00Z',
     // Amounts the ledger cannot hold or that round to nothing; durations, dates and emptiness.
-    'price-beyond-ledger.json': "outcomeTypes.resolved_ticket.unitPrice: 1000000000 USD per outcome is beyond the ledger's bound of 900719.92 USD per outcome (a period may hold 100,000,000 outcomes of a type)",
-    'price-rounds-to-zero.json': 'outcomeTypes.resolved_ticket.unitPrice: 0.001 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free',
+    'price-beyond-ledger.json':
+      "outcomeTypes.resolved_ticket.unitPrice: 1000000000 USD per outcome is beyond the ledger's bound of 900719.92 USD per outcome (a period may hold 100,000,000 outcomes of a type)",
+    'price-rounds-to-zero.json':
+      'outcomeTypes.resolved_ticket.unitPrice: 0.001 USD rounds to 0 in minor units (the smallest amount is 0.01); write "0" to mean free',
     'grace-99999999-years.json': 'outcomeTypes.resolved_ticket.graceWindow: must be at most ten years (P10Y)',
     'effective-year-9999.json': 'effectiveFrom: must lie in the years 2000 to 2100',
     'no-outcome-types.json': 'outcomeTypes: name at least one outcome type',
@@ -380,6 +516,9 @@ describe('invalid contracts from the corpus', async () => {
 
   it.each(files)('%s is refused with the path of the bad field', async (name) => {
     const file = path.join(dir, name);
-    await expect(readContractFile(file)).rejects.toMatchObject({ code: 'invalid_contract', message: `${file}: ${expected[name]}` });
+    await expect(readContractFile(file)).rejects.toMatchObject({
+      code: 'invalid_contract',
+      message: `${file}: ${expected[name]}`,
+    });
   });
 });

@@ -11,7 +11,13 @@ import { HELPDESK_HEADER } from '../support/fixtures';
 // accepted, redelivered or quarantined; the same file again changes nothing.
 
 const claim = (id: string, subject: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ claim_id: id, outcome_type: 'resolved_ticket', subject_ref: subject, occurred_at: '2026-03-02T10:00:00Z', ...extra });
+  JSON.stringify({
+    claim_id: id,
+    outcome_type: 'resolved_ticket',
+    subject_ref: subject,
+    occurred_at: '2026-03-02T10:00:00Z',
+    ...extra,
+  });
 const retract = (id: string, at: string) => JSON.stringify({ claim_id: id, retracted: true, retracted_at: at });
 
 describe('imports on real Postgres', () => {
@@ -32,7 +38,10 @@ describe('imports on real Postgres', () => {
     return rows;
   };
   const quarantineOf = async (tenant: string) => {
-    const { rows } = await pool.query('select origin, line, code from quarantine where tenant_id = $1 order by origin, line', [tenant]);
+    const { rows } = await pool.query(
+      'select origin, line, code from quarantine where tenant_id = $1 order by origin, line',
+      [tenant],
+    );
     return rows.map((r) => `${r.origin}:${r.line}:${r.code}`);
   };
 
@@ -62,8 +71,14 @@ describe('imports on real Postgres', () => {
       { claim_id: 'c5', subject_ref: 'T-5', retracted: true, at: '05:00' },
     ]);
     const name = path.basename(first);
-    expect(await quarantineOf(tenant)).toEqual([`${name}:3:conflicting_redelivery`, `${name}:6:unknown_claim`, `${name}:9:bad_json`]);
-    const { rows: [conflict] } = await pool.query(`select reason, raw from quarantine where tenant_id = $1 and line = 3`, [tenant]);
+    expect(await quarantineOf(tenant)).toEqual([
+      `${name}:3:conflicting_redelivery`,
+      `${name}:6:unknown_claim`,
+      `${name}:9:bad_json`,
+    ]);
+    const {
+      rows: [conflict],
+    } = await pool.query(`select reason, raw from quarantine where tenant_id = $1 and line = 3`, [tenant]);
     expect(conflict.reason).toMatch(/^claim c1 was delivered before with a different/);
     expect(JSON.parse(conflict.raw)).toMatchObject({ claim_id: 'c1', subject_ref: 'T-9' });
 
@@ -82,7 +97,13 @@ describe('imports on real Postgres', () => {
     ]);
     const b = await importClaimsFile(pool, { tenant, file: second });
     expect(b).toMatchObject({ received: 5, accepted: 2, redelivered: 2, quarantined: 1 });
-    expect((await claimsOf(tenant)).map((c) => `${c.claim_id}:${c.at}`)).toEqual(['c1:01:00', 'c2:01:00', 'c4:03:00', 'c5:05:00', 'c6:null']);
+    expect((await claimsOf(tenant)).map((c) => `${c.claim_id}:${c.at}`)).toEqual([
+      'c1:01:00',
+      'c2:01:00',
+      'c4:03:00',
+      'c5:05:00',
+      'c6:null',
+    ]);
   });
 
   it('records: each row compares with the row before it in the file, the first with the database', async () => {
@@ -105,7 +126,12 @@ describe('imports on real Postgres', () => {
       'T-1,open,,2026-03-01T11:00:00Z,', // the same again
       'T-3,solved,not a date,2026-03-01T10:00:00Z,',
     ]);
-    expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: first })).toMatchObject({ received: 6, accepted: 3, redelivered: 2, quarantined: 1 });
+    expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: first })).toMatchObject({
+      received: 6,
+      accepted: 3,
+      redelivered: 2,
+      quarantined: 1,
+    });
     expect(await versions()).toEqual(['T-1@01 10:00:new', 'T-1@01 11:00:open', 'T-2@01 10:00:solved']);
 
     const second = await writeLines(dir, `${tenant}-2.csv`, [
@@ -115,9 +141,24 @@ describe('imports on real Postgres', () => {
       'T-2,closed,2026-03-01T10:00:00Z,2026-03-01T13:00:00Z,5',
       'T-2,closed,2026-03-01T10:00:00Z,2026-03-01T13:00:00Z,5',
     ]);
-    expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: second })).toMatchObject({ received: 4, accepted: 2, redelivered: 2, quarantined: 0 });
-    expect(await versions()).toEqual(['T-1@01 10:00:new', 'T-1@01 11:00:open', 'T-1@01 12:00:solved', 'T-2@01 10:00:solved', 'T-2@01 13:00:closed']);
-    expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: second })).toMatchObject({ received: 4, accepted: 2, replayed: true });
+    expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: second })).toMatchObject({
+      received: 4,
+      accepted: 2,
+      redelivered: 2,
+      quarantined: 0,
+    });
+    expect(await versions()).toEqual([
+      'T-1@01 10:00:new',
+      'T-1@01 11:00:open',
+      'T-1@01 12:00:solved',
+      'T-2@01 10:00:solved',
+      'T-2@01 13:00:closed',
+    ]);
+    expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: second })).toMatchObject({
+      received: 4,
+      accepted: 2,
+      replayed: true,
+    });
     expect(await versions()).toHaveLength(5);
   });
 
@@ -128,11 +169,21 @@ describe('imports on real Postgres', () => {
     await applyExample(pool, tenant, { recordSources: { helpdesk } });
     const rows = (statuses: string[]) => [HELPDESK_HEADER, ...statuses.map((s) => `T-1,${s},,2026-03-01T10:00:00Z,`)];
     const day1 = new Date('2026-03-02T00:00:00Z');
-    const a = await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, `${tenant}-1.csv`, rows(['new', 'open', 'new'])), now: day1 });
+    const a = await importRecordsFile(pool, {
+      tenant,
+      source: 'helpdesk',
+      file: await writeLines(dir, `${tenant}-1.csv`, rows(['new', 'open', 'new'])),
+      now: day1,
+    });
     // The third row is a change from the second but the same version as the first at the same time.
     expect(a).toMatchObject({ received: 3, accepted: 2, redelivered: 1 });
     // The next day "new" differs from the latest version of day 1 ("open", the later row): a new version.
-    const b = await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, `${tenant}-2.csv`, rows(['new', 'new'])), now: new Date('2026-03-03T00:00:00Z') });
+    const b = await importRecordsFile(pool, {
+      tenant,
+      source: 'helpdesk',
+      file: await writeLines(dir, `${tenant}-2.csv`, rows(['new', 'new'])),
+      now: new Date('2026-03-03T00:00:00Z'),
+    });
     expect(b).toMatchObject({ received: 2, accepted: 1, redelivered: 1 });
     const { rows: v } = await pool.query(
       `select to_char(v.effective_at at time zone 'UTC', 'DD') || ':' || (v.data->>'status') as v
@@ -149,7 +200,9 @@ describe('imports on real Postgres', () => {
     // Control characters are refused in ids and subjects (one-line reasons), so the tab travels in attributes.
     const file = await writeLines(dir, `${tenant}.jsonl`, [claim('c\\1', 'T\\1 2', { attributes })]);
     expect(await importClaimsFile(pool, { tenant, file })).toMatchObject({ received: 1, accepted: 1 });
-    const { rows } = await pool.query('select claim_id, subject_ref, attributes from claims where tenant_id = $1', [tenant]);
+    const { rows } = await pool.query('select claim_id, subject_ref, attributes from claims where tenant_id = $1', [
+      tenant,
+    ]);
     expect(rows).toEqual([{ claim_id: 'c\\1', subject_ref: 'T\\1 2', attributes }]);
   });
 
@@ -160,9 +213,14 @@ describe('imports on real Postgres', () => {
     for (let i = 0; i < 6; i++) {
       await expect(importClaimsFile(pool, { tenant, file: noId })).rejects.toMatchObject({ code: expect.any(String) });
     }
-    const { rows: [n] } = await pool.query<{ n: number }>('select count(*)::int as n from imports where tenant_id = $1', [tenant]);
+    const {
+      rows: [n],
+    } = await pool.query<{ n: number }>('select count(*)::int as n from imports where tenant_id = $1', [tenant]);
     expect(n.n).toBe(0);
-    const ok = await importClaimsFile(pool, { tenant, file: await writeLines(dir, `${tenant}.jsonl`, [claim('c1', 'T-1')]) });
+    const ok = await importClaimsFile(pool, {
+      tenant,
+      file: await writeLines(dir, `${tenant}.jsonl`, [claim('c1', 'T-1')]),
+    });
     expect(ok).toMatchObject({ received: 1, accepted: 1 });
   });
 });

@@ -37,8 +37,15 @@ const FINAL_NIGHT_AFTER = 10 * DAY;
 // Scenarios
 
 type Status = 'solved' | 'closed' | 'open';
-interface VersionSpec { h: number; status: Status; csat: number }
-interface TicketSpec { claims: number[]; versions: VersionSpec[] }
+interface VersionSpec {
+  h: number;
+  status: Status;
+  csat: number;
+}
+interface TicketSpec {
+  claims: number[];
+  versions: VersionSpec[];
+}
 type Op =
   | { kind: 'night'; advanceH: number; post: boolean }
   | { kind: 'rerun' }
@@ -46,7 +53,12 @@ type Op =
   | { kind: 'resolve'; t: number; decision: Decision; retries: number; race: boolean }
   | { kind: 'retract'; t: number; c: number; all: boolean }
   | { kind: 'late'; t: number; status: Status; lagH: number };
-interface Scenario { clawback: string; disputeWindow: string; tickets: TicketSpec[]; ops: Op[] }
+interface Scenario {
+  clawback: string;
+  disputeWindow: string;
+  tickets: TicketSpec[];
+  ops: Op[];
+}
 
 const ticketArb: fc.Arbitrary<TicketSpec> = fc.record({
   // Claim times in hours from the first night's eve (some before it); a second claim is a duplicate.
@@ -55,9 +67,22 @@ const ticketArb: fc.Arbitrary<TicketSpec> = fc.record({
   // it after billing. Times are hours from the first night's eve, as for claims.
   versions: fc
     .tuple(
-      fc.option(fc.record({ h: fc.integer({ min: -120, max: 72 }), status: fc.constantFrom<Status>('solved', 'solved', 'solved', 'closed', 'open'), csat: fc.constantFrom(5, 5, 5, 5, 5, 5, 1) }), { freq: 8 }),
+      fc.option(
+        fc.record({
+          h: fc.integer({ min: -120, max: 72 }),
+          status: fc.constantFrom<Status>('solved', 'solved', 'solved', 'closed', 'open'),
+          csat: fc.constantFrom(5, 5, 5, 5, 5, 5, 1),
+        }),
+        { freq: 8 },
+      ),
       // Reopen episodes: reopened some hours later, and perhaps solved again later still.
-      fc.array(fc.record({ openAfterH: fc.integer({ min: 1, max: 120 }), solvedAfterH: fc.option(fc.integer({ min: 1, max: 72 }), { freq: 3 }) }), { maxLength: 2 }),
+      fc.array(
+        fc.record({
+          openAfterH: fc.integer({ min: 1, max: 120 }),
+          solvedAfterH: fc.option(fc.integer({ min: 1, max: 72 }), { freq: 3 }),
+        }),
+        { maxLength: 2 },
+      ),
     )
     .map(([first, reopens]) => {
       if (!first) return [];
@@ -72,12 +97,47 @@ const ticketArb: fc.Arbitrary<TicketSpec> = fc.record({
 });
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('night' as const), advanceH: fc.integer({ min: 4, max: 60 }), post: fc.constantFrom(true, true, true, false) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('night' as const),
+      advanceH: fc.integer({ min: 4, max: 60 }),
+      post: fc.constantFrom(true, true, true, false),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('rerun' as const) }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('open' as const), t: fc.nat(4), billed: fc.boolean(), retry: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('resolve' as const), t: fc.nat(4), decision: fc.constantFrom<Decision>('uphold', 'reject'), retries: fc.integer({ min: 0, max: 2 }), race: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('retract' as const), t: fc.nat(4), c: fc.nat(1), all: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('late' as const), t: fc.nat(4), status: fc.constantFrom<Status>('solved', 'open'), lagH: fc.integer({ min: 0, max: 48 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('open' as const),
+      t: fc.nat(4),
+      billed: fc.boolean(),
+      retry: fc.boolean(),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('resolve' as const),
+      t: fc.nat(4),
+      decision: fc.constantFrom<Decision>('uphold', 'reject'),
+      retries: fc.integer({ min: 0, max: 2 }),
+      race: fc.boolean(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('retract' as const), t: fc.nat(4), c: fc.nat(1), all: fc.boolean() }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('late' as const),
+      t: fc.nat(4),
+      status: fc.constantFrom<Status>('solved', 'open'),
+      lagH: fc.integer({ min: 0, max: 48 }),
+    }),
+  },
 );
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
@@ -142,7 +202,16 @@ async function night(tenant: string, asOf: Date, post: boolean): Promise<void> {
       cursor = 0;
       await untilDone(async () => {
         // Passed as a variable: the cursor and currency are extra (not errors) for newer signatures.
-        const postArgs = { tenant, runId, asOf, versions, timeZone: contract.body.timezone, currency: contract.body.currency, afterOutcomeId: cursor, limit: 2 };
+        const postArgs = {
+          tenant,
+          runId,
+          asOf,
+          versions,
+          timeZone: contract.body.timezone,
+          currency: contract.body.currency,
+          afterOutcomeId: cursor,
+          limit: 2,
+        };
         const r = await postChunk(pool, postArgs);
         cursor = r.lastOutcomeId;
         return r.done;
@@ -153,30 +222,69 @@ async function night(tenant: string, asOf: Date, post: boolean): Promise<void> {
   });
 }
 
-async function importRecords(tenant: string, rows: Array<{ t: number; status: Status; at: number; csat: number }>): Promise<void> {
+async function importRecords(
+  tenant: string,
+  rows: Array<{ t: number; status: Status; at: number; csat: number }>,
+): Promise<void> {
   if (rows.length === 0) return;
-  const lines = rows.map((r) => `${subject(r.t)},${r.status},${r.status === 'open' ? '' : iso(r.at)},${iso(r.at)},${r.csat}`);
-  await importRecordsFile(pool, { tenant, source: 'helpdesk', file: await writeLines(dir, `${tenant}-records-${fileNo++}.csv`, [HELPDESK_HEADER, ...lines]) });
+  const lines = rows.map(
+    (r) => `${subject(r.t)},${r.status},${r.status === 'open' ? '' : iso(r.at)},${iso(r.at)},${r.csat}`,
+  );
+  await importRecordsFile(pool, {
+    tenant,
+    source: 'helpdesk',
+    file: await writeLines(dir, `${tenant}-records-${fileNo++}.csv`, [HELPDESK_HEADER, ...lines]),
+  });
 }
 
 async function importClaims(tenant: string, rows: object[]): Promise<void> {
-  await importClaimsFile(pool, { tenant, file: await writeLines(dir, `${tenant}-claims-${fileNo++}.jsonl`, rows.map((r) => JSON.stringify(r))) });
+  await importClaimsFile(pool, {
+    tenant,
+    file: await writeLines(
+      dir,
+      `${tenant}-claims-${fileNo++}.jsonl`,
+      rows.map((r) => JSON.stringify(r)),
+    ),
+  });
 }
 
 async function outcomeOf(tenant: string, t: number) {
-  const { rows: [o] } = await pool.query<{ outcome_id: number; state: string; on_hold: boolean }>(
-    'select outcome_id, state, on_hold from outcomes where tenant_id = $1 and subject_ref = $2', [tenant, subject(t)]);
+  const {
+    rows: [o],
+  } = await pool.query<{ outcome_id: number; state: string; on_hold: boolean }>(
+    'select outcome_id, state, on_hold from outcomes where tenant_id = $1 and subject_ref = $2',
+    [tenant, subject(t)],
+  );
   return o ?? null;
 }
 
 async function chargeOf(outcomeId: number) {
-  const { rows: [c] } = await pool.query<{ entry_id: number; as_of: Date }>(`select entry_id, as_of from ledger_entries where outcome_id = $1 and kind = 'charge'`, [outcomeId]);
+  const {
+    rows: [c],
+  } = await pool.query<{ entry_id: number; as_of: Date }>(
+    `select entry_id, as_of from ledger_entries where outcome_id = $1 and kind = 'charge'`,
+    [outcomeId],
+  );
   return c ?? null;
 }
 
-const ledgerCount = async (tenant: string) => (await pool.query<{ n: number; max: number }>('select count(*)::int as n, coalesce(max(entry_id), 0)::int as max from ledger_entries where tenant_id = $1', [tenant])).rows[0];
-const states = async (tenant: string) => (await pool.query('select outcome_id, state, reject_reason, on_hold from outcomes where tenant_id = $1 order by outcome_id', [tenant])).rows;
-const disputeEventCount = async (disputeId: number) => (await pool.query<{ n: number }>('select count(*)::int as n from dispute_events where dispute_id = $1', [disputeId])).rows[0].n;
+const ledgerCount = async (tenant: string) =>
+  (
+    await pool.query<{ n: number; max: number }>(
+      'select count(*)::int as n, coalesce(max(entry_id), 0)::int as max from ledger_entries where tenant_id = $1',
+      [tenant],
+    )
+  ).rows[0];
+const states = async (tenant: string) =>
+  (
+    await pool.query(
+      'select outcome_id, state, reject_reason, on_hold from outcomes where tenant_id = $1 order by outcome_id',
+      [tenant],
+    )
+  ).rows;
+const disputeEventCount = async (disputeId: number) =>
+  (await pool.query<{ n: number }>('select count(*)::int as n from dispute_events where dispute_id = $1', [disputeId]))
+    .rows[0].n;
 
 async function codeOfAsync(p: Promise<unknown>): Promise<{ code: string; message: string } | null> {
   try {
@@ -193,7 +301,13 @@ async function codeOfAsync(p: Promise<unknown>): Promise<{ code: string; message
 
 async function checkLedger(tenant: string, backdatedCharges: Set<number>, where: string): Promise<void> {
   const ctx = (x: unknown) => `${where}: ${JSON.stringify(x)}`;
-  const { rows: outcomes } = await pool.query<{ outcome_id: number; state: string; net: number; charges: number; credits: number }>(
+  const { rows: outcomes } = await pool.query<{
+    outcome_id: number;
+    state: string;
+    net: number;
+    charges: number;
+    credits: number;
+  }>(
     `select o.outcome_id, o.state, coalesce(sum(l.amount_minor), 0)::int as net,
             count(l.entry_id) filter (where l.kind = 'charge')::int as charges,
             count(l.entry_id) filter (where l.kind = 'credit')::int as credits
@@ -225,8 +339,16 @@ async function checkLedger(tenant: string, backdatedCharges: Set<number>, where:
     expect(c.amount_minor, ctx(c)).toBe(-c.charge_amount);
   }
   // Every line is in the period of its own time (credits land in the period open when decided).
-  const { rows: lines } = await pool.query<{ entry_id: number; kind: string; amount_minor: number; period: string; as_of: Date }>(
-    `select entry_id, kind, amount_minor, period, as_of from ledger_entries where tenant_id = $1 and kind in ('charge', 'credit')`, [tenant]);
+  const { rows: lines } = await pool.query<{
+    entry_id: number;
+    kind: string;
+    amount_minor: number;
+    period: string;
+    as_of: Date;
+  }>(
+    `select entry_id, kind, amount_minor, period, as_of from ledger_entries where tenant_id = $1 and kind in ('charge', 'credit')`,
+    [tenant],
+  );
   for (const l of lines) {
     expect(l.amount_minor, ctx(l)).toBe(l.kind === 'charge' ? UNIT : -UNIT);
     expect(l.period, ctx(l)).toBe(billingPeriodOf(l.as_of, TZ));
@@ -242,7 +364,10 @@ async function checkLedger(tenant: string, backdatedCharges: Set<number>, where:
         and d.opened_at <= l.as_of and (d.resolved_at is null or d.resolved_at > l.as_of)`,
     [tenant],
   );
-  expect(held.filter((h) => !backdatedCharges.has(h.entry_id)), `${where}: charged while a dispute was open`).toEqual([]);
+  expect(
+    held.filter((h) => !backdatedCharges.has(h.entry_id)),
+    `${where}: charged while a dispute was open`,
+  ).toEqual([]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -253,11 +378,20 @@ async function runScenario(s: Scenario): Promise<void> {
   const base = await loadExampleContract(tenant);
   const terms = base.outcomeTypes.resolved_ticket;
   await applyExample(pool, tenant, {
-    outcomeTypes: { resolved_ticket: { ...terms, clawbackWindow: s.clawback, disputes: { ...terms.disputes, window: s.disputeWindow } } },
+    outcomeTypes: {
+      resolved_ticket: {
+        ...terms,
+        clawbackWindow: s.clawback,
+        disputes: { ...terms.disputes, window: s.disputeWindow },
+      },
+    },
   });
   // Everything is relative to now, and no run is as of the future (runs refuse that): the
   // scenario's last night is just before now.
-  const span = s.ops.reduce((h, op) => h + (op.kind === 'night' ? op.advanceH * HOUR : op.kind === 'rerun' ? 0 : 5 * MINUTE), FINAL_NIGHT_AFTER);
+  const span = s.ops.reduce(
+    (h, op) => h + (op.kind === 'night' ? op.advanceH * HOUR : op.kind === 'rerun' ? 0 : 5 * MINUTE),
+    FINAL_NIGHT_AFTER,
+  );
   const t0 = Math.floor(Date.now() / MINUTE) * MINUTE - span - HOUR;
   let clock = t0;
   let lastAsOf: number | null = null;
@@ -268,18 +402,39 @@ async function runScenario(s: Scenario): Promise<void> {
   let step = 0;
   let req = 0;
 
-  await importClaims(tenant, s.tickets.flatMap((tk, t) => tk.claims.map((h, c) => ({ claim_id: claimId(t, c), outcome_type: 'resolved_ticket', subject_ref: subject(t), occurred_at: iso(t0 + h * HOUR) }))));
-  await importRecords(tenant, s.tickets.flatMap((tk, t) => tk.versions.map((v) => ({ t, status: v.status, at: t0 + v.h * HOUR, csat: v.csat }))));
+  await importClaims(
+    tenant,
+    s.tickets.flatMap((tk, t) =>
+      tk.claims.map((h, c) => ({
+        claim_id: claimId(t, c),
+        outcome_type: 'resolved_ticket',
+        subject_ref: subject(t),
+        occurred_at: iso(t0 + h * HOUR),
+      })),
+    ),
+  );
+  await importRecords(
+    tenant,
+    s.tickets.flatMap((tk, t) => tk.versions.map((v) => ({ t, status: v.status, at: t0 + v.h * HOUR, csat: v.csat }))),
+  );
 
   /** A run as of `asOf`: the outcomes under an open dispute must not be charged by it. */
   const runNight = async (asOf: number, post: boolean, label: string) => {
-    const { rows: heldRows } = await pool.query<{ outcome_id: number }>(`select outcome_id from disputes where tenant_id = $1 and status = 'open'`, [tenant]);
+    const { rows: heldRows } = await pool.query<{ outcome_id: number }>(
+      `select outcome_id from disputes where tenant_id = $1 and status = 'open'`,
+      [tenant],
+    );
     const before = await ledgerCount(tenant);
     await night(tenant, new Date(asOf), post);
     const { rows: newCharges } = await pool.query<{ entry_id: number; outcome_id: number }>(
-      `select entry_id, outcome_id from ledger_entries where tenant_id = $1 and kind = 'charge' and entry_id > $2`, [tenant, before.max]);
+      `select entry_id, outcome_id from ledger_entries where tenant_id = $1 and kind = 'charge' and entry_id > $2`,
+      [tenant, before.max],
+    );
     const heldIds = new Set(heldRows.map((h) => h.outcome_id));
-    expect(newCharges.filter((c) => heldIds.has(c.outcome_id)), `${label}: charged an outcome on hold`).toEqual([]);
+    expect(
+      newCharges.filter((c) => heldIds.has(c.outcome_id)),
+      `${label}: charged an outcome on hold`,
+    ).toEqual([]);
     if (asOf < lastDisputeActionAt) for (const c of newCharges) backdated.add(c.entry_id);
     // The same asOf again, straight away: not one ledger line, not one state change.
     const afterLedger = await ledgerCount(tenant);
@@ -318,22 +473,43 @@ async function runScenario(s: Scenario): Promise<void> {
         const due = which.filter((c) => !retracted.has(claimId(t, c)) && t0 + tk.claims[c] * HOUR <= clock);
         if (due.length === 0) break;
         for (const c of due) retracted.add(claimId(t, c));
-        await importClaims(tenant, due.map((c) => ({ claim_id: claimId(t, c), retracted: true, retracted_at: iso(clock) })));
+        await importClaims(
+          tenant,
+          due.map((c) => ({ claim_id: claimId(t, c), retracted: true, retracted_at: iso(clock) })),
+        );
         break;
       }
       case 'open': {
         clock += 5 * MINUTE;
         lastDisputeActionAt = clock;
         // Half the time one of the billed outcomes, if there is one; else the ticket's outcome.
-        const { rows: billed } = await pool.query<{ subject_ref: string }>(`select subject_ref from outcomes where tenant_id = $1 and state = 'billed' order by outcome_id`, [tenant]);
+        const { rows: billed } = await pool.query<{ subject_ref: string }>(
+          `select subject_ref from outcomes where tenant_id = $1 and state = 'billed' order by outcome_id`,
+          [tenant],
+        );
         const t = op.billed && billed.length > 0 ? Number(billed[op.t % billed.length].subject_ref.slice(1)) : op.t % n;
         const o = await outcomeOf(tenant, t);
         if (!o) break;
         const at = new Date(clock);
-        const { rows: [already] } = await pool.query<{ dispute_id: number }>(`select dispute_id from disputes where outcome_id = $1 and status = 'open'`, [o.outcome_id]);
+        const {
+          rows: [already],
+        } = await pool.query<{ dispute_id: number }>(
+          `select dispute_id from disputes where outcome_id = $1 and status = 'open'`,
+          [o.outcome_id],
+        );
         const charge = await chargeOf(o.outcome_id);
         const requestId = `open-${req++}`;
-        const attempt = () => openDispute(pool, { tenant, outcomeId: o.outcome_id, workflowId: `wf-${o.outcome_id}`, actor: 'sam', reason: 'customer disagrees', channel: 'support', requestId, at });
+        const attempt = () =>
+          openDispute(pool, {
+            tenant,
+            outcomeId: o.outcome_id,
+            workflowId: `wf-${o.outcome_id}`,
+            actor: 'sam',
+            reason: 'customer disagrees',
+            channel: 'support',
+            requestId,
+            at,
+          });
         // Expected independently of the code under test.
         const windowEnd = charge ? addIsoDuration(charge.as_of, s.disputeWindow, TZ) : null;
         if (already) {
@@ -364,15 +540,37 @@ async function runScenario(s: Scenario): Promise<void> {
         const at = new Date(clock);
         // Mostly one of the disputes still open; without one, the ticket's last resolved dispute.
         const { rows: openOnes } = await pool.query<{ dispute_id: number; outcome_id: number }>(
-          `select dispute_id, outcome_id from disputes where tenant_id = $1 and status = 'open' order by dispute_id`, [tenant]);
-        const target = openOnes.length > 0 ? openOnes[op.t % openOnes.length].outcome_id : (await outcomeOf(tenant, op.t % n))?.outcome_id;
+          `select dispute_id, outcome_id from disputes where tenant_id = $1 and status = 'open' order by dispute_id`,
+          [tenant],
+        );
+        const target =
+          openOnes.length > 0
+            ? openOnes[op.t % openOnes.length].outcome_id
+            : (await outcomeOf(tenant, op.t % n))?.outcome_id;
         if (target === undefined) break;
-        const { rows: [o] } = await pool.query<{ outcome_id: number; state: string; subject_ref: string }>('select outcome_id, state, subject_ref from outcomes where outcome_id = $1', [target]);
-        const { rows: [d] } = await pool.query<{ dispute_id: number; status: string }>(
-          `select dispute_id, status from disputes where outcome_id = $1 order by (status = 'open') desc, dispute_id desc limit 1`, [o.outcome_id]);
+        const {
+          rows: [o],
+        } = await pool.query<{ outcome_id: number; state: string; subject_ref: string }>(
+          'select outcome_id, state, subject_ref from outcomes where outcome_id = $1',
+          [target],
+        );
+        const {
+          rows: [d],
+        } = await pool.query<{ dispute_id: number; status: string }>(
+          `select dispute_id, status from disputes where outcome_id = $1 order by (status = 'open') desc, dispute_id desc limit 1`,
+          [o.outcome_id],
+        );
         if (!d) break;
         const resolve = (decision: Decision, requestId: string, actor: string) =>
-          resolveDispute(pool, { disputeId: d.dispute_id, decision, actor, note: `${decision} after review`, requestId, at, auto: false });
+          resolveDispute(pool, {
+            disputeId: d.dispute_id,
+            decision,
+            actor,
+            note: `${decision} after review`,
+            requestId,
+            at,
+            auto: false,
+          });
         if (d.status !== 'open') {
           // A second resolution with another request id is refused, and changes nothing.
           const before = await ledgerCount(tenant);
@@ -390,7 +588,10 @@ async function runScenario(s: Scenario): Promise<void> {
         let result: ResolvedDispute;
         if (op.race) {
           // Two people resolving at once: exactly one wins, the other is refused.
-          const settled = await Promise.allSettled([resolve(decision, mine, 'ann'), resolve(decision === 'uphold' ? 'reject' : 'uphold', other, 'bob')]);
+          const settled = await Promise.allSettled([
+            resolve(decision, mine, 'ann'),
+            resolve(decision === 'uphold' ? 'reject' : 'uphold', other, 'bob'),
+          ]);
           const won = settled.filter((x): x is PromiseFulfilledResult<ResolvedDispute> => x.status === 'fulfilled');
           expect(won, label).toHaveLength(1);
           const lost = settled.find((x) => x.status === 'rejected') as PromiseRejectedResult;
@@ -403,7 +604,13 @@ async function runScenario(s: Scenario): Promise<void> {
         const winner = result.resolvedBy === 'ann' ? mine : other;
         // The effect matches the decision and the state the outcome was in.
         const settled = o.state === 'credited' || o.state === 'rejected';
-        const expected = settled ? 'none' : result.decision === 'reject' ? 'lift_hold' : o.state === 'billed' ? 'credit_charge' : 'reject_outcome';
+        const expected = settled
+          ? 'none'
+          : result.decision === 'reject'
+            ? 'lift_hold'
+            : o.state === 'billed'
+              ? 'credit_charge'
+              : 'reject_outcome';
         expect(result.effect, label).toBe(expected);
         const after = await outcomeOf(tenant, Number(o.subject_ref.slice(1)));
         expect(after?.on_hold, label).toBe(false);
@@ -420,7 +627,9 @@ async function runScenario(s: Scenario): Promise<void> {
         // Retried calls of the same resolution answer the same and add nothing.
         const ledgerAfter = await ledgerCount(tenant);
         const events = await disputeEventCount(d.dispute_id);
-        const retries = await Promise.all(Array.from({ length: op.retries }, () => resolve(result.decision, winner, result.resolvedBy)));
+        const retries = await Promise.all(
+          Array.from({ length: op.retries }, () => resolve(result.decision, winner, result.resolvedBy)),
+        );
         for (const again of retries) expect(again, label).toEqual(result);
         expect(await ledgerCount(tenant), label).toEqual(ledgerAfter);
         expect(await disputeEventCount(d.dispute_id), label).toBe(events);

@@ -17,17 +17,28 @@ const claim = (id: string, subject: string, at: string, extra: Record<string, un
 
 function collect(): { out: Writable; text: () => string } {
   const chunks: Buffer[] = [];
-  const out = new Writable({ write(c, _e, cb) { chunks.push(Buffer.from(c)); cb(); } });
+  const out = new Writable({
+    write(c, _e, cb) {
+      chunks.push(Buffer.from(c));
+      cb();
+    },
+  });
   return { out, text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
 describe('nightly reconciliation on real Temporal and Postgres', () => {
   let h: Harness;
   const tenant = uniqueTenant('nightly');
-  const night = async (asOf: string) => runReconciliation(h.client, { tenant, asOf: new Date(asOf), taskQueue: h.taskQueue });
+  const night = async (asOf: string) =>
+    runReconciliation(h.client, { tenant, asOf: new Date(asOf), taskQueue: h.taskQueue });
   const states = async () => {
-    const { rows } = await h.pool.query(`select subject_key, state, reject_reason from outcomes where tenant_id = $1 order by subject_key`, [tenant]);
-    return Object.fromEntries(rows.map((r) => [r.subject_key, r.reject_reason ? `${r.state}:${r.reject_reason}` : r.state]));
+    const { rows } = await h.pool.query(
+      `select subject_key, state, reject_reason from outcomes where tenant_id = $1 order by subject_key`,
+      [tenant],
+    );
+    return Object.fromEntries(
+      rows.map((r) => [r.subject_key, r.reject_reason ? `${r.state}:${r.reject_reason}` : r.state]),
+    );
   };
 
   beforeAll(async () => {
@@ -70,11 +81,20 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
 
     const n1 = await night('2026-03-03T07:00:00Z');
     expect(n1.claims).toMatchObject({ received: 9, accepted: 7, quarantined: 2, duplicates: 1 });
-    expect(await states()).toEqual({ 't-1': 'in_grace', 't-2': 'in_grace', 't-3': 'in_grace', 't-4': 'awaiting_evidence', 't-5': 'in_grace', 't-6': 'awaiting_evidence' });
+    expect(await states()).toEqual({
+      't-1': 'in_grace',
+      't-2': 'in_grace',
+      't-3': 'in_grace',
+      't-4': 'awaiting_evidence',
+      't-5': 'in_grace',
+      't-6': 'awaiting_evidence',
+    });
     expect(n1.ledger.charges).toBe(0);
 
     // The AI side retracts c5 before it is billed.
-    const retraction = await writeLines(h.dir, 'retract.jsonl', [JSON.stringify({ claim_id: 'c5', retracted: true, retracted_at: '2026-03-03T12:00:00Z' })]);
+    const retraction = await writeLines(h.dir, 'retract.jsonl', [
+      JSON.stringify({ claim_id: 'c5', retracted: true, retracted_at: '2026-03-03T12:00:00Z' }),
+    ]);
     expect(await importClaimsFile(h.pool, { tenant, file: retraction })).toMatchObject({ received: 1, accepted: 1 });
 
     const n2 = await night('2026-03-04T07:00:00Z');
@@ -99,7 +119,12 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
     const n7 = await night('2026-03-09T09:01:00Z');
     expect(n7.outcomes.rejected).toEqual({ no_evidence: 1, not_achieved: 1 });
     expect(await states()).toEqual({
-      't-1': 'billed', 't-2': 'billed', 't-3': 'billed', 't-4': 'rejected:no_evidence', 't-5': 'rejected:retracted', 't-6': 'rejected:not_achieved',
+      't-1': 'billed',
+      't-2': 'billed',
+      't-3': 'billed',
+      't-4': 'rejected:no_evidence',
+      't-5': 'rejected:retracted',
+      't-6': 'rejected:not_achieved',
     });
 
     const { rows: ledger } = await h.pool.query(
@@ -107,9 +132,27 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
       [tenant],
     );
     expect(ledger).toEqual([
-      { subject_ref: 'T-1', amount_minor: 99, period: '2026-03', primary_claim_id: 'c1', idempotency_key: expect.stringMatching(/^charge:/) },
-      { subject_ref: 'T-2', amount_minor: 99, period: '2026-03', primary_claim_id: 'c2a', idempotency_key: expect.stringMatching(/^charge:/) },
-      { subject_ref: 'T-3', amount_minor: 99, period: '2026-03', primary_claim_id: 'c3', idempotency_key: expect.stringMatching(/^charge:/) },
+      {
+        subject_ref: 'T-1',
+        amount_minor: 99,
+        period: '2026-03',
+        primary_claim_id: 'c1',
+        idempotency_key: expect.stringMatching(/^charge:/),
+      },
+      {
+        subject_ref: 'T-2',
+        amount_minor: 99,
+        period: '2026-03',
+        primary_claim_id: 'c2a',
+        idempotency_key: expect.stringMatching(/^charge:/),
+      },
+      {
+        subject_ref: 'T-3',
+        amount_minor: 99,
+        period: '2026-03',
+        primary_claim_id: 'c3',
+        idempotency_key: expect.stringMatching(/^charge:/),
+      },
     ]);
   });
 
@@ -118,7 +161,10 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
     await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history);
     // The JSON form is what the replay fixtures hold; it must survive the round trip.
     const json = historyToJSON(history);
-    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, historyFromJSON(JSON.parse(json)));
+    await Worker.runReplayHistory(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      historyFromJSON(JSON.parse(json)),
+    );
     if (process.env.RECORD_HISTORIES) {
       const out = fileURLToPath(new URL('../fixtures/histories/reconcile-night-with-charges.json', import.meta.url));
       await writeFile(out, JSON.stringify(JSON.parse(json), null, 1));
@@ -146,7 +192,11 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
   });
 
   it('refuses to edit or delete the ledger, even as its owner', async () => {
-    await expect(h.pool.query(`update ledger_entries set amount_minor = 0 where tenant_id = $1`, [tenant])).rejects.toThrow(/append-only/);
-    await expect(h.pool.query(`delete from ledger_entries where tenant_id = $1`, [tenant])).rejects.toThrow(/append-only/);
+    await expect(
+      h.pool.query(`update ledger_entries set amount_minor = 0 where tenant_id = $1`, [tenant]),
+    ).rejects.toThrow(/append-only/);
+    await expect(h.pool.query(`delete from ledger_entries where tenant_id = $1`, [tenant])).rejects.toThrow(
+      /append-only/,
+    );
   });
 });

@@ -14,13 +14,39 @@ import { HELPDESK_HEADER } from '../support/fixtures';
 
 async function seed(h: Harness, tenant: string, tickets: Array<[id: string, solvedAt: string]>) {
   const tag = tickets[0][0];
-  await importClaimsFile(h.pool, { tenant, file: await writeLines(h.dir, `${tenant}-${tag}.jsonl`, tickets.map(([id, at]) => JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }))) });
-  await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [HELPDESK_HEADER, ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`)]) });
+  await importClaimsFile(h.pool, {
+    tenant,
+    file: await writeLines(
+      h.dir,
+      `${tenant}-${tag}.jsonl`,
+      tickets.map(([id, at]) =>
+        JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }),
+      ),
+    ),
+  });
+  await importRecordsFile(h.pool, {
+    tenant,
+    source: 'helpdesk',
+    file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [
+      HELPDESK_HEADER,
+      ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`),
+    ]),
+  });
 }
 
 async function exportTotal(h: Harness, tenant: string, period: string): Promise<{ total: number; csv: string }> {
   const chunks: Buffer[] = [];
-  const t = await writeExport(h.pool, { tenant, period, format: 'csv', out: new Writable({ write(c, _e, cb) { chunks.push(Buffer.from(c)); cb(); } }) });
+  const t = await writeExport(h.pool, {
+    tenant,
+    period,
+    format: 'csv',
+    out: new Writable({
+      write(c, _e, cb) {
+        chunks.push(Buffer.from(c));
+        cb();
+      },
+    }),
+  });
   return { total: t.amountMinor ?? Number.NaN, csv: Buffer.concat(chunks).toString() };
 }
 
@@ -31,7 +57,12 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
   const tenant = uniqueTenant('price');
   const night = (asOf: string) => runReconciliation(h.client, { tenant, asOf: new Date(asOf), taskQueue: h.taskQueue });
   const lines = async () =>
-    (await h.pool.query(`select subject_ref, kind, pricing_basis, tier, unit_price, amount_minor, period, corrects_period from ledger_entries where tenant_id = $1 order by entry_id`, [tenant])).rows;
+    (
+      await h.pool.query(
+        `select subject_ref, kind, pricing_basis, tier, unit_price, amount_minor, period, corrects_period from ledger_entries where tenant_id = $1 order by entry_id`,
+        [tenant],
+      )
+    ).rows;
 
   beforeAll(async () => {
     h = await startHarness();
@@ -46,19 +77,38 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
     await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
     const base = await loadExampleContract(tenant);
     const { unitPrice: _flat, ...terms } = base.outcomeTypes.resolved_ticket;
-    await applyContract(h.pool, ContractSchema.parse({
-      ...base,
-      alertWebhook: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`,
-      outcomeTypes: {
-        resolved_ticket: {
-          ...terms,
-          pricing: { baseFee: '10.00', included: 2, tiers: [{ upTo: 2, unitPrice: '1.00' }, { unitPrice: '0.50' }], cap: { amount: '2.50' }, alerts: [0.5, 0.8, 1] },
+    await applyContract(
+      h.pool,
+      ContractSchema.parse({
+        ...base,
+        alertWebhook: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/alerts`,
+        outcomeTypes: {
+          resolved_ticket: {
+            ...terms,
+            pricing: {
+              baseFee: '10.00',
+              included: 2,
+              tiers: [{ upTo: 2, unitPrice: '1.00' }, { unitPrice: '0.50' }],
+              cap: { amount: '2.50' },
+              alerts: [0.5, 0.8, 1],
+            },
+          },
         },
-      },
-    }));
+      }),
+    );
     // Solved on four days of September; grace PT72H.
-    await seed(h, tenant, [['P-1', '2026-09-01T10:00:00Z'], ['P-2', '2026-09-01T11:00:00Z'], ['P-3', '2026-09-02T10:00:00Z'], ['P-4', '2026-09-02T11:00:00Z']]);
-    await seed(h, tenant, [['P-5', '2026-09-03T10:00:00Z'], ['P-6', '2026-09-03T11:00:00Z'], ['P-7', '2026-09-04T10:00:00Z'], ['P-8', '2026-09-04T11:00:00Z']]);
+    await seed(h, tenant, [
+      ['P-1', '2026-09-01T10:00:00Z'],
+      ['P-2', '2026-09-01T11:00:00Z'],
+      ['P-3', '2026-09-02T10:00:00Z'],
+      ['P-4', '2026-09-02T11:00:00Z'],
+    ]);
+    await seed(h, tenant, [
+      ['P-5', '2026-09-03T10:00:00Z'],
+      ['P-6', '2026-09-03T11:00:00Z'],
+      ['P-7', '2026-09-04T10:00:00Z'],
+      ['P-8', '2026-09-04T11:00:00Z'],
+    ]);
   });
   afterAll(async () => {
     await h?.stop();
@@ -84,8 +134,15 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
   });
 
   it('fires each alert once and delivers it to the webhook', async () => {
-    const { rows } = await h.pool.query(`select threshold::float as t, delivered_at is not null as delivered from alerts where tenant_id = $1 order by threshold`, [tenant]);
-    expect(rows).toEqual([{ t: 0.5, delivered: true }, { t: 0.8, delivered: true }, { t: 1, delivered: true }]);
+    const { rows } = await h.pool.query(
+      `select threshold::float as t, delivered_at is not null as delivered from alerts where tenant_id = $1 order by threshold`,
+      [tenant],
+    );
+    expect(rows).toEqual([
+      { t: 0.5, delivered: true },
+      { t: 0.8, delivered: true },
+      { t: 1, delivered: true },
+    ]);
     expect(received.map((r) => r.threshold).sort()).toEqual([0.5, 0.8, 1]);
     await night('2026-09-07T12:00:00Z');
     expect(received).toHaveLength(3);
@@ -95,10 +152,18 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
     const s = await buildStatement(h.pool, { tenant, period: '2026-09', now: new Date('2026-09-07T12:00:00Z') });
     expect(s.baseFees).toEqual([{ outcomeType: 'resolved_ticket', amountMinor: 1000, currency: 'USD' }]);
     expect(s.types[0]).toMatchObject({ includedUsed: 2, included: 2, capped: 3, usageMinor: 250 });
-    expect(s.types[0].tiers).toEqual([{ tier: 1, unitPrice: '1', outcomes: 2, subtotalMinor: 200 }, { tier: 2, unitPrice: '0.5', outcomes: 1, subtotalMinor: 50 }]);
+    expect(s.types[0].tiers).toEqual([
+      { tier: 1, unitPrice: '1', outcomes: 2, subtotalMinor: 200 },
+      { tier: 2, unitPrice: '0.5', outcomes: 1, subtotalMinor: 50 },
+    ]);
     expect(s.types[0].forecast).not.toBeNull();
     const { total, csv } = await exportTotal(h, tenant, '2026-09');
-    const { rows: [ledger] } = await h.pool.query(`select sum(amount_minor)::int as sum from ledger_entries where tenant_id = $1 and period = '2026-09'`, [tenant]);
+    const {
+      rows: [ledger],
+    } = await h.pool.query(
+      `select sum(amount_minor)::int as sum from ledger_entries where tenant_id = $1 and period = '2026-09'`,
+      [tenant],
+    );
     expect(s.totalMinor).toBe(1250);
     expect(total).toBe(1250);
     expect(ledger.sum).toBe(1250);
@@ -109,10 +174,20 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
     const c1 = await closePeriod(h.pool, { tenant, period: '2026-09', actor: 'fin@vendor' });
     const c2 = await closePeriod(h.pool, { tenant, period: '2026-09', actor: 'someone-else' });
     expect(c2).toMatchObject({ alreadyClosed: true, closedBy: 'fin@vendor', closedAt: c1.closedAt });
-    await importClaimsFile(h.pool, { tenant, file: await writeLines(h.dir, 'late-retraction.jsonl', [JSON.stringify({ claim_id: 'P-3-c', retracted: true, retracted_at: '2026-09-20T00:00:00Z' })]) });
+    await importClaimsFile(h.pool, {
+      tenant,
+      file: await writeLines(h.dir, 'late-retraction.jsonl', [
+        JSON.stringify({ claim_id: 'P-3-c', retracted: true, retracted_at: '2026-09-20T00:00:00Z' }),
+      ]),
+    });
     await night('2026-09-25T12:00:00Z');
     const credit = (await lines()).find((l) => l.kind === 'credit');
-    expect(credit).toMatchObject({ subject_ref: 'P-3', amount_minor: -100, period: '2026-10', corrects_period: '2026-09' });
+    expect(credit).toMatchObject({
+      subject_ref: 'P-3',
+      amount_minor: -100,
+      period: '2026-10',
+      corrects_period: '2026-09',
+    });
     expect((await buildStatement(h.pool, { tenant, period: '2026-09' })).totalMinor).toBe(1250);
   });
 });
@@ -128,10 +203,23 @@ describe('effective-dated prices and currencies', () => {
     const tenant = uniqueTenant('midprice');
     const base = await loadExampleContract(tenant);
     await applyContract(h.pool, base);
-    await applyContract(h.pool, ContractSchema.parse({ ...base, effectiveFrom: '2026-09-15T00:00:00Z', outcomeTypes: { resolved_ticket: { ...base.outcomeTypes.resolved_ticket, unitPrice: '1.25' } } }));
-    await seed(h, tenant, [['M-1', '2026-09-14T23:00:00Z'], ['M-2', '2026-09-15T01:00:00Z']]);
+    await applyContract(
+      h.pool,
+      ContractSchema.parse({
+        ...base,
+        effectiveFrom: '2026-09-15T00:00:00Z',
+        outcomeTypes: { resolved_ticket: { ...base.outcomeTypes.resolved_ticket, unitPrice: '1.25' } },
+      }),
+    );
+    await seed(h, tenant, [
+      ['M-1', '2026-09-14T23:00:00Z'],
+      ['M-2', '2026-09-15T01:00:00Z'],
+    ]);
     await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-20T12:00:00Z'), taskQueue: h.taskQueue });
-    const { rows } = await h.pool.query(`select subject_ref, unit_price, amount_minor, contract_version from ledger_entries where tenant_id = $1 order by subject_ref`, [tenant]);
+    const { rows } = await h.pool.query(
+      `select subject_ref, unit_price, amount_minor, contract_version from ledger_entries where tenant_id = $1 order by subject_ref`,
+      [tenant],
+    );
     expect(rows).toEqual([
       { subject_ref: 'M-1', unit_price: '0.99', amount_minor: 99, contract_version: 1 },
       { subject_ref: 'M-2', unit_price: '1.25', amount_minor: 125, contract_version: 2 },
@@ -141,12 +229,27 @@ describe('effective-dated prices and currencies', () => {
   it('a JPY tenant is billed in whole yen', async () => {
     const tenant = uniqueTenant('yen');
     const base = await loadExampleContract(tenant);
-    await applyContract(h.pool, ContractSchema.parse({ ...base, timezone: 'Asia/Tokyo', currency: 'JPY', outcomeTypes: { resolved_ticket: { ...base.outcomeTypes.resolved_ticket, unitPrice: '120.5' } } }));
+    await applyContract(
+      h.pool,
+      ContractSchema.parse({
+        ...base,
+        timezone: 'Asia/Tokyo',
+        currency: 'JPY',
+        outcomeTypes: { resolved_ticket: { ...base.outcomeTypes.resolved_ticket, unitPrice: '120.5' } },
+      }),
+    );
     await seed(h, tenant, [['Y-1', '2026-09-01T10:00:00Z']]);
-    const s = await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-30T16:00:00Z'), taskQueue: h.taskQueue });
+    const s = await runReconciliation(h.client, {
+      tenant,
+      asOf: new Date('2026-09-30T16:00:00Z'),
+      taskQueue: h.taskQueue,
+    });
     // 2026-09-30T16:00Z is already October 1st in Tokyo.
     expect(s.period).toBe('2026-10');
-    const { rows } = await h.pool.query(`select amount_minor, currency, period from ledger_entries where tenant_id = $1`, [tenant]);
+    const { rows } = await h.pool.query(
+      `select amount_minor, currency, period from ledger_entries where tenant_id = $1`,
+      [tenant],
+    );
     expect(rows).toEqual([{ amount_minor: 121, currency: 'JPY', period: '2026-10' }]);
     expect((await exportTotal(h, tenant, '2026-10')).csv).toContain(',121,121,JPY,');
   });
@@ -163,15 +266,30 @@ describe('price index and commitment', () => {
     const tenant = uniqueTenant('index');
     const base = await loadExampleContract(tenant);
     const { unitPrice: _flat, ...terms } = base.outcomeTypes.resolved_ticket;
-    await applyContract(h.pool, ContractSchema.parse({ ...base, outcomeTypes: { resolved_ticket: { ...terms, pricing: { tiers: [{ unitPrice: '0.99' }], indexSeries: 'gpu-cost' } } } }));
+    await applyContract(
+      h.pool,
+      ContractSchema.parse({
+        ...base,
+        outcomeTypes: {
+          resolved_ticket: { ...terms, pricing: { tiers: [{ unitPrice: '0.99' }], indexSeries: 'gpu-cost' } },
+        },
+      }),
+    );
     const { upsertIndexPoints } = await import('../../src/reconcile/price-index');
     await upsertIndexPoints(h.pool, tenant, [
       { series: 'gpu-cost', effectiveFrom: new Date('2026-09-01T00:00:00Z'), multiplier: '1.10' },
       { series: 'gpu-cost', effectiveFrom: new Date('2026-09-10T00:00:00Z'), multiplier: '0.90' },
     ]);
-    await seed(h, tenant, [['I-1', '2026-08-30T10:00:00Z'], ['I-2', '2026-09-05T10:00:00Z'], ['I-3', '2026-09-12T10:00:00Z']]);
+    await seed(h, tenant, [
+      ['I-1', '2026-08-30T10:00:00Z'],
+      ['I-2', '2026-09-05T10:00:00Z'],
+      ['I-3', '2026-09-12T10:00:00Z'],
+    ]);
     await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-20T12:00:00Z'), taskQueue: h.taskQueue });
-    const { rows } = await h.pool.query(`select subject_ref, unit_price, amount_minor from ledger_entries where tenant_id = $1 order by subject_ref`, [tenant]);
+    const { rows } = await h.pool.query(
+      `select subject_ref, unit_price, amount_minor from ledger_entries where tenant_id = $1 order by subject_ref`,
+      [tenant],
+    );
     expect(rows).toEqual([
       { subject_ref: 'I-1', unit_price: '0.99', amount_minor: 99 },
       { subject_ref: 'I-2', unit_price: '1.089', amount_minor: 109 },
@@ -182,14 +300,26 @@ describe('price index and commitment', () => {
   it('draws a commitment down and posts the true-up once after the term ends', async () => {
     const tenant = uniqueTenant('commit');
     const base = await loadExampleContract(tenant);
-    await applyContract(h.pool, ContractSchema.parse({ ...base, commitment: { amount: '5.00', termStart: '2026-09-01T04:00:00Z', termEnd: '2026-09-15T04:00:00Z' } }));
-    await seed(h, tenant, [['C-1', '2026-09-02T10:00:00Z'], ['C-2', '2026-09-03T10:00:00Z']]);
+    await applyContract(
+      h.pool,
+      ContractSchema.parse({
+        ...base,
+        commitment: { amount: '5.00', termStart: '2026-09-01T04:00:00Z', termEnd: '2026-09-15T04:00:00Z' },
+      }),
+    );
+    await seed(h, tenant, [
+      ['C-1', '2026-09-02T10:00:00Z'],
+      ['C-2', '2026-09-03T10:00:00Z'],
+    ]);
     await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-10T12:00:00Z'), taskQueue: h.taskQueue });
     const mid = await buildStatement(h.pool, { tenant, period: '2026-09', now: new Date('2026-09-10T12:00:00Z') });
     expect(mid.commitment).toMatchObject({ amountMinor: 500, drawnMinor: 198, balanceMinor: 302 });
     await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-16T12:00:00Z'), taskQueue: h.taskQueue });
     await runReconciliation(h.client, { tenant, asOf: new Date('2026-09-17T12:00:00Z'), taskQueue: h.taskQueue });
-    const { rows } = await h.pool.query(`select kind, amount_minor, period from ledger_entries where tenant_id = $1 and kind = 'true_up'`, [tenant]);
+    const { rows } = await h.pool.query(
+      `select kind, amount_minor, period from ledger_entries where tenant_id = $1 and kind = 'true_up'`,
+      [tenant],
+    );
     expect(rows).toEqual([{ kind: 'true_up', amount_minor: 302, period: '2026-09' }]);
     const s = await buildStatement(h.pool, { tenant, period: '2026-09' });
     expect(s.trueUps).toHaveLength(1);

@@ -77,7 +77,12 @@ const DENIED = { code: '42501' };
 
 function sink(): { out: Writable; text: () => string } {
   const chunks: Buffer[] = [];
-  const out = new Writable({ write(c, _e, cb) { chunks.push(Buffer.from(c)); cb(); } });
+  const out = new Writable({
+    write(c, _e, cb) {
+      chunks.push(Buffer.from(c));
+      cb();
+    },
+  });
   return { out, text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
@@ -110,11 +115,21 @@ describe('database roles and tenant isolation, connecting as each role', () => {
   async function seed(pool: Pool, tenant: string, prefix: string) {
     const tickets = [`${prefix}-1`, `${prefix}-2`, `${prefix}-3`];
     const claims = await writeLines(dir, `${tenant}-claims.jsonl`, [
-      ...tickets.map((id) => JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: t(-5 * DAY).toISOString() })),
+      ...tickets.map((id) =>
+        JSON.stringify({
+          claim_id: `${id}-c`,
+          outcome_type: 'resolved_ticket',
+          subject_ref: id,
+          occurred_at: t(-5 * DAY).toISOString(),
+        }),
+      ),
       '{"claim_id": "broken", ',
     ]);
     expect(await importClaimsFile(pool, { tenant, file: claims })).toMatchObject({ accepted: 3, quarantined: 1 });
-    const records = await writeLines(dir, `${tenant}-tickets.csv`, [HELPDESK_HEADER, ...tickets.map((id) => `${id},solved,${t(-5 * DAY + HOUR).toISOString()},${t(-5 * DAY + HOUR).toISOString()},5`)]);
+    const records = await writeLines(dir, `${tenant}-tickets.csv`, [
+      HELPDESK_HEADER,
+      ...tickets.map((id) => `${id},solved,${t(-5 * DAY + HOUR).toISOString()},${t(-5 * DAY + HOUR).toISOString()},5`),
+    ]);
     expect(await importRecordsFile(pool, { tenant, source: 'helpdesk', file: records })).toMatchObject({ accepted: 3 });
   }
 
@@ -133,7 +148,13 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     client = await connectClient(inject('temporalAddress'), 'default');
     connection = await connectWorker(inject('temporalAddress'));
     // The production shape: a worker whose every activity connects as the recon_worker login.
-    temporalWorker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool: worker.pool }, bundle: { codePath: inject('workflowBundlePath') } });
+    temporalWorker = await createWorker({
+      connection,
+      namespace: 'default',
+      taskQueue,
+      deps: { pool: worker.pool },
+      bundle: { codePath: inject('workflowBundlePath') },
+    });
     running = temporalWorker.run();
   });
 
@@ -156,20 +177,41 @@ describe('database roles and tenant isolation, connecting as each role', () => {
       const night = await runReconciliation(client, { tenant, asOf: t(-DAY), taskQueue });
       expect(night.ledger).toMatchObject({ charges: 3, newCharges: 3, amountMinor: 297 });
       // A rerun as the same login posts nothing new: the unique keys hold for it too.
-      expect((await runReconciliation(client, { tenant, asOf: t(-DAY), taskQueue })).ledger).toMatchObject({ charges: 3, newCharges: 0 });
-      expect(await upsertIndexPoints(worker.pool, tenant, [{ series: 'gpu-cost', effectiveFrom: t(-30 * DAY), multiplier: '1.05' }])).toBe(1);
+      expect((await runReconciliation(client, { tenant, asOf: t(-DAY), taskQueue })).ledger).toMatchObject({
+        charges: 3,
+        newCharges: 0,
+      });
+      expect(
+        await upsertIndexPoints(worker.pool, tenant, [
+          { series: 'gpu-cost', effectiveFrom: t(-30 * DAY), multiplier: '1.05' },
+        ]),
+      ).toBe(1);
     }
-    const { rows } = await owner.query('select tenant_id, count(*)::int as n from ledger_entries where tenant_id = any($1) group by tenant_id order by tenant_id', [[A, B]]);
-    expect(rows).toEqual([{ tenant_id: A, n: 3 }, { tenant_id: B, n: 3 }]);
+    const { rows } = await owner.query(
+      'select tenant_id, count(*)::int as n from ledger_entries where tenant_id = any($1) group by tenant_id order by tenant_id',
+      [[A, B]],
+    );
+    expect(rows).toEqual([
+      { tenant_id: A, n: 3 },
+      { tenant_id: B, n: 3 },
+    ]);
 
     // Refused by the grants, before the trigger (the second wall) is even reached.
-    await expect(worker.pool.query('update ledger_entries set amount_minor = 0 where tenant_id = $1', [A])).rejects.toMatchObject({ ...DENIED, message: 'permission denied for table ledger_entries' });
-    await expect(worker.pool.query('delete from ledger_entries where tenant_id = $1', [A])).rejects.toMatchObject(DENIED);
+    await expect(
+      worker.pool.query('update ledger_entries set amount_minor = 0 where tenant_id = $1', [A]),
+    ).rejects.toMatchObject({ ...DENIED, message: 'permission denied for table ledger_entries' });
+    await expect(worker.pool.query('delete from ledger_entries where tenant_id = $1', [A])).rejects.toMatchObject(
+      DENIED,
+    );
     await expect(worker.pool.query('truncate ledger_entries')).rejects.toMatchObject(DENIED);
     // The second wall still stands for the owner.
-    await expect(owner.query('update ledger_entries set amount_minor = 0 where tenant_id = $1', [A])).rejects.toThrow(/append-only/);
+    await expect(owner.query('update ledger_entries set amount_minor = 0 where tenant_id = $1', [A])).rejects.toThrow(
+      /append-only/,
+    );
     // The run's ANALYZE of the nightly tables takes effect for the worker (MAINTAIN, PostgreSQL 17+).
-    const { rows: [maintain] } = await owner.query(
+    const {
+      rows: [maintain],
+    } = await owner.query(
       `select bool_and(has_table_privilege('recon_worker', t, 'MAINTAIN')) as ok from unnest(array['claims', 'outcomes', 'records', 'record_versions']) t`,
     );
     expect(maintain.ok).toBe(true);
@@ -184,50 +226,107 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     expect(story.ledger).toMatchObject([{ kind: 'charge', amountMinor: 99 }]);
 
     // Support decides; the dispute workflow's activities (connected as the worker) write it down.
-    const opened = await openDisputeViaTemporal(client, { tenant: A, outcomeId: a1, actor: 'sam', reason: 'customer says A-1 is still open', taskQueue });
+    const opened = await openDisputeViaTemporal(client, {
+      tenant: A,
+      outcomeId: a1,
+      actor: 'sam',
+      reason: 'customer says A-1 is still open',
+      taskQueue,
+    });
     expect(opened.status).toBe('open');
-    const resolved = await resolveDisputeViaTemporal(client, { workflowId: disputeWorkflowId(A, a1), decision: 'uphold', actor: 'lee', note: 'ticket reopened by the customer', taskQueue });
+    const resolved = await resolveDisputeViaTemporal(client, {
+      workflowId: disputeWorkflowId(A, a1),
+      decision: 'uphold',
+      actor: 'lee',
+      note: 'ticket reopened by the customer',
+      taskQueue,
+    });
     expect(resolved.resolution).toMatchObject({ effect: 'credit_charge' });
     const detail = await showDispute(supportA.pool, resolved.disputeId!);
     expect(detail).toMatchObject({ tenant: A, status: 'upheld', resolvedBy: 'lee' });
     expect(detail.events.map((e) => e.kind)).toEqual(['opened', 'resolved']);
-    expect((await explainOutcome(supportA.pool, a1)).ledger.map((l) => [l.kind, l.amountMinor])).toEqual([['charge', 99], ['credit', -99]]);
+    expect((await explainOutcome(supportA.pool, a1)).ledger.map((l) => [l.kind, l.amountMinor])).toEqual([
+      ['charge', 99],
+      ['credit', -99],
+    ]);
 
     // Customer disputes in bulk, imported by support: the unknown ticket is quarantined.
-    const csv = await writeLines(dir, 'customer-disputes.csv', ['subject,reason,actor', 'A-2,not resolved,customer', 'A-9,no such ticket,customer']);
+    const csv = await writeLines(dir, 'customer-disputes.csv', [
+      'subject,reason,actor',
+      'A-2,not resolved,customer',
+      'A-9,no such ticket,customer',
+    ]);
     const bulk = await importDisputesFile(supportA.pool, client, { tenant: A, file: csv, taskQueue });
     expect(bulk).toMatchObject({ received: 2, accepted: 1, quarantined: 1 });
     expect(bulk.problems).toMatchObject([{ code: 'outcome_not_found' }]);
 
     // What support cannot do: write the ledger, edit outcomes or disputes behind the workflow's back.
-    await expect(supportA.pool.query(`insert into ledger_entries (tenant_id, idempotency_key, kind, period, currency, unit_price, amount_minor, contract_version, as_of, evidence)
-      values ($1, $2, 'base_fee', '2026-01', 'USD', '1', 100, 1, now(), '{}')`, [A, `forged:${randomUUID()}`])).rejects.toMatchObject(DENIED);
-    await expect(supportA.pool.query('update ledger_entries set reason = $2 where tenant_id = $1', [A, 'x'])).rejects.toMatchObject(DENIED);
-    await expect(supportA.pool.query(`update outcomes set state = 'rejected' where tenant_id = $1`, [A])).rejects.toMatchObject(DENIED);
-    await expect(supportA.pool.query(`update disputes set status = 'rejected' where tenant_id = $1`, [A])).rejects.toMatchObject(DENIED);
+    await expect(
+      supportA.pool.query(
+        `insert into ledger_entries (tenant_id, idempotency_key, kind, period, currency, unit_price, amount_minor, contract_version, as_of, evidence)
+      values ($1, $2, 'base_fee', '2026-01', 'USD', '1', 100, 1, now(), '{}')`,
+        [A, `forged:${randomUUID()}`],
+      ),
+    ).rejects.toMatchObject(DENIED);
+    await expect(
+      supportA.pool.query('update ledger_entries set reason = $2 where tenant_id = $1', [A, 'x']),
+    ).rejects.toMatchObject(DENIED);
+    await expect(
+      supportA.pool.query(`update outcomes set state = 'rejected' where tenant_id = $1`, [A]),
+    ).rejects.toMatchObject(DENIED);
+    await expect(
+      supportA.pool.query(`update disputes set status = 'rejected' where tenant_id = $1`, [A]),
+    ).rejects.toMatchObject(DENIED);
     // Its import rights cover customer disputes only, and only of its tenant.
-    await expect(supportA.pool.query(`insert into imports (tenant_id, kind, source, origin, content_sha256) values ($1, 'claims', 'x', 'x', $2)`, [A, randomUUID()]))
-      .rejects.toMatchObject({ ...DENIED, message: expect.stringMatching(/row-level security/) });
-    await expect(supportA.pool.query(`insert into imports (tenant_id, kind, source, origin, content_sha256) values ($1, 'disputes', 'x', 'x', $2)`, [B, randomUUID()]))
-      .rejects.toMatchObject({ ...DENIED, message: expect.stringMatching(/row-level security/) });
+    await expect(
+      supportA.pool.query(
+        `insert into imports (tenant_id, kind, source, origin, content_sha256) values ($1, 'claims', 'x', 'x', $2)`,
+        [A, randomUUID()],
+      ),
+    ).rejects.toMatchObject({ ...DENIED, message: expect.stringMatching(/row-level security/) });
+    await expect(
+      supportA.pool.query(
+        `insert into imports (tenant_id, kind, source, origin, content_sha256) values ($1, 'disputes', 'x', 'x', $2)`,
+        [B, randomUUID()],
+      ),
+    ).rejects.toMatchObject({ ...DENIED, message: expect.stringMatching(/row-level security/) });
 
     // Tenant B does not exist for support A, whichever way it asks.
-    await expect(findOutcomeId(supportA.pool, { tenant: B, subject: 'B-1' })).rejects.toMatchObject({ code: 'unknown_tenant' });
+    await expect(findOutcomeId(supportA.pool, { tenant: B, subject: 'B-1' })).rejects.toMatchObject({
+      code: 'unknown_tenant',
+    });
     const b1 = await findOutcomeId(owner, { tenant: B, subject: 'B-1' });
     await expect(explainOutcome(supportA.pool, b1)).rejects.toMatchObject({ code: 'outcome_not_found' });
-    const openedB = await openDisputeViaTemporal(client, { tenant: B, outcomeId: b1, actor: 'kim', reason: 'a dispute of tenant B', taskQueue });
+    const openedB = await openDisputeViaTemporal(client, {
+      tenant: B,
+      outcomeId: b1,
+      actor: 'kim',
+      reason: 'a dispute of tenant B',
+      taskQueue,
+    });
     await expect(showDispute(supportA.pool, openedB.disputeId!)).rejects.toMatchObject({ code: 'dispute_not_found' });
     expect(await showDispute(owner, openedB.disputeId!)).toMatchObject({ tenant: B, status: 'open' });
   });
 
   it('finance reads the ledger, export, statement and alerts of its tenant only, and writes nothing', async () => {
     for (const tenant of [A, B]) {
-      await owner.query(`insert into alerts (tenant_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at) values ($1, 'resolved_ticket', '2026-01', 0.5, 'cap', 50, 100, now())`, [tenant]);
-      await owner.query(`insert into period_closes (tenant_id, period, closed_by) values ($1, '2025-12', 'owner')`, [tenant]);
-      await owner.query(`insert into period_events (tenant_id, period, action, actor) values ($1, '2025-12', 'close', 'owner')`, [tenant]);
+      await owner.query(
+        `insert into alerts (tenant_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at) values ($1, 'resolved_ticket', '2026-01', 0.5, 'cap', 50, 100, now())`,
+        [tenant],
+      );
+      await owner.query(`insert into period_closes (tenant_id, period, closed_by) values ($1, '2025-12', 'owner')`, [
+        tenant,
+      ]);
+      await owner.query(
+        `insert into period_events (tenant_id, period, action, actor) values ($1, '2025-12', 'close', 'owner')`,
+        [tenant],
+      );
       await owner.query(`insert into claim_cursors (tenant_id, source, cursor) values ($1, 'api', 'c-1')`, [tenant]);
     }
-    const { rows: periods } = await owner.query<{ period: string }>('select distinct period from ledger_entries where tenant_id = $1 order by period', [A]);
+    const { rows: periods } = await owner.query<{ period: string }>(
+      'select distinct period from ledger_entries where tenant_id = $1 order by period',
+      [A],
+    );
     expect(periods.length).toBeGreaterThan(0);
     let bLines = 0;
     for (const { period } of periods) {
@@ -239,9 +338,14 @@ describe('database roles and tenant isolation, connecting as each role', () => {
       expect((await buildStatement(financeA.pool, { tenant: A, period })).totalMinor).toBe(ledger.amountMinor);
       // Finance A exports none of tenant B's lines, which share these periods.
       bLines += (await ledgerTotal(owner, B, period)).lines;
-      expect(await writeExport(financeA.pool, { tenant: B, period, format: 'csv', out: sink().out })).toMatchObject({ lines: 0, amountMinor: 0 });
+      expect(await writeExport(financeA.pool, { tenant: B, period, format: 'csv', out: sink().out })).toMatchObject({
+        lines: 0,
+        amountMinor: 0,
+      });
       expect(await ledgerTotal(financeA.pool, B, period)).toEqual({ lines: 0, amountMinor: 0 });
-      await expect(buildStatement(financeA.pool, { tenant: B, period })).rejects.toMatchObject({ code: 'unknown_tenant' });
+      await expect(buildStatement(financeA.pool, { tenant: B, period })).rejects.toMatchObject({
+        code: 'unknown_tenant',
+      });
     }
     expect(bLines).toBeGreaterThan(0);
     expect(await listAlerts(financeA.pool, { tenant: A })).toHaveLength(1);
@@ -252,10 +356,14 @@ describe('database roles and tenant isolation, connecting as each role', () => {
       [`update ledger_entries set reason = 'x' where tenant_id = $1`, [A]],
       [`delete from ledger_entries where tenant_id = $1`, [A]],
       [`update alerts set delivered_at = now() where tenant_id = $1`, [A]],
-      [`insert into contracts (tenant_id, version, effective_from, body, body_sha256) values ($1, 99, now(), '{}', $2)`, [A, randomUUID()]],
+      [
+        `insert into contracts (tenant_id, version, effective_from, body, body_sha256) values ($1, 99, now(), '{}', $2)`,
+        [A, randomUUID()],
+      ],
       [`insert into tenant_access (login, tenant_id) values (session_user::text::regrole, $1)`, [B]],
     ] as const;
-    for (const [sql, params] of writes) await expect(financeA.pool.query(sql, [...params])).rejects.toMatchObject(DENIED);
+    for (const [sql, params] of writes)
+      await expect(financeA.pool.query(sql, [...params])).rejects.toMatchObject(DENIED);
     // Read-only means the ledger and what the export and statement read: not outcomes or claims.
     await expect(financeA.pool.query('select count(*) from outcomes')).rejects.toMatchObject(DENIED);
     await expect(financeA.pool.query('select count(*) from claims')).rejects.toMatchObject(DENIED);
@@ -263,11 +371,26 @@ describe('database roles and tenant isolation, connecting as each role', () => {
 
   it('recon connects as a role through DATABASE_URL: finance gets its statement and may not import', async () => {
     const url = databaseUrlAs(inject('databaseUrl'), financeA.login, financeA.password);
-    const { rows: [{ period }] } = await owner.query<{ period: string }>('select min(period) as period from ledger_entries where tenant_id = $1', [A]);
+    const {
+      rows: [{ period }],
+    } = await owner.query<{ period: string }>('select min(period) as period from ledger_entries where tenant_id = $1', [
+      A,
+    ]);
     const statement = await recon(['statement', '--tenant', A, '--period', period, '--json'], url);
     expect(statement.stderr).toBe('');
-    expect(JSON.parse(statement.stdout)).toMatchObject({ tenant: A, period, total_minor: (await ledgerTotal(owner, A, period)).amountMinor });
-    const claims = await writeLines(dir, 'finance-claims.jsonl', [JSON.stringify({ claim_id: 'f-1', outcome_type: 'resolved_ticket', subject_ref: 'A-7', occurred_at: t(-DAY).toISOString() })]);
+    expect(JSON.parse(statement.stdout)).toMatchObject({
+      tenant: A,
+      period,
+      total_minor: (await ledgerTotal(owner, A, period)).amountMinor,
+    });
+    const claims = await writeLines(dir, 'finance-claims.jsonl', [
+      JSON.stringify({
+        claim_id: 'f-1',
+        outcome_type: 'resolved_ticket',
+        subject_ref: 'A-7',
+        occurred_at: t(-DAY).toISOString(),
+      }),
+    ]);
     const refused = await recon(['claims', 'import', '--tenant', A, claims], url);
     expect(refused.code).not.toBe(0);
     // The SQLSTATE stays out of the line; the table it was refused on is named.
@@ -275,23 +398,42 @@ describe('database roles and tenant isolation, connecting as each role', () => {
   });
 
   it('a connection scoped to one tenant sees exactly its own rows in every table, none of the other', async () => {
-    const { rows: present } = await owner.query<{ name: string }>(`select relname as name from pg_class where relnamespace = current_schema()::regnamespace and relkind in ('r', 'p')`);
+    const { rows: present } = await owner.query<{ name: string }>(
+      `select relname as name from pg_class where relnamespace = current_schema()::regnamespace and relkind in ('r', 'p')`,
+    );
     const tables = Object.entries(TENANT_OF).filter(([table]) => present.some((p) => p.name === table));
     expect(tables.length).toBeGreaterThanOrEqual(18);
     for (const [table, tenantOf] of tables) {
       // Both tenants have rows in every table, so an empty answer proves nothing by accident.
-      const { rows: [n] } = await owner.query(`select count(*) filter (where ${tenantOf} = $1)::int as a, count(*) filter (where ${tenantOf} = $2)::int as b from ${table} t`, [A, B]);
+      const {
+        rows: [n],
+      } = await owner.query(
+        `select count(*) filter (where ${tenantOf} = $1)::int as a, count(*) filter (where ${tenantOf} = $2)::int as b from ${table} t`,
+        [A, B],
+      );
       expect(n.a > 0 && n.b > 0, `${table} has rows of both tenants: ${JSON.stringify(n)}`).toBe(true);
 
-      for (const [l, tenant] of [[workerA, A], [supportA, A], [financeA, A], [supportB, B]] as const) {
+      for (const [l, tenant] of [
+        [workerA, A],
+        [supportA, A],
+        [financeA, A],
+        [supportB, B],
+      ] as const) {
         // tenant_access shows a login its own grants only.
-        const mine = table === 'tenant_access' ? 'and t.login::oid = (select oid from pg_roles where rolname = $2)' : '';
-        const { rows: expected } = await owner.query(`select t.ctid::text as id from ${table} t where ${tenantOf} = $1 ${mine} order by 1`, table === 'tenant_access' ? [tenant, l.login] : [tenant]);
+        const mine =
+          table === 'tenant_access' ? 'and t.login::oid = (select oid from pg_roles where rolname = $2)' : '';
+        const { rows: expected } = await owner.query(
+          `select t.ctid::text as id from ${table} t where ${tenantOf} = $1 ${mine} order by 1`,
+          table === 'tenant_access' ? [tenant, l.login] : [tenant],
+        );
         let seen: string[];
         try {
           seen = (await l.pool.query(`select t.ctid::text as id from ${table} t order by 1`)).rows.map((r) => r.id);
         } catch (err) {
-          expect(err, `${l.login} on ${table}`).toMatchObject({ ...DENIED, message: `permission denied for table ${table}` });
+          expect(err, `${l.login} on ${table}`).toMatchObject({
+            ...DENIED,
+            message: `permission denied for table ${table}`,
+          });
           continue;
         }
         expect(seen, `${l.login} reads ${table}`).toEqual(expected.map((r) => r.id));
@@ -301,24 +443,49 @@ describe('database roles and tenant isolation, connecting as each role', () => {
   });
 
   it("a connection scoped to tenant A cannot write tenant B's rows", async () => {
-    const { rows: [b] } = await owner.query(
+    const {
+      rows: [b],
+    } = await owner.query(
       `select o.outcome_id, r.record_id, i.import_id from outcomes o, records r, imports i
         where o.tenant_id = $1 and not o.on_hold and r.tenant_id = $1 and i.tenant_id = $1 limit 1`,
       [B],
     );
     const rls = { ...DENIED, message: expect.stringMatching(/row-level security/) };
-    await expect(workerA.pool.query(`insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, content_sha256, import_id)
-      values ($1, 'forged', 'resolved_ticket', 'B-9', 'b-9', now(), 'x', $2)`, [B, b.import_id])).rejects.toMatchObject(rls);
-    await expect(workerA.pool.query(`insert into outcome_events (outcome_id, kind) values ($1, 'forged')`, [b.outcome_id])).rejects.toMatchObject(rls);
-    await expect(workerA.pool.query(`insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
-      values ($1, now(), 'b-9', '{}', 'x', $2, 1)`, [b.record_id, b.import_id])).rejects.toMatchObject(rls);
-    await expect(workerA.pool.query(`insert into ledger_entries (tenant_id, idempotency_key, kind, period, currency, unit_price, amount_minor, contract_version, as_of, evidence)
-      values ($1, $2, 'base_fee', '2026-01', 'USD', '1', 100, 1, now(), '{}')`, [B, `forged:${randomUUID()}`])).rejects.toMatchObject(rls);
+    await expect(
+      workerA.pool.query(
+        `insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, content_sha256, import_id)
+      values ($1, 'forged', 'resolved_ticket', 'B-9', 'b-9', now(), 'x', $2)`,
+        [B, b.import_id],
+      ),
+    ).rejects.toMatchObject(rls);
+    await expect(
+      workerA.pool.query(`insert into outcome_events (outcome_id, kind) values ($1, 'forged')`, [b.outcome_id]),
+    ).rejects.toMatchObject(rls);
+    await expect(
+      workerA.pool.query(
+        `insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
+      values ($1, now(), 'b-9', '{}', 'x', $2, 1)`,
+        [b.record_id, b.import_id],
+      ),
+    ).rejects.toMatchObject(rls);
+    await expect(
+      workerA.pool.query(
+        `insert into ledger_entries (tenant_id, idempotency_key, kind, period, currency, unit_price, amount_minor, contract_version, as_of, evidence)
+      values ($1, $2, 'base_fee', '2026-01', 'USD', '1', 100, 1, now(), '{}')`,
+        [B, `forged:${randomUUID()}`],
+      ),
+    ).rejects.toMatchObject(rls);
     // Moving its own row to tenant B is refused too (the check applies to the new row).
-    await expect(workerA.pool.query(`update outcomes set tenant_id = $2 where tenant_id = $1`, [A, B])).rejects.toMatchObject(rls);
+    await expect(
+      workerA.pool.query(`update outcomes set tenant_id = $2 where tenant_id = $1`, [A, B]),
+    ).rejects.toMatchObject(rls);
     // B's rows are simply not there to update.
-    expect((await workerA.pool.query(`update outcomes set on_hold = true where outcome_id = $1`, [b.outcome_id])).rowCount).toBe(0);
-    expect((await owner.query('select on_hold from outcomes where outcome_id = $1', [b.outcome_id])).rows[0].on_hold).toBe(false);
+    expect(
+      (await workerA.pool.query(`update outcomes set on_hold = true where outcome_id = $1`, [b.outcome_id])).rowCount,
+    ).toBe(0);
+    expect(
+      (await owner.query('select on_hold from outcomes where outcome_id = $1', [b.outcome_id])).rows[0].on_hold,
+    ).toBe(false);
   });
 
   it('a login cannot widen its own scope from inside its session', async () => {
@@ -326,22 +493,36 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     expect(await tenantScope(worker.pool)).toEqual({ allTenants: true, tenants: [] });
     const db = await supportA.pool.connect();
     try {
-      const visible = async () => (await db.query<{ tenant_id: string }>('select tenant_id from outcomes where tenant_id = any($1) group by 1 order by 1', [[A, B]])).rows.map((r) => r.tenant_id);
+      const visible = async () =>
+        (
+          await db.query<{ tenant_id: string }>(
+            'select tenant_id from outcomes where tenant_id = any($1) group by 1 order by 1',
+            [[A, B]],
+          )
+        ).rows.map((r) => r.tenant_id);
       expect(await visible()).toEqual([A]);
       // A temporary table named like the grants table: the scope functions never look in pg_temp.
       await db.query('create temp table tenant_access (login regrole, tenant_id text)');
-      await db.query('insert into pg_temp.tenant_access values (session_user::text::regrole, null), (session_user::text::regrole, $1)', [B]);
+      await db.query(
+        'insert into pg_temp.tenant_access values (session_user::text::regrole, null), (session_user::text::regrole, $1)',
+        [B],
+      );
       expect(await visible()).toEqual([A]);
       // SET ROLE to the group changes current_user, not the login the scope follows.
       await db.query('set role recon_support');
       expect(await visible()).toEqual([A]);
       await db.query('reset role');
-      await expect(db.query('insert into public.tenant_access (login, tenant_id) values (session_user::text::regrole, $1)', [B])).rejects.toMatchObject(DENIED);
+      await expect(
+        db.query('insert into public.tenant_access (login, tenant_id) values (session_user::text::regrole, $1)', [B]),
+      ).rejects.toMatchObject(DENIED);
       await expect(db.query('alter table outcomes disable row level security')).rejects.toMatchObject(DENIED);
       await expect(db.query('set role recon_worker')).rejects.toMatchObject(DENIED);
       // Turning row security off makes reading a protected table an error, not a bypass.
       await db.query('set row_security = off');
-      await expect(db.query('select count(*) from outcomes')).rejects.toMatchObject({ ...DENIED, message: expect.stringMatching(/row-level security/) });
+      await expect(db.query('select count(*) from outcomes')).rejects.toMatchObject({
+        ...DENIED,
+        message: expect.stringMatching(/row-level security/),
+      });
     } finally {
       db.release(true);
     }
@@ -353,7 +534,11 @@ describe('database roles and tenant isolation, connecting as each role', () => {
          from pg_class c where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'p') order by 1`,
     );
     const guarded = tables.filter((x) => !NO_TENANT_DATA.includes(x.name));
-    for (const x of guarded) expect(x, `${x.name}: enable row level security and add a tenant policy (migrations/006_roles.sql)`).toMatchObject({ rls: true, policies: expect.any(Number) });
+    for (const x of guarded)
+      expect(
+        x,
+        `${x.name}: enable row level security and add a tenant policy (migrations/006_roles.sql)`,
+      ).toMatchObject({ rls: true, policies: expect.any(Number) });
     expect(guarded.filter((x) => x.policies === 0).map((x) => x.name)).toEqual([]);
     // Each table is also in this test's TENANT_OF, so the isolation test above reads it.
     expect(guarded.map((x) => x.name).filter((name) => !(name in TENANT_OF))).toEqual([]);
@@ -364,7 +549,9 @@ describe('database roles and tenant isolation, connecting as each role', () => {
           and not coalesce('security_invoker=true' = any(reloptions), false)`,
     );
     expect(views).toEqual([]);
-    const { rows: definers } = await owner.query(`select proname from pg_proc where pronamespace = current_schema()::regnamespace and prosecdef order by 1`);
+    const { rows: definers } = await owner.query(
+      `select proname from pg_proc where pronamespace = current_schema()::regnamespace and prosecdef order by 1`,
+    );
     expect(definers.map((d) => d.proname)).toEqual(['recon_sees_all_tenants', 'recon_visible_tenants']);
 
     // Nothing in the product deletes or truncates; the ledger takes no update; finance writes nothing.
@@ -373,20 +560,44 @@ describe('database roles and tenant isolation, connecting as each role', () => {
         where grantee in ('recon_worker', 'recon_support', 'recon_finance') and table_schema = current_schema()`,
     );
     expect(grants.filter((g) => ['DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'].includes(g.privilege))).toEqual([]);
-    expect(grants.filter((g) => g.table === 'ledger_entries' && g.privilege !== 'SELECT' && !(g.role === 'recon_worker' && g.privilege === 'INSERT'))).toEqual([]);
+    expect(
+      grants.filter(
+        (g) =>
+          g.table === 'ledger_entries' &&
+          g.privilege !== 'SELECT' &&
+          !(g.role === 'recon_worker' && g.privilege === 'INSERT'),
+      ),
+    ).toEqual([]);
     expect(grants.filter((g) => g.role === 'recon_finance' && g.privilege !== 'SELECT')).toEqual([]);
     expect(grants.filter((g) => g.table === 'tenant_access' && g.privilege !== 'SELECT')).toEqual([]);
   });
 
   it('only the owner migrates; a login is created whole or not at all', async () => {
-    await expect(migrate(worker.pool)).rejects.toMatchObject({ code: 'migrate_not_permitted', message: expect.stringMatching(/as the owner of the schema/) });
+    await expect(migrate(worker.pool)).rejects.toMatchObject({
+      code: 'migrate_not_permitted',
+      message: expect.stringMatching(/as the owner of the schema/),
+    });
     const name = `it_orphan_${suffix}`;
-    await expect(createLogin(owner, { login: name, password: randomBytes(18).toString('hex'), group: 'recon_support', tenants: [A, 'no-such-tenant'] }))
-      .rejects.toMatchObject({ code: 'unknown_tenant' });
+    await expect(
+      createLogin(owner, {
+        login: name,
+        password: randomBytes(18).toString('hex'),
+        group: 'recon_support',
+        tenants: [A, 'no-such-tenant'],
+      }),
+    ).rejects.toMatchObject({ code: 'unknown_tenant' });
     expect((await owner.query('select 1 from pg_roles where rolname = $1', [name])).rows).toEqual([]);
-    await expect(createLogin(owner, { login: supportA.login, password: randomBytes(18).toString('hex'), group: 'recon_support', tenants: [A] }))
-      .rejects.toMatchObject({ code: 'login_exists' });
-    await expect(createLogin(owner, { login: 'Bad Name', password: 'short', group: 'recon_support', tenants: [A] })).rejects.toMatchObject({ code: 'invalid_login' });
+    await expect(
+      createLogin(owner, {
+        login: supportA.login,
+        password: randomBytes(18).toString('hex'),
+        group: 'recon_support',
+        tenants: [A],
+      }),
+    ).rejects.toMatchObject({ code: 'login_exists' });
+    await expect(
+      createLogin(owner, { login: 'Bad Name', password: 'short', group: 'recon_support', tenants: [A] }),
+    ).rejects.toMatchObject({ code: 'invalid_login' });
   });
 
   it('a second database in the same cluster migrates with the roles already there', async () => {
@@ -398,7 +609,9 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     try {
       const m = await migrate(other);
       expect(m.applied).toContain('006_roles.sql');
-      const { rows } = await other.query(`select has_table_privilege('recon_worker', 'ledger_entries', 'INSERT') as ins, has_table_privilege('recon_worker', 'ledger_entries', 'UPDATE') as upd`);
+      const { rows } = await other.query(
+        `select has_table_privilege('recon_worker', 'ledger_entries', 'INSERT') as ins, has_table_privilege('recon_worker', 'ledger_entries', 'UPDATE') as upd`,
+      );
       expect(rows[0]).toEqual({ ins: true, upd: false });
     } finally {
       await other.end();

@@ -12,7 +12,11 @@ describe('a permanent error fails the night at once', () => {
 
   beforeAll(async () => {
     h = await startHarness();
-    env = { DATABASE_URL: inject('databaseUrl'), TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_TASK_QUEUE: h.taskQueue };
+    env = {
+      DATABASE_URL: inject('databaseUrl'),
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_TASK_QUEUE: h.taskQueue,
+    };
   });
   afterAll(async () => h?.stop());
 
@@ -20,9 +24,15 @@ describe('a permanent error fails the night at once', () => {
   async function tenantWithDamagedContract(prefix: string, damage: string, params: unknown[]): Promise<string> {
     const tenant = uniqueTenant(prefix);
     await applyExample(h.pool, tenant);
-    const claims = await writeLines(h.dir, `${tenant}-claims.csv`, ['claim_id,outcome_type,subject_ref,occurred_at', 'k1,resolved_ticket,T-1,2026-03-02T10:00:00Z']);
+    const claims = await writeLines(h.dir, `${tenant}-claims.csv`, [
+      'claim_id,outcome_type,subject_ref,occurred_at',
+      'k1,resolved_ticket,T-1,2026-03-02T10:00:00Z',
+    ]);
     await importClaimsFile(h.pool, { tenant, file: claims });
-    const records = await writeLines(h.dir, `${tenant}-tickets.csv`, ['Ticket ID,Status,Solved at,Updated at,CSAT', 'T-1,solved,2026-03-02T11:00:00Z,2026-03-02T11:00:00Z,5']);
+    const records = await writeLines(h.dir, `${tenant}-tickets.csv`, [
+      'Ticket ID,Status,Solved at,Updated at,CSAT',
+      'T-1,solved,2026-03-02T11:00:00Z,2026-03-02T11:00:00Z,5',
+    ]);
     await importRecordsFile(h.pool, { tenant, source: 'helpdesk', file: records });
     // Written past `contract apply` on purpose: a contract stored before today's checks existed.
     await h.pool.query(`update contracts set body = ${damage} where tenant_id = $1`, [tenant, ...params]);
@@ -30,13 +40,20 @@ describe('a permanent error fails the night at once', () => {
   }
 
   async function runRow(tenant: string) {
-    const { rows } = await h.pool.query<{ status: string; failure_code: string | null; failure_message: string | null }>(
-      'select status, failure_code, failure_message from runs where tenant_id = $1', [tenant]);
+    const { rows } = await h.pool.query<{
+      status: string;
+      failure_code: string | null;
+      failure_message: string | null;
+    }>('select status, failure_code, failure_message from runs where tenant_id = $1', [tenant]);
     return rows;
   }
 
   it('a unit price the ledger cannot hold: failed within seconds, cause on the run row and printed', async () => {
-    const tenant = await tenantWithDamagedContract('huge-price', `jsonb_set(body, '{outcomeTypes,resolved_ticket,unitPrice}', to_jsonb($2::text))`, ['99999999999999999999']);
+    const tenant = await tenantWithDamagedContract(
+      'huge-price',
+      `jsonb_set(body, '{outcomeTypes,resolved_ticket,unitPrice}', to_jsonb($2::text))`,
+      ['99999999999999999999'],
+    );
     const r = await recon(['run', '--tenant', tenant, '--as-of', '2026-03-06T07:00:00Z'], env);
     expect(r.code).not.toBe(0);
     // Twenty retries took about fifteen minutes; a permanent error takes no retry at all.
@@ -70,16 +87,25 @@ describe('a permanent error fails the night at once', () => {
   it('a failing activity that is being retried is shown while waiting, and named when giving up', async () => {
     const tenant = uniqueTenant('retrying');
     // Nothing listens on port 9: the pull fails and is retried (a service may come back).
-    await applyExample(h.pool, tenant, { claimSources: { crm: { kind: 'http', url: 'http://127.0.0.1:9/claims', pageSize: 100, pagesPerChunk: 1 } } } as never);
+    await applyExample(h.pool, tenant, {
+      claimSources: { crm: { kind: 'http', url: 'http://127.0.0.1:9/claims', pageSize: 100, pagesPerChunk: 1 } },
+    } as never);
     const asOf = '2026-03-06T07:00:00Z';
     try {
       const r = await recon(['run', '--tenant', tenant, '--as-of', asOf, '--timeout', '12'], env);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^ {2}! pullClaims failed \d+ times? and is retrying.*: claims_http_unreachable: /m);
       const last = errorLines(r.stderr).filter((l) => l.startsWith('recon:'));
-      expect(last).toEqual([expect.stringMatching(/^recon: run_timeout: run \S+ still going after 12s; pullClaims failed \d+ times? and is retrying/)]);
+      expect(last).toEqual([
+        expect.stringMatching(
+          /^recon: run_timeout: run \S+ still going after 12s; pullClaims failed \d+ times? and is retrying/,
+        ),
+      ]);
     } finally {
-      await h.client.workflow.getHandle(`reconcile-${tenant}-${new Date(asOf).toISOString()}`).terminate('test over').catch(() => undefined);
+      await h.client.workflow
+        .getHandle(`reconcile-${tenant}-${new Date(asOf).toISOString()}`)
+        .terminate('test over')
+        .catch(() => undefined);
     }
   });
 

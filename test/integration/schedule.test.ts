@@ -16,7 +16,12 @@ describe('nightly schedule on the real Temporal server', () => {
   let h: Harness;
   const tenant = uniqueTenant('sched');
   const runs = async () =>
-    (await h.pool.query<{ as_of: Date; status: string }>(`select as_of, status from runs where tenant_id = $1 order by as_of`, [tenant])).rows;
+    (
+      await h.pool.query<{ as_of: Date; status: string }>(
+        `select as_of, status from runs where tenant_id = $1 order by as_of`,
+        [tenant],
+      )
+    ).rows;
 
   beforeAll(async () => {
     h = await startHarness();
@@ -28,14 +33,31 @@ describe('nightly schedule on the real Temporal server', () => {
   });
 
   it('is created nightly in the tenant timezone with overlap SKIP and an explicit catch-up window', async () => {
-    const info = await schedules.createSchedule(h.client, { tenant, taskQueue: h.taskQueue, timezone: 'America/New_York' });
-    expect(info).toMatchObject({ scheduleId: `recon-nightly-${tenant}`, cron: ['0 2 * * *'], timezone: 'America/New_York', paused: false, catchupWindowMs: 86_400_000 });
+    const info = await schedules.createSchedule(h.client, {
+      tenant,
+      taskQueue: h.taskQueue,
+      timezone: 'America/New_York',
+    });
+    expect(info).toMatchObject({
+      scheduleId: `recon-nightly-${tenant}`,
+      cron: ['0 2 * * *'],
+      timezone: 'America/New_York',
+      paused: false,
+      catchupWindowMs: 86_400_000,
+    });
     expect(info.overlap).toMatch(/SKIP/);
     // The next run is at 02:00 New York time, whatever the season.
     const next = new Date(info.nextRuns[0]);
-    const local = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(next);
+    const local = new Intl.DateTimeFormat('en-US', {
+      timeZone: 'America/New_York',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    }).format(next);
     expect(local).toBe('02:00');
-    await expect(schedules.createSchedule(h.client, { tenant, taskQueue: h.taskQueue, timezone: 'UTC' })).rejects.toThrow(/already has a schedule/);
+    await expect(
+      schedules.createSchedule(h.client, { tenant, taskQueue: h.taskQueue, timezone: 'UTC' }),
+    ).rejects.toThrow(/already has a schedule/);
   });
 
   it('trigger starts a run that completes', async () => {
@@ -48,12 +70,21 @@ describe('nightly schedule on the real Temporal server', () => {
   });
 
   it('backfill runs each missed night with its own nominal time as asOf', async () => {
-    await schedules.backfillSchedule(h.client, tenant, new Date('2026-03-01T00:00:00Z'), new Date('2026-03-03T12:00:00Z'));
+    await schedules.backfillSchedule(
+      h.client,
+      tenant,
+      new Date('2026-03-01T00:00:00Z'),
+      new Date('2026-03-03T12:00:00Z'),
+    );
     const all = await waitFor('three backfilled runs', async () => {
       const r = (await runs()).filter((x) => x.as_of.getTime() < Date.parse('2026-04-01T00:00:00Z'));
       return r.length === 3 && r.every((x) => x.status === 'completed') ? r : undefined;
     });
-    expect(all.map((r) => r.as_of.toISOString())).toEqual(['2026-03-01T07:00:00.000Z', '2026-03-02T07:00:00.000Z', '2026-03-03T07:00:00.000Z']);
+    expect(all.map((r) => r.as_of.toISOString())).toEqual([
+      '2026-03-01T07:00:00.000Z',
+      '2026-03-02T07:00:00.000Z',
+      '2026-03-03T07:00:00.000Z',
+    ]);
   });
 
   it('pauses, unpauses and deletes', async () => {

@@ -16,7 +16,9 @@ describe('docs/schema.sql', () => {
 
   it('is the schema the migrations build', async () => {
     const checkedIn = await readFile(SCHEMA_FILE, 'utf8').catch(() => '(missing)');
-    expect(await renderSchema(db), `docs/schema.sql is stale: run \`${SCHEMA_COMMAND}\` and commit the result`).toBe(checkedIn);
+    expect(await renderSchema(db), `docs/schema.sql is stale: run \`${SCHEMA_COMMAND}\` and commit the result`).toBe(
+      checkedIn,
+    );
   });
 
   it('draws every table, policy and trigger of the database', async () => {
@@ -29,7 +31,12 @@ describe('docs/schema.sql', () => {
     );
     expect(rows.length).toBeGreaterThan(20);
     for (const r of rows) {
-      const drawn = r.kind === 'table' ? `CREATE TABLE ${r.name} (` : r.kind === 'policy' ? `CREATE POLICY ${r.name} AS` : `CREATE TRIGGER ${r.name.split(' ')[0]} `;
+      const drawn =
+        r.kind === 'table'
+          ? `CREATE TABLE ${r.name} (`
+          : r.kind === 'policy'
+            ? `CREATE POLICY ${r.name} AS`
+            : `CREATE TRIGGER ${r.name.split(' ')[0]} `;
       expect(text, `${r.kind} ${r.name}`).toContain(drawn);
     }
   });

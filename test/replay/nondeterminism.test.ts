@@ -28,7 +28,9 @@ describe('replay catches a non-deterministic change', () => {
       await writeFile(file, changed.replace(/from '\.\.\/activities'/g, "from '../../activities'"));
       const bundle = await bundleWorkflowCode({ workflowsPath: path.join(dir, 'index.ts'), logger: quiet });
       const history = historyFromJSON(JSON.parse(await readFile(HISTORY, 'utf8')));
-      await expect(Worker.runReplayHistory({ workflowBundle: bundle }, history)).rejects.toThrow(/[Nn]ondetermin|DeterminismViolation/);
+      await expect(Worker.runReplayHistory({ workflowBundle: bundle }, history)).rejects.toThrow(
+        /[Nn]ondetermin|DeterminismViolation/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -21,7 +21,11 @@ describe('replay of recorded workflow histories', async () => {
   for (const file of files) {
     it(`replays ${file}`, async () => {
       const history = historyFromJSON(JSON.parse(await readFile(path.join(DIR, file), 'utf8')));
-      await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, path.basename(file, '.json'));
+      await Worker.runReplayHistory(
+        { workflowBundle: { codePath: inject('workflowBundlePath') } },
+        history,
+        path.basename(file, '.json'),
+      );
     });
   }
 });

@@ -13,7 +13,12 @@ export interface ReconResult {
 }
 
 /** Runs a program to its end and keeps what it printed; `env` adds to (or blanks) the test's own. */
-export function spawnResult(file: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<ReconResult> {
+export function spawnResult(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd = ROOT,
+): Promise<ReconResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(file, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -19,7 +19,14 @@ describe('the compiled recon (scripts/build.mjs)', () => {
     const { file } = await build();
     expect(freshBuild()).toBe(file);
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'dist', 'recon.json'), 'utf8')) as { inputs: string[] };
-    for (const f of ['src/cli/main.ts', 'src/temporal/worker.ts', 'src/db/migrate.ts', 'activities/index.ts', 'package-lock.json', 'scripts/build.mjs']) {
+    for (const f of [
+      'src/cli/main.ts',
+      'src/temporal/worker.ts',
+      'src/db/migrate.ts',
+      'activities/index.ts',
+      'package-lock.json',
+      'scripts/build.mjs',
+    ]) {
       expect(manifest.inputs).toContain(f);
     }
   }, 60_000);

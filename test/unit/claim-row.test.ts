@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ClaimInputSchema, checkRowTenant, fastClaimInput, sha256Of, stageClaimRow, FUTURE_TOLERANCE_MS } from '../../src/ingest/claim-row';
+import {
+  ClaimInputSchema,
+  checkRowTenant,
+  fastClaimInput,
+  sha256Of,
+  stageClaimRow,
+  FUTURE_TOLERANCE_MS,
+} from '../../src/ingest/claim-row';
 import { errorOf } from './helpers';
 
 const RECEIVED = new Date('2026-03-05T06:00:00.000Z');
@@ -27,8 +34,8 @@ const goodCsv = {
 
 const stage = (values: Record<string, unknown>) => stageClaimRow(values, RECEIVED);
 
-
-const without = (key: string, row: Record<string, unknown> = good) => Object.fromEntries(Object.entries(row).filter(([k]) => k !== key));
+const without = (key: string, row: Record<string, unknown> = good) =>
+  Object.fromEntries(Object.entries(row).filter(([k]) => k !== key));
 
 describe('stageClaimRow: a good row', () => {
   it('stages every field, with times normalised to UTC', () => {
@@ -80,23 +87,35 @@ describe('stageClaimRow: refusals', () => {
 
   it.each<[Record<string, unknown>, string]>([
     [{ ...good, claim_id: 141 }, 'field claim_id: expected text, got the number 141'],
-    [{ ...good, occurred_at: 1772614800 }, 'field occurred_at: expected an ISO 8601 time as text, got the number 1772614800'],
+    [
+      { ...good, occurred_at: 1772614800 },
+      'field occurred_at: expected an ISO 8601 time as text, got the number 1772614800',
+    ],
     [{ ...good, attributes: ['email'] }, 'field attributes: expected a JSON object, got a list ["email"]'],
     [{ ...goodCsv, attributes: '[1,2]' }, 'field attributes: expected a JSON object, got a list [1,2]'],
-    [{ ...goodCsv, attributes: '{"a": 1,}' }, "field attributes: not valid JSON (Expected double-quoted property name in JSON at position 8)"],
+    [
+      { ...goodCsv, attributes: '{"a": 1,}' },
+      'field attributes: not valid JSON (Expected double-quoted property name in JSON at position 8)',
+    ],
     [{ ...good, retracted: 'maybe' }, 'field retracted: expected true or false, got text "maybe"'],
-    [{ ...good, subject_ref: 'x'.repeat(513) }, `field subject_ref: longer than 512 characters, got text "${'x'.repeat(59)}…`],
+    [
+      { ...good, subject_ref: 'x'.repeat(513) },
+      `field subject_ref: longer than 512 characters, got text "${'x'.repeat(59)}…`,
+    ],
   ])('a wrong type says which field, what was expected and what came: %#', (row, message) => {
     const e = errorOf(() => stage(row));
     expect(e.code).toBe('invalid_field');
     expect(e.message).toBe(message);
   });
 
-  it.each(['yesterday', '2026-02-30T10:00:00Z', '2026-03-01T24:00:00Z', '01/03/2026 10:00'])('occurred_at %j is bad_timestamp, naming the field', (text) => {
-    const e = errorOf(() => stage({ ...good, occurred_at: text }));
-    expect(e.code).toBe('bad_timestamp');
-    expect(e.message).toContain('occurred_at');
-  });
+  it.each(['yesterday', '2026-02-30T10:00:00Z', '2026-03-01T24:00:00Z', '01/03/2026 10:00'])(
+    'occurred_at %j is bad_timestamp, naming the field',
+    (text) => {
+      const e = errorOf(() => stage({ ...good, occurred_at: text }));
+      expect(e.code).toBe('bad_timestamp');
+      expect(e.message).toContain('occurred_at');
+    },
+  );
 
   it('a bad retracted_at is bad_timestamp, naming the field', () => {
     const e = errorOf(() => stage({ claim_id: 'c-1001', retracted: true, retracted_at: 'soon' }));
@@ -152,7 +171,9 @@ describe('stageClaimRow: retractions', () => {
   });
 
   it('uses the given retracted_at, normalised to UTC', () => {
-    expect(stage({ claim_id: 'c-1001', retracted: true, retracted_at: '2026-03-03T12:00:00-05:00' }).retractedAt).toBe('2026-03-03T17:00:00.000Z');
+    expect(stage({ claim_id: 'c-1001', retracted: true, retracted_at: '2026-03-03T12:00:00-05:00' }).retractedAt).toBe(
+      '2026-03-03T17:00:00.000Z',
+    );
   });
 
   it('the retracted flag does not change the content hash', () => {
@@ -193,14 +214,21 @@ describe('stageClaimRow: content hash', () => {
   });
 
   it('property: any key order of any JSON attributes gives the same hash', () => {
-    const attributes = fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 });
+    const attributes = fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), fc.jsonValue({ maxDepth: 3 }), {
+      maxKeys: 6,
+    });
     fc.assert(
       fc.property(attributes, fc.integer(), (attrs, seed) => {
         const reorder = (v: unknown, s: number): unknown => {
           if (Array.isArray(v)) return v.map((x) => reorder(x, s + 1));
           if (v && typeof v === 'object') {
             const entries = Object.entries(v as Record<string, unknown>);
-            const rotated = entries.length ? [...entries.slice(Math.abs(s) % entries.length), ...entries.slice(0, Math.abs(s) % entries.length)].reverse() : entries;
+            const rotated = entries.length
+              ? [
+                  ...entries.slice(Math.abs(s) % entries.length),
+                  ...entries.slice(0, Math.abs(s) % entries.length),
+                ].reverse()
+              : entries;
             return Object.fromEntries(rotated.map(([k, x]) => [k, reorder(x, s + 7)]));
           }
           return v;
@@ -217,18 +245,37 @@ describe('stageClaimRow: content hash', () => {
 
 describe('stageClaimRow: CSV rows with empty cells', () => {
   it('reads a retraction-only CSV row (empty content cells) as a retraction', () => {
-    const c = stageClaimRow({ claim_id: 'c1', outcome_type: '', subject_ref: '', occurred_at: '', attributes: '', retracted: 'true', retracted_at: '' }, RECEIVED);
+    const c = stageClaimRow(
+      {
+        claim_id: 'c1',
+        outcome_type: '',
+        subject_ref: '',
+        occurred_at: '',
+        attributes: '',
+        retracted: 'true',
+        retracted_at: '',
+      },
+      RECEIVED,
+    );
     expect(c).toMatchObject({ claimId: 'c1', retract: true, retractedAt: RECEIVED.toISOString(), contentSha256: null });
   });
 
   it('an empty subject_ref cell is missing_field, as a missing JSONL key is', () => {
-    expect(() => stageClaimRow({ ...good, subject_ref: '  ' }, RECEIVED)).toThrow(expect.objectContaining({ code: 'missing_field', message: 'field subject_ref: required' }));
+    expect(() => stageClaimRow({ ...good, subject_ref: '  ' }, RECEIVED)).toThrow(
+      expect.objectContaining({ code: 'missing_field', message: 'field subject_ref: required' }),
+    );
   });
 });
 
 describe('checkRowTenant', () => {
   it('accepts rows without a tenant, with an empty one, or with the import tenant (trimmed)', () => {
-    for (const values of [{}, { tenant: '' }, { tenant_id: null }, { tenant: ' acme ' }, { tenant: 'acme', tenant_id: 'acme' }]) {
+    for (const values of [
+      {},
+      { tenant: '' },
+      { tenant_id: null },
+      { tenant: ' acme ' },
+      { tenant: 'acme', tenant_id: 'acme' },
+    ]) {
       expect(() => checkRowTenant(values, 'acme')).not.toThrow();
     }
   });
@@ -236,7 +283,10 @@ describe('checkRowTenant', () => {
   it.each<[Record<string, unknown>, string]>([
     [{ tenant: 'globex' }, 'field tenant: the row is for tenant "globex", this import is for acme'],
     [{ tenant: 'ACME' }, 'field tenant: the row is for tenant "ACME", this import is for acme'],
-    [{ tenant: 'acme', tenant_id: 'globex' }, 'field tenant_id: the row is for tenant "globex", this import is for acme'],
+    [
+      { tenant: 'acme', tenant_id: 'globex' },
+      'field tenant_id: the row is for tenant "globex", this import is for acme',
+    ],
     [{ tenant_id: 42 }, 'field tenant_id: the row is for tenant the number 42, this import is for acme'],
   ])('refuses a row for another tenant as wrong_tenant: %j', (values, message) => {
     const e = errorOf(() => checkRowTenant(values, 'acme'));
@@ -247,18 +297,42 @@ describe('checkRowTenant', () => {
 
 describe('the fast path agrees with the schema', () => {
   const cell = fc.oneof(
-    fc.constantFrom(undefined, null, '', '  ', 'x', ' padded ', 'a\tb', 'a\u0085b', 'x'.repeat(512), ` ${'y'.repeat(512)} `, 'z'.repeat(513)),
+    fc.constantFrom(
+      undefined,
+      null,
+      '',
+      '  ',
+      'x',
+      ' padded ',
+      'a\tb',
+      'a\u0085b',
+      'x'.repeat(512),
+      ` ${'y'.repeat(512)} `,
+      'z'.repeat(513),
+    ),
     fc.constantFrom('true', 'TRUE', '1', 'yes', 'false', 'FALSE', '0', 'no', 'True', ' true', true, false, 1, 0),
     fc.constantFrom('2026-03-01T10:00:00Z', '{"a":1}', '[1]'),
     fc.string(),
     fc.integer(),
     fc.constantFrom({}, { a: 1 }, [], [1], JSON.parse('{"__proto__":{"a":1}}'), Object.create(null), new Date(0)),
   );
-  const keys = ['claim_id', 'outcome_type', 'subject_ref', 'occurred_at', 'attributes', 'retracted', 'retracted_at', 'tenant', 'other'];
+  const keys = [
+    'claim_id',
+    'outcome_type',
+    'subject_ref',
+    'occurred_at',
+    'attributes',
+    'retracted',
+    'retracted_at',
+    'tenant',
+    'other',
+  ];
   it('gives what the schema gives for every row it takes, and leaves the rest to the schema', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.constantFrom(...keys), cell), (values) => {
-        const present = Object.fromEntries(Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null));
+        const present = Object.fromEntries(
+          Object.entries(values).filter(([, v]) => !(typeof v === 'string' && v.trim() === '') && v !== null),
+        );
         const parsed = ClaimInputSchema.safeParse(present);
         const fast = present.claim_id === undefined ? undefined : fastClaimInput(values);
         if (fast === undefined) return;
@@ -272,7 +346,7 @@ describe('the fast path agrees with the schema', () => {
   });
 
   it('hashes content as sorted canonical JSON', () => {
-    expect(sha256Of({ b: [1, { d: null, c: 'x' }], a: undefined, 'é': true })).toBe(
+    expect(sha256Of({ b: [1, { d: null, c: 'x' }], a: undefined, é: true })).toBe(
       createHash('sha256').update('{"a":null,"b":[1,{"c":"x","d":null}],"é":true}').digest('hex'),
     );
   });
@@ -283,7 +357,9 @@ describe('stageClaimRow: occurred_at in the future', () => {
   const at = (ms: number) => new Date(RECEIVED.getTime() + ms).toISOString();
 
   it('keeps a claim up to a day after the import time, refuses one beyond it, on the fast and the schema path alike', () => {
-    expect(stageClaimRow({ ...base, occurred_at: at(FUTURE_TOLERANCE_MS) }, RECEIVED).occurredAt).toBe(at(FUTURE_TOLERANCE_MS));
+    expect(stageClaimRow({ ...base, occurred_at: at(FUTURE_TOLERANCE_MS) }, RECEIVED).occurredAt).toBe(
+      at(FUTURE_TOLERANCE_MS),
+    );
     const late = { ...base, occurred_at: at(FUTURE_TOLERANCE_MS + 1) };
     expect(() => stageClaimRow(late, RECEIVED)).toThrow(expect.objectContaining({ code: 'occurred_in_future' }));
     // Attributes without Object's prototype are left to the schema: the same verdict there.
@@ -293,6 +369,8 @@ describe('stageClaimRow: occurred_at in the future', () => {
   });
 
   it('a retraction of a future claim with its content is refused too', () => {
-    expect(() => stageClaimRow({ ...base, occurred_at: at(2 * FUTURE_TOLERANCE_MS), retracted: true }, RECEIVED)).toThrow(expect.objectContaining({ code: 'occurred_in_future' }));
+    expect(() =>
+      stageClaimRow({ ...base, occurred_at: at(2 * FUTURE_TOLERANCE_MS), retracted: true }, RECEIVED),
+    ).toThrow(expect.objectContaining({ code: 'occurred_in_future' }));
   });
 });

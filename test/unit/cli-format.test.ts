@@ -2,7 +2,14 @@ import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main';
 import { CommandContext } from '../../src/cli/context';
-import { decimalReason, formatMoney, formatRunProgress, formatShown, plural, terminalProgress } from '../../src/cli/format';
+import {
+  decimalReason,
+  formatMoney,
+  formatRunProgress,
+  formatShown,
+  plural,
+  terminalProgress,
+} from '../../src/cli/format';
 import { snakeCaseKeys, verbatim } from '../../src/cli/io';
 import { sqlFilters } from '../../src/reconcile/explain';
 
@@ -25,7 +32,9 @@ describe('human output', () => {
     expect(formatMoney(-99, 'USD')).toBe('-0.99 USD');
     expect(formatMoney(1234, 'KWD')).toBe('1.234 KWD');
     expect(decimalReason('charged 99 minor units in 2026-03 (unit)', 'EUR')).toBe('charged 0.99 EUR in 2026-03 (unit)');
-    expect(decimalReason('dispute upheld; credited -1250 minor units in 2026-04', 'EUR')).toBe('dispute upheld; credited -12.50 EUR in 2026-04');
+    expect(decimalReason('dispute upheld; credited -1250 minor units in 2026-04', 'EUR')).toBe(
+      'dispute upheld; credited -12.50 EUR in 2026-04',
+    );
   });
 
   it('says how many rows a listing shows of how many match', () => {
@@ -36,8 +45,12 @@ describe('human output', () => {
   });
 
   it('describes run progress in words', () => {
-    expect(formatRunProgress({ phase: 'evaluate', chunksDone: 1, outcomesEvaluated: 2000, chargesPosted: 1 })).toBe('run: evaluating outcomes · 1 chunk · 2000 outcomes evaluated · 1 charge posted');
-    expect(formatRunProgress({ phase: 'pull', chunksDone: 0, outcomesEvaluated: 0, chargesPosted: 0, claimPagesPulled: 3 })).toBe('run: pulling claims · 0 chunks · 3 pages of claims pulled · 0 outcomes evaluated · 0 charges posted');
+    expect(formatRunProgress({ phase: 'evaluate', chunksDone: 1, outcomesEvaluated: 2000, chargesPosted: 1 })).toBe(
+      'run: evaluating outcomes · 1 chunk · 2000 outcomes evaluated · 1 charge posted',
+    );
+    expect(
+      formatRunProgress({ phase: 'pull', chunksDone: 0, outcomesEvaluated: 0, chargesPosted: 0, claimPagesPulled: 3 }),
+    ).toBe('run: pulling claims · 0 chunks · 3 pages of claims pulled · 0 outcomes evaluated · 0 charges posted');
   });
 
   it('shows progress only on a terminal, rewriting one line and clearing it at the end', () => {
@@ -78,7 +91,13 @@ describe('--json naming', () => {
 describe('listing filters', () => {
   it('put only the filters given into the WHERE, numbering their placeholders in order', () => {
     const state: string | undefined = undefined;
-    expect(sqlFilters([[(p) => `tenant_id = ${p}`, 'acme'], state !== undefined && [(p) => `state = ${p}`, state], [(p) => `kind = ${p}`, 'claims']])).toEqual({
+    expect(
+      sqlFilters([
+        [(p) => `tenant_id = ${p}`, 'acme'],
+        state !== undefined && [(p) => `state = ${p}`, state],
+        [(p) => `kind = ${p}`, 'claims'],
+      ]),
+    ).toEqual({
       where: 'tenant_id = $1 and kind = $2',
       params: ['acme', 'claims'],
     });
@@ -92,7 +111,9 @@ describe('recon --help', () => {
 
   it('has the verbs a person expects', () => {
     const names = all.map((l) => l.path.join(' '));
-    expect(names).toEqual(expect.arrayContaining(['tenant list', 'run list', 'run show', 'outcome list', 'quarantine list']));
+    expect(names).toEqual(
+      expect.arrayContaining(['tenant list', 'run list', 'run show', 'outcome list', 'quarantine list']),
+    );
     expect(program.version()).toMatch(/^\d+\.\d+\.\d+/);
   });
 

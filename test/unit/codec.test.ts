@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, dataConverterFromEnv, parsePayloadKey, payloadCodecFromEnv } from '../../src/temporal/codec';
+import {
+  AesGcmPayloadCodec,
+  ENCRYPTED_ENCODING,
+  KEY_ID_METADATA,
+  dataConverterFromEnv,
+  parsePayloadKey,
+  payloadCodecFromEnv,
+} from '../../src/temporal/codec';
 import { errorOf } from './helpers';
 
 const newKey = () => randomBytes(32).toString('base64');
@@ -20,7 +27,11 @@ describe('payload codec: AES-256-GCM with the key id in the metadata', () => {
       for (const word of ['acme', 'jane', 'Jane', 'T-1001', 'json/plain']) expect(text(p.data)).not.toContain(word);
     }
     const decoded = await codec.decode(encrypted);
-    expect(decoded.map((p) => defaultPayloadConverter.fromPayload(p))).toEqual([SECRET, null, new Uint8Array([0, 1, 2])]);
+    expect(decoded.map((p) => defaultPayloadConverter.fromPayload(p))).toEqual([
+      SECRET,
+      null,
+      new Uint8Array([0, 1, 2]),
+    ]);
   });
 
   it('uses a fresh IV per payload: the same value encrypts differently', async () => {
@@ -38,7 +49,10 @@ describe('payload codec: AES-256-GCM with the key id in the metadata', () => {
   it('rotates: a new current key still reads payloads written with an old one', async () => {
     const oldKey = newKey();
     const before = await payloadCodecFromEnv({ RECON_PAYLOAD_KEY: oldKey })!.encode([payload(SECRET)]);
-    const rotated = payloadCodecFromEnv({ RECON_PAYLOAD_KEY: newKey(), RECON_PAYLOAD_OLD_KEYS: ` ${newKey()}, ${oldKey} ` })!;
+    const rotated = payloadCodecFromEnv({
+      RECON_PAYLOAD_KEY: newKey(),
+      RECON_PAYLOAD_OLD_KEYS: ` ${newKey()}, ${oldKey} `,
+    })!;
     expect(defaultPayloadConverter.fromPayload((await rotated.decode(before))[0])).toEqual(SECRET);
     // New payloads use the new key.
     const after = await rotated.encode([payload(SECRET)]);
@@ -48,7 +62,10 @@ describe('payload codec: AES-256-GCM with the key id in the metadata', () => {
   it('refuses a payload whose key it lacks, naming the key id and what to set', async () => {
     const oldKey = parsePayloadKey(newKey(), 'test');
     const encrypted = await new AesGcmPayloadCodec(oldKey).encode([payload(SECRET)]);
-    const e = await new AesGcmPayloadCodec(parsePayloadKey(newKey(), 'test')).decode(encrypted).then(() => undefined, (err: unknown) => err);
+    const e = await new AesGcmPayloadCodec(parsePayloadKey(newKey(), 'test')).decode(encrypted).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(e).toMatchObject({
       code: 'payload_key_unknown',
       message: `a workflow payload is encrypted with key ${oldKey.id}, which this process does not have: set the key it was written with in RECON_PAYLOAD_OLD_KEYS`,
@@ -61,7 +78,9 @@ describe('payload codec: AES-256-GCM with the key id in the metadata', () => {
     const data = Buffer.from(p.data!);
     data[20] ^= 1;
     await expect(codec.decode([{ ...p, data }])).rejects.toMatchObject({ code: 'payload_corrupt' });
-    await expect(codec.decode([{ ...p, data: data.subarray(0, 10) }])).rejects.toMatchObject({ code: 'payload_corrupt' });
+    await expect(codec.decode([{ ...p, data: data.subarray(0, 10) }])).rejects.toMatchObject({
+      code: 'payload_corrupt',
+    });
   });
 });
 
@@ -93,13 +112,18 @@ describe('payload codec: configuration from the environment', () => {
   ])('refuses a malformed RECON_PAYLOAD_KEY with a clear reason: %j', (key, got) => {
     const e = errorOf(() => dataConverterFromEnv({ RECON_PAYLOAD_KEY: key }));
     expect(e.code).toBe('invalid_payload_key');
-    expect(e.message).toBe(`RECON_PAYLOAD_KEY must be the base64 of exactly 32 bytes (make one with \`openssl rand -base64 32\`); ${got}`);
+    expect(e.message).toBe(
+      `RECON_PAYLOAD_KEY must be the base64 of exactly 32 bytes (make one with \`openssl rand -base64 32\`); ${got}`,
+    );
   });
 
   it('refuses a malformed old key, naming which one, and old keys without a current key', () => {
-    expect(errorOf(() => dataConverterFromEnv({ RECON_PAYLOAD_KEY: newKey(), RECON_PAYLOAD_OLD_KEYS: `${newKey()},short` })).message).toMatch(
-      /^RECON_PAYLOAD_OLD_KEYS \(key 2\) must be the base64 of exactly 32 bytes/,
-    );
-    expect(errorOf(() => dataConverterFromEnv({ RECON_PAYLOAD_OLD_KEYS: newKey() }))).toMatchObject({ code: 'invalid_payload_key' });
+    expect(
+      errorOf(() => dataConverterFromEnv({ RECON_PAYLOAD_KEY: newKey(), RECON_PAYLOAD_OLD_KEYS: `${newKey()},short` }))
+        .message,
+    ).toMatch(/^RECON_PAYLOAD_OLD_KEYS \(key 2\) must be the base64 of exactly 32 bytes/);
+    expect(errorOf(() => dataConverterFromEnv({ RECON_PAYLOAD_OLD_KEYS: newKey() }))).toMatchObject({
+      code: 'invalid_payload_key',
+    });
   });
 });

@@ -20,14 +20,20 @@ import {
 // The example contract as untyped JSON: tests edit it freely into valid and invalid inputs.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type RawContract = Record<string, any>;
-const example = JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')) as RawContract;
+const example = JSON.parse(
+  readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8'),
+) as RawContract;
 
 function body(edit: (c: RawContract) => void = () => {}): Contract {
   const c = structuredClone(example);
   edit(c);
   return ContractSchema.parse(c);
 }
-const v = (version: number, effectiveFrom: string, b: Contract = body()): ContractVersion => ({ version, effectiveFrom: new Date(effectiveFrom), body: b });
+const v = (version: number, effectiveFrom: string, b: Contract = body()): ContractVersion => ({
+  version,
+  effectiveFrom: new Date(effectiveFrom),
+  body: b,
+});
 const at = (s: string) => new Date(s);
 
 // v1 Jan, v2 Mar (a new type "qualified_lead" on the same source, other dispute terms), v3 Jun.
@@ -35,8 +41,22 @@ const leadTerms = (c: RawContract) => {
   c.outcomeTypes.qualified_lead = { ...structuredClone(c.outcomeTypes.resolved_ticket), unitPrice: '5.00' };
 };
 const v1 = v(1, '2026-01-01T00:00:00Z');
-const v2 = v(2, '2026-03-01T00:00:00Z', body((c) => { leadTerms(c); c.outcomeTypes.resolved_ticket.disputes = { window: 'P60D' }; }));
-const v3 = v(3, '2026-06-01T00:00:00Z', body((c) => { leadTerms(c); c.outcomeTypes.resolved_ticket.unitPrice = '1.25'; }));
+const v2 = v(
+  2,
+  '2026-03-01T00:00:00Z',
+  body((c) => {
+    leadTerms(c);
+    c.outcomeTypes.resolved_ticket.disputes = { window: 'P60D' };
+  }),
+);
+const v3 = v(
+  3,
+  '2026-06-01T00:00:00Z',
+  body((c) => {
+    leadTerms(c);
+    c.outcomeTypes.resolved_ticket.unitPrice = '1.25';
+  }),
+);
 const h = contractHistory('acme', [v3, v1, v2]);
 
 describe('contract history: which version applies', () => {
@@ -53,7 +73,9 @@ describe('contract history: which version applies', () => {
     expect(versionForRun(h, at('2026-02-28T23:59:59.999Z')).version).toBe(1);
     expect(versionForRun(h, at('2026-03-01T00:00:00Z')).version).toBe(2);
     expect(versionForRun(h, at('2030-01-01T00:00:00Z')).version).toBe(3);
-    expect(() => versionForRun(h, at('2025-12-31T00:00:00Z'))).toThrow(expect.objectContaining({ code: 'no_contract_in_effect' }));
+    expect(() => versionForRun(h, at('2025-12-31T00:00:00Z'))).toThrow(
+      expect.objectContaining({ code: 'no_contract_in_effect' }),
+    );
     expect(versionInEffectAt(h, at('2025-12-31T00:00:00Z'))).toBeUndefined();
   });
 
@@ -72,7 +94,9 @@ describe('contract history: which version applies', () => {
     const retired = contractHistory('acme', [v1, v2, v(4, '2026-09-01T00:00:00Z')]);
     // Retired again in v4 (possible only while it had no outcomes): the latest earlier version prices it.
     expect(versionForPricing(retired, 'qualified_lead', at('2026-10-01T00:00:00Z')).version).toBe(2);
-    expect(() => versionForPricing(h, 'no_such_type', at('2026-04-01T00:00:00Z'))).toThrow(expect.objectContaining({ code: 'unknown_outcome_type' }));
+    expect(() => versionForPricing(h, 'no_such_type', at('2026-04-01T00:00:00Z'))).toThrow(
+      expect.objectContaining({ code: 'unknown_outcome_type' }),
+    );
   });
 
   it('disputes use the terms in effect when the dispute is opened or resolved', () => {
@@ -92,7 +116,15 @@ describe('contract history: which version applies', () => {
   });
 
   it('lookups and imports: case rules from every version, the newest that names a type wins; sources from the newest mapping', () => {
-    const caseSensitive = v(4, '2026-09-01T00:00:00Z', body((c) => { leadTerms(c); c.outcomeTypes.resolved_ticket.matchKey.caseInsensitive = false; c.outcomeTypes.qualified_lead.matchKey.caseInsensitive = false; }));
+    const caseSensitive = v(
+      4,
+      '2026-09-01T00:00:00Z',
+      body((c) => {
+        leadTerms(c);
+        c.outcomeTypes.resolved_ticket.matchKey.caseInsensitive = false;
+        c.outcomeTypes.qualified_lead.matchKey.caseInsensitive = false;
+      }),
+    );
     const h4 = contractHistory('acme', [v1, v2, caseSensitive]);
     expect(caseRuleOf(h4, 'resolved_ticket')).toBe(false);
     expect(caseRuleOf(h, 'resolved_ticket')).toBe(true);
@@ -109,13 +141,24 @@ describe('contract history: which version applies', () => {
 
 describe('typeChanges: what a candidate version does to the known types', () => {
   it('names dropped types and changes of record source, match field and case rule; nothing for a price change', () => {
-    expect(typeChanges(h, body((c) => { leadTerms(c); c.outcomeTypes.resolved_ticket.unitPrice = '9'; }))).toEqual([]);
+    expect(
+      typeChanges(
+        h,
+        body((c) => {
+          leadTerms(c);
+          c.outcomeTypes.resolved_ticket.unitPrice = '9';
+        }),
+      ),
+    ).toEqual([]);
     expect(typeChanges(h, body())).toEqual([{ outcomeType: 'qualified_lead', change: 'drops it' }]);
     const renamed = body((c) => {
       c.outcomeTypes.solved_ticket = c.outcomeTypes.resolved_ticket;
       delete c.outcomeTypes.resolved_ticket;
       leadTerms(c);
-      c.outcomeTypes.qualified_lead = { ...c.outcomeTypes.solved_ticket, matchKey: { field: 'ticket_id', caseInsensitive: true } };
+      c.outcomeTypes.qualified_lead = {
+        ...c.outcomeTypes.solved_ticket,
+        matchKey: { field: 'ticket_id', caseInsensitive: true },
+      };
     });
     expect(typeChanges(h, renamed)).toEqual([{ outcomeType: 'resolved_ticket', change: 'drops it' }]);
     const caseChanged = body((c) => {
@@ -135,11 +178,16 @@ describe('diffContracts', () => {
     const changes = diffContracts(v1.body, v3.body);
     expect(changes).toContainEqual({ path: 'outcomeTypes.resolved_ticket.unitPrice', old: '0.99', new: '1.25' });
     expect(changes).toContainEqual({ path: 'outcomeTypes.qualified_lead', new: v3.body.outcomeTypes.qualified_lead });
-    expect(diffContracts(v3.body, v1.body)).toContainEqual({ path: 'outcomeTypes.qualified_lead', old: v3.body.outcomeTypes.qualified_lead });
+    expect(diffContracts(v3.body, v1.body)).toContainEqual({
+      path: 'outcomeTypes.qualified_lead',
+      old: v3.body.outcomeTypes.qualified_lead,
+    });
     expect(diffContracts(v1.body, v1.body)).toEqual([]);
   });
 
   it('compares lists as whole values', () => {
-    expect(diffContracts({ tiers: [{ unitPrice: '1' }] }, { tiers: [{ unitPrice: '2' }] })).toEqual([{ path: 'tiers', old: [{ unitPrice: '1' }], new: [{ unitPrice: '2' }] }]);
+    expect(diffContracts({ tiers: [{ unitPrice: '1' }] }, { tiers: [{ unitPrice: '2' }] })).toEqual([
+      { path: 'tiers', old: [{ unitPrice: '1' }], new: [{ unitPrice: '2' }] },
+    ]);
   });
 });

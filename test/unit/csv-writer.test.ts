@@ -68,11 +68,14 @@ describe('csvCell', () => {
 
   it('never lets a formula-safe text cell start with a trigger character', () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('=', '+', '-', '@', '\t', '\r', '\n', '"', ',', 'a', ' ') }), (text) => {
-        const cell = csvCell(text);
-        const content = cell.startsWith('"') ? cell.slice(1) : cell;
-        expect(content).not.toMatch(/^[=+\-@\t\r]/);
-      }),
+      fc.property(
+        fc.string({ unit: fc.constantFrom('=', '+', '-', '@', '\t', '\r', '\n', '"', ',', 'a', ' ') }),
+        (text) => {
+          const cell = csvCell(text);
+          const content = cell.startsWith('"') ? cell.slice(1) : cell;
+          expect(content).not.toMatch(/^[=+\-@\t\r]/);
+        },
+      ),
     );
   });
 });

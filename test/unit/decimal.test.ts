@@ -37,10 +37,13 @@ describe('readDecimal and parseDecimal', () => {
     expect(parseDecimal(text, 'price')).toEqual({ units, scale });
   });
 
-  it.each(['', '.5', '1.', '1e3', '1,5', ' 1', '1 ', '+1', '--1', '0x10', 'NaN', 'Infinity', '١'])('refuses %j', (text) => {
-    expect(readDecimal(text)).toBeNull();
-    expect(codeOf(() => parseDecimal(text, 'multiplier'))).toBe('invalid_decimal');
-  });
+  it.each(['', '.5', '1.', '1e3', '1,5', ' 1', '1 ', '+1', '--1', '0x10', 'NaN', 'Infinity', '١'])(
+    'refuses %j',
+    (text) => {
+      expect(readDecimal(text)).toBeNull();
+      expect(codeOf(() => parseDecimal(text, 'multiplier'))).toBe('invalid_decimal');
+    },
+  );
 
   it('refuses what is not a string', () => {
     for (const value of [1, null, undefined, 1n, {}]) expect(readDecimal(value)).toBeNull();
@@ -167,7 +170,8 @@ describe('roundHalfAwayFromZero', () => {
         const half = 10n ** BigInt(d.scale);
         const distance = 2n * (candidate > exact ? candidate - exact : exact - candidate);
         expect(distance <= half).toBe(true);
-        if (distance === half) expect(candidate < 0n ? -candidate : candidate).toBeGreaterThan(exact < 0n ? -exact : exact);
+        if (distance === half)
+          expect(candidate < 0n ? -candidate : candidate).toBeGreaterThan(exact < 0n ? -exact : exact);
         // Symmetric: rounding -x is -(rounding x).
         expect(roundHalfAwayFromZero({ units: -d.units, scale: d.scale }, scale)).toBe(-rounded);
       }),

@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { DisputeTerms } from '../../src/domain/contract';
-import { decideDisputeAcceptance, disputeDeadlines, disputeEffect, reopenIsClawedBack, type Decision } from '../../src/domain/disputes';
+import {
+  decideDisputeAcceptance,
+  disputeDeadlines,
+  disputeEffect,
+  reopenIsClawedBack,
+  type Decision,
+} from '../../src/domain/disputes';
 import { addIsoDuration } from '../../src/domain/durations';
 import type { OutcomeState } from '../../src/domain/lifecycle';
 import { codeOf } from './helpers';
@@ -11,7 +17,13 @@ const MS = 1;
 const NY = 'America/New_York';
 const BERLIN = 'Europe/Berlin';
 
-const terms = (over: Partial<DisputeTerms> = {}): DisputeTerms => ({ window: 'P30D', sla: 'P2D', autoResolveAfter: 'P7D', defaultDecision: 'uphold', ...over });
+const terms = (over: Partial<DisputeTerms> = {}): DisputeTerms => ({
+  window: 'P30D',
+  sla: 'P2D',
+  autoResolveAfter: 'P7D',
+  defaultDecision: 'uphold',
+  ...over,
+});
 const at = (iso: string) => new Date(iso);
 const plus = (d: Date, ms: number) => new Date(d.getTime() + ms);
 
@@ -19,7 +31,11 @@ const ALL_STATES: OutcomeState[] = ['awaiting_evidence', 'in_grace', 'confirmed'
 const NOT_YET_BILLED: OutcomeState[] = ['awaiting_evidence', 'in_grace', 'confirmed'];
 const SETTLED: OutcomeState[] = ['rejected', 'credited'];
 
-const instant = fc.date({ min: new Date('2000-01-01T00:00:00Z'), max: new Date('2040-01-01T00:00:00Z'), noInvalidDate: true });
+const instant = fc.date({
+  min: new Date('2000-01-01T00:00:00Z'),
+  max: new Date('2040-01-01T00:00:00Z'),
+  noInvalidDate: true,
+});
 const zone = fc.constantFrom('UTC', NY, BERLIN, 'Australia/Sydney', 'Asia/Kolkata', 'America/Sao_Paulo');
 /** Windows written in calendar units and in exact units. */
 /** Offsets around a boundary, with the boundary itself and its neighbours always in reach. */
@@ -36,7 +52,9 @@ describe('decideDisputeAcceptance', () => {
   it.each(NOT_YET_BILLED)('accepts a dispute on a %s outcome whatever the time and terms', (state) => {
     fc.assert(
       fc.property(instant, fc.option(instant, { nil: null }), windowText, zone, (now, billedAt, window, tz) => {
-        expect(decideDisputeAcceptance({ state, billedAt, now, terms: terms({ window }), timeZone: tz })).toEqual({ ok: true });
+        expect(decideDisputeAcceptance({ state, billedAt, now, terms: terms({ window }), timeZone: tz })).toEqual({
+          ok: true,
+        });
       }),
     );
   });
@@ -58,7 +76,13 @@ describe('decideDisputeAcceptance', () => {
   });
 
   it('refuses a billed outcome without a charge time instead of guessing a window', () => {
-    const r = decideDisputeAcceptance({ state: 'billed', billedAt: null, now: at('2026-03-02T00:00:00Z'), terms: terms(), timeZone: NY });
+    const r = decideDisputeAcceptance({
+      state: 'billed',
+      billedAt: null,
+      now: at('2026-03-02T00:00:00Z'),
+      terms: terms(),
+      timeZone: NY,
+    });
     expect(r).toMatchObject({ ok: false, code: 'outcome_settled' });
     expect(!r.ok && r.message).toMatch(/charge is missing/);
   });
@@ -66,7 +90,8 @@ describe('decideDisputeAcceptance', () => {
   describe('a billed outcome (P30D window, billed 2026-01-10 12:00 New York)', () => {
     const billedAt = at('2026-01-10T17:00:00Z'); // 12:00 EST
     const end = at('2026-02-09T17:00:00Z'); // no DST change in between: exactly 30 x 24 h
-    const decide = (now: Date) => decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms({ window: 'P30D' }), timeZone: NY });
+    const decide = (now: Date) =>
+      decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms({ window: 'P30D' }), timeZone: NY });
 
     it.each([
       ['right after billing', plus(billedAt, MS)],
@@ -98,8 +123,10 @@ describe('decideDisputeAcceptance', () => {
     const billedAt = at('2026-03-01T17:00:00Z'); // 12:00 EST; DST starts 2026-03-08
     const localEnd = at('2026-03-31T16:00:00Z'); // 12:00 EDT thirty days later
     expect(localEnd.getTime() - billedAt.getTime()).toBe(719 * HOUR);
-    const nyAt = (now: Date) => decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms(), timeZone: NY });
-    const utcAt = (now: Date) => decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms(), timeZone: 'UTC' });
+    const nyAt = (now: Date) =>
+      decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms(), timeZone: NY });
+    const utcAt = (now: Date) =>
+      decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms(), timeZone: 'UTC' });
 
     expect(nyAt(localEnd)).toEqual({ ok: true });
     const r = nyAt(plus(localEnd, 30 * MINUTE));
@@ -116,16 +143,27 @@ describe('decideDisputeAcceptance', () => {
     const localEnd = at('2026-11-19T17:00:00Z'); // 12:00 EST
     expect(localEnd.getTime() - billedAt.getTime()).toBe(721 * HOUR);
     const inside = plus(billedAt, 720 * HOUR + 30 * MINUTE);
-    expect(decideDisputeAcceptance({ state: 'billed', billedAt, now: inside, terms: terms(), timeZone: NY })).toEqual({ ok: true });
-    expect(decideDisputeAcceptance({ state: 'billed', billedAt, now: inside, terms: terms(), timeZone: 'UTC' })).toMatchObject({ ok: false, code: 'dispute_window_closed' });
-    const r = decideDisputeAcceptance({ state: 'billed', billedAt, now: plus(localEnd, MS), terms: terms(), timeZone: NY });
+    expect(decideDisputeAcceptance({ state: 'billed', billedAt, now: inside, terms: terms(), timeZone: NY })).toEqual({
+      ok: true,
+    });
+    expect(
+      decideDisputeAcceptance({ state: 'billed', billedAt, now: inside, terms: terms(), timeZone: 'UTC' }),
+    ).toMatchObject({ ok: false, code: 'dispute_window_closed' });
+    const r = decideDisputeAcceptance({
+      state: 'billed',
+      billedAt,
+      now: plus(localEnd, MS),
+      terms: terms(),
+      timeZone: NY,
+    });
     expect(!r.ok && r.message).toContain('closed at 2026-11-19T17:00:00.000Z');
   });
 
   it('an exact-hours window ignores DST: PT720H is 720 elapsed hours in any zone', () => {
     const billedAt = at('2026-03-01T17:00:00Z');
     for (const tz of ['UTC', NY, BERLIN]) {
-      const decide = (now: Date) => decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms({ window: 'PT720H' }), timeZone: tz });
+      const decide = (now: Date) =>
+        decideDisputeAcceptance({ state: 'billed', billedAt, now, terms: terms({ window: 'PT720H' }), timeZone: tz });
       expect(decide(plus(billedAt, 720 * HOUR))).toEqual({ ok: true });
       expect(decide(plus(billedAt, 720 * HOUR + MS))).toMatchObject({ ok: false, code: 'dispute_window_closed' });
     }
@@ -149,25 +187,56 @@ describe('decideDisputeAcceptance', () => {
 
   it('property: acceptance is monotone in time (once closed, it stays closed)', () => {
     fc.assert(
-      fc.property(instant, windowText, zone, fc.integer({ min: 0, max: 200 * DAY }), fc.integer({ min: 0, max: 200 * DAY }), (billedAt, window, tz, a, b) => {
-        const [early, late] = a <= b ? [a, b] : [b, a];
-        const ok = (ms: number) => decideDisputeAcceptance({ state: 'billed', billedAt, now: plus(billedAt, ms), terms: terms({ window }), timeZone: tz }).ok;
-        if (ok(late)) expect(ok(early)).toBe(true);
-      }),
+      fc.property(
+        instant,
+        windowText,
+        zone,
+        fc.integer({ min: 0, max: 200 * DAY }),
+        fc.integer({ min: 0, max: 200 * DAY }),
+        (billedAt, window, tz, a, b) => {
+          const [early, late] = a <= b ? [a, b] : [b, a];
+          const ok = (ms: number) =>
+            decideDisputeAcceptance({
+              state: 'billed',
+              billedAt,
+              now: plus(billedAt, ms),
+              terms: terms({ window }),
+              timeZone: tz,
+            }).ok;
+          if (ok(late)) expect(ok(early)).toBe(true);
+        },
+      ),
     );
   });
 
   it('fails loudly on a bad window or time zone rather than accepting', () => {
     const billedAt = at('2026-03-01T17:00:00Z');
-    expect(codeOf(() => decideDisputeAcceptance({ state: 'billed', billedAt, now: billedAt, terms: terms({ window: '30 days' }), timeZone: NY }))).toBe('invalid_duration');
-    expect(codeOf(() => decideDisputeAcceptance({ state: 'billed', billedAt, now: billedAt, terms: terms(), timeZone: 'Mars/Olympus' }))).toBe('invalid_time_zone');
+    expect(
+      codeOf(() =>
+        decideDisputeAcceptance({
+          state: 'billed',
+          billedAt,
+          now: billedAt,
+          terms: terms({ window: '30 days' }),
+          timeZone: NY,
+        }),
+      ),
+    ).toBe('invalid_duration');
+    expect(
+      codeOf(() =>
+        decideDisputeAcceptance({ state: 'billed', billedAt, now: billedAt, terms: terms(), timeZone: 'Mars/Olympus' }),
+      ),
+    ).toBe('invalid_time_zone');
   });
 });
 
 describe('disputeDeadlines', () => {
   it('takes the SLA and the auto-resolution deadline from the opening time with the default terms', () => {
     const openedAt = at('2026-01-12T15:30:00Z');
-    expect(disputeDeadlines(openedAt, terms(), NY)).toEqual({ slaAt: at('2026-01-14T15:30:00Z'), autoResolveAt: at('2026-01-19T15:30:00Z') });
+    expect(disputeDeadlines(openedAt, terms(), NY)).toEqual({
+      slaAt: at('2026-01-14T15:30:00Z'),
+      autoResolveAt: at('2026-01-19T15:30:00Z'),
+    });
   });
 
   it('counts calendar days on the tenant wall clock across spring-forward: P2D is 47 hours, PT48H is 48', () => {
@@ -186,7 +255,10 @@ describe('disputeDeadlines', () => {
 
   it('supports windows shorter than a minute (as the integration tests use)', () => {
     const openedAt = at('2026-05-01T00:00:00Z');
-    expect(disputeDeadlines(openedAt, terms({ sla: 'PT2S', autoResolveAfter: 'PT5S' }), NY)).toEqual({ slaAt: plus(openedAt, 2000), autoResolveAt: plus(openedAt, 5000) });
+    expect(disputeDeadlines(openedAt, terms({ sla: 'PT2S', autoResolveAfter: 'PT5S' }), NY)).toEqual({
+      slaAt: plus(openedAt, 2000),
+      autoResolveAt: plus(openedAt, 5000),
+    });
   });
 
   it('property: both deadlines are the opening time plus their duration, never before the opening', () => {
@@ -203,15 +275,28 @@ describe('disputeDeadlines', () => {
 
   it('property: with the same unit, a shorter SLA never falls after the auto-resolution', () => {
     fc.assert(
-      fc.property(instant, fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 60 }), zone, fc.constantFrom('D', 'W'), (openedAt, sla, extra, tz, unit) => {
-        const d = disputeDeadlines(openedAt, terms({ sla: `P${sla}${unit}`, autoResolveAfter: `P${sla + extra}${unit}` }), tz);
-        expect(d.slaAt.getTime()).toBeLessThanOrEqual(d.autoResolveAt.getTime());
-      }),
+      fc.property(
+        instant,
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 0, max: 60 }),
+        zone,
+        fc.constantFrom('D', 'W'),
+        (openedAt, sla, extra, tz, unit) => {
+          const d = disputeDeadlines(
+            openedAt,
+            terms({ sla: `P${sla}${unit}`, autoResolveAfter: `P${sla + extra}${unit}` }),
+            tz,
+          );
+          expect(d.slaAt.getTime()).toBeLessThanOrEqual(d.autoResolveAt.getTime());
+        },
+      ),
     );
   });
 
   it('refuses an unknown time zone', () => {
-    expect(codeOf(() => disputeDeadlines(at('2026-05-01T00:00:00Z'), terms(), 'Nowhere/Special'))).toBe('invalid_time_zone');
+    expect(codeOf(() => disputeDeadlines(at('2026-05-01T00:00:00Z'), terms(), 'Nowhere/Special'))).toBe(
+      'invalid_time_zone',
+    );
   });
 });
 
@@ -242,21 +327,36 @@ describe('disputeEffect', () => {
   });
 
   it('only an uphold on a billed outcome credits', () => {
-    for (const s of ALL_STATES) for (const d of ['uphold', 'reject'] as const) {
-      expect(disputeEffect(d, s) === 'credit_charge').toBe(d === 'uphold' && s === 'billed');
-    }
+    for (const s of ALL_STATES)
+      for (const d of ['uphold', 'reject'] as const) {
+        expect(disputeEffect(d, s) === 'credit_charge').toBe(d === 'uphold' && s === 'billed');
+      }
   });
 });
 
 describe('reopenIsClawedBack', () => {
   const billedAt = at('2026-03-06T17:00:00Z'); // 12:00 EST, two days before DST starts in New York
-  const claw = (reopenedAt: Date, clawbackWindow: string, timeZone = NY) => reopenIsClawedBack({ billedAt, reopenedAt, clawbackWindow, timeZone });
+  const claw = (reopenedAt: Date, clawbackWindow: string, timeZone = NY) =>
+    reopenIsClawedBack({ billedAt, reopenedAt, clawbackWindow, timeZone });
 
   it('a zero window (the default) never claws back', () => {
     fc.assert(
-      fc.property(instant, fc.integer({ min: -30 * DAY, max: 30 * DAY }), fc.constantFrom('PT0S', 'P0D', 'PT0H', 'P0DT0H0M0S'), zone, (billed, offset, window, tz) => {
-        expect(reopenIsClawedBack({ billedAt: billed, reopenedAt: plus(billed, offset), clawbackWindow: window, timeZone: tz })).toBe(false);
-      }),
+      fc.property(
+        instant,
+        fc.integer({ min: -30 * DAY, max: 30 * DAY }),
+        fc.constantFrom('PT0S', 'P0D', 'PT0H', 'P0DT0H0M0S'),
+        zone,
+        (billed, offset, window, tz) => {
+          expect(
+            reopenIsClawedBack({
+              billedAt: billed,
+              reopenedAt: plus(billed, offset),
+              clawbackWindow: window,
+              timeZone: tz,
+            }),
+          ).toBe(false);
+        },
+      ),
     );
     expect(claw(plus(billedAt, MS), 'PT0S')).toBe(false);
   });
@@ -289,7 +389,9 @@ describe('reopenIsClawedBack', () => {
         const end = addIsoDuration(billed, window, tz);
         const reopenedAt = plus(fromEnd ? end : billed, offset);
         const expected = reopenedAt.getTime() > billed.getTime() && reopenedAt.getTime() <= end.getTime();
-        expect(reopenIsClawedBack({ billedAt: billed, reopenedAt, clawbackWindow: window, timeZone: tz })).toBe(expected);
+        expect(reopenIsClawedBack({ billedAt: billed, reopenedAt, clawbackWindow: window, timeZone: tz })).toBe(
+          expected,
+        );
       }),
     );
   });

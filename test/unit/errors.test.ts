@@ -2,7 +2,16 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CATALOGUE, ReconError, exitCodeFor, isPermanentError, isRaceOrTimeout, isUserError, oneLine, toReconError } from '../../src/domain/errors';
+import {
+  ERROR_CATALOGUE,
+  ReconError,
+  exitCodeFor,
+  isPermanentError,
+  isRaceOrTimeout,
+  isUserError,
+  oneLine,
+  toReconError,
+} from '../../src/domain/errors';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -39,7 +48,9 @@ describe('the error catalogue', () => {
     // The scan itself must see the codes it is meant to check (a broken pattern passes vacuously).
     expect(codes.size).toBeGreaterThan(40);
     expect(codes.has('duplicate_header')).toBe(true);
-    const missing = [...codes].filter(([code]) => !(code in ERROR_CATALOGUE)).map(([code, file]) => `${code} (${file})`);
+    const missing = [...codes]
+      .filter(([code]) => !(code in ERROR_CATALOGUE))
+      .map(([code, file]) => `${code} (${file})`);
     expect(missing).toEqual([]);
   });
 
@@ -59,7 +70,12 @@ describe('the error catalogue', () => {
 });
 
 describe('errors from below become catalogue errors', () => {
-  const pg = (code: string, extra: object = {}) => Object.assign(new Error('insert or update on table "x" violates foreign key constraint'), { code, severity: 'ERROR', ...extra });
+  const pg = (code: string, extra: object = {}) =>
+    Object.assign(new Error('insert or update on table "x" violates foreign key constraint'), {
+      code,
+      severity: 'ERROR',
+      ...extra,
+    });
 
   it('translates SQLSTATEs without showing them', () => {
     const cases: Array<[object, string]> = [
@@ -80,22 +96,44 @@ describe('errors from below become catalogue errors', () => {
   });
 
   it('tells races and timeouts (retried in activities) from deterministic refusals', () => {
-    expect(['23505', '23503', '40001', '40P01', '55P03', '57014'].map((c) => isRaceOrTimeout(pg(c)))).toEqual([true, true, true, true, true, true]);
-    expect(['22003', '23514', '42501', '21000'].map((c) => isRaceOrTimeout(pg(c)))).toEqual([false, false, false, false]);
+    expect(['23505', '23503', '40001', '40P01', '55P03', '57014'].map((c) => isRaceOrTimeout(pg(c)))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
+    expect(['22003', '23514', '42501', '21000'].map((c) => isRaceOrTimeout(pg(c)))).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect(isRaceOrTimeout(new Error('x'))).toBe(false);
   });
 
   it('translates Node errors with the path', () => {
-    const sys = (code: string) => Object.assign(new Error(`${code}: illegal operation`), { code, syscall: 'open', path: '/tmp/out' });
-    expect(toReconError(sys('EISDIR'))).toMatchObject({ code: 'is_a_directory', message: '"/tmp/out" is a directory; give a file name' });
+    const sys = (code: string) =>
+      Object.assign(new Error(`${code}: illegal operation`), { code, syscall: 'open', path: '/tmp/out' });
+    expect(toReconError(sys('EISDIR'))).toMatchObject({
+      code: 'is_a_directory',
+      message: '"/tmp/out" is a directory; give a file name',
+    });
     expect(toReconError(sys('ENOENT')).code).toBe('file_not_found');
     expect(toReconError(sys('EACCES')).code).toBe('permission_denied');
-    expect(toReconError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', syscall: 'connect' })).code).toBe('database_unavailable');
+    expect(
+      toReconError(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', syscall: 'connect' }),
+      ).code,
+    ).toBe('database_unavailable');
   });
 
   it('translates lost connections to the services', () => {
     expect(toReconError(new Error('Connection terminated unexpectedly')).code).toBe('database_unavailable');
-    expect(toReconError(Object.assign(new Error('14 UNAVAILABLE: connection refused'), { name: 'ServiceError' })).code).toBe('temporal_unavailable');
+    expect(
+      toReconError(Object.assign(new Error('14 UNAVAILABLE: connection refused'), { name: 'ServiceError' })).code,
+    ).toBe('temporal_unavailable');
   });
 
   it('keeps ours and makes anything else an internal fault in one line', () => {

@@ -12,7 +12,12 @@ import { codeOf } from './helpers';
 const dir = mkdtempSync(join(tmpdir(), 'inputs-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function readFile(name: string, content: string, format: FileFormat, requiredColumns?: string[] | ((h: string[]) => string[])) {
+async function readFile(
+  name: string,
+  content: string,
+  format: FileFormat,
+  requiredColumns?: string[] | ((h: string[]) => string[]),
+) {
   const path = join(dir, name);
   writeFileSync(path, content);
   const rows = [];
@@ -40,7 +45,13 @@ describe('--as-of and other times on the command line', () => {
   });
 
   it('refuses a date that does not exist, as a file would, instead of rolling it over', () => {
-    for (const v of ['2026-02-30T00:00:00Z', '2026-02-29T00:00:00Z', '2026-04-31T10:00:00Z', '2026-03-01T24:00:00Z', '2026-03-01T10:60:00Z']) {
+    for (const v of [
+      '2026-02-30T00:00:00Z',
+      '2026-02-29T00:00:00Z',
+      '2026-04-31T10:00:00Z',
+      '2026-03-01T24:00:00Z',
+      '2026-03-01T10:60:00Z',
+    ]) {
       expect(() => asOf(v), v).toThrow(/^--as-of: no such date or time/);
     }
     expect(codeOf(() => asOf('2026-02-30T00:00:00Z'))).toBe('bad_input');
@@ -54,7 +65,15 @@ describe('--as-of and other times on the command line', () => {
 
 describe('schedule inputs', () => {
   it('accepts the cron forms Temporal reads', () => {
-    for (const c of ['0 2 * * *', '*/15 * * * *', '0 2 1-5 * MON-FRI', '30 23 * JAN,jul 0', '0 0 * * 7', '5,35 1-3/2 * * *']) expect(() => checkCron(c), c).not.toThrow();
+    for (const c of [
+      '0 2 * * *',
+      '*/15 * * * *',
+      '0 2 1-5 * MON-FRI',
+      '30 23 * JAN,jul 0',
+      '0 0 * * 7',
+      '5,35 1-3/2 * * *',
+    ])
+      expect(() => checkCron(c), c).not.toThrow();
   });
 
   it('refuses fields out of range, the wrong number of fields and backwards ranges', () => {
@@ -79,15 +98,27 @@ describe('schedule inputs', () => {
   it('reads catch-up windows between a minute and a year', () => {
     expect(checkCatchupWindow('1 day')).toBe(86_400_000);
     expect(checkCatchupWindow('90m')).toBe(5_400_000);
-    for (const c of ['forever', '', '-1 day', '10s', '400 days']) expect(codeOf(() => checkCatchupWindow(c)), c).toBe('invalid_catchup');
+    for (const c of ['forever', '', '-1 day', '10s', '400 days'])
+      expect(
+        codeOf(() => checkCatchupWindow(c)),
+        c,
+      ).toBe('invalid_catchup');
   });
 
   it('backfills only nights that have passed, from before to', () => {
     const now = new Date('2026-06-01T00:00:00Z');
-    expect(() => checkBackfillRange(new Date('2026-05-01T00:00:00Z'), new Date('2026-05-10T00:00:00Z'), now)).not.toThrow();
-    expect(codeOf(() => checkBackfillRange(new Date('2026-05-10T00:00:00Z'), new Date('2026-05-01T00:00:00Z'), now))).toBe('bad_range');
-    expect(codeOf(() => checkBackfillRange(new Date('2026-05-10T00:00:00Z'), new Date('2026-05-10T00:00:00Z'), now))).toBe('bad_range');
-    expect(codeOf(() => checkBackfillRange(new Date('2026-05-10T00:00:00Z'), new Date('2026-07-01T00:00:00Z'), now))).toBe('as_of_in_future');
+    expect(() =>
+      checkBackfillRange(new Date('2026-05-01T00:00:00Z'), new Date('2026-05-10T00:00:00Z'), now),
+    ).not.toThrow();
+    expect(
+      codeOf(() => checkBackfillRange(new Date('2026-05-10T00:00:00Z'), new Date('2026-05-01T00:00:00Z'), now)),
+    ).toBe('bad_range');
+    expect(
+      codeOf(() => checkBackfillRange(new Date('2026-05-10T00:00:00Z'), new Date('2026-05-10T00:00:00Z'), now)),
+    ).toBe('bad_range');
+    expect(
+      codeOf(() => checkBackfillRange(new Date('2026-05-10T00:00:00Z'), new Date('2026-07-01T00:00:00Z'), now)),
+    ).toBe('as_of_in_future');
   });
 });
 
@@ -107,9 +138,16 @@ describe('files of the wrong format are refused whole', () => {
   });
 
   it('a claims CSV must have the columns of a claim; a retraction file needs only the id', async () => {
-    expect(claimColumnsRequired(['claim_id', 'outcome_type', 'subject_ref', 'occurred_at'])).toEqual(['claim_id', 'outcome_type', 'subject_ref', 'occurred_at']);
+    expect(claimColumnsRequired(['claim_id', 'outcome_type', 'subject_ref', 'occurred_at'])).toEqual([
+      'claim_id',
+      'outcome_type',
+      'subject_ref',
+      'occurred_at',
+    ]);
     expect(claimColumnsRequired(['claim_id', 'retracted'])).toEqual(['claim_id']);
-    const e = await rejection(readFile('d.csv', 'claim_id,outcome_type,occurred_at\nk1,t,2026-03-01T00:00:00Z\n', 'csv', claimColumnsRequired));
+    const e = await rejection(
+      readFile('d.csv', 'claim_id,outcome_type,occurred_at\nk1,t,2026-03-01T00:00:00Z\n', 'csv', claimColumnsRequired),
+    );
     expect(e.code).toBe('missing_columns');
     expect(e.message).toBe(`${join(dir, 'd.csv')} line 1: header lacks required column "subject_ref"`);
     expect(await readFile('e.csv', 'claim_id,retracted\nk1,true\n', 'csv', claimColumnsRequired)).toHaveLength(1);

@@ -21,7 +21,9 @@ describe('ledger idempotency keys', () => {
   });
 
   it('give every kind of line its own prefix', () => {
-    const prefixes = [chargeKey(1), creditKey(1), baseFeeKey('t', 'x', '2026-01'), trueUpKey('t', '2026-01-01')].map((k) => k.split(':')[0]);
+    const prefixes = [chargeKey(1), creditKey(1), baseFeeKey('t', 'x', '2026-01'), trueUpKey('t', '2026-01-01')].map(
+      (k) => k.split(':')[0],
+    );
     expect(new Set(prefixes).size).toBe(prefixes.length);
   });
 });

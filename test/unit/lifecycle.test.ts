@@ -38,7 +38,11 @@ const claim = (claimId: string, occurredAt: string | Date, retractedAt: string |
 });
 
 let nextVersionId = 1;
-function version(effectiveAt: string | Date, data: Record<string, unknown>, opts: { recordId?: number; matchKey?: string; versionId?: number } = {}): VersionView {
+function version(
+  effectiveAt: string | Date,
+  data: Record<string, unknown>,
+  opts: { recordId?: number; matchKey?: string; versionId?: number } = {},
+): VersionView {
   return {
     versionId: opts.versionId ?? nextVersionId++,
     recordId: opts.recordId ?? 1,
@@ -49,13 +53,24 @@ function version(effectiveAt: string | Date, data: Record<string, unknown>, opts
 }
 /** A version that passes the rule; `solvedAt` is the customer's own "solved at". */
 const solved = (effectiveAt: string | Date, solvedAt: string | Date | null, opts?: Parameters<typeof version>[2]) =>
-  version(effectiveAt, solvedAt === null ? { status: 'solved' } : { status: 'solved', solved_at: new Date(solvedAt).toISOString() }, opts);
+  version(
+    effectiveAt,
+    solvedAt === null ? { status: 'solved' } : { status: 'solved', solved_at: new Date(solvedAt).toISOString() },
+    opts,
+  );
 /** A version that fails the rule (the ticket is open again). */
-const open = (effectiveAt: string | Date, opts?: Parameters<typeof version>[2]) => version(effectiveAt, { status: 'open' }, opts);
+const open = (effectiveAt: string | Date, opts?: Parameters<typeof version>[2]) =>
+  version(effectiveAt, { status: 'open' }, opts);
 
 const fresh: OutcomeSnapshot = { state: 'awaiting_evidence', onHold: false, recordId: null, successAt: null };
 
-function decide(input: { snapshot?: Partial<OutcomeSnapshot>; claims: ClaimView[]; versions?: VersionView[]; asOf: string | Date; subjectKey?: string }) {
+function decide(input: {
+  snapshot?: Partial<OutcomeSnapshot>;
+  claims: ClaimView[];
+  versions?: VersionView[];
+  asOf: string | Date;
+  subjectKey?: string;
+}) {
   return decideOutcome({
     snapshot: { ...fresh, ...input.snapshot },
     claims: input.claims,
@@ -91,13 +106,23 @@ describe('decideOutcome: claims', () => {
   });
 
   it('picks the earliest claim by occurred_at, then claim_id, and counts the others as duplicates', () => {
-    const claims = [claim('c-2', '2026-03-02T12:00:00Z'), claim('c-b', '2026-03-02T10:00:00Z'), claim('c-a', '2026-03-02T10:00:00Z'), claim('a-0', '2026-03-02T11:00:00Z')];
+    const claims = [
+      claim('c-2', '2026-03-02T12:00:00Z'),
+      claim('c-b', '2026-03-02T10:00:00Z'),
+      claim('c-a', '2026-03-02T10:00:00Z'),
+      claim('a-0', '2026-03-02T11:00:00Z'),
+    ];
     const d = decided({ claims, asOf: '2026-03-03T00:00:00Z' });
     expect(d.primaryClaimId).toBe('c-a');
     expect(d.claimCount).toBe(4);
     expect(d.duplicateCount).toBe(3);
     // Time beats id: 'z' occurred first.
-    expect(decided({ claims: [claim('a', '2026-03-02T10:00:00Z'), claim('z', '2026-03-02T09:00:00Z')], asOf: '2026-03-03T00:00:00Z' }).primaryClaimId).toBe('z');
+    expect(
+      decided({
+        claims: [claim('a', '2026-03-02T10:00:00Z'), claim('z', '2026-03-02T09:00:00Z')],
+        asOf: '2026-03-03T00:00:00Z',
+      }).primaryClaimId,
+    ).toBe('z');
   });
 
   it('counts only the claims visible at asOf', () => {
@@ -105,11 +130,19 @@ describe('decideOutcome: claims', () => {
     const d = decided({ claims, asOf: '2026-03-03T00:00:00Z' });
     expect(d.claimCount).toBe(1);
     expect(d.duplicateCount).toBe(0);
-    expect(decided({ claims, asOf: '2026-03-04T10:00:00Z' })).toMatchObject({ claimCount: 2, duplicateCount: 1, primaryClaimId: 'c1' });
+    expect(decided({ claims, asOf: '2026-03-04T10:00:00Z' })).toMatchObject({
+      claimCount: 2,
+      duplicateCount: 1,
+      primaryClaimId: 'c1',
+    });
   });
 
   it('passes the primary role to the next live claim when the primary is retracted', () => {
-    const claims = [claim('c1', '2026-03-02T10:00:00Z', '2026-03-03T00:00:00Z'), claim('c2', '2026-03-02T11:00:00Z'), claim('c3', '2026-03-02T12:00:00Z')];
+    const claims = [
+      claim('c1', '2026-03-02T10:00:00Z', '2026-03-03T00:00:00Z'),
+      claim('c2', '2026-03-02T11:00:00Z'),
+      claim('c3', '2026-03-02T12:00:00Z'),
+    ];
     const d = decided({ claims, asOf: '2026-03-04T00:00:00Z' });
     expect(d.state).toBe('awaiting_evidence');
     expect(d.primaryClaimId).toBe('c2');
@@ -118,7 +151,10 @@ describe('decideOutcome: claims', () => {
   });
 
   it('rejects as retracted once every visible claim is retracted at or before asOf', () => {
-    const claims = [claim('c1', '2026-03-02T10:00:00Z', '2026-03-03T12:00:00Z'), claim('c2', '2026-03-02T11:00:00Z', '2026-03-03T13:00:00Z')];
+    const claims = [
+      claim('c1', '2026-03-02T10:00:00Z', '2026-03-03T12:00:00Z'),
+      claim('c2', '2026-03-02T11:00:00Z', '2026-03-03T13:00:00Z'),
+    ];
     // c2's retraction is exactly at asOf: it counts.
     const d = decided({ claims, asOf: '2026-03-03T13:00:00Z' });
     expect(d.state).toBe('rejected');
@@ -126,7 +162,12 @@ describe('decideOutcome: claims', () => {
     expect(d.primaryClaimId).toBe('c1');
     expect(d.claimCount).toBe(2);
     expect(d.events).toHaveLength(1);
-    expect(d.events[0]).toMatchObject({ kind: 'rejected', fromState: 'awaiting_evidence', toState: 'rejected', reason: 'retracted' });
+    expect(d.events[0]).toMatchObject({
+      kind: 'rejected',
+      fromState: 'awaiting_evidence',
+      toState: 'rejected',
+      reason: 'retracted',
+    });
     expect(d.events[0].details).toMatchObject({ retractedAt: '2026-03-03T13:00:00.000Z', claims: ['c1', 'c2'] });
   });
 
@@ -174,7 +215,14 @@ describe('decideOutcome: evidence deadline', () => {
 
   it('waits for evidence until the deadline, P7D counted on the New York wall clock (167 h across DST)', () => {
     const d = decided({ claims, asOf: '2026-03-05T00:00:00Z' });
-    expect(d).toMatchObject({ state: 'awaiting_evidence', match: 'none', rejectReason: null, recordId: null, successAt: null, graceEndsAt: null });
+    expect(d).toMatchObject({
+      state: 'awaiting_evidence',
+      match: 'none',
+      rejectReason: null,
+      recordId: null,
+      successAt: null,
+      graceEndsAt: null,
+    });
     expect(iso(d.evidenceDueAt!)).toBe(CLAIM_DUE);
     expect(d.evidenceDueAt!.getTime() - at(CLAIM_AT).getTime()).toBe(167 * HOUR);
     // A fresh outcome that keeps waiting logs no transition.
@@ -213,8 +261,13 @@ describe('decideOutcome: evidence deadline', () => {
     expect(iso(waiting.lastReopenedAt!)).toBe(reopenedAt);
     // 10:00 EDT a week later: 167 h after the reopen.
     expect(iso(waiting.evidenceDueAt!)).toBe('2026-03-12T14:00:00.000Z');
-    expect(decided({ claims, versions, snapshot: { recordId: 1 }, asOf: '2026-03-12T14:00:00.000Z' }).state).toBe('awaiting_evidence');
-    expect(decided({ claims, versions, snapshot: { recordId: 1 }, asOf: '2026-03-12T14:00:00.001Z' })).toMatchObject({ state: 'rejected', rejectReason: 'not_achieved' });
+    expect(decided({ claims, versions, snapshot: { recordId: 1 }, asOf: '2026-03-12T14:00:00.000Z' }).state).toBe(
+      'awaiting_evidence',
+    );
+    expect(decided({ claims, versions, snapshot: { recordId: 1 }, asOf: '2026-03-12T14:00:00.001Z' })).toMatchObject({
+      state: 'rejected',
+      rejectReason: 'not_achieved',
+    });
   });
 
   it('counts the deadline from the claim when the reopen came before it', () => {
@@ -229,9 +282,19 @@ describe('decideOutcome: matching', () => {
   const claims = [claim('c1', CLAIM_AT)];
 
   it('is ambiguous when two records carry the key in their latest version, and the outcome waits', () => {
-    const versions = [solved('2026-03-03T10:00:00Z', '2026-03-03T10:00:00Z', { recordId: 1 }), solved('2026-03-03T11:00:00Z', '2026-03-03T11:00:00Z', { recordId: 2 })];
+    const versions = [
+      solved('2026-03-03T10:00:00Z', '2026-03-03T10:00:00Z', { recordId: 1 }),
+      solved('2026-03-03T11:00:00Z', '2026-03-03T11:00:00Z', { recordId: 2 }),
+    ];
     const d = decided({ claims, versions, asOf: '2026-03-08T00:00:00Z' });
-    expect(d).toMatchObject({ state: 'awaiting_evidence', match: 'ambiguous', recordId: null, successAt: null, graceEndsAt: null, evidenceVersionId: null });
+    expect(d).toMatchObject({
+      state: 'awaiting_evidence',
+      match: 'ambiguous',
+      recordId: null,
+      successAt: null,
+      graceEndsAt: null,
+      evidenceVersionId: null,
+    });
     expect(kinds(d)).not.toContain('matched');
     expect(matchRecord(versions, 't-1', at('2026-03-08T00:00:00Z'))).toEqual({ status: 'ambiguous', versions: [] });
   });
@@ -253,7 +316,13 @@ describe('decideOutcome: matching', () => {
     const first = decided({ claims, versions, asOf: '2026-03-04T00:00:00Z' });
     expect(first.state).toBe('awaiting_evidence');
     expect(first.events).toEqual([
-      { kind: 'matched', fromState: 'awaiting_evidence', toState: 'awaiting_evidence', reason: expect.any(String), details: { recordId: 7 } },
+      {
+        kind: 'matched',
+        fromState: 'awaiting_evidence',
+        toState: 'awaiting_evidence',
+        reason: expect.any(String),
+        details: { recordId: 7 },
+      },
     ]);
     const again = decided({ claims, versions, snapshot: { recordId: 7 }, asOf: '2026-03-05T00:00:00Z' });
     expect(again.events).toEqual([]);
@@ -283,7 +352,13 @@ describe('decideOutcome: grace', () => {
 
   it('goes in grace from the record\u2019s own success time', () => {
     const d = decided({ claims, versions, asOf: '2026-03-07T00:00:00Z' });
-    expect(d).toMatchObject({ state: 'in_grace', match: 'matched', recordId: 1, rejectReason: null, evidenceDueAt: null });
+    expect(d).toMatchObject({
+      state: 'in_grace',
+      match: 'matched',
+      recordId: 1,
+      rejectReason: null,
+      evidenceDueAt: null,
+    });
     expect(iso(d.successAt!)).toBe(SOLVED);
     expect(iso(d.graceEndsAt!)).toBe(GRACE_END);
     expect(d.evidenceVersionId).toBe(versions[1].versionId);
@@ -326,7 +401,12 @@ describe('decideOutcome: grace', () => {
   it('a reopen during grace goes back to awaiting_evidence with a reopened event', () => {
     const reopenedAt = '2026-03-07T15:00:00.000Z';
     const withReopen = [...versions, open(reopenedAt)];
-    const d = decided({ claims, versions: withReopen, snapshot: { state: 'in_grace', recordId: 1, successAt: at(SOLVED) }, asOf: '2026-03-08T00:00:00Z' });
+    const d = decided({
+      claims,
+      versions: withReopen,
+      snapshot: { state: 'in_grace', recordId: 1, successAt: at(SOLVED) },
+      asOf: '2026-03-08T00:00:00Z',
+    });
     expect(d).toMatchObject({ state: 'awaiting_evidence', rejectReason: null, successAt: null, graceEndsAt: null });
     expect(iso(d.lastReopenedAt!)).toBe(reopenedAt);
     // 10:00 EST + P7D = 10:00 EDT on the wall clock.
@@ -341,7 +421,12 @@ describe('decideOutcome: grace', () => {
     const history = [...versions, open('2026-03-07T15:00:00Z'), solved(resolvedAt, resolvedAt)];
     const asOf = '2026-03-11T00:00:00Z';
     // The previous run saw the grace from the old success time.
-    const restarted = decided({ claims, versions: history, snapshot: { state: 'in_grace', recordId: 1, successAt: at(SOLVED) }, asOf });
+    const restarted = decided({
+      claims,
+      versions: history,
+      snapshot: { state: 'in_grace', recordId: 1, successAt: at(SOLVED) },
+      asOf,
+    });
     expect(restarted.state).toBe('in_grace');
     expect(iso(restarted.successAt!)).toBe(resolvedAt);
     expect(iso(restarted.graceEndsAt!)).toBe('2026-03-13T14:00:00.000Z');
@@ -349,11 +434,23 @@ describe('decideOutcome: grace', () => {
     expect(restarted.events[0]).toMatchObject({ kind: 'grace_restarted', fromState: 'in_grace', toState: 'in_grace' });
     expect(restarted.events[0].details).toMatchObject({ successAt: resolvedAt });
     // The previous run saw the reopen: an ordinary transition into grace.
-    const fromAwaiting = decided({ claims, versions: history, snapshot: { state: 'awaiting_evidence', recordId: 1 }, asOf });
+    const fromAwaiting = decided({
+      claims,
+      versions: history,
+      snapshot: { state: 'awaiting_evidence', recordId: 1 },
+      asOf,
+    });
     expect(fromAwaiting.state).toBe('in_grace');
     expect(kinds(fromAwaiting)).toEqual(['in_grace']);
     // Without the old success time in the snapshot there is nothing to restart from.
-    expect(decided({ claims, versions: history, snapshot: { state: 'in_grace', recordId: 1, successAt: at(resolvedAt) }, asOf }).events).toEqual([]);
+    expect(
+      decided({
+        claims,
+        versions: history,
+        snapshot: { state: 'in_grace', recordId: 1, successAt: at(resolvedAt) },
+        asOf,
+      }).events,
+    ).toEqual([]);
   });
 
   it('when the customer kept the old success time after a reopen, success runs from when it passed again', () => {
@@ -364,8 +461,12 @@ describe('decideOutcome: grace', () => {
     expect(iso(d.successAt!)).toBe(passedAgainAt);
     expect(iso(d.graceEndsAt!)).toBe('2026-03-12T20:00:00.000Z');
     // Not confirmed at the old success time's grace end, which has long passed.
-    expect(decided({ claims, versions: history, snapshot: { recordId: 1 }, asOf: '2026-03-12T19:59:59.999Z' }).state).toBe('in_grace');
-    expect(decided({ claims, versions: history, snapshot: { recordId: 1 }, asOf: '2026-03-12T20:00:00.000Z' }).state).toBe('confirmed');
+    expect(
+      decided({ claims, versions: history, snapshot: { recordId: 1 }, asOf: '2026-03-12T19:59:59.999Z' }).state,
+    ).toBe('in_grace');
+    expect(
+      decided({ claims, versions: history, snapshot: { recordId: 1 }, asOf: '2026-03-12T20:00:00.000Z' }).state,
+    ).toBe('confirmed');
     // A further update that still passes (a comment, a CSAT score) does not move the success time.
     const touched = [...history, solved('2026-03-11T09:00:00Z', SOLVED)];
     const t = decided({ claims, versions: touched, snapshot: { recordId: 1 }, asOf: '2026-03-12T20:00:00.000Z' });
@@ -375,7 +476,11 @@ describe('decideOutcome: grace', () => {
   });
 
   it('uses the version\u2019s effective time when the record carries no success time', () => {
-    const d = decided({ claims, versions: [solved('2026-03-04T10:00:00Z', null), solved('2026-03-04T18:00:00Z', null)], asOf: '2026-03-05T00:00:00Z' });
+    const d = decided({
+      claims,
+      versions: [solved('2026-03-04T10:00:00Z', null), solved('2026-03-04T18:00:00Z', null)],
+      asOf: '2026-03-05T00:00:00Z',
+    });
     // From the first version of the passing streak, not the latest.
     expect(iso(d.successAt!)).toBe('2026-03-04T10:00:00.000Z');
   });
@@ -383,7 +488,11 @@ describe('decideOutcome: grace', () => {
 
 describe('readSuccess', () => {
   it('marks the first failing version after a pass as the reopen', () => {
-    const history = [solved('2026-03-01T00:00:00Z', '2026-03-01T00:00:00Z'), open('2026-03-02T00:00:00Z'), version('2026-03-03T00:00:00Z', { status: 'pending' })];
+    const history = [
+      solved('2026-03-01T00:00:00Z', '2026-03-01T00:00:00Z'),
+      open('2026-03-02T00:00:00Z'),
+      version('2026-03-03T00:00:00Z', { status: 'pending' }),
+    ];
     const r = readSuccess(history, rules);
     expect(r.holds).toBe(false);
     expect(r.successAt).toBeNull();
@@ -392,7 +501,10 @@ describe('readSuccess', () => {
   });
 
   it('does not call a failure before any pass a reopen', () => {
-    const r = readSuccess([open('2026-03-01T00:00:00Z'), solved('2026-03-02T00:00:00Z', '2026-03-01T12:00:00Z')], rules);
+    const r = readSuccess(
+      [open('2026-03-01T00:00:00Z'), solved('2026-03-02T00:00:00Z', '2026-03-01T12:00:00Z')],
+      rules,
+    );
     expect(r.holds).toBe(true);
     expect(r.lastReopenedAt).toBeNull();
     expect(iso(r.successAt!)).toBe('2026-03-01T12:00:00.000Z');
@@ -420,7 +532,9 @@ const claimsArb = fc
     }),
     { selector: (c) => c.id, maxLength: 4 },
   )
-  .map((cs) => cs.map((c): ClaimView => ({ claimId: `c${c.id}`, occurredAt: c.occurredAt, retractedAt: c.retractedAt })));
+  .map((cs) =>
+    cs.map((c): ClaimView => ({ claimId: `c${c.id}`, occurredAt: c.occurredAt, retractedAt: c.retractedAt })),
+  );
 
 const versionSpecArb = fc.record({
   recordId: fc.constantFrom(1, 1, 1, 2),
@@ -428,12 +542,23 @@ const versionSpecArb = fc.record({
   effectiveAt: timeArb,
   passes: fc.boolean(),
   // The customer's own success time: absent, near the version, or anywhere.
-  solvedAt: fc.option(fc.oneof(timeArb, fc.integer({ min: -48, max: 2 }).map((h) => h * HOUR)), { freq: 5 }),
+  solvedAt: fc.option(
+    fc.oneof(
+      timeArb,
+      fc.integer({ min: -48, max: 2 }).map((h) => h * HOUR),
+    ),
+    { freq: 5 },
+  ),
 });
 
 const versionsArb = fc.array(versionSpecArb, { maxLength: 7 }).map((specs) =>
   specs.map((s, i): VersionView => {
-    const solvedAt = s.solvedAt === null ? null : typeof s.solvedAt === 'number' ? new Date(s.effectiveAt.getTime() + s.solvedAt) : s.solvedAt;
+    const solvedAt =
+      s.solvedAt === null
+        ? null
+        : typeof s.solvedAt === 'number'
+          ? new Date(s.effectiveAt.getTime() + s.solvedAt)
+          : s.solvedAt;
     const data: Record<string, unknown> = { status: s.passes ? 'solved' : 'open' };
     if (solvedAt) data.solved_at = solvedAt.toISOString();
     return { versionId: i + 1, recordId: s.recordId, matchKey: s.matchKey, effectiveAt: s.effectiveAt, data };
@@ -441,8 +566,18 @@ const versionsArb = fc.array(versionSpecArb, { maxLength: 7 }).map((specs) =>
 );
 
 const snapshotArb: fc.Arbitrary<OutcomeSnapshot> = fc.oneof(
-  fc.record({ state: fc.constant<OutcomeState>('awaiting_evidence'), onHold: fc.constantFrom(false, false, false, true), recordId: fc.constantFrom(null, 1, 2), successAt: fc.constant(null) }),
-  fc.record({ state: fc.constant<OutcomeState>('in_grace'), onHold: fc.constantFrom(false, false, false, true), recordId: fc.constantFrom(1, 2), successAt: timeArb }),
+  fc.record({
+    state: fc.constant<OutcomeState>('awaiting_evidence'),
+    onHold: fc.constantFrom(false, false, false, true),
+    recordId: fc.constantFrom(null, 1, 2),
+    successAt: fc.constant(null),
+  }),
+  fc.record({
+    state: fc.constant<OutcomeState>('in_grace'),
+    onHold: fc.constantFrom(false, false, false, true),
+    recordId: fc.constantFrom(1, 2),
+    successAt: timeArb,
+  }),
 );
 
 const asOfArb = fc.integer({ min: 0, max: 50 * 24 * 60 }).map((m) => new Date(T0 + m * 60_000));
@@ -450,7 +585,8 @@ const asOfArb = fc.integer({ min: 0, max: 50 * 24 * 60 }).map((m) => new Date(T0
 const scenarioArb = fc.record({ snapshot: snapshotArb, claims: claimsArb, versions: versionsArb, asOf: asOfArb });
 type Scenario = { snapshot: OutcomeSnapshot; claims: ClaimView[]; versions: VersionView[]; asOf: Date };
 
-const run = (s: Scenario, asOf: Date = s.asOf) => decideOutcome({ snapshot: s.snapshot, claims: s.claims, versions: s.versions, subjectKey: 'k', rules, asOf });
+const run = (s: Scenario, asOf: Date = s.asOf) =>
+  decideOutcome({ snapshot: s.snapshot, claims: s.claims, versions: s.versions, subjectKey: 'k', rules, asOf });
 
 /** Independent reading: the latest version in effect of one record, by effective time then id. */
 function latestInEffect(versions: VersionView[], recordId: number, asOf: Date): VersionView | undefined {
@@ -460,7 +596,8 @@ function latestInEffect(versions: VersionView[], recordId: number, asOf: Date): 
     .at(-1);
 }
 
-const isLive = (c: ClaimView, asOf: Date) => c.occurredAt.getTime() <= asOf.getTime() && (c.retractedAt === null || c.retractedAt.getTime() > asOf.getTime());
+const isLive = (c: ClaimView, asOf: Date) =>
+  c.occurredAt.getTime() <= asOf.getTime() && (c.retractedAt === null || c.retractedAt.getTime() > asOf.getTime());
 
 function shuffled<T>(items: T[], seed: number): T[] {
   const out = [...items];
@@ -505,7 +642,11 @@ describe('decideOutcome: properties', () => {
         expect(s.asOf.getTime()).toBeGreaterThanOrEqual(d.graceEndsAt!.getTime());
         // DESIGN 4: no version in effect within (success_at, asOf] fails the rule.
         const failingSince = s.versions.filter(
-          (v) => v.recordId === d.recordId && v.effectiveAt > d.successAt! && v.effectiveAt.getTime() <= s.asOf.getTime() && v.data.status !== 'solved',
+          (v) =>
+            v.recordId === d.recordId &&
+            v.effectiveAt > d.successAt! &&
+            v.effectiveAt.getTime() <= s.asOf.getTime() &&
+            v.data.status !== 'solved',
         );
         expect(failingSince).toEqual([]);
         // Exactly one record carries the key in its latest version.
@@ -529,7 +670,16 @@ describe('decideOutcome: properties', () => {
     fc.assert(
       fc.property(withLater, ({ s, extra, step }) => {
         const versions = extra
-          ? [...s.versions, { versionId: 99, recordId: 1, matchKey: 'k', effectiveAt: extra.effectiveAt, data: { status: 'solved', solved_at: iso(plus(extra.effectiveAt, -extra.solvedBack * HOUR)) } }]
+          ? [
+              ...s.versions,
+              {
+                versionId: 99,
+                recordId: 1,
+                matchKey: 'k',
+                effectiveAt: extra.effectiveAt,
+                data: { status: 'solved', solved_at: iso(plus(extra.effectiveAt, -extra.solvedBack * HOUR)) },
+              },
+            ]
           : s.versions;
         const scenario = { ...s, versions };
         const t = s.asOf.getTime();
@@ -565,7 +715,9 @@ describe('decideOutcome: properties', () => {
         expect(d).not.toBeNull();
         expect(d!.claimCount).toBe(visible.length);
         expect(d!.duplicateCount).toBe(Math.max(live.length - 1, 0));
-        const earliest = [...(live.length ? live : visible)].sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || (a.claimId < b.claimId ? -1 : 1))[0];
+        const earliest = [...(live.length ? live : visible)].sort(
+          (a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || (a.claimId < b.claimId ? -1 : 1),
+        )[0];
         expect(d!.primaryClaimId).toBe(earliest.claimId);
         expect(d!.state === 'rejected' && d!.rejectReason === 'retracted').toBe(live.length === 0);
       }),
@@ -595,9 +747,12 @@ describe('decideOutcome: properties', () => {
         }
         const transitions = d.events.filter((e) => e.kind !== 'matched' && e.kind !== 'grace_restarted');
         expect(transitions).toHaveLength(d.state === from ? 0 : 1);
-        if (d.state !== 'in_grace' && from === 'in_grace' && d.match !== 'matched' && d.rejectReason !== 'retracted') expect(transitions[0].kind).toBe('match_lost');
+        if (d.state !== 'in_grace' && from === 'in_grace' && d.match !== 'matched' && d.rejectReason !== 'retracted')
+          expect(transitions[0].kind).toBe('match_lost');
         else if (d.state === 'awaiting_evidence' && from === 'in_grace') expect(transitions[0].kind).toBe('reopened');
-        expect(d.events.filter((e) => e.kind === 'matched')).toHaveLength(d.recordId !== null && d.recordId !== s.snapshot.recordId ? 1 : 0);
+        expect(d.events.filter((e) => e.kind === 'matched')).toHaveLength(
+          d.recordId !== null && d.recordId !== s.snapshot.recordId ? 1 : 0,
+        );
       }),
       { numRuns: 1000 },
     );
@@ -610,7 +765,10 @@ describe('decideOutcome: a match that is lost', () => {
     const d = decided({
       snapshot: { state: 'in_grace', recordId: 1, successAt: at('2026-03-02T11:00:00Z') },
       claims: [claim('c1', CLAIM)],
-      versions: [solved('2026-03-02T11:00:00Z', '2026-03-02T11:00:00Z', { recordId: 1, versionId: 1 }), open('2026-03-04T00:00:00Z', { recordId: 2, versionId: 2 })],
+      versions: [
+        solved('2026-03-02T11:00:00Z', '2026-03-02T11:00:00Z', { recordId: 1, versionId: 1 }),
+        open('2026-03-04T00:00:00Z', { recordId: 2, versionId: 2 }),
+      ],
       asOf: '2026-03-10T00:00:00Z',
     });
     expect(d).toMatchObject({ state: 'awaiting_evidence', match: 'ambiguous' });
@@ -623,7 +781,10 @@ describe('decideOutcome: a match that is lost', () => {
     const d = decided({
       snapshot: { state: 'awaiting_evidence', recordId: 1 },
       claims: [claim('c1', CLAIM)],
-      versions: [open('2026-03-02T11:00:00Z', { recordId: 1, versionId: 1 }), open('2026-03-02T12:00:00Z', { recordId: 2, versionId: 2 })],
+      versions: [
+        open('2026-03-02T11:00:00Z', { recordId: 1, versionId: 1 }),
+        open('2026-03-02T12:00:00Z', { recordId: 2, versionId: 2 }),
+      ],
       asOf: '2026-03-20T00:00:00Z',
     });
     expect(d).toMatchObject({ state: 'rejected', rejectReason: 'not_achieved', match: 'ambiguous' });

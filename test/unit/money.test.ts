@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { codeOf } from './helpers';
 import { DecimalPriceSchema, formatMinorUnits, minorUnitsOf, priceToMinorUnits } from '../../src/domain/money';
 
-
 /**
  * Reference rounding written independently of the implementation: the price as an exact
  * fraction n / 10^k, scaled to minor units, rounded half away from zero by comparing twice the
@@ -71,9 +70,12 @@ describe('priceToMinorUnits', () => {
     expect(codeOf(() => priceToMinorUnits('9'.repeat(40), 'JPY'))).toBe('amount_too_large');
   });
 
-  it.each(['', '-1', '1.', '.5', '1e3', ' 1', '1,5', '0x10', 'NaN', '1.1234567890123'])('rejects %j as invalid_price', (price) => {
-    expect(codeOf(() => priceToMinorUnits(price, 'USD'))).toBe('invalid_price');
-  });
+  it.each(['', '-1', '1.', '.5', '1e3', ' 1', '1,5', '0x10', 'NaN', '1.1234567890123'])(
+    'rejects %j as invalid_price',
+    (price) => {
+      expect(codeOf(() => priceToMinorUnits(price, 'USD'))).toBe('invalid_price');
+    },
+  );
 
   it('rejects an unknown currency before looking at the price', () => {
     expect(codeOf(() => priceToMinorUnits('1', 'usd'))).toBe('unknown_currency');
@@ -147,20 +149,25 @@ describe('formatMinorUnits', () => {
 
   it('property: round trips through priceToMinorUnits', () => {
     fc.assert(
-      fc.property(fc.integer({ min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }), currencyArb, (amount, currency) => {
-        const text = formatMinorUnits(amount, currency);
-        const magnitude = text.startsWith('-') ? text.slice(1) : text;
-        expect(text.startsWith('-')).toBe(amount < 0);
-        expect(priceToMinorUnits(magnitude, currency)).toBe(Math.abs(amount));
-        expect(magnitude.split('.')[1]?.length ?? 0).toBe(minorUnitsOf(currency));
-      }),
+      fc.property(
+        fc.integer({ min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }),
+        currencyArb,
+        (amount, currency) => {
+          const text = formatMinorUnits(amount, currency);
+          const magnitude = text.startsWith('-') ? text.slice(1) : text;
+          expect(text.startsWith('-')).toBe(amount < 0);
+          expect(priceToMinorUnits(magnitude, currency)).toBe(Math.abs(amount));
+          expect(magnitude.split('.')[1]?.length ?? 0).toBe(minorUnitsOf(currency));
+        },
+      ),
     );
   });
 });
 
 describe('DecimalPriceSchema', () => {
   it('accepts decimal prices with up to 12 decimals', () => {
-    for (const price of ['0', '0.99', '120', '1.234567890123', '00.5']) expect(DecimalPriceSchema.parse(price)).toBe(price);
+    for (const price of ['0', '0.99', '120', '1.234567890123', '00.5'])
+      expect(DecimalPriceSchema.parse(price)).toBe(price);
   });
 
   it('rejects everything else', () => {

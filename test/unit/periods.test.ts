@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { codeOf } from './helpers';
 import { assertPeriodEnded, billingPeriodOf, localTime, PeriodSchema, periodBounds } from '../../src/domain/periods';
 
-
 const at = (iso: string) => new Date(iso);
 
 describe('billingPeriodOf', () => {
@@ -35,8 +34,14 @@ describe('billingPeriodOf', () => {
 
 describe('periodBounds', () => {
   it('is local midnight of the 1st to local midnight of the next 1st', () => {
-    expect(periodBounds('2026-02', 'Asia/Tokyo')).toEqual({ start: at('2026-01-31T15:00:00Z'), end: at('2026-02-28T15:00:00Z') });
-    expect(periodBounds('2026-12', 'UTC')).toEqual({ start: at('2026-12-01T00:00:00Z'), end: at('2027-01-01T00:00:00Z') });
+    expect(periodBounds('2026-02', 'Asia/Tokyo')).toEqual({
+      start: at('2026-01-31T15:00:00Z'),
+      end: at('2026-02-28T15:00:00Z'),
+    });
+    expect(periodBounds('2026-12', 'UTC')).toEqual({
+      start: at('2026-12-01T00:00:00Z'),
+      end: at('2027-01-01T00:00:00Z'),
+    });
     expect(periodBounds('2026-12', 'America/Los_Angeles')).toEqual({
       start: at('2026-12-01T08:00:00Z'),
       end: at('2027-01-01T08:00:00Z'),
@@ -64,7 +69,15 @@ describe('periodBounds', () => {
     expect(codeOf(() => periodBounds('2026-01', 'Nowhere/City'))).toBe('invalid_time_zone');
   });
 
-  const zoneArb = fc.constantFrom('UTC', 'America/New_York', 'America/Los_Angeles', 'Asia/Tokyo', 'Asia/Kolkata', 'Australia/Lord_Howe', 'America/Santiago');
+  const zoneArb = fc.constantFrom(
+    'UTC',
+    'America/New_York',
+    'America/Los_Angeles',
+    'Asia/Tokyo',
+    'Asia/Kolkata',
+    'Australia/Lord_Howe',
+    'America/Santiago',
+  );
   const instantArb = fc.date({ min: at('1990-01-01T00:00:00Z'), max: at('2060-01-01T00:00:00Z'), noInvalidDate: true });
 
   it('property: the period of an instant contains it', () => {
@@ -98,12 +111,16 @@ describe('PeriodSchema', () => {
 });
 
 describe('assertPeriodEnded', () => {
-  it('refuses a period until its last instant has passed on the tenant\'s wall clock', () => {
+  it("refuses a period until its last instant has passed on the tenant's wall clock", () => {
     // November 2026 in New York ends 2026-12-01 00:00 EST = 05:00Z.
-    expect(codeOf(() => assertPeriodEnded('2026-11', 'America/New_York', at('2026-12-01T04:59:59.999Z')))).toBe('period_not_ended');
+    expect(codeOf(() => assertPeriodEnded('2026-11', 'America/New_York', at('2026-12-01T04:59:59.999Z')))).toBe(
+      'period_not_ended',
+    );
     expect(() => assertPeriodEnded('2026-11', 'America/New_York', at('2026-12-01T05:00:00Z'))).not.toThrow();
     // UTC's month has turned, Los Angeles' has not.
-    expect(codeOf(() => assertPeriodEnded('2026-11', 'America/Los_Angeles', at('2026-12-01T03:00:00Z')))).toBe('period_not_ended');
+    expect(codeOf(() => assertPeriodEnded('2026-11', 'America/Los_Angeles', at('2026-12-01T03:00:00Z')))).toBe(
+      'period_not_ended',
+    );
     // Tokyo's month ends nine hours before UTC's.
     expect(() => assertPeriodEnded('2026-11', 'Asia/Tokyo', at('2026-11-30T15:00:00Z'))).not.toThrow();
   });
@@ -113,18 +130,22 @@ describe('assertPeriodEnded', () => {
       assertPeriodEnded('2030-01', 'America/New_York', at('2026-11-29T08:00:00Z'));
       expect.unreachable();
     } catch (err) {
-      expect((err as Error).message).toBe('period 2030-01 has not ended: it ends 2030-02-01 00:00 America/New_York (2030-02-01T05:00:00.000Z); close it after that');
+      expect((err as Error).message).toBe(
+        'period 2030-01 has not ended: it ends 2030-02-01 00:00 America/New_York (2030-02-01T05:00:00.000Z); close it after that',
+      );
     }
   });
 
   it('refuses an invalid period or time zone with their own codes', () => {
     expect(codeOf(() => assertPeriodEnded('2026-13', 'UTC', at('2027-06-01T00:00:00Z')))).toBe('invalid_period');
-    expect(codeOf(() => assertPeriodEnded('2026-01', 'Mars/Base', at('2027-06-01T00:00:00Z')))).toBe('invalid_time_zone');
+    expect(codeOf(() => assertPeriodEnded('2026-01', 'Mars/Base', at('2027-06-01T00:00:00Z')))).toBe(
+      'invalid_time_zone',
+    );
   });
 });
 
 describe('localTime', () => {
-  it('shows the tenant\'s wall clock, DST included', () => {
+  it("shows the tenant's wall clock, DST included", () => {
     expect(localTime(at('2026-07-01T04:00:00Z'), 'America/New_York')).toBe('2026-07-01 00:00 America/New_York');
     expect(localTime(at('2026-12-31T15:00:00Z'), 'Asia/Tokyo')).toBe('2027-01-01 00:00 Asia/Tokyo');
   });

@@ -238,12 +238,18 @@ describe('PredicateSchema', () => {
   });
 
   it('rejects malformed operands with the path into the operand', () => {
-    expect(issuesOf({ eq: ['a'] })[0]).toMatchObject({ path: 'eq', message: expect.stringContaining('"eq" expects [field, value]') });
+    expect(issuesOf({ eq: ['a'] })[0]).toMatchObject({
+      path: 'eq',
+      message: expect.stringContaining('"eq" expects [field, value]'),
+    });
     expect(issuesOf({ eq: ['a', 1, 2] })[0].path).toBe('eq');
     expect(issuesOf({ eq: [1, 1] })[0].path).toBe('eq.0');
     expect(issuesOf({ eq: ['', 1] })[0].message).toContain('field must not be empty');
     expect(issuesOf({ eq: ['a', { x: 1 }] })[0].path).toBe('eq.1');
-    expect(issuesOf({ in: ['a', 'x'] })[0]).toMatchObject({ path: 'in.1', message: expect.stringContaining('must be a list') });
+    expect(issuesOf({ in: ['a', 'x'] })[0]).toMatchObject({
+      path: 'in.1',
+      message: expect.stringContaining('must be a list'),
+    });
     expect(issuesOf({ exists: ['a'] })[0].path).toBe('exists');
     expect(issuesOf({ all: { eq: ['a', 1] } })[0]).toMatchObject({ path: 'all', message: 'expects a list of rules' });
   });
@@ -269,7 +275,10 @@ const scalarArb = fc.oneof(
   fc.boolean(),
   fc.constant(null),
 );
-const orderedArb = fc.oneof(fc.integer({ min: -3, max: 3 }), fc.constantFrom('2', '2026-02-01', '2026-03-01T00:00:00Z'));
+const orderedArb = fc.oneof(
+  fc.integer({ min: -3, max: 3 }),
+  fc.constantFrom('2', '2026-02-01', '2026-03-01T00:00:00Z'),
+);
 
 const { predicate: predicateArb } = fc.letrec<{ predicate: Predicate }>((tie) => ({
   predicate: fc.oneof(
@@ -294,7 +303,13 @@ const dataArb = fc.dictionary(
 
 describe('predicate properties', () => {
   it('not(p) is the negation of p', () => {
-    fc.assert(fc.property(predicateArb, dataArb, (p, data) => evaluatePredicate({ not: p }, data) === !evaluatePredicate(p, data)));
+    fc.assert(
+      fc.property(
+        predicateArb,
+        dataArb,
+        (p, data) => evaluatePredicate({ not: p }, data) === !evaluatePredicate(p, data),
+      ),
+    );
   });
 
   it('follows De Morgan: not(all[p, q]) = any[not p, not q]', () => {
@@ -345,18 +360,40 @@ describe('predicate properties', () => {
 });
 
 describe('validatePredicateTypes', () => {
-  const types = new Map<string, FieldType>([['status', 'string'], ['csat', 'number'], ['solved_at', 'timestamp'], ['vip', 'boolean']]);
+  const types = new Map<string, FieldType>([
+    ['status', 'string'],
+    ['csat', 'number'],
+    ['solved_at', 'timestamp'],
+    ['vip', 'boolean'],
+  ]);
   const issues = (rule: unknown) => validatePredicateTypes(PredicateSchema.parse(rule), types);
 
   it('accepts values of the field type, null anywhere, and fields it does not know', () => {
-    expect(issues({ all: [{ eq: ['status', 'solved'] }, { gte: ['csat', 3] }, { lte: ['solved_at', '2026-03-01T00:00:00Z'] }, { eq: ['vip', false] }, { ne: ['csat', null] }, { eq: ['unmapped', 1] }, { exists: 'vip' }] })).toEqual([]);
+    expect(
+      issues({
+        all: [
+          { eq: ['status', 'solved'] },
+          { gte: ['csat', 3] },
+          { lte: ['solved_at', '2026-03-01T00:00:00Z'] },
+          { eq: ['vip', false] },
+          { ne: ['csat', null] },
+          { eq: ['unmapped', 1] },
+          { exists: 'vip' },
+        ],
+      }),
+    ).toEqual([]);
   });
 
   it('refuses ordering a text or boolean field, with the path inside the rule', () => {
     expect(issues({ any: [{ exists: 'status' }, { not: { gte: ['status', 3] } }] })).toEqual([
-      { path: ['any', 1, 'not', 'gte'], message: '"gte" needs a number or timestamp field, and "status" is a text field (use eq or in)' },
+      {
+        path: ['any', 1, 'not', 'gte'],
+        message: '"gte" needs a number or timestamp field, and "status" is a text field (use eq or in)',
+      },
     ]);
-    expect(issues({ lte: ['vip', 1] })[0].message).toBe('"lte" needs a number or timestamp field, and "vip" is a boolean field (use eq or in)');
+    expect(issues({ lte: ['vip', 1] })[0].message).toBe(
+      '"lte" needs a number or timestamp field, and "vip" is a boolean field (use eq or in)',
+    );
   });
 
   it('refuses values of another type, each list member on its own path', () => {

@@ -31,7 +31,13 @@ const at = (lines: PricedLine[], position: number) => {
 };
 
 /** Prices `sizes` consecutive chunks from `start`, threading the usage through. */
-function inChunks(pricing: Pricing, currency: string, sizes: number[], multiplier?: string, start: PeriodUsage = EMPTY) {
+function inChunks(
+  pricing: Pricing,
+  currency: string,
+  sizes: number[],
+  multiplier?: string,
+  start: PeriodUsage = EMPTY,
+) {
   let usage = start;
   const lines: PricedLine[] = [];
   const afters: PeriodUsage[] = [];
@@ -46,7 +52,12 @@ function inChunks(pricing: Pricing, currency: string, sizes: number[], multiplie
 
 describe('PricingSchema', () => {
   it('accepts the full example and keeps the cap as exactly one of amount or count', () => {
-    const p = PricingSchema.parse({ ...hybridJson, cap: { amount: '5000.00' }, alerts: [0.5, 0.8, 1.0], indexSeries: 'gpu-cost' });
+    const p = PricingSchema.parse({
+      ...hybridJson,
+      cap: { amount: '5000.00' },
+      alerts: [0.5, 0.8, 1.0],
+      indexSeries: 'gpu-cost',
+    });
     expect(p.cap).toEqual({ amount: '5000.00' });
     expect(PricingSchema.parse({ tiers: [{ unitPrice: '1' }], cap: { count: 8000 } }).cap).toEqual({ count: 8000 });
     expect(PricingSchema.parse({ tiers: [{ unitPrice: '0.25' }] })).toEqual({ tiers: [{ unitPrice: '0.25' }] });
@@ -61,45 +72,79 @@ describe('PricingSchema', () => {
     expect(issues({ tiers: [{ unitPrice: '1' }, { unitPrice: '0.5' }] })).toEqual([
       expect.stringMatching(/^tiers\.0\.upTo: only the last tier may omit upTo/),
     ]);
-    expect(issues({ tiers: [{ upTo: 10, unitPrice: '1' }] })).toEqual([expect.stringMatching(/^tiers\.0\.upTo: the last tier must omit upTo/)]);
+    expect(issues({ tiers: [{ upTo: 10, unitPrice: '1' }] })).toEqual([
+      expect.stringMatching(/^tiers\.0\.upTo: the last tier must omit upTo/),
+    ]);
   });
 
   it('needs strictly increasing positive whole upTo values', () => {
-    expect(issues({ tiers: [{ upTo: 10, unitPrice: '1' }, { upTo: 10, unitPrice: '0.5' }, { unitPrice: '0.4' }] })).toEqual([
-      expect.stringMatching(/^tiers\.1\.upTo: upTo must be strictly increasing/),
+    expect(
+      issues({ tiers: [{ upTo: 10, unitPrice: '1' }, { upTo: 10, unitPrice: '0.5' }, { unitPrice: '0.4' }] }),
+    ).toEqual([expect.stringMatching(/^tiers\.1\.upTo: upTo must be strictly increasing/)]);
+    expect(
+      issues({ tiers: [{ upTo: 20, unitPrice: '1' }, { upTo: 5, unitPrice: '0.5' }, { unitPrice: '0.4' }] }),
+    ).toEqual([
+      expect.stringMatching(
+        /^tiers\.1\.upTo: upTo must be strictly increasing \(5 does not exceed the previous tier's 20\)/,
+      ),
     ]);
-    expect(issues({ tiers: [{ upTo: 20, unitPrice: '1' }, { upTo: 5, unitPrice: '0.5' }, { unitPrice: '0.4' }] })).toEqual([
-      expect.stringMatching(/^tiers\.1\.upTo: upTo must be strictly increasing \(5 does not exceed the previous tier's 20\)/),
+    expect(issues({ tiers: [{ upTo: 0, unitPrice: '1' }, { unitPrice: '0.5' }] })).toEqual([
+      'tiers.0.upTo: upTo must be a positive whole number',
     ]);
-    expect(issues({ tiers: [{ upTo: 0, unitPrice: '1' }, { unitPrice: '0.5' }] })).toEqual(['tiers.0.upTo: upTo must be a positive whole number']);
-    expect(issues({ tiers: [{ upTo: 1.5, unitPrice: '1' }, { unitPrice: '0.5' }] })).toEqual(['tiers.0.upTo: upTo must be a whole number']);
+    expect(issues({ tiers: [{ upTo: 1.5, unitPrice: '1' }, { unitPrice: '0.5' }] })).toEqual([
+      'tiers.0.upTo: upTo must be a whole number',
+    ]);
   });
 
   it('checks prices, included and base fee', () => {
-    expect(issues({ tiers: [{ unitPrice: '-1' }] })).toEqual([expect.stringMatching(/^tiers\.0\.unitPrice: expected a non-negative decimal price/)]);
+    expect(issues({ tiers: [{ unitPrice: '-1' }] })).toEqual([
+      expect.stringMatching(/^tiers\.0\.unitPrice: expected a non-negative decimal price/),
+    ]);
     expect(issues({ tiers: [{ unitPrice: 0.99 }] })).toEqual([expect.stringMatching(/^tiers\.0\.unitPrice: /)]);
-    expect(issues({ baseFee: '1,00', tiers: [{ unitPrice: '1' }] })).toEqual([expect.stringMatching(/^baseFee: expected a non-negative decimal price/)]);
+    expect(issues({ baseFee: '1,00', tiers: [{ unitPrice: '1' }] })).toEqual([
+      expect.stringMatching(/^baseFee: expected a non-negative decimal price/),
+    ]);
     expect(issues({ included: -1, tiers: [{ unitPrice: '1' }] })).toEqual(['included: included must not be negative']);
-    expect(issues({ included: 2.5, tiers: [{ unitPrice: '1' }] })).toEqual(['included: included must be a whole number']);
+    expect(issues({ included: 2.5, tiers: [{ unitPrice: '1' }] })).toEqual([
+      'included: included must be a whole number',
+    ]);
   });
 
   it('needs exactly one of amount and count in a cap', () => {
-    expect(issues({ tiers: [{ unitPrice: '1' }], cap: {} })).toEqual(['cap: a cap needs exactly one of "amount" or "count"']);
-    expect(issues({ tiers: [{ unitPrice: '1' }], cap: { amount: '10', count: 3 } })).toEqual(['cap: a cap needs exactly one of "amount" or "count"']);
-    expect(issues({ tiers: [{ unitPrice: '1' }], cap: { count: -1 } })).toEqual(['cap.count: cap.count must not be negative']);
-    expect(issues({ tiers: [{ unitPrice: '1' }], cap: { amount: 'lots' } })).toEqual([expect.stringMatching(/^cap\.amount: expected a non-negative decimal/)]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], cap: {} })).toEqual([
+      'cap: a cap needs exactly one of "amount" or "count"',
+    ]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], cap: { amount: '10', count: 3 } })).toEqual([
+      'cap: a cap needs exactly one of "amount" or "count"',
+    ]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], cap: { count: -1 } })).toEqual([
+      'cap.count: cap.count must not be negative',
+    ]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], cap: { amount: 'lots' } })).toEqual([
+      expect.stringMatching(/^cap\.amount: expected a non-negative decimal/),
+    ]);
   });
 
   it('needs alerts in (0, 1], ascending and unique', () => {
-    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0] })).toEqual(['alerts.0: an alert threshold must be above 0']);
-    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0.5, 1.2] })).toEqual(['alerts.1: an alert threshold must be at most 1 (100%)']);
-    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0.8, 0.5] })).toEqual([expect.stringMatching(/^alerts\.1: alert thresholds must be ascending and unique/)]);
-    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0.5, 0.5] })).toEqual([expect.stringMatching(/^alerts\.1: alert thresholds must be ascending and unique/)]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0] })).toEqual([
+      'alerts.0: an alert threshold must be above 0',
+    ]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0.5, 1.2] })).toEqual([
+      'alerts.1: an alert threshold must be at most 1 (100%)',
+    ]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0.8, 0.5] })).toEqual([
+      expect.stringMatching(/^alerts\.1: alert thresholds must be ascending and unique/),
+    ]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], alerts: [0.5, 0.5] })).toEqual([
+      expect.stringMatching(/^alerts\.1: alert thresholds must be ascending and unique/),
+    ]);
   });
 
   it('refuses unknown keys and badly named index series', () => {
     expect(issues({ tiers: [{ unitPrice: '1' }], basefee: '1' })).toEqual([expect.stringMatching(/basefee/)]);
-    expect(issues({ tiers: [{ unitPrice: '1' }], indexSeries: 'GPU cost' })).toEqual([expect.stringMatching(/^indexSeries: /)]);
+    expect(issues({ tiers: [{ unitPrice: '1' }], indexSeries: 'GPU cost' })).toEqual([
+      expect.stringMatching(/^indexSeries: /),
+    ]);
   });
 });
 
@@ -205,7 +250,10 @@ describe('priceNextOutcomes: concrete periods', () => {
   it('amount cap: no partial line, never exceeded, and everything after the first capped outcome is capped', () => {
     // 1.00 for the first 4 overage outcomes, then 0.30. Cap 3.50: the 4th outcome (1.00) would
     // take usage to 4.00, so it is capped; the 5th (0.30) would still fit but is capped too.
-    const p = PricingSchema.parse({ tiers: [{ upTo: 4, unitPrice: '1.00' }, { unitPrice: '0.30' }], cap: { amount: '3.50' } });
+    const p = PricingSchema.parse({
+      tiers: [{ upTo: 4, unitPrice: '1.00' }, { unitPrice: '0.30' }],
+      cap: { amount: '3.50' },
+    });
     const { lines, after } = priceNextOutcomes(p, 'USD', EMPTY, 7);
     expect(lines.map((l) => [l.basis, l.amountMinor])).toEqual([
       ['tier', 100],
@@ -218,7 +266,10 @@ describe('priceNextOutcomes: concrete periods', () => {
     ]);
     expect(after).toEqual({ count: 7, usageMinor: 300, capped: 4 });
     // Chunked: the next call knows the period is capped from `capped`, not from the amounts.
-    expect(priceNextOutcomes(p, 'USD', { count: 4, usageMinor: 300, capped: 1 }, 2).lines.map((l) => l.basis)).toEqual(['capped', 'capped']);
+    expect(priceNextOutcomes(p, 'USD', { count: 4, usageMinor: 300, capped: 1 }, 2).lines.map((l) => l.basis)).toEqual([
+      'capped',
+      'capped',
+    ]);
   });
 
   it('amount cap reached exactly: the line that lands on the cap is charged, the next one capped', () => {
@@ -229,17 +280,28 @@ describe('priceNextOutcomes: concrete periods', () => {
   });
 
   it('included outcomes never use an amount cap; the base fee is not part of it', () => {
-    const p = PricingSchema.parse({ baseFee: '100.00', included: 3, tiers: [{ unitPrice: '2.00' }], cap: { amount: '2.00' } });
+    const p = PricingSchema.parse({
+      baseFee: '100.00',
+      included: 3,
+      tiers: [{ unitPrice: '2.00' }],
+      cap: { amount: '2.00' },
+    });
     const { lines } = priceNextOutcomes(p, 'USD', EMPTY, 5);
     expect(lines.map((l) => l.basis)).toEqual(['included', 'included', 'included', 'tier', 'capped']);
   });
 
   it('price index multiplier: 0.99 × 1.10 = 1.089 exactly, rounded once to 109 cents', () => {
-    const p = PricingSchema.parse({ tiers: [{ upTo: 1, unitPrice: '0.99' }, { unitPrice: '0.004' }], indexSeries: 'gpu-cost' });
+    const p = PricingSchema.parse({
+      tiers: [{ upTo: 1, unitPrice: '0.99' }, { unitPrice: '0.004' }],
+      indexSeries: 'gpu-cost',
+    });
     const { lines, after } = priceNextOutcomes(p, 'USD', EMPTY, 2, '1.10');
     expect(lines[0]).toEqual({ position: 1, basis: 'tier', tier: 1, unitPrice: '1.089', amountMinor: 109 });
     // 0.004 × 1.25 = 0.005 → 1 cent: rounding the unscaled price first (0.00) would give 0.
-    expect(priceNextOutcomes(p, 'USD', { count: 1, usageMinor: 109, capped: 0 }, 1, '1.25').lines[0]).toMatchObject({ unitPrice: '0.005', amountMinor: 1 });
+    expect(priceNextOutcomes(p, 'USD', { count: 1, usageMinor: 109, capped: 0 }, 1, '1.25').lines[0]).toMatchObject({
+      unitPrice: '0.005',
+      amountMinor: 1,
+    });
     expect(after.usageMinor).toBe(109 + 0);
     // Without a multiplier the prices apply as written, and "1" changes nothing.
     expect(priceNextOutcomes(p, 'USD', EMPTY, 2).lines).toEqual(priceNextOutcomes(p, 'USD', EMPTY, 2, '1.000').lines);
@@ -260,12 +322,20 @@ describe('priceNextOutcomes: concrete periods', () => {
     expect(codeOf(() => priceNextOutcomes(hybrid, 'usd', EMPTY, 1))).toBe('unknown_currency');
     expect(codeOf(() => priceNextOutcomes(hybrid, 'USD', EMPTY, -1))).toBe('invalid_count');
     expect(codeOf(() => priceNextOutcomes(hybrid, 'USD', EMPTY, 1.5))).toBe('invalid_count');
-    expect(codeOf(() => priceNextOutcomes(hybrid, 'USD', { count: 1, usageMinor: 0, capped: 2 }, 1))).toBe('invalid_usage');
-    expect(codeOf(() => priceNextOutcomes(hybrid, 'USD', { count: 1, usageMinor: -5, capped: 0 }, 1))).toBe('invalid_usage');
+    expect(codeOf(() => priceNextOutcomes(hybrid, 'USD', { count: 1, usageMinor: 0, capped: 2 }, 1))).toBe(
+      'invalid_usage',
+    );
+    expect(codeOf(() => priceNextOutcomes(hybrid, 'USD', { count: 1, usageMinor: -5, capped: 0 }, 1))).toBe(
+      'invalid_usage',
+    );
   });
 
   it('JPY (0 decimals): whole yen, half a yen rounds up', () => {
-    const p = PricingSchema.parse({ baseFee: '5000', tiers: [{ upTo: 2, unitPrice: '120' }, { unitPrice: '99.5' }], cap: { amount: '400' } });
+    const p = PricingSchema.parse({
+      baseFee: '5000',
+      tiers: [{ upTo: 2, unitPrice: '120' }, { unitPrice: '99.5' }],
+      cap: { amount: '400' },
+    });
     const { lines, after } = priceNextOutcomes(p, 'JPY', EMPTY, 5);
     expect(lines.map((l) => [l.basis, l.unitPrice, l.amountMinor])).toEqual([
       ['tier', '120', 120],
@@ -280,7 +350,11 @@ describe('priceNextOutcomes: concrete periods', () => {
   });
 
   it('BHD (3 decimals): fils, rounded once per line', () => {
-    const p = PricingSchema.parse({ baseFee: '12.5', included: 1, tiers: [{ upTo: 2, unitPrice: '0.1235' }, { unitPrice: '0.1234' }] });
+    const p = PricingSchema.parse({
+      baseFee: '12.5',
+      included: 1,
+      tiers: [{ upTo: 2, unitPrice: '0.1235' }, { unitPrice: '0.1234' }],
+    });
     const { lines, after } = priceNextOutcomes(p, 'BHD', EMPTY, 4);
     expect(lines.map((l) => [l.basis, l.amountMinor])).toEqual([
       ['included', 0],
@@ -299,13 +373,22 @@ describe('baseFeeMinor', () => {
     expect(baseFeeMinor(hybrid, 'USD')).toBe(50_000);
     expect(baseFeeMinor(PricingSchema.parse({ baseFee: '0.995', tiers: [{ unitPrice: '1' }] }), 'USD')).toBe(100);
     expect(baseFeeMinor(PricingSchema.parse({ tiers: [{ unitPrice: '1' }] }), 'USD')).toBe(0);
-    expect(baseFeeMinor(PricingSchema.parse({ baseFee: '500', tiers: [{ unitPrice: '1' }], indexSeries: 'gpu-cost' }), 'JPY')).toBe(500);
+    expect(
+      baseFeeMinor(
+        PricingSchema.parse({ baseFee: '500', tiers: [{ unitPrice: '1' }], indexSeries: 'gpu-cost' }),
+        'JPY',
+      ),
+    ).toBe(500);
     expect(codeOf(() => baseFeeMinor(hybrid, 'XYZ'))).toBe('unknown_currency');
   });
 });
 
 describe('alertsCrossed', () => {
-  const capped = PricingSchema.parse({ tiers: [{ unitPrice: '1.00' }], cap: { amount: '10.00' }, alerts: [0.5, 0.8, 1.0] });
+  const capped = PricingSchema.parse({
+    tiers: [{ unitPrice: '1.00' }],
+    cap: { amount: '10.00' },
+    alerts: [0.5, 0.8, 1.0],
+  });
 
   it('reports 0.5, 0.8 and 1.0 once each across successive chunks', () => {
     const { afters } = inChunks(capped, 'USD', [3, 2, 3, 1, 1, 5]);
@@ -316,13 +399,19 @@ describe('alertsCrossed', () => {
   });
 
   it('reports several thresholds crossed by one chunk, ascending', () => {
-    expect(alertsCrossed(capped, 'USD', EMPTY, priceNextOutcomes(capped, 'USD', EMPTY, 12).after)).toEqual([0.5, 0.8, 1]);
+    expect(alertsCrossed(capped, 'USD', EMPTY, priceNextOutcomes(capped, 'USD', EMPTY, 12).after)).toEqual([
+      0.5, 0.8, 1,
+    ]);
   });
 
   it('an amount cap the usage cannot land on exactly: capped outcomes do not fire 100% early', () => {
     // The issue's case: 10.00 a line under a 45.00 cap stops at 40.00 (88.9%); the fifth outcome
     // is capped. Usage never reaches 45.00, so 100% never fires; 80% fired at 40.00.
-    const p = PricingSchema.parse({ tiers: [{ unitPrice: '10.00' }], cap: { amount: '45.00' }, alerts: [0.5, 0.8, 1.0] });
+    const p = PricingSchema.parse({
+      tiers: [{ unitPrice: '10.00' }],
+      cap: { amount: '45.00' },
+      alerts: [0.5, 0.8, 1.0],
+    });
     const four = priceNextOutcomes(p, 'USD', EMPTY, 4).after;
     expect(four).toEqual({ count: 4, usageMinor: 4000, capped: 0 });
     expect(alertsCrossed(p, 'USD', EMPTY, four)).toEqual([0.5, 0.8]);
@@ -363,7 +452,12 @@ describe('alertsCrossed', () => {
   });
 
   it('count cap: count / cap, included outcomes counting', () => {
-    const p = PricingSchema.parse({ included: 2, tiers: [{ unitPrice: '1.00' }], cap: { count: 4 }, alerts: [0.5, 1.0] });
+    const p = PricingSchema.parse({
+      included: 2,
+      tiers: [{ unitPrice: '1.00' }],
+      cap: { count: 4 },
+      alerts: [0.5, 1.0],
+    });
     const { afters } = inChunks(p, 'USD', [1, 1, 1, 1, 3]);
     const befores = [EMPTY, ...afters.slice(0, -1)];
     expect(afters.map((a, i) => alertsCrossed(p, 'USD', befores[i], a))).toEqual([[], [0.5], [], [1], []]);
@@ -408,7 +502,9 @@ describe('alertsToRecord', () => {
   it('measures the commitment without a cap, and records nothing without either', () => {
     const p = PricingSchema.parse({ tiers: [{ unitPrice: '1' }], alerts: [0.8] });
     const after = { count: 9, usageMinor: 900, capped: 0 };
-    expect(alertsToRecord(p, 'USD', EMPTY, after, 1000)).toEqual([{ threshold: 0.8, basis: 'commitment', usageMinor: 900, limitMinor: 1000 }]);
+    expect(alertsToRecord(p, 'USD', EMPTY, after, 1000)).toEqual([
+      { threshold: 0.8, basis: 'commitment', usageMinor: 900, limitMinor: 1000 },
+    ]);
     expect(alertsToRecord(p, 'USD', EMPTY, after)).toEqual([]);
   });
 });
@@ -419,24 +515,64 @@ describe('projectPeriod', () => {
   const soFar: PeriodUsage = { count: 1500, usageMinor: 49_500, capped: 0 };
 
   it('projects the run rate and prices the rest with the tiers (no cap reached)', () => {
-    const r = projectPeriod(withCap({ amount: '5000.00' }), 'USD', { usageSoFar: soFar, daysElapsed: 10, daysInPeriod: 30, baseFee: true });
+    const r = projectPeriod(withCap({ amount: '5000.00' }), 'USD', {
+      usageSoFar: soFar,
+      daysElapsed: 10,
+      daysInPeriod: 30,
+      baseFee: true,
+    });
     // 150/day × 30 = 4500; 1501..2000 at 0.99 (495.00), 2001..4500 at 0.79 (1975.00).
-    expect(r).toEqual({ projectedCount: 4500, projectedUsageMinor: 49_500 + 49_500 + 197_500, projectedTotalMinor: 296_500 + 50_000, capReachedOnDay: null });
-    const noFee = projectPeriod(hybrid, 'USD', { usageSoFar: soFar, daysElapsed: 10, daysInPeriod: 30, baseFee: false });
-    expect(noFee).toEqual({ projectedCount: 4500, projectedUsageMinor: 296_500, projectedTotalMinor: 296_500, capReachedOnDay: null });
+    expect(r).toEqual({
+      projectedCount: 4500,
+      projectedUsageMinor: 49_500 + 49_500 + 197_500,
+      projectedTotalMinor: 296_500 + 50_000,
+      capReachedOnDay: null,
+    });
+    const noFee = projectPeriod(hybrid, 'USD', {
+      usageSoFar: soFar,
+      daysElapsed: 10,
+      daysInPeriod: 30,
+      baseFee: false,
+    });
+    expect(noFee).toEqual({
+      projectedCount: 4500,
+      projectedUsageMinor: 296_500,
+      projectedTotalMinor: 296_500,
+      capReachedOnDay: null,
+    });
   });
 
   it('count cap 3000: reached on day 20 (150/day), outcomes after it priced at zero', () => {
-    const r = projectPeriod(withCap({ count: 3000 }), 'USD', { usageSoFar: soFar, daysElapsed: 10, daysInPeriod: 30, baseFee: false });
+    const r = projectPeriod(withCap({ count: 3000 }), 'USD', {
+      usageSoFar: soFar,
+      daysElapsed: 10,
+      daysInPeriod: 30,
+      baseFee: false,
+    });
     // 1501..2000 at 0.99 (495.00), 2001..3000 at 0.79 (790.00), 3001..4500 capped.
-    expect(r).toEqual({ projectedCount: 4500, projectedUsageMinor: 49_500 + 49_500 + 79_000, projectedTotalMinor: 178_000, capReachedOnDay: 20 });
+    expect(r).toEqual({
+      projectedCount: 4500,
+      projectedUsageMinor: 49_500 + 49_500 + 79_000,
+      projectedTotalMinor: 178_000,
+      capReachedOnDay: 20,
+    });
   });
 
   it('amount cap 2000.00: the first capped outcome is #3279, reached on day 22', () => {
     // 990.00 by #2000; then room 1010.00 / 0.79 = 1278 whole outcomes (#2001..#3278, 1009.62).
     // #3279 is capped; at 150/day round(150·21) = 3150 < 3279 <= round(150·22) = 3300.
-    const r = projectPeriod(withCap({ amount: '2000.00' }), 'USD', { usageSoFar: soFar, daysElapsed: 10, daysInPeriod: 30, baseFee: false });
-    expect(r).toEqual({ projectedCount: 4500, projectedUsageMinor: 99_000 + 1278 * 79, projectedTotalMinor: 199_962, capReachedOnDay: 22 });
+    const r = projectPeriod(withCap({ amount: '2000.00' }), 'USD', {
+      usageSoFar: soFar,
+      daysElapsed: 10,
+      daysInPeriod: 30,
+      baseFee: false,
+    });
+    expect(r).toEqual({
+      projectedCount: 4500,
+      projectedUsageMinor: 99_000 + 1278 * 79,
+      projectedTotalMinor: 199_962,
+      capReachedOnDay: 22,
+    });
   });
 
   it('a cap already reached: the run-rate day it was reached', () => {
@@ -453,21 +589,44 @@ describe('projectPeriod', () => {
   it('rounds the projected count half up', () => {
     // 3 in 2 days of 3: 4.5 → 5.
     const flat = PricingSchema.parse({ tiers: [{ unitPrice: '1' }], cap: { count: 5 } });
-    const r = projectPeriod(flat, 'USD', { usageSoFar: { count: 3, usageMinor: 300, capped: 0 }, daysElapsed: 2, daysInPeriod: 3, baseFee: false });
+    const r = projectPeriod(flat, 'USD', {
+      usageSoFar: { count: 3, usageMinor: 300, capped: 0 },
+      daysElapsed: 2,
+      daysInPeriod: 3,
+      baseFee: false,
+    });
     expect(r).toEqual({ projectedCount: 5, projectedUsageMinor: 500, projectedTotalMinor: 500, capReachedOnDay: 3 });
   });
 
   it('daysElapsed 0: nothing beyond the usage so far', () => {
-    const r = projectPeriod(withCap({ count: 10 }), 'USD', { usageSoFar: EMPTY, daysElapsed: 0, daysInPeriod: 31, baseFee: true });
-    expect(r).toEqual({ projectedCount: 0, projectedUsageMinor: 0, projectedTotalMinor: 50_000, capReachedOnDay: null });
+    const r = projectPeriod(withCap({ count: 10 }), 'USD', {
+      usageSoFar: EMPTY,
+      daysElapsed: 0,
+      daysInPeriod: 31,
+      baseFee: true,
+    });
+    expect(r).toEqual({
+      projectedCount: 0,
+      projectedUsageMinor: 0,
+      projectedTotalMinor: 50_000,
+      capReachedOnDay: null,
+    });
   });
 
   it('refuses impossible day counts', () => {
     const args = { usageSoFar: EMPTY, baseFee: false };
-    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: 31, daysInPeriod: 30 }))).toBe('invalid_days');
-    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: -1, daysInPeriod: 30 }))).toBe('invalid_days');
-    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: 0, daysInPeriod: 0 }))).toBe('invalid_days');
-    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: Number.NaN, daysInPeriod: 30 }))).toBe('invalid_days');
+    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: 31, daysInPeriod: 30 }))).toBe(
+      'invalid_days',
+    );
+    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: -1, daysInPeriod: 30 }))).toBe(
+      'invalid_days',
+    );
+    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: 0, daysInPeriod: 0 }))).toBe(
+      'invalid_days',
+    );
+    expect(codeOf(() => projectPeriod(hybrid, 'USD', { ...args, daysElapsed: Number.NaN, daysInPeriod: 30 }))).toBe(
+      'invalid_days',
+    );
   });
 });
 
@@ -476,7 +635,19 @@ describe('projectPeriod', () => {
 // ---------------------------------------------------------------------------------------------
 
 const currencyArb = fc.constantFrom('USD', 'JPY', 'BHD');
-const tierPriceArb = fc.constantFrom('0', '0.004', '0.005', '0.0049', '0.5', '0.99', '0.79', '1.5', '2', '0.123456', '10.0');
+const tierPriceArb = fc.constantFrom(
+  '0',
+  '0.004',
+  '0.005',
+  '0.0049',
+  '0.5',
+  '0.99',
+  '0.79',
+  '1.5',
+  '2',
+  '0.123456',
+  '10.0',
+);
 
 interface Scenario {
   pricing: Pricing;
@@ -490,11 +661,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
     included: fc.option(fc.nat(15), { nil: undefined }),
     widths: fc.array(fc.integer({ min: 1, max: 12 }), { maxLength: 3 }),
     prices: fc.array(tierPriceArb, { minLength: 4, maxLength: 4 }),
-    cap: fc.oneof(
-      fc.constant(undefined),
-      fc.record({ count: fc.nat(60) }),
-      fc.record({ amountMinor: fc.nat(6000) }),
-    ),
+    cap: fc.oneof(fc.constant(undefined), fc.record({ count: fc.nat(60) }), fc.record({ amountMinor: fc.nat(6000) })),
     multiplier: fc.option(fc.constantFrom('1', '1.10', '0.5', '0.93', '2.25', '0'), { nil: undefined }),
   })
   .map(({ currency, included, widths, prices, cap, multiplier }) => {
@@ -634,7 +801,10 @@ describe('priceNextOutcomes: properties', () => {
           group.outcomes += 1;
           byTier.set(l.tier!, group);
         }
-        const subtotal = [...byTier.values()].reduce((sum, g) => sum + g.outcomes * priceToMinorUnits(g.unitPrice, s.currency), 0);
+        const subtotal = [...byTier.values()].reduce(
+          (sum, g) => sum + g.outcomes * priceToMinorUnits(g.unitPrice, s.currency),
+          0,
+        );
         expect(subtotal).toBe(after.usageMinor);
         // Tiers are used in order: a line's tier never goes down.
         const tiers = lines.filter((x) => x.basis === 'tier').map((x) => x.tier!);
@@ -674,34 +844,49 @@ describe('alertsCrossed and projectPeriod: properties', () => {
   it('each threshold fires at most once per period, however the period is chunked', () => {
     const withAlerts = scenarioArb.map((s) => ({ ...s, pricing: { ...s.pricing, alerts: [0.25, 0.5, 0.8, 1] } }));
     fc.assert(
-      fc.property(withAlerts, runArb, fc.option(fc.integer({ min: 1, max: 5000 }), { nil: undefined }), (s, { n, cuts }, commitment) => {
-        const { afters } = inChunks(s.pricing, s.currency, chunkSizes(n, cuts), s.multiplier);
-        const befores = [EMPTY, ...afters.slice(0, -1)];
-        const fired = afters.flatMap((a, i) => alertsCrossed(s.pricing, s.currency, befores[i], a, commitment));
-        expect(new Set(fired).size).toBe(fired.length);
-        const end = afters[afters.length - 1] ?? EMPTY;
-        expect([...fired].sort((a, b) => a - b)).toEqual(alertsCrossed(s.pricing, s.currency, EMPTY, end, commitment));
-      }),
+      fc.property(
+        withAlerts,
+        runArb,
+        fc.option(fc.integer({ min: 1, max: 5000 }), { nil: undefined }),
+        (s, { n, cuts }, commitment) => {
+          const { afters } = inChunks(s.pricing, s.currency, chunkSizes(n, cuts), s.multiplier);
+          const befores = [EMPTY, ...afters.slice(0, -1)];
+          const fired = afters.flatMap((a, i) => alertsCrossed(s.pricing, s.currency, befores[i], a, commitment));
+          expect(new Set(fired).size).toBe(fired.length);
+          const end = afters[afters.length - 1] ?? EMPTY;
+          expect([...fired].sort((a, b) => a - b)).toEqual(
+            alertsCrossed(s.pricing, s.currency, EMPTY, end, commitment),
+          );
+        },
+      ),
     );
   });
 
   it('alertsToRecord records exactly the thresholds alertsCrossed reports, with the measure they were taken against', () => {
     const withAlerts = scenarioArb.map((s) => ({ ...s, pricing: { ...s.pricing, alerts: [0.25, 0.5, 0.8, 1] } }));
     fc.assert(
-      fc.property(withAlerts, fc.nat(60), fc.nat(60), fc.option(fc.integer({ min: 1, max: 5000 }), { nil: undefined }), (s, a, b, commitment) => {
-        const before = priceNextOutcomes(s.pricing, s.currency, EMPTY, Math.min(a, b), s.multiplier).after;
-        const after = priceNextOutcomes(s.pricing, s.currency, EMPTY, Math.max(a, b), s.multiplier).after;
-        const recorded = alertsToRecord(s.pricing, s.currency, before, after, commitment);
-        expect(recorded.map((r) => r.threshold)).toEqual(alertsCrossed(s.pricing, s.currency, before, after, commitment));
-        const cap = s.pricing.cap as { amount?: string; count?: number } | undefined;
-        const measure =
-          cap?.count !== undefined
-            ? { basis: 'cap', usageMinor: after.count, limitMinor: cap.count }
-            : cap?.amount !== undefined
-              ? { basis: 'cap', usageMinor: after.usageMinor, limitMinor: priceToMinorUnits(cap.amount, s.currency) }
-              : { basis: 'commitment', usageMinor: after.usageMinor, limitMinor: commitment };
-        for (const r of recorded) expect(r).toEqual({ threshold: r.threshold, ...measure });
-      }),
+      fc.property(
+        withAlerts,
+        fc.nat(60),
+        fc.nat(60),
+        fc.option(fc.integer({ min: 1, max: 5000 }), { nil: undefined }),
+        (s, a, b, commitment) => {
+          const before = priceNextOutcomes(s.pricing, s.currency, EMPTY, Math.min(a, b), s.multiplier).after;
+          const after = priceNextOutcomes(s.pricing, s.currency, EMPTY, Math.max(a, b), s.multiplier).after;
+          const recorded = alertsToRecord(s.pricing, s.currency, before, after, commitment);
+          expect(recorded.map((r) => r.threshold)).toEqual(
+            alertsCrossed(s.pricing, s.currency, before, after, commitment),
+          );
+          const cap = s.pricing.cap as { amount?: string; count?: number } | undefined;
+          const measure =
+            cap?.count !== undefined
+              ? { basis: 'cap', usageMinor: after.count, limitMinor: cap.count }
+              : cap?.amount !== undefined
+                ? { basis: 'cap', usageMinor: after.usageMinor, limitMinor: priceToMinorUnits(cap.amount, s.currency) }
+                : { basis: 'commitment', usageMinor: after.usageMinor, limitMinor: commitment };
+          for (const r of recorded) expect(r).toEqual({ threshold: r.threshold, ...measure });
+        },
+      ),
     );
   });
 
@@ -714,9 +899,15 @@ describe('alertsCrossed and projectPeriod: properties', () => {
         fc.nat(31),
         fc.boolean(),
         (s, count, daysInPeriod, elapsedSeed, fractional) => {
-          const daysElapsed = fractional ? ((elapsedSeed % daysInPeriod) + 0.37) : elapsedSeed % (daysInPeriod + 1);
+          const daysElapsed = fractional ? (elapsedSeed % daysInPeriod) + 0.37 : elapsedSeed % (daysInPeriod + 1);
           const usageSoFar = priceNextOutcomes(s.pricing, s.currency, EMPTY, count, s.multiplier).after;
-          const r = projectPeriod(s.pricing, s.currency, { usageSoFar, daysElapsed, daysInPeriod, baseFee: false, multiplier: s.multiplier });
+          const r = projectPeriod(s.pricing, s.currency, {
+            usageSoFar,
+            daysElapsed,
+            daysInPeriod,
+            baseFee: false,
+            multiplier: s.multiplier,
+          });
           expect(r.projectedCount).toBeGreaterThanOrEqual(count);
           if (daysElapsed > 0) expect(r.projectedCount).toBe(Math.round((count * daysInPeriod) / daysElapsed));
           const rest = priceNextOutcomes(s.pricing, s.currency, usageSoFar, r.projectedCount - count, s.multiplier);
@@ -728,7 +919,9 @@ describe('alertsCrossed and projectPeriod: properties', () => {
             count > 0 &&
             (end.capped > 0 ||
               (cap?.count !== undefined && cap.count > 0 && end.count >= cap.count) ||
-              (cap?.amount !== undefined && priceToMinorUnits(cap.amount, s.currency) > 0 && end.usageMinor >= priceToMinorUnits(cap.amount, s.currency)));
+              (cap?.amount !== undefined &&
+                priceToMinorUnits(cap.amount, s.currency) > 0 &&
+                end.usageMinor >= priceToMinorUnits(cap.amount, s.currency)));
           expect(r.capReachedOnDay !== null).toBe(reached);
           if (r.capReachedOnDay !== null) {
             expect(r.capReachedOnDay).toBeGreaterThanOrEqual(1);

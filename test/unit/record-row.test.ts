@@ -6,7 +6,9 @@ import { sha256Of } from '../../src/ingest/claim-row';
 import { mapRecordRow } from '../../src/ingest/record-row';
 import { errorOf } from './helpers';
 
-const contract = ContractSchema.parse(JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')));
+const contract = ContractSchema.parse(
+  JSON.parse(readFileSync(new URL('../../examples/contract.acme.json', import.meta.url), 'utf8')),
+);
 const helpdesk: RecordSource = contract.recordSources.helpdesk;
 const opts = { timeZone: contract.timezone, matchField: 'ticket_id', caseInsensitive: true };
 
@@ -18,8 +20,8 @@ const row = {
   CSAT: '4',
 };
 
-const map = (values: Record<string, unknown>, source: RecordSource = helpdesk, o: Partial<typeof opts> = {}) => mapRecordRow(values, source, { ...opts, ...o });
-
+const map = (values: Record<string, unknown>, source: RecordSource = helpdesk, o: Partial<typeof opts> = {}) =>
+  mapRecordRow(values, source, { ...opts, ...o });
 
 describe('mapRecordRow: types', () => {
   it('maps columns onto fields and converts their types', () => {
@@ -62,7 +64,10 @@ describe('mapRecordRow: types', () => {
   });
 
   it('converts boolean fields', () => {
-    const withFlag: RecordSource = { ...helpdesk, fields: { ...helpdesk.fields, escalated: { column: 'Escalated', type: 'boolean' } } };
+    const withFlag: RecordSource = {
+      ...helpdesk,
+      fields: { ...helpdesk.fields, escalated: { column: 'Escalated', type: 'boolean' } },
+    };
     expect(map({ ...row, Escalated: 'Yes' }, withFlag).data.escalated).toBe(true);
     expect(map({ ...row, Escalated: 'n' }, withFlag).data.escalated).toBe(false);
     expect(map({ ...row, Escalated: false }, withFlag).data.escalated).toBe(false);
@@ -84,11 +89,14 @@ describe('mapRecordRow: empty and bad cells', () => {
     expect(map({ ...row, CSAT: null }).data.csat).toBeNull();
   });
 
-  it.each(['four', '1,5', '4 stars', 'Infinity', 'NaN'])('refuses the number %j as invalid_field, naming the field', (text) => {
-    const e = errorOf(() => map({ ...row, CSAT: text }));
-    expect(e.code).toBe('invalid_field');
-    expect(e.message).toContain('csat');
-  });
+  it.each(['four', '1,5', '4 stars', 'Infinity', 'NaN'])(
+    'refuses the number %j as invalid_field, naming the field',
+    (text) => {
+      const e = errorOf(() => map({ ...row, CSAT: text }));
+      expect(e.code).toBe('invalid_field');
+      expect(e.message).toContain('csat');
+    },
+  );
 
   it('refuses an unreadable timestamp as bad_timestamp, naming the field', () => {
     const e = errorOf(() => map({ ...row, 'Solved at': '03/02/2026 10:00' }));
@@ -109,18 +117,27 @@ describe('mapRecordRow: empty and bad cells', () => {
   });
 
   it('refuses a row without a match key when the key is its own field', () => {
-    const keyed: RecordSource = { ...helpdesk, fields: { ...helpdesk.fields, external_ref: { column: 'External ref', type: 'string' } } };
+    const keyed: RecordSource = {
+      ...helpdesk,
+      fields: { ...helpdesk.fields, external_ref: { column: 'External ref', type: 'string' } },
+    };
     const e = errorOf(() => map({ ...row, 'External ref': '' }, keyed, { matchField: 'external_ref' }));
     expect(e.code).toBe('missing_field');
     expect(e.message).toContain('external_ref');
-    expect(map({ ...row, 'External ref': ' REF-9 ' }, keyed, { matchField: 'external_ref' })).toMatchObject({ externalId: 'T-1001', matchKey: 'ref-9' });
+    expect(map({ ...row, 'External ref': ' REF-9 ' }, keyed, { matchField: 'external_ref' })).toMatchObject({
+      externalId: 'T-1001',
+      matchKey: 'ref-9',
+    });
   });
 });
 
 describe('mapRecordRow: keys and hashes', () => {
   it('normalises the match key: trimmed, and lowercased when case does not matter', () => {
     expect(map({ ...row, 'Ticket ID': '  T-1001\t' })).toMatchObject({ externalId: 'T-1001', matchKey: 't-1001' });
-    expect(map({ ...row, 'Ticket ID': '  T-1001\t' }, helpdesk, { caseInsensitive: false })).toMatchObject({ externalId: 'T-1001', matchKey: 'T-1001' });
+    expect(map({ ...row, 'Ticket ID': '  T-1001\t' }, helpdesk, { caseInsensitive: false })).toMatchObject({
+      externalId: 'T-1001',
+      matchKey: 'T-1001',
+    });
   });
 
   it('records no update time when the source has no updatedAtField', () => {
@@ -176,23 +193,40 @@ describe('mapRecordRow: numbers are plain decimals only', () => {
 
 describe('mapRecordRow: the written-out hash', () => {
   it('is the canonical hash of the data, whatever the cells', () => {
-    const cellText = fc.oneof(fc.string(), fc.constantFrom('', ' ', 'solved', '2026-03-01T10:00:00Z', '3', '1e3', 'é"\\\n'));
+    const cellText = fc.oneof(
+      fc.string(),
+      fc.constantFrom('', ' ', 'solved', '2026-03-01T10:00:00Z', '3', '1e3', 'é"\\\n'),
+    );
     fc.assert(
-      fc.property(cellText, cellText, fc.constantFrom('', '2026-03-01T10:00:00Z', '2026-03-01 10:00'), fc.constantFrom('', '4', '-0', '2.50'), (id, status, at, csat) => {
-        let m;
-        try {
-          m = map({ ...row, 'Ticket ID': id, Status: status, 'Solved at': at, CSAT: csat });
-        } catch {
-          return;
-        }
-        expect(m.rowSha256).toBe(sha256Of(m.data));
-      }),
+      fc.property(
+        cellText,
+        cellText,
+        fc.constantFrom('', '2026-03-01T10:00:00Z', '2026-03-01 10:00'),
+        fc.constantFrom('', '4', '-0', '2.50'),
+        (id, status, at, csat) => {
+          let m;
+          try {
+            m = map({ ...row, 'Ticket ID': id, Status: status, 'Solved at': at, CSAT: csat });
+          } catch {
+            return;
+          }
+          expect(m.rowSha256).toBe(sha256Of(m.data));
+        },
+      ),
       { numRuns: 1000 },
     );
   });
 
   it('takes the general way for a source with a field named __proto__', () => {
-    const odd = { ...helpdesk, fields: JSON.parse(JSON.stringify({ ...helpdesk.fields, __proto__x: { column: 'Status', type: 'string' } }).replace('__proto__x', '__proto__')) };
+    const odd = {
+      ...helpdesk,
+      fields: JSON.parse(
+        JSON.stringify({ ...helpdesk.fields, __proto__x: { column: 'Status', type: 'string' } }).replace(
+          '__proto__x',
+          '__proto__',
+        ),
+      ),
+    };
     const m = map(row, odd);
     expect(m.rowSha256).toBe(sha256Of(m.data));
   });

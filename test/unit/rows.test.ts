@@ -285,9 +285,7 @@ describe('readRows csv', () => {
 
 describe('readRows jsonl', () => {
   it('reads objects, reports bad JSON and non-objects, skips empty lines', async () => {
-    const rows = await jsonl(
-      '\uFEFF{"id":1}\r\n\r\n{"id":\n[1,2]\n  \n"text"\nnull\n{"id":2,"nested":{"a":[true]}}',
-    );
+    const rows = await jsonl('\uFEFF{"id":1}\r\n\r\n{"id":\n[1,2]\n  \n"text"\nnull\n{"id":2,"nested":{"a":[true]}}');
     expect(rows.map((r) => (r.ok ? 'ok' : r.code))).toEqual([
       'ok',
       'bad_json',
@@ -322,7 +320,9 @@ describe('readRows jsonl', () => {
       'nul_character: field \\0k: contains a NUL character (U+0000), which cannot be stored',
       'ok',
     ]);
-    expect(nulCharacterReason({ deep: JSON.parse('['.repeat(50_000) + '"\\u0000"' + ']'.repeat(50_000)) })).toMatch(/^field deep\.0\.0/);
+    expect(nulCharacterReason({ deep: JSON.parse('['.repeat(50_000) + '"\\u0000"' + ']'.repeat(50_000)) })).toMatch(
+      /^field deep\.0\.0/,
+    );
   });
 
   it('quarantines invalid UTF-8 and huge lines, then goes on', async () => {
@@ -339,9 +339,27 @@ describe('readRows jsonl', () => {
 });
 
 describe('csv round trip', () => {
-  const char = fc.constantFrom(',', '"', '\n', '\r', '\r\n', ' ', '=', '-', 'a', 'Z', '0', 'é', '日', '😀', '\uFEFF', '\t');
+  const char = fc.constantFrom(
+    ',',
+    '"',
+    '\n',
+    '\r',
+    '\r\n',
+    ' ',
+    '=',
+    '-',
+    'a',
+    'Z',
+    '0',
+    'é',
+    '日',
+    '😀',
+    '\uFEFF',
+    '\t',
+  );
   const cell = fc.oneof(fc.string({ unit: char }), fc.string({ unit: 'grapheme' }));
-  const headerName = fc.oneof(fc.string({ unit: char, minLength: 1 }), fc.string({ unit: 'grapheme', minLength: 1 }))
+  const headerName = fc
+    .oneof(fc.string({ unit: char, minLength: 1 }), fc.string({ unit: 'grapheme', minLength: 1 }))
     .filter((name) => name.trim() === name && name !== '');
   const table = fc
     .uniqueArray(headerName, { minLength: 1, maxLength: 5 })
@@ -358,7 +376,9 @@ describe('csv round trip', () => {
         const text = [header, ...body].map((cells) => csvLine(cells, { formulaSafe: false })).join('');
         const rows = await csv(text);
         expect(values(rows)).toEqual(body.map((cells) => Object.fromEntries(header.map((h, i) => [h, cells[i]]))));
-        expect(rows.map((r) => r.raw)).toEqual(body.map((cells) => cells.map((c) => csvCell(c, { formulaSafe: false })).join(',') || '""'));
+        expect(rows.map((r) => r.raw)).toEqual(
+          body.map((cells) => cells.map((c) => csvCell(c, { formulaSafe: false })).join(',') || '""'),
+        );
       }),
       { numRuns: 200 },
     );

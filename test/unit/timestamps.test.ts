@@ -6,7 +6,6 @@ import { errorOf } from './helpers';
 
 const NY = 'America/New_York';
 
-
 const utc = (text: string, tz = NY) => formatUtc(parseCustomerTimestamp(text, tz));
 
 describe('parseCustomerTimestamp: with an offset', () => {
@@ -113,7 +112,9 @@ describe('parseCustomerTimestamp: rejections', () => {
     const e = errorOf(() => parseCustomerTimestamp('9999-12-31T23:30:00-05:00', 'UTC'));
     expect(e.code).toBe('timestamp_out_of_range');
     expect(e.message).toBe('timestamp "9999-12-31T23:30:00-05:00" is after the end of year 9999 in UTC');
-    expect(errorOf(() => parseCustomerTimestamp('9999-12-31 23:30', 'America/New_York')).code).toBe('timestamp_out_of_range');
+    expect(errorOf(() => parseCustomerTimestamp('9999-12-31 23:30', 'America/New_York')).code).toBe(
+      'timestamp_out_of_range',
+    );
     expect(utc('9999-12-31T23:30:00+05:00')).toBe('9999-12-31T18:30:00.000Z');
   });
 
@@ -124,7 +125,11 @@ describe('parseCustomerTimestamp: rejections', () => {
 });
 
 describe('parseCustomerTimestamp: properties', () => {
-  const instantArb = fc.date({ min: new Date('1970-01-02T00:00:00Z'), max: new Date('9999-12-30T00:00:00Z'), noInvalidDate: true });
+  const instantArb = fc.date({
+    min: new Date('1970-01-02T00:00:00Z'),
+    max: new Date('9999-12-30T00:00:00Z'),
+    noInvalidDate: true,
+  });
   const zoneArb = fc.constantFrom('UTC', NY, 'Asia/Tokyo', 'Asia/Kolkata', 'Europe/Berlin');
 
   it('formatUtc output reads back as the same instant in any default zone', () => {

@@ -22,7 +22,11 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .description('apply the numbered SQL migrations to DATABASE_URL (or the recon dev database)')
     .action(async (_o, cmd: Command) => {
       const r = await migrate(ctx.db());
-      emit(cmd.optsWithGlobals(), r, () => (r.applied.length ? `applied ${r.applied.join(', ')}` : `schema up to date (${plural(r.alreadyApplied, 'migration')})`));
+      emit(cmd.optsWithGlobals(), r, () =>
+        r.applied.length
+          ? `applied ${r.applied.join(', ')}`
+          : `schema up to date (${plural(r.alreadyApplied, 'migration')})`,
+      );
     });
 
   const claims = program.command('claims').description('outcome claims from the AI side');
@@ -33,7 +37,9 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .action(async (file: string, o: unknown, cmd: Command) => {
       const { tenant } = parseOptions(z.object({ tenant: TenantOpt }), o);
       const progress = cmd.optsWithGlobals().json ? undefined : terminalProgress();
-      const r = await importClaimsFile(ctx.db(), { tenant, file, onProgress: importProgress(progress, file) }).finally(() => progress?.done());
+      const r = await importClaimsFile(ctx.db(), { tenant, file, onProgress: importProgress(progress, file) }).finally(
+        () => progress?.done(),
+      );
       emit(cmd.optsWithGlobals(), r, () => formatImport('claims', r));
     });
 
@@ -46,7 +52,12 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .action(async (file: string, o: unknown, cmd: Command) => {
       const { tenant, source } = parseOptions(z.object({ tenant: TenantOpt, source: z.string().min(1) }), o);
       const progress = cmd.optsWithGlobals().json ? undefined : terminalProgress();
-      const r = await importRecordsFile(ctx.db(), { tenant, source, file, onProgress: importProgress(progress, file) }).finally(() => progress?.done());
+      const r = await importRecordsFile(ctx.db(), {
+        tenant,
+        source,
+        file,
+        onProgress: importProgress(progress, file),
+      }).finally(() => progress?.done());
       emit(cmd.optsWithGlobals(), r, () => formatImport('records', r));
     });
 
@@ -88,16 +99,40 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .option('--format <format>', 'csv or jsonl', 'csv')
     .option('--out <file>', 'write to a file instead of stdout')
     .action(async (o: unknown, cmd: Command) => {
-      const args = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, format: z.enum(['csv', 'jsonl']), out: z.string().optional() }), o);
+      const args = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          period: PeriodSchema,
+          format: z.enum(['csv', 'jsonl']),
+          out: z.string().optional(),
+        }),
+        o,
+      );
       const out = args.out ? await openOutputFile(args.out) : process.stdout;
-      const totals = await writeExport(ctx.db(), { tenant: args.tenant, period: args.period, format: args.format, out });
-      if (args.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
+      const totals = await writeExport(ctx.db(), {
+        tenant: args.tenant,
+        period: args.period,
+        format: args.format,
+        out,
+      });
+      if (args.out)
+        await new Promise<void>((resolve, reject) =>
+          (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())),
+        );
       const ledger = await ledgerTotals(ctx.db(), args.tenant, args.period);
       // Currency by currency: a sum over several currencies means nothing and is never made.
       if (!sameTotals(totals, ledger)) {
-        throw new ReconError('export_mismatch', `export totals ${describeTotals(totals.byCurrency)} over ${totals.lines} lines differ from the ledger's ${describeTotals(ledger.byCurrency)} over ${ledger.lines}`);
+        throw new ReconError(
+          'export_mismatch',
+          `export totals ${describeTotals(totals.byCurrency)} over ${totals.lines} lines differ from the ledger's ${describeTotals(ledger.byCurrency)} over ${ledger.lines}`,
+        );
       }
-      const report = { ...totals, file: args.out ?? null, ledgerAmountMinor: totals.amountMinor, ledgerByCurrency: ledger.byCurrency };
+      const report = {
+        ...totals,
+        file: args.out ?? null,
+        ledgerAmountMinor: totals.amountMinor,
+        ledgerByCurrency: ledger.byCurrency,
+      };
       // With no --out the export itself is on stdout, so the totals go to stderr.
       const line = `export ${args.tenant} ${args.period}: ${plural(totals.lines, 'line')} (${plural(totals.charges, 'charge')}, ${plural(totals.credits, 'credit')}), total ${describeTotals(totals.byCurrency)}, equal to the ledger${totals.byCurrency.length > 1 ? ' currency by currency' : ''}`;
       if (args.out) emit(cmd.optsWithGlobals(), report, () => `${line} → ${args.out}`);

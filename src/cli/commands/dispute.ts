@@ -4,7 +4,11 @@ import { ReconError } from '../../domain/errors';
 import { importDisputesFile } from '../../disputes/import';
 import { listDisputes, showDispute, type DisputeDetail } from '../../disputes/views';
 import { findOutcomeId } from '../../reconcile/explain';
-import { noteDisputeViaTemporal, openDisputeViaTemporal, resolveDisputeViaTemporal } from '../../temporal/dispute-client';
+import {
+  noteDisputeViaTemporal,
+  openDisputeViaTemporal,
+  resolveDisputeViaTemporal,
+} from '../../temporal/dispute-client';
 import type { CommandContext } from '../context';
 import { formatImport, formatTable } from '../format';
 import { TenantOpt, emit, parseOptions } from '../io';
@@ -18,7 +22,11 @@ export function formatDispute(d: DisputeDetail): string {
     `dispute ${d.disputeId} · ${d.status.toUpperCase()} · ${d.outcomeType} ${d.subjectRef} (outcome ${d.outcomeId}, now ${d.outcomeState})`,
     `  opened by ${d.openedBy} at ${d.openedAt} (${d.channel}): ${d.reason}`,
     `  SLA ${d.slaAt}${d.escalatedAt ? ` · escalated ${d.escalatedAt}` : ''} · auto-resolution ${d.autoResolveAt}`,
-    ...(d.resolvedAt ? [`  resolved ${d.status} by ${d.resolvedBy} at ${d.resolvedAt}${d.autoResolved ? ' (automatic)' : ''}: ${d.resolutionNote}`] : []),
+    ...(d.resolvedAt
+      ? [
+          `  resolved ${d.status} by ${d.resolvedBy} at ${d.resolvedAt}${d.autoResolved ? ' (automatic)' : ''}: ${d.resolutionNote}`,
+        ]
+      : []),
     '  history:',
     ...d.events.map((e) => `    ${e.at}  ${e.kind.padEnd(9)} ${e.actor}${e.note ? `: ${e.note}` : ''}`),
   ].join('\n');
@@ -37,10 +45,32 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
     .requiredOption('--actor <name>', 'who is acting')
     .option('--timeout <seconds>', 'give up when no worker answers', '30')
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, subject: Text, type: z.string().optional(), reason: Text, actor: Text, timeout: Timeout }), o);
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          subject: Text,
+          type: z.string().optional(),
+          reason: Text,
+          actor: Text,
+          timeout: Timeout,
+        }),
+        o,
+      );
       const outcomeId = await findOutcomeId(ctx.db(), { tenant: a.tenant, subject: a.subject, type: a.type });
-      const view = await openDisputeViaTemporal(await ctx.temporal(), { tenant: a.tenant, outcomeId, actor: a.actor, reason: a.reason, taskQueue: ctx.settings().taskQueue, timeoutMs: a.timeout * 1000 });
-      emit(cmd.optsWithGlobals(), view, () => `${view.attached ? 'attached to' : 'opened'} dispute ${view.disputeId} on ${a.subject} (outcome ${outcomeId}); on hold until resolved · SLA ${view.slaAt} · auto-${view.defaultDecision} at ${view.autoResolveAt}`);
+      const view = await openDisputeViaTemporal(await ctx.temporal(), {
+        tenant: a.tenant,
+        outcomeId,
+        actor: a.actor,
+        reason: a.reason,
+        taskQueue: ctx.settings().taskQueue,
+        timeoutMs: a.timeout * 1000,
+      });
+      emit(
+        cmd.optsWithGlobals(),
+        view,
+        () =>
+          `${view.attached ? 'attached to' : 'opened'} dispute ${view.disputeId} on ${a.subject} (outcome ${outcomeId}); on hold until resolved · SLA ${view.slaAt} · auto-${view.defaultDecision} at ${view.autoResolveAt}`,
+      );
     });
 
   dispute
@@ -52,8 +82,15 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
     .action(async (id: string, o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ actor: Text, text: Text, timeout: Timeout }), o);
       const d = await showDispute(ctx.db(), parseOptions(Id, id));
-      if (d.status !== 'open') throw new ReconError('dispute_closed', `dispute ${d.disputeId} is ${d.status}; notes are closed`);
-      const view = await noteDisputeViaTemporal(await ctx.temporal(), { workflowId: d.workflowId, actor: a.actor, text: a.text, taskQueue: ctx.settings().taskQueue, timeoutMs: a.timeout * 1000 });
+      if (d.status !== 'open')
+        throw new ReconError('dispute_closed', `dispute ${d.disputeId} is ${d.status}; notes are closed`);
+      const view = await noteDisputeViaTemporal(await ctx.temporal(), {
+        workflowId: d.workflowId,
+        actor: a.actor,
+        text: a.text,
+        taskQueue: ctx.settings().taskQueue,
+        timeoutMs: a.timeout * 1000,
+      });
       emit(cmd.optsWithGlobals(), view, () => `note added to dispute ${d.disputeId}`);
     });
 
@@ -65,12 +102,31 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
     .requiredOption('--note <text>', 'why')
     .option('--timeout <seconds>', 'give up when no worker answers', '30')
     .action(async (id: string, o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ decision: z.enum(['uphold', 'reject']), actor: Text, note: Text, timeout: Timeout }), o);
+      const a = parseOptions(
+        z.object({ decision: z.enum(['uphold', 'reject']), actor: Text, note: Text, timeout: Timeout }),
+        o,
+      );
       const d = await showDispute(ctx.db(), parseOptions(Id, id));
-      if (d.status !== 'open') throw new ReconError('already_resolved', `dispute ${d.disputeId} was already resolved: ${d.status} by ${d.resolvedBy} at ${d.resolvedAt}`);
-      const view = await resolveDisputeViaTemporal(await ctx.temporal(), { workflowId: d.workflowId, decision: a.decision, actor: a.actor, note: a.note, taskQueue: ctx.settings().taskQueue, timeoutMs: a.timeout * 1000 });
+      if (d.status !== 'open')
+        throw new ReconError(
+          'already_resolved',
+          `dispute ${d.disputeId} was already resolved: ${d.status} by ${d.resolvedBy} at ${d.resolvedAt}`,
+        );
+      const view = await resolveDisputeViaTemporal(await ctx.temporal(), {
+        workflowId: d.workflowId,
+        decision: a.decision,
+        actor: a.actor,
+        note: a.note,
+        taskQueue: ctx.settings().taskQueue,
+        timeoutMs: a.timeout * 1000,
+      });
       const r = view.resolution!;
-      const effect = r.effect === 'credit_charge' ? `charge credited (entry ${r.creditEntryId})` : r.effect === 'reject_outcome' ? 'outcome rejected (dispute_upheld)' : 'hold lifted; billing proceeds when grace allows';
+      const effect =
+        r.effect === 'credit_charge'
+          ? `charge credited (entry ${r.creditEntryId})`
+          : r.effect === 'reject_outcome'
+            ? 'outcome rejected (dispute_upheld)'
+            : 'hold lifted; billing proceeds when grace allows';
       emit(cmd.optsWithGlobals(), view, () => `dispute ${d.disputeId} ${view.status}: ${effect}`);
     });
 
@@ -89,7 +145,14 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
     .option('--open', 'only open disputes')
     .option('--limit <n>', 'rows', '100')
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, open: z.boolean().default(false), limit: z.coerce.number().int().min(1).max(10_000) }), o);
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          open: z.boolean().default(false),
+          limit: z.coerce.number().int().min(1).max(10_000),
+        }),
+        o,
+      );
       const rows = await listDisputes(ctx.db(), { tenant: a.tenant, openOnly: a.open, limit: a.limit });
       emit(cmd.optsWithGlobals(), rows, () => formatTable(rows));
     });
@@ -100,7 +163,13 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
     .requiredOption('--tenant <tenant>', 'tenant id')
     .action(async (file: string, o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt }), o);
-      const r = await importDisputesFile(ctx.db(), await ctx.temporal(), { tenant: a.tenant, file, taskQueue: ctx.settings().taskQueue });
-      emit(cmd.optsWithGlobals(), r, () => formatImport('disputes', r).replace('accepted', 'opened').replace('redelivered', 'attached'));
+      const r = await importDisputesFile(ctx.db(), await ctx.temporal(), {
+        tenant: a.tenant,
+        file,
+        taskQueue: ctx.settings().taskQueue,
+      });
+      emit(cmd.optsWithGlobals(), r, () =>
+        formatImport('disputes', r).replace('accepted', 'opened').replace('redelivered', 'attached'),
+      );
     });
 }

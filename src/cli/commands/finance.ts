@@ -6,7 +6,13 @@ import { parseCustomerTimestamp } from '../../domain/timestamps';
 import { listAlerts, type AlertRow } from '../../reconcile/alerts';
 import { loadContractVersions } from '../../db/contracts';
 import { pricingOf } from '../../domain/contract';
-import { closePeriod, listPeriods, reopenPeriod, type PeriodReopen, type PeriodState } from '../../reconcile/period-close';
+import {
+  closePeriod,
+  listPeriods,
+  reopenPeriod,
+  type PeriodReopen,
+  type PeriodState,
+} from '../../reconcile/period-close';
 import { seriesUsedBy, upsertIndexPoints, type IndexPoint } from '../../reconcile/price-index';
 import { stat } from 'node:fs/promises';
 import { buildStatement, formatStatement } from '../../reconcile/statement';
@@ -16,7 +22,10 @@ import { formatMoney, formatTable, plural } from '../format';
 import { TenantOpt, emit, parseOptions } from '../io';
 
 const IndexRowSchema = z.object({
-  series: z.string().trim().regex(/^[a-z][a-z0-9_-]*$/, 'expected a series name such as gpu-cost'),
+  series: z
+    .string()
+    .trim()
+    .regex(/^[a-z][a-z0-9_-]*$/, 'expected a series name such as gpu-cost'),
   effective_from: z.string().trim().min(1),
   multiplier: z.string().trim(),
 });
@@ -26,16 +35,30 @@ const IndexRowSchema = z.object({
  * that pays the customer) and zero (billing for nothing, silently) are refused.
  */
 function checkMultiplier(text: string, where: string): string {
-  if (/^-/.test(text)) throw new ReconError('invalid_multiplier', `${where}: multiplier ${text} is negative; an index multiplier must be greater than 0, such as 1.05`);
-  if (!/^\d+(\.\d{1,6})?$/.test(text)) throw new ReconError('invalid_multiplier', `${where}: multiplier "${text}" is not a decimal with at most 6 places, such as 1.05`);
-  if (!/[1-9]/.test(text)) throw new ReconError('invalid_multiplier', `${where}: multiplier ${text} is zero; an index multiplier must be greater than 0`);
+  if (/^-/.test(text))
+    throw new ReconError(
+      'invalid_multiplier',
+      `${where}: multiplier ${text} is negative; an index multiplier must be greater than 0, such as 1.05`,
+    );
+  if (!/^\d+(\.\d{1,6})?$/.test(text))
+    throw new ReconError(
+      'invalid_multiplier',
+      `${where}: multiplier "${text}" is not a decimal with at most 6 places, such as 1.05`,
+    );
+  if (!/[1-9]/.test(text))
+    throw new ReconError(
+      'invalid_multiplier',
+      `${where}: multiplier ${text} is zero; an index multiplier must be greater than 0`,
+    );
   return text;
 }
 
 export function registerFinanceCommands(program: Command, ctx: CommandContext): void {
   program
     .command('statement')
-    .description('what to invoice for a period: base fee, included, tiers, capped, credits, commitment, alerts, forecast, total')
+    .description(
+      'what to invoice for a period: base fee, included, tiers, capped, credits, commitment, alerts, forecast, total',
+    )
     .requiredOption('--tenant <tenant>', 'tenant id')
     .requiredOption('--period <YYYY-MM>', 'billing period')
     .action(async (o: unknown, cmd: Command) => {
@@ -47,7 +70,9 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
   const period = program.command('period').description('billing periods: list, close, reopen');
   period
     .command('list')
-    .description('each period with ledger lines or a close record: open or closed (by whom, when), last reopen, totals per currency')
+    .description(
+      'each period with ledger lines or a close record: open or closed (by whom, when), last reopen, totals per currency',
+    )
     .requiredOption('--tenant <tenant>', 'tenant id')
     .action(async (o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt }), o);
@@ -57,26 +82,50 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
 
   period
     .command('close')
-    .description('close a period that has ended in the tenant\'s timezone: nothing new lands in it; late lines go to the next open period')
+    .description(
+      "close a period that has ended in the tenant's timezone: nothing new lands in it; late lines go to the next open period",
+    )
     .requiredOption('--tenant <tenant>', 'tenant id')
     .requiredOption('--period <YYYY-MM>', 'billing period')
     .requiredOption('--actor <name>', 'who closes it')
     .option('--note <text>', 'why')
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, actor: z.string().trim().min(1), note: z.string().optional() }), o);
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          period: PeriodSchema,
+          actor: z.string().trim().min(1),
+          note: z.string().optional(),
+        }),
+        o,
+      );
       const r = await closePeriod(ctx.db(), a);
-      emit(cmd.optsWithGlobals(), r, () => (r.alreadyClosed ? `${r.period} was already closed by ${r.closedBy} at ${r.closedAt}` : `${r.period} closed by ${r.closedBy} at ${r.closedAt}`));
+      emit(cmd.optsWithGlobals(), r, () =>
+        r.alreadyClosed
+          ? `${r.period} was already closed by ${r.closedBy} at ${r.closedAt}`
+          : `${r.period} closed by ${r.closedBy} at ${r.closedAt}`,
+      );
     });
 
   period
     .command('reopen')
-    .description('reopen a closed period (audited): runs of that period post into it again; corrections already posted to later periods stay there')
+    .description(
+      'reopen a closed period (audited): runs of that period post into it again; corrections already posted to later periods stay there',
+    )
     .requiredOption('--tenant <tenant>', 'tenant id')
     .requiredOption('--period <YYYY-MM>', 'billing period')
     .requiredOption('--actor <name>', 'who reopens it')
     .requiredOption('--reason <text>', 'why')
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema, actor: z.string().trim().min(1), reason: z.string().trim().min(1) }), o);
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          period: PeriodSchema,
+          actor: z.string().trim().min(1),
+          reason: z.string().trim().min(1),
+        }),
+        o,
+      );
       const r = await reopenPeriod(ctx.db(), a);
       emit(cmd.optsWithGlobals(), r, () => formatReopen(r));
     });
@@ -97,10 +146,22 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
         const cap = terms ? pricingOf(terms).cap : undefined;
         return r.basis === 'cap' && cap && 'count' in cap ? `${v} outcomes` : formatMoney(v, latest.currency);
       };
-      emit(cmd.optsWithGlobals(), rows, () => formatTable(rows.map((r) => ({
-        period: r.period, outcomeType: r.outcomeType, threshold: `${Math.round(r.threshold * 100)}%`, basis: r.basis,
-        usage: measure(r, r.usageMinor), limit: measure(r, r.limitMinor), crossedAt: r.crossedAt, deliveredAt: r.deliveredAt, attempts: r.attempts, lastError: r.lastError,
-      }))));
+      emit(cmd.optsWithGlobals(), rows, () =>
+        formatTable(
+          rows.map((r) => ({
+            period: r.period,
+            outcomeType: r.outcomeType,
+            threshold: `${Math.round(r.threshold * 100)}%`,
+            basis: r.basis,
+            usage: measure(r, r.usageMinor),
+            limit: measure(r, r.limitMinor),
+            crossedAt: r.crossedAt,
+            deliveredAt: r.deliveredAt,
+            attempts: r.attempts,
+            lastError: r.lastError,
+          })),
+        ),
+      );
     });
 
   program
@@ -111,7 +172,13 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
     .requiredOption('--tenant <tenant>', 'tenant id')
     .action(async (file: string, o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt }), o);
-      if (!(await stat(file).then((s) => s.isFile(), () => false))) throw new ReconError('file_not_found', `${file}: no such file`);
+      if (
+        !(await stat(file).then(
+          (s) => s.isFile(),
+          () => false,
+        ))
+      )
+        throw new ReconError('file_not_found', `${file}: no such file`);
       const used = seriesUsedBy(await loadContractVersions(ctx.db(), a.tenant));
       // The file is refused whole on its first bad row: a half-imported series would price a
       // period with some months indexed and others not.
@@ -120,28 +187,53 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
         const where = `${file} line ${r.position.line}`;
         if (!r.ok) throw new ReconError(r.code, `${where}: ${r.reason}`);
         const p = IndexRowSchema.safeParse(r.values);
-        if (!p.success) throw new ReconError('invalid_field', `${where}: field ${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`);
+        if (!p.success)
+          throw new ReconError(
+            'invalid_field',
+            `${where}: field ${p.error.issues[0].path.join('.')}: ${p.error.issues[0].message}`,
+          );
         if (!used.has(p.data.series)) {
-          const known = used.size ? `its contract prices by ${[...used].map((x) => `"${x}"`).join(', ')}` : 'its contract names no indexSeries';
-          throw new ReconError('unknown_series', `${where}: tenant ${a.tenant} does not use series "${p.data.series}" (${known}); nothing was imported`);
+          const known = used.size
+            ? `its contract prices by ${[...used].map((x) => `"${x}"`).join(', ')}`
+            : 'its contract names no indexSeries';
+          throw new ReconError(
+            'unknown_series',
+            `${where}: tenant ${a.tenant} does not use series "${p.data.series}" (${known}); nothing was imported`,
+          );
         }
         const multiplier = checkMultiplier(p.data.multiplier, where);
-        points.push({ series: p.data.series, effectiveFrom: parseCustomerTimestamp(p.data.effective_from, 'UTC'), multiplier });
+        points.push({
+          series: p.data.series,
+          effectiveFrom: parseCustomerTimestamp(p.data.effective_from, 'UTC'),
+          multiplier,
+        });
       }
       const changed = await upsertIndexPoints(ctx.db(), a.tenant, points);
-      emit(cmd.optsWithGlobals(), { points: points.length, changed }, () => `price index: ${plural(points.length, 'point')} read, ${changed} new or changed`);
+      emit(
+        cmd.optsWithGlobals(),
+        { points: points.length, changed },
+        () => `price index: ${plural(points.length, 'point')} read, ${changed} new or changed`,
+      );
     });
 }
 
-
 function formatPeriods(rows: PeriodState[]): string {
   if (rows.length === 0) return '(no periods with ledger lines or closes)';
-  return rows.map((p) => {
-    const state = p.state === 'closed' ? `closed by ${p.closedBy} at ${p.closedAt}${p.note ? ` (${p.note})` : ''}` : p.ended ? 'open (ended)' : 'open (running)';
-    const reopened = p.reopenedBy ? `; reopened by ${p.reopenedBy} at ${p.reopenedAt}: ${p.reopenReason}` : '';
-    const totals = p.totals.length ? p.totals.map((t) => `${formatMoney(t.amountMinor, t.currency)} over ${plural(t.lines, 'line')}`).join(', ') : 'no lines';
-    return `${p.period}  ${state}${reopened}\n         ${totals}`;
-  }).join('\n');
+  return rows
+    .map((p) => {
+      const state =
+        p.state === 'closed'
+          ? `closed by ${p.closedBy} at ${p.closedAt}${p.note ? ` (${p.note})` : ''}`
+          : p.ended
+            ? 'open (ended)'
+            : 'open (running)';
+      const reopened = p.reopenedBy ? `; reopened by ${p.reopenedBy} at ${p.reopenedAt}: ${p.reopenReason}` : '';
+      const totals = p.totals.length
+        ? p.totals.map((t) => `${formatMoney(t.amountMinor, t.currency)} over ${plural(t.lines, 'line')}`).join(', ')
+        : 'no lines';
+      return `${p.period}  ${state}${reopened}\n         ${totals}`;
+    })
+    .join('\n');
 }
 
 function formatReopen(r: PeriodReopen): string {
@@ -150,6 +242,8 @@ function formatReopen(r: PeriodReopen): string {
   return [
     head,
     `  runs of ${r.period} post into it again; lines already posted to later periods as corrections of ${r.period} stay there:`,
-    ...r.correctionsElsewhere.map((c) => `    ${c.period}: ${plural(c.lines, 'line')}, ${formatMoney(c.amountMinor, c.currency)}`),
+    ...r.correctionsElsewhere.map(
+      (c) => `    ${c.period}: ${plural(c.lines, 'line')}, ${formatMoney(c.amountMinor, c.currency)}`,
+    ),
   ].join('\n');
 }

@@ -17,7 +17,10 @@ export function registerOutcomeCommands(program: Command, ctx: CommandContext): 
     .option('--subject <ref>', "the customer's id of the ticket or lead")
     .option('--type <type>', 'outcome type, when a subject has several')
     .action(async (id: string | undefined, o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt.optional(), subject: z.string().optional(), type: z.string().optional() }), o);
+      const a = parseOptions(
+        z.object({ tenant: TenantOpt.optional(), subject: z.string().optional(), type: z.string().optional() }),
+        o,
+      );
       let outcomeId: number;
       if (id) {
         outcomeId = parseOptions(z.coerce.number().int().positive(), id);
@@ -56,9 +59,7 @@ export function registerOutcomeCommands(program: Command, ctx: CommandContext): 
       const r = await listOutcomes(ctx.db(), a);
       emit(cmd.optsWithGlobals(), { matching: r.matching, shown: r.items.length, items: r.items }, () =>
         [
-          ...(r.items.length
-            ? [formatTable(r.items.map(({ createdAt: _c, changedAt: _ch, ...x }) => x))]
-            : []),
+          ...(r.items.length ? [formatTable(r.items.map(({ createdAt: _c, changedAt: _ch, ...x }) => x))] : []),
           formatShown(r.items.length, r.matching, 'outcome'),
         ].join('\n'),
       );

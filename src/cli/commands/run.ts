@@ -31,7 +31,10 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .option('--as-of <time>', 'business time of the run (ISO 8601); default now')
     .option('--timeout <seconds>', 'give up waiting after this long', '1800')
     .action(async (o: unknown, cmd: Command) => {
-      const args = parseOptions(z.object({ tenant: TenantOpt, asOf: InstantOpt.optional(), timeout: z.coerce.number().int().min(5) }), o);
+      const args = parseOptions(
+        z.object({ tenant: TenantOpt, asOf: InstantOpt.optional(), timeout: z.coerce.number().int().min(5) }),
+        o,
+      );
       refuseFutureAsOf(args.asOf ?? new Date(), new Date());
       const client = await ctx.temporal();
       const progress = cmd.optsWithGlobals().json ? undefined : terminalProgress();
@@ -52,18 +55,34 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .option('--chunk-size <n>', 'outcomes per set-based chunk', '2000')
     .option('--health-port <port>', 'serve GET /healthz on 127.0.0.1:PORT (200 while polling and Postgres answers)')
     .action(async (o: unknown) => {
-      const args = parseOptions(z.object({ chunkSize: z.coerce.number().int().min(1).max(100_000), healthPort: z.coerce.number().int().min(1).max(65_535).optional() }), o);
+      const args = parseOptions(
+        z.object({
+          chunkSize: z.coerce.number().int().min(1).max(100_000),
+          healthPort: z.coerce.number().int().min(1).max(65_535).optional(),
+        }),
+        o,
+      );
       installRuntime();
       const s = ctx.settings();
       const connection = await connectWorker(s.temporalAddress).catch((err: Error) => {
         if (err instanceof ReconError) throw err;
-        throw new ReconError('temporal_unavailable', `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}): ${err.message.split('\n')[0]}; start \`recon dev\` or set TEMPORAL_ADDRESS`);
+        throw new ReconError(
+          'temporal_unavailable',
+          `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}): ${err.message.split('\n')[0]}; start \`recon dev\` or set TEMPORAL_ADDRESS`,
+        );
       });
       await ctx.db().query('select 1');
-      const worker = await createWorker({ connection, namespace: s.namespace, taskQueue: s.taskQueue, deps: { pool: ctx.db(), chunkSize: args.chunkSize } });
+      const worker = await createWorker({
+        connection,
+        namespace: s.namespace,
+        taskQueue: s.taskQueue,
+        deps: { pool: ctx.db(), chunkSize: args.chunkSize },
+      });
       onShutdownSignal(() => worker.shutdown());
       const health = args.healthPort ? serveHealth(args.healthPort, worker, ctx.db()) : null;
-      process.stderr.write(`recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}\n`);
+      process.stderr.write(
+        `recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}\n`,
+      );
       try {
         await worker.run();
       } finally {

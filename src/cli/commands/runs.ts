@@ -40,7 +40,8 @@ export function registerRunViews(program: Command, ctx: CommandContext): void {
     for (const opt of parent.options) {
       const key = opt.attributeName();
       if (parent.getOptionValueSource(key) !== 'cli') continue;
-      if (!sub.options.some((x) => x.attributeName() === key)) sub.error(`error: unknown option '${opt.long}'`, { code: 'commander.unknownOption' });
+      if (!sub.options.some((x) => x.attributeName() === key))
+        sub.error(`error: unknown option '${opt.long}'`, { code: 'commander.unknownOption' });
       sub.setOptionValueWithSource(key, parent.getOptionValue(key), 'cli');
     }
   });
@@ -52,13 +53,31 @@ export function registerRunViews(program: Command, ctx: CommandContext): void {
     .option('--status <status>', STATUSES.join('|'))
     .option('--limit <n>', 'rows to show', '30')
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, status: z.enum(STATUSES).optional(), limit: z.coerce.number().int().min(1).max(10_000) }), o);
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          status: z.enum(STATUSES).optional(),
+          limit: z.coerce.number().int().min(1).max(10_000),
+        }),
+        o,
+      );
       await requireTenant(ctx.db(), a.tenant);
       const r = await listRuns(ctx.db(), a);
       emit(cmd.optsWithGlobals(), { matching: r.matching, shown: r.items.length, items: r.items }, () =>
         [
           ...(r.items.length
-            ? [formatTable(r.items.map((x) => ({ run: x.runId, 'as of': x.asOf, status: x.status, attempts: x.attempts, started: x.startedAt, took: took(x) })))]
+            ? [
+                formatTable(
+                  r.items.map((x) => ({
+                    run: x.runId,
+                    'as of': x.asOf,
+                    status: x.status,
+                    attempts: x.attempts,
+                    started: x.startedAt,
+                    took: took(x),
+                  })),
+                ),
+              ]
             : []),
           formatShown(r.items.length, r.matching, 'run'),
         ].join('\n'),
@@ -73,7 +92,11 @@ export function registerRunViews(program: Command, ctx: CommandContext): void {
     .action(async (id: string | undefined, o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt, asOf: InstantOpt.optional() }), o);
       if (id !== undefined && a.asOf) throw new ReconError('bad_input', 'give a run id or --as-of, not both');
-      if (id === undefined && !a.asOf) throw new ReconError('bad_input', `give a run id or --as-of (\`recon run list --tenant ${a.tenant}\` shows the runs)`);
+      if (id === undefined && !a.asOf)
+        throw new ReconError(
+          'bad_input',
+          `give a run id or --as-of (\`recon run list --tenant ${a.tenant}\` shows the runs)`,
+        );
       const runId = id === undefined ? undefined : parseOptions(z.coerce.number().int().positive(), id);
       await requireTenant(ctx.db(), a.tenant);
       const r = await showRun(ctx.db(), { tenant: a.tenant, runId, asOf: a.asOf });

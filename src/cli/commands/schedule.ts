@@ -25,22 +25,58 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
     .requiredOption('--tenant <tenant>', 'tenant id')
     .option('--cron <expr>', 'cron expression in the schedule timezone', schedules.DEFAULT_CRON)
     .option('--timezone <zone>', "IANA zone; default the contract's timezone")
-    .option('--catchup <duration>', 'how far back missed nights are still run after an outage', schedules.DEFAULT_CATCHUP)
+    .option(
+      '--catchup <duration>',
+      'how far back missed nights are still run after an outage',
+      schedules.DEFAULT_CATCHUP,
+    )
     .action(async (o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ tenant: TenantOpt, cron: z.string(), timezone: z.string().refine(isValidTimeZone, 'unknown time zone').optional(), catchup: z.string() }), o);
+      const a = parseOptions(
+        z.object({
+          tenant: TenantOpt,
+          cron: z.string(),
+          timezone: z.string().refine(isValidTimeZone, 'unknown time zone').optional(),
+          catchup: z.string(),
+        }),
+        o,
+      );
       // Checked before anything is looked up: a typo is the answer, not a missing contract.
       schedules.checkCron(a.cron);
       schedules.checkCatchupWindow(a.catchup);
       const timezone = a.timezone ?? latestContract(await loadContractVersions(ctx.db(), a.tenant)).body.timezone;
-      const info = await schedules.createSchedule(await ctx.temporal(), { tenant: a.tenant, taskQueue: ctx.settings().taskQueue, cron: a.cron, timezone, catchupWindow: a.catchup });
+      const info = await schedules.createSchedule(await ctx.temporal(), {
+        tenant: a.tenant,
+        taskQueue: ctx.settings().taskQueue,
+        cron: a.cron,
+        timezone,
+        catchupWindow: a.catchup,
+      });
       emit(cmd.optsWithGlobals(), info, () => `created ${human(info)}`);
     });
 
   for (const [verb, description, fn] of [
-    ['describe', 'show the schedule, its next and recent runs', (t: string) => async () => schedules.describeSchedule(await ctx.temporal(), t)],
-    ['pause', 'stop nightly runs until unpaused', (t: string, note?: string) => async () => schedules.pauseSchedule(await ctx.temporal(), t, note ?? 'paused with recon')],
-    ['unpause', 'resume nightly runs', (t: string, note?: string) => async () => schedules.unpauseSchedule(await ctx.temporal(), t, note ?? 'unpaused with recon')],
-    ['trigger', 'start a run now (as of now)', (t: string) => async () => schedules.triggerSchedule(await ctx.temporal(), t)],
+    [
+      'describe',
+      'show the schedule, its next and recent runs',
+      (t: string) => async () => schedules.describeSchedule(await ctx.temporal(), t),
+    ],
+    [
+      'pause',
+      'stop nightly runs until unpaused',
+      (t: string, note?: string) => async () =>
+        schedules.pauseSchedule(await ctx.temporal(), t, note ?? 'paused with recon'),
+    ],
+    [
+      'unpause',
+      'resume nightly runs',
+      (t: string, note?: string) => async () =>
+        schedules.unpauseSchedule(await ctx.temporal(), t, note ?? 'unpaused with recon'),
+    ],
+    [
+      'trigger',
+      'start a run now (as of now)',
+      (t: string) => async () => schedules.triggerSchedule(await ctx.temporal(), t),
+    ],
   ] as const) {
     schedule
       .command(verb)
@@ -74,6 +110,10 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
       const a = parseOptions(z.object({ tenant: TenantOpt, from: InstantOpt, to: InstantOpt }), o);
       schedules.checkBackfillRange(a.from, a.to, new Date());
       const info = await schedules.backfillSchedule(await ctx.temporal(), a.tenant, a.from, a.to);
-      emit(cmd.optsWithGlobals(), info, () => `backfill requested ${a.from.toISOString()} → ${a.to.toISOString()}\n${human(info)}`);
+      emit(
+        cmd.optsWithGlobals(),
+        info,
+        () => `backfill requested ${a.from.toISOString()} → ${a.to.toISOString()}\n${human(info)}`,
+      );
     });
 }

@@ -21,7 +21,11 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
     .description('local stack (embedded PostgreSQL, Temporal dev server) and a worker in the foreground')
     .action(async () => {
       const running = readDevState();
-      if (running) throw new ReconError('dev_running', `recon dev is already running here (pid ${running.pid}, Temporal ${running.temporalAddress}); stop it first`);
+      if (running)
+        throw new ReconError(
+          'dev_running',
+          `recon dev is already running here (pid ${running.pid}, Temporal ${running.temporalAddress}); stop it first`,
+        );
       installRuntime();
       const dir = path.join(process.cwd(), '.recon');
       const stack = await startLocalStack({ dir, persistent: true, ui: true, log });
@@ -29,12 +33,27 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
       const connection = await connectWorker(stack.temporalAddress);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
       const worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool } });
-      const state: DevState = { databaseUrl: stack.databaseUrl, temporalAddress: stack.temporalAddress, namespace: 'default', taskQueue, uiUrl: stack.uiUrl, pid: process.pid };
+      const state: DevState = {
+        databaseUrl: stack.databaseUrl,
+        temporalAddress: stack.temporalAddress,
+        namespace: 'default',
+        taskQueue,
+        uiUrl: stack.uiUrl,
+        pid: process.pid,
+      };
       await mkdir(path.dirname(STATE_FILE), { recursive: true });
       await writeFile(STATE_FILE, JSON.stringify(state, null, 2));
       // A second Ctrl-C exits at once (signals.ts): the state file must go anyway.
       process.on('exit', () => rmSync(STATE_FILE, { force: true }));
-      console.log(['recon dev is up:', ...stack.describe.map((d) => `  ${d}`), `  worker polling task queue "${taskQueue}"`, `  other terminals find this stack through ${STATE_FILE}`, 'Ctrl-C stops everything.'].join('\n'));
+      console.log(
+        [
+          'recon dev is up:',
+          ...stack.describe.map((d) => `  ${d}`),
+          `  worker polling task queue "${taskQueue}"`,
+          `  other terminals find this stack through ${STATE_FILE}`,
+          'Ctrl-C stops everything.',
+        ].join('\n'),
+      );
       onShutdownSignal(() => worker.shutdown());
       try {
         await worker.run();

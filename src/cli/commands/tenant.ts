@@ -16,15 +16,17 @@ export function registerTenantCommands(program: Command, ctx: CommandContext): v
         rows.length === 0
           ? 'no tenants yet: `recon contract apply FILE` creates one'
           : [
-              formatTable(rows.map((t) => ({
-                tenant: t.tenant,
-                contract: t.contractVersion === null ? '-' : `v${t.contractVersion} of ${t.versions}`,
-                currency: t.currency,
-                timezone: t.timezone,
-                'last run (as of)': t.lastRun?.asOf ?? 'never',
-                status: t.lastRun?.status ?? '-',
-                finished: t.lastRun?.finishedAt ?? '-',
-              }))),
+              formatTable(
+                rows.map((t) => ({
+                  tenant: t.tenant,
+                  contract: t.contractVersion === null ? '-' : `v${t.contractVersion} of ${t.versions}`,
+                  currency: t.currency,
+                  timezone: t.timezone,
+                  'last run (as of)': t.lastRun?.asOf ?? 'never',
+                  status: t.lastRun?.status ?? '-',
+                  finished: t.lastRun?.finishedAt ?? '-',
+                })),
+              ),
               plural(rows.length, 'tenant'),
             ].join('\n'),
       );

@@ -36,7 +36,13 @@ function reached(f: number, value: number, measure: number): boolean {
  * never reported again as long as usage only grows, which is what "each recorded once per
  * period" needs; the caller still records fired alerts idempotently.
  */
-export function alertsCrossed(pricing: Pricing, currency: string, before: PeriodUsage, after: PeriodUsage, commitmentMinor?: number): number[] {
+export function alertsCrossed(
+  pricing: Pricing,
+  currency: string,
+  before: PeriodUsage,
+  after: PeriodUsage,
+  commitmentMinor?: number,
+): number[] {
   checkUsage(before, 'before');
   checkUsage(after, 'after');
   const thresholds = [...(pricing.alerts ?? [])].sort((a, b) => a - b);
@@ -49,7 +55,11 @@ export function alertsCrossed(pricing: Pricing, currency: string, before: Period
     test = (f, u) => reached(f, u.count, cap.count);
   } else if (commitmentMinor !== undefined) {
     if (!Number.isSafeInteger(commitmentMinor) || commitmentMinor < 0) {
-      throw new ReconError('invalid_amount', `commitmentMinor must be a non-negative whole number of minor units, got ${commitmentMinor}`, { commitmentMinor });
+      throw new ReconError(
+        'invalid_amount',
+        `commitmentMinor must be a non-negative whole number of minor units, got ${commitmentMinor}`,
+        { commitmentMinor },
+      );
     }
     if (commitmentMinor === 0) return [];
     test = (f, u) => reached(f, u.usageMinor, commitmentMinor);
@@ -71,13 +81,19 @@ export interface AlertToRecord {
 }
 
 /** alertsCrossed, with the measure each crossed threshold was taken against. */
-export function alertsToRecord(pricing: Pricing, currency: string, before: PeriodUsage, after: PeriodUsage, commitmentMinor?: number): AlertToRecord[] {
+export function alertsToRecord(
+  pricing: Pricing,
+  currency: string,
+  before: PeriodUsage,
+  after: PeriodUsage,
+  commitmentMinor?: number,
+): AlertToRecord[] {
   const crossed = alertsCrossed(pricing, currency, before, after, commitmentMinor);
   const cap = resolveCap(pricing, currency);
   return crossed.map((threshold) => ({
     threshold,
     basis: cap ? 'cap' : 'commitment',
     usageMinor: cap?.kind === 'count' ? after.count : after.usageMinor,
-    limitMinor: cap?.kind === 'amount' ? cap.minor : cap?.kind === 'count' ? cap.count : commitmentMinor ?? 0,
+    limitMinor: cap?.kind === 'amount' ? cap.minor : cap?.kind === 'count' ? cap.count : (commitmentMinor ?? 0),
   }));
 }

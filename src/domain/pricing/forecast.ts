@@ -53,7 +53,11 @@ function capReachPosition(p: Resolved, from: PeriodUsage, count: number): number
       const needed = room > 0 ? Number((BigInt(room) + BigInt(run.amountMinor) - 1n) / BigInt(run.amountMinor)) : 0;
       if (needed >= 1 && needed <= run.n) return run.from + needed - 1;
     }
-    usage = { count: usage.count + run.n, usageMinor: usage.usageMinor + run.n * run.amountMinor, capped: usage.capped };
+    usage = {
+      count: usage.count + run.n,
+      usageMinor: usage.usageMinor + run.n * run.amountMinor,
+      capped: usage.capped,
+    };
   }
   return null;
 }
@@ -80,17 +84,33 @@ export function projectPeriod(
   pricing: Pricing,
   currency: string,
   args: { usageSoFar: PeriodUsage; daysElapsed: number; daysInPeriod: number; baseFee: boolean; multiplier?: string },
-): { projectedCount: number; projectedUsageMinor: number; projectedTotalMinor: number; capReachedOnDay: number | null } {
+): {
+  projectedCount: number;
+  projectedUsageMinor: number;
+  projectedTotalMinor: number;
+  capReachedOnDay: number | null;
+} {
   const { usageSoFar, daysElapsed, daysInPeriod } = args;
   checkUsage(usageSoFar, 'usageSoFar');
   if (typeof daysInPeriod !== 'number' || !Number.isFinite(daysInPeriod) || daysInPeriod <= 0) {
-    throw new ReconError('invalid_days', `daysInPeriod must be a positive number of days, got ${daysInPeriod}`, { daysInPeriod });
-  }
-  if (typeof daysElapsed !== 'number' || !Number.isFinite(daysElapsed) || daysElapsed < 0 || daysElapsed > daysInPeriod) {
-    throw new ReconError('invalid_days', `daysElapsed must be from 0 to daysInPeriod (${daysInPeriod}), got ${daysElapsed}`, {
-      daysElapsed,
+    throw new ReconError('invalid_days', `daysInPeriod must be a positive number of days, got ${daysInPeriod}`, {
       daysInPeriod,
     });
+  }
+  if (
+    typeof daysElapsed !== 'number' ||
+    !Number.isFinite(daysElapsed) ||
+    daysElapsed < 0 ||
+    daysElapsed > daysInPeriod
+  ) {
+    throw new ReconError(
+      'invalid_days',
+      `daysElapsed must be from 0 to daysInPeriod (${daysInPeriod}), got ${daysElapsed}`,
+      {
+        daysElapsed,
+        daysInPeriod,
+      },
+    );
   }
   const p = resolve(pricing, currency, args.multiplier);
   const fee = args.baseFee ? baseFeeMinor(pricing, currency) : 0;
@@ -103,7 +123,10 @@ export function projectPeriod(
   if (p.cap) {
     let position: number | null;
     if (capReachedIn(p, usageSoFar)) {
-      position = p.cap.kind === 'count' ? Math.max(1, Math.min(p.cap.count, c)) : capReachPosition(p, { count: 0, usageMinor: 0, capped: 0 }, c) ?? c;
+      position =
+        p.cap.kind === 'count'
+          ? Math.max(1, Math.min(p.cap.count, c))
+          : (capReachPosition(p, { count: 0, usageMinor: 0, capped: 0 }, c) ?? c);
       position = Math.max(1, Math.min(position, c));
     } else {
       position = capReachPosition(p, usageSoFar, projectedCount - c);

@@ -47,9 +47,16 @@ export const PricingSchema = z
     /** Hard cap per period, by amount (usage lines only, not the base fee) or by count. */
     cap: CapSchema.optional(),
     /** Alert thresholds: fractions of the cap or, without a cap, of the commitment. */
-    alerts: z.array(z.number().gt(0, 'an alert threshold must be above 0').lte(1, 'an alert threshold must be at most 1 (100%)')).optional(),
+    alerts: z
+      .array(
+        z.number().gt(0, 'an alert threshold must be above 0').lte(1, 'an alert threshold must be at most 1 (100%)'),
+      )
+      .optional(),
     /** Name of a price index series whose multiplier scales the tier prices (not the base fee, not the cap). */
-    indexSeries: z.string().regex(INDEX_SERIES_NAME, 'expected a lowercase series name (letters, digits, _ and -)').optional(),
+    indexSeries: z
+      .string()
+      .regex(INDEX_SERIES_NAME, 'expected a lowercase series name (letters, digits, _ and -)')
+      .optional(),
   })
   .strict()
   .superRefine((p, ctx) => {
@@ -57,14 +64,26 @@ export const PricingSchema = z
     let previous: number | undefined;
     p.tiers.forEach((tier, i) => {
       if (i < last && tier.upTo === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['tiers', i, 'upTo'], message: 'only the last tier may omit upTo: every other tier must say where it ends' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tiers', i, 'upTo'],
+          message: 'only the last tier may omit upTo: every other tier must say where it ends',
+        });
       }
       if (i === last && tier.upTo !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['tiers', i, 'upTo'], message: 'the last tier must omit upTo: it covers every remaining outcome' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tiers', i, 'upTo'],
+          message: 'the last tier must omit upTo: it covers every remaining outcome',
+        });
       }
       if (tier.upTo !== undefined) {
         if (previous !== undefined && tier.upTo <= previous) {
-          ctx.addIssue({ code: 'custom', path: ['tiers', i, 'upTo'], message: `upTo must be strictly increasing (${tier.upTo} does not exceed the previous tier's ${previous})` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['tiers', i, 'upTo'],
+            message: `upTo must be strictly increasing (${tier.upTo} does not exceed the previous tier's ${previous})`,
+          });
         }
         previous = tier.upTo;
       }
@@ -72,7 +91,11 @@ export const PricingSchema = z
     (p.alerts ?? []).forEach((f, i) => {
       const before = p.alerts![i - 1];
       if (i > 0 && !(f > before)) {
-        ctx.addIssue({ code: 'custom', path: ['alerts', i], message: `alert thresholds must be ascending and unique (${f} after ${before})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['alerts', i],
+          message: `alert thresholds must be ascending and unique (${f} after ${before})`,
+        });
       }
     });
   });
@@ -108,6 +131,8 @@ export function checkUsage(usage: PeriodUsage, name: string): void {
     [usage.count, usage.usageMinor, usage.capped].every((v) => Number.isSafeInteger(v) && v >= 0) &&
     usage.capped <= usage.count;
   if (!ok) {
-    throw new ReconError('invalid_usage', `${name} must hold non-negative whole numbers with capped <= count`, { [name]: usage });
+    throw new ReconError('invalid_usage', `${name} must hold non-negative whole numbers with capped <= count`, {
+      [name]: usage,
+    });
   }
 }

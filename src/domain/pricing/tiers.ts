@@ -66,14 +66,23 @@ export function resolve(pricing: Pricing, currency: string, multiplier: string |
   minorUnitsOf(currency); // unknown_currency, even when nothing gets priced
   if (multiplier !== undefined) {
     if (!pricing.indexSeries) {
-      throw new ReconError('unexpected_multiplier', 'a price index multiplier was given but the pricing names no indexSeries', { multiplier });
+      throw new ReconError(
+        'unexpected_multiplier',
+        'a price index multiplier was given but the pricing names no indexSeries',
+        { multiplier },
+      );
     }
     if (!isNonNegativeDecimal(multiplier)) {
-      throw new ReconError('invalid_multiplier', `invalid price index multiplier "${String(multiplier)}" (expected a non-negative decimal such as "1.10")`, { multiplier });
+      throw new ReconError(
+        'invalid_multiplier',
+        `invalid price index multiplier "${String(multiplier)}" (expected a non-negative decimal such as "1.10")`,
+        { multiplier },
+      );
     }
   }
   const tiers = pricing.tiers.map((tier, i): ResolvedTier => {
-    const unitPrice = multiplier === undefined ? normaliseDecimal(tier.unitPrice) : multiplyDecimal(tier.unitPrice, multiplier);
+    const unitPrice =
+      multiplier === undefined ? normaliseDecimal(tier.unitPrice) : multiplyDecimal(tier.unitPrice, multiplier);
     if (decimalPlaces(unitPrice) > MAX_PRICE_DECIMALS) {
       throw new ReconError(
         'price_too_precise',
@@ -101,7 +110,9 @@ export interface Run {
 
 function checkCount(count: number, name: string): void {
   if (!Number.isSafeInteger(count) || count < 0) {
-    throw new ReconError('invalid_count', `${name} must be a non-negative whole number, got ${String(count)}`, { [name]: count });
+    throw new ReconError('invalid_count', `${name} must be a non-negative whole number, got ${String(count)}`, {
+      [name]: count,
+    });
   }
 }
 
@@ -164,7 +175,14 @@ export function priceRuns(p: Resolved, before: PeriodUsage, count: number): { ru
     }
     if (n > 0) {
       usage = safeAdd(usage, n * tier.amountMinor);
-      push({ from: position, n, basis: 'tier', tier: index + 1, unitPrice: tier.unitPrice, amountMinor: tier.amountMinor });
+      push({
+        from: position,
+        n,
+        basis: 'tier',
+        tier: index + 1,
+        unitPrice: tier.unitPrice,
+        amountMinor: tier.amountMinor,
+      });
     }
   }
   return { runs, after: { count: before.count + count, usageMinor: usage, capped } };
@@ -189,7 +207,13 @@ export function priceNextOutcomes(
   const lines: PricedLine[] = [];
   for (const run of runs) {
     for (let k = 0; k < run.n; k++) {
-      lines.push({ position: run.from + k, basis: run.basis, tier: run.tier, unitPrice: run.unitPrice, amountMinor: run.amountMinor });
+      lines.push({
+        position: run.from + k,
+        basis: run.basis,
+        tier: run.tier,
+        unitPrice: run.unitPrice,
+        amountMinor: run.amountMinor,
+      });
     }
   }
   return { lines, after };
