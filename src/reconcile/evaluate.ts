@@ -170,15 +170,13 @@ async function candidateVersions(
     byOutcome.set(
       o.outcome_id,
       recordIds.flatMap((id) =>
-        versionsOf
-          .get(id)!
-          .map((v): VersionView => ({
-            versionId: v.version_id,
-            recordId: v.record_id,
-            effectiveAt: v.effective_at,
-            matchKey: v.match_key,
-            data: v.data,
-          })),
+        versionsOf.get(id)!.map((v): VersionView => ({
+          versionId: v.version_id,
+          recordId: v.record_id,
+          effectiveAt: v.effective_at,
+          matchKey: v.match_key,
+          data: v.data,
+        })),
       ),
     );
   }

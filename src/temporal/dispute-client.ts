@@ -152,12 +152,10 @@ export async function noteDisputeViaTemporal(
   const requestId = randomUUID();
   const taskQueue = (await workflowQueue(client, args.workflowId)) ?? args.taskQueue;
   return withWorker(client, 'adding the note', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
-    client.workflow
-      .getHandle(args.workflowId)
-      .executeUpdate(noteDisputeUpdate, {
-        args: [{ requestId, actor: args.actor, text: args.text }],
-        updateId: requestId,
-      }),
+    client.workflow.getHandle(args.workflowId).executeUpdate(noteDisputeUpdate, {
+      args: [{ requestId, actor: args.actor, text: args.text }],
+      updateId: requestId,
+    }),
   );
 }
 
@@ -175,11 +173,9 @@ export async function resolveDisputeViaTemporal(
   const requestId = randomUUID();
   const taskQueue = (await workflowQueue(client, args.workflowId)) ?? args.taskQueue;
   return withWorker(client, 'resolving the dispute', taskQueue, args.timeoutMs ?? DEFAULT_UPDATE_TIMEOUT_MS, () =>
-    client.workflow
-      .getHandle(args.workflowId)
-      .executeUpdate(resolveDisputeUpdate, {
-        args: [{ requestId, decision: args.decision, actor: args.actor, note: args.note }],
-        updateId: requestId,
-      }),
+    client.workflow.getHandle(args.workflowId).executeUpdate(resolveDisputeUpdate, {
+      args: [{ requestId, decision: args.decision, actor: args.actor, note: args.note }],
+      updateId: requestId,
+    }),
   );
 }

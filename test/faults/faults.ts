@@ -1,22 +1,13 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import pg from 'pg';
+import { NIGHT_STEPS, type NightStep } from '../../workflows/messages';
 import { NIGHTS, rng } from './data';
 import type { FaultHooks, RunContext } from './scenario';
 
 /** Every activity of reconcileTenant, in the order a night runs them. */
-export const ACTIVITIES = [
-  'startRun',
-  'pullClaims',
-  'attachClaims',
-  'evaluateOutcomes',
-  'reverseCharges',
-  'postPeriodLines',
-  'postCharges',
-  'deliverAlerts',
-  'reportRun',
-] as const;
-export type ActivityName = (typeof ACTIVITIES)[number];
+export const ACTIVITIES = NIGHT_STEPS;
+export type ActivityName = NightStep;
 
 const { temporal } = proto;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

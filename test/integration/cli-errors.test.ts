@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyExample, startHarness, uniqueTenant, writeLines, type Harness, reconEnv } from './harness';
 import { recon as runRecon, type ReconResult as Result } from '../support/recon-cli';
 
 const recon = (args: string[], env: NodeJS.ProcessEnv) => runRecon(args, { ...env, RECON_DEBUG: '' });
@@ -230,11 +230,7 @@ describe("every CLI failure is one line with a code and exit 2 for the caller's 
 
   beforeAll(async () => {
     h = await startHarness();
-    env = {
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: h.taskQueue,
-    };
+    env = reconEnv(h);
     await applyExample(h.pool, tenant);
     const example = await applyExample(h.pool, indexed);
     // A second version priced by an index series (the first has none).

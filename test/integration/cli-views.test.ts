@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, uniqueTenant, writeLines, type Harness, reconEnv } from './harness';
 import { ROOT, BIN, spawnResult, recon } from '../support/recon-cli';
 
 /** Every key of a --json value that is ours (not under a key whose value is data) and is not snake_case. */
@@ -23,11 +23,7 @@ describe('the operator views of recon: tenants, past runs, filtered lists, namin
 
   beforeAll(async () => {
     h = await startHarness();
-    env = {
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: h.taskQueue,
-    };
+    env = reconEnv(h);
     const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8'));
     const contractFile = path.join(h.dir, 'contract.json');
     await writeFile(contractFile, JSON.stringify({ ...example, tenant }));

@@ -3,8 +3,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, uniqueTenant, writeLines, type Harness, reconEnv } from './harness';
 import { ROOT, BIN, recon } from '../support/recon-cli';
 
 describe('the recon command against the real stack', () => {
@@ -15,11 +15,7 @@ describe('the recon command against the real stack', () => {
 
   beforeAll(async () => {
     h = await startHarness();
-    env = {
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: h.taskQueue,
-    };
+    env = reconEnv(h);
     const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8'));
     contractFile = path.join(h.dir, 'contract.json');
     await writeFile(contractFile, JSON.stringify({ ...example, tenant }));

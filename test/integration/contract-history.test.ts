@@ -1,11 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContractCache, applyContract } from '../../src/db/contracts';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { findOutcomeId } from '../../src/reconcile/explain';
 import { runReconciliation } from '../../src/temporal/run-client';
-import { loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness, reconEnv } from './harness';
 import { ROOT, recon } from '../support/recon-cli';
 import { HELPDESK_HEADER } from '../support/fixtures';
 
@@ -239,11 +239,7 @@ describe('one contract history', () => {
 
   it('recon contract list, show and diff', async () => {
     const tenant = uniqueTenant('cli');
-    const env = {
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: h.taskQueue,
-    };
+    const env = reconEnv(h);
     const example = JSON.parse(await readFile(path.join(ROOT, 'examples/contract.acme.json'), 'utf8')) as {
       outcomeTypes: { resolved_ticket: Record<string, unknown> };
     };

@@ -11,6 +11,8 @@ import { ContractSchema, type Contract } from '../../src/domain/contract';
 import { connectClient, connectWorker } from '../../src/temporal/connection';
 import { createWorker } from '../../src/temporal/worker';
 import { installRuntime } from '../../src/temporal/runtime';
+import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
+import { HELPDESK_HEADER } from '../support/fixtures';
 
 export interface Harness {
   pool: Pool;
@@ -96,4 +98,35 @@ export async function writeLines(dir: string, name: string, lines: string[]): Pr
 
 export function uniqueTenant(prefix: string): string {
   return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** The settings a `recon` process needs to reach the test stack and this harness's worker. */
+export function reconEnv(h: Harness): NodeJS.ProcessEnv {
+  return {
+    DATABASE_URL: inject('databaseUrl'),
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_TASK_QUEUE: h.taskQueue,
+  };
+}
+
+/**
+ * Imports one claim per ticket and a helpdesk export in which each ticket was solved at the given
+ * time (CSAT 5): outcomes that a night bills once their grace has passed.
+ */
+export async function seedSolvedTickets(
+  h: Harness,
+  tenant: string,
+  tag: string,
+  tickets: Array<[id: string, solvedAt: string]>,
+): Promise<void> {
+  const claims = tickets.map(([id, at]) =>
+    JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }),
+  );
+  await importClaimsFile(h.pool, { tenant, file: await writeLines(h.dir, `${tenant}-${tag}.jsonl`, claims) });
+  const records = [HELPDESK_HEADER, ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`)];
+  await importRecordsFile(h.pool, {
+    tenant,
+    source: 'helpdesk',
+    file: await writeLines(h.dir, `${tenant}-${tag}.csv`, records),
+  });
 }

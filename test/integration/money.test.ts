@@ -5,15 +5,22 @@ import { applyContract } from '../../src/db/contracts';
 import { ContractSchema } from '../../src/domain/contract';
 import { ledgerTotal, ledgerTotals, writeExport } from '../../src/export/export';
 import { formatSummary } from '../../src/cli/format';
-import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
+import { importClaimsFile } from '../../src/ingest/files';
 import { creditCharge } from '../../src/reconcile/credits';
 import { closePeriod, listPeriods, reopenPeriod } from '../../src/reconcile/period-close';
 import type { RunSummary } from '../../src/reconcile/runs';
 import { buildStatement, formatStatement } from '../../src/reconcile/statement';
 import { runReconciliation } from '../../src/temporal/run-client';
-import { applyExample, loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import {
+  applyExample,
+  loadExampleContract,
+  startHarness,
+  uniqueTenant,
+  writeLines,
+  type Harness,
+  seedSolvedTickets,
+} from './harness';
 import { recon } from '../support/recon-cli';
-import { HELPDESK_HEADER } from '../support/fixtures';
 
 function sink(): Writable {
   return new Writable({
@@ -34,27 +41,6 @@ function failureChain(err: unknown): string {
   )
     out.push(`${e.type ?? e.code ?? ''}: ${e.message ?? ''}`);
   return out.join(' <- ');
-}
-
-async function seed(h: Harness, tenant: string, tag: string, tickets: Array<[id: string, solvedAt: string]>) {
-  await importClaimsFile(h.pool, {
-    tenant,
-    file: await writeLines(
-      h.dir,
-      `${tenant}-${tag}.jsonl`,
-      tickets.map(([id, at]) =>
-        JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }),
-      ),
-    ),
-  });
-  await importRecordsFile(h.pool, {
-    tenant,
-    source: 'helpdesk',
-    file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [
-      HELPDESK_HEADER,
-      ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`),
-    ]),
-  });
 }
 
 /** Adds up what run summaries say they wrote into `period`, per currency. */
@@ -179,7 +165,7 @@ describe('money per currency, periods and the run summary', () => {
           },
         }),
       );
-      await seed(h, tenant, 'a', [
+      await seedSolvedTickets(h, tenant, 'a', [
         ['S-1', '2026-06-01T10:00:00Z'],
         ['S-2', '2026-06-01T11:00:00Z'],
         ['S-3', '2026-06-01T12:00:00Z'],
@@ -297,7 +283,7 @@ describe('money per currency, periods and the run summary', () => {
 
       // A late outcome of June, billed after June closed: it lands in July and says it corrects June
       // (July's usage starts afresh, so it is July's included outcome).
-      await seed(h, tenant, 'b', [['S-4', '2026-06-10T10:00:00Z']]);
+      await seedSolvedTickets(h, tenant, 'b', [['S-4', '2026-06-10T10:00:00Z']]);
       const late = await night('2026-06-14T12:00:00Z');
       expect(late.period).toBe('2026-06');
       expect(late.ledger.byPeriod).toMatchObject([

@@ -651,18 +651,16 @@ function model(s: Scenario, tl: Timeline): { lines: Line[]; alerts: Alert[] } {
     for (let i = 0; i < n; i++) {
       const c = charge.get(i);
       if (tl.retractNight[i] !== k || !c) continue;
-      outcomeLines
-        .get(i)!
-        .push({
-          ...c,
-          kind: 'credit',
-          period: land,
-          asOf,
-          basis: 'credit',
-          amount: -c.amount || 0,
-          position: null,
-          corrects: c.period !== land ? c.period : null,
-        });
+      outcomeLines.get(i)!.push({
+        ...c,
+        kind: 'credit',
+        period: land,
+        asOf,
+        basis: 'credit',
+        amount: -c.amount || 0,
+        position: null,
+        corrects: c.period !== land ? c.period : null,
+      });
     }
     // Period lines: the base fee once per period of the nights, the true-up once the term ended.
     if (feeMinor > 0 && !feesFor.has(ownK)) {

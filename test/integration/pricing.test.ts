@@ -4,35 +4,19 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyContract } from '../../src/db/contracts';
 import { ContractSchema } from '../../src/domain/contract';
-import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
+import { importClaimsFile } from '../../src/ingest/files';
 import { writeExport } from '../../src/export/export';
 import { closePeriod } from '../../src/reconcile/period-close';
 import { buildStatement } from '../../src/reconcile/statement';
 import { runReconciliation } from '../../src/temporal/run-client';
-import { loadExampleContract, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { HELPDESK_HEADER } from '../support/fixtures';
-
-async function seed(h: Harness, tenant: string, tickets: Array<[id: string, solvedAt: string]>) {
-  const tag = tickets[0][0];
-  await importClaimsFile(h.pool, {
-    tenant,
-    file: await writeLines(
-      h.dir,
-      `${tenant}-${tag}.jsonl`,
-      tickets.map(([id, at]) =>
-        JSON.stringify({ claim_id: `${id}-c`, outcome_type: 'resolved_ticket', subject_ref: id, occurred_at: at }),
-      ),
-    ),
-  });
-  await importRecordsFile(h.pool, {
-    tenant,
-    source: 'helpdesk',
-    file: await writeLines(h.dir, `${tenant}-${tag}.csv`, [
-      HELPDESK_HEADER,
-      ...tickets.map(([id, at]) => `${id},solved,${at},${at},5`),
-    ]),
-  });
-}
+import {
+  loadExampleContract,
+  startHarness,
+  uniqueTenant,
+  writeLines,
+  type Harness,
+  seedSolvedTickets,
+} from './harness';
 
 async function exportTotal(h: Harness, tenant: string, period: string): Promise<{ total: number; csv: string }> {
   const chunks: Buffer[] = [];
@@ -97,13 +81,13 @@ describe('hybrid pricing on real Temporal and Postgres', () => {
       }),
     );
     // Solved on four days of September; grace PT72H.
-    await seed(h, tenant, [
+    await seedSolvedTickets(h, tenant, 'seed1', [
       ['P-1', '2026-09-01T10:00:00Z'],
       ['P-2', '2026-09-01T11:00:00Z'],
       ['P-3', '2026-09-02T10:00:00Z'],
       ['P-4', '2026-09-02T11:00:00Z'],
     ]);
-    await seed(h, tenant, [
+    await seedSolvedTickets(h, tenant, 'seed2', [
       ['P-5', '2026-09-03T10:00:00Z'],
       ['P-6', '2026-09-03T11:00:00Z'],
       ['P-7', '2026-09-04T10:00:00Z'],
@@ -211,7 +195,7 @@ describe('effective-dated prices and currencies', () => {
         outcomeTypes: { resolved_ticket: { ...base.outcomeTypes.resolved_ticket, unitPrice: '1.25' } },
       }),
     );
-    await seed(h, tenant, [
+    await seedSolvedTickets(h, tenant, 'seed3', [
       ['M-1', '2026-09-14T23:00:00Z'],
       ['M-2', '2026-09-15T01:00:00Z'],
     ]);
@@ -238,7 +222,7 @@ describe('effective-dated prices and currencies', () => {
         outcomeTypes: { resolved_ticket: { ...base.outcomeTypes.resolved_ticket, unitPrice: '120.5' } },
       }),
     );
-    await seed(h, tenant, [['Y-1', '2026-09-01T10:00:00Z']]);
+    await seedSolvedTickets(h, tenant, 'seed4', [['Y-1', '2026-09-01T10:00:00Z']]);
     const s = await runReconciliation(h.client, {
       tenant,
       asOf: new Date('2026-09-30T16:00:00Z'),
@@ -280,7 +264,7 @@ describe('price index and commitment', () => {
       { series: 'gpu-cost', effectiveFrom: new Date('2026-09-01T00:00:00Z'), multiplier: '1.10' },
       { series: 'gpu-cost', effectiveFrom: new Date('2026-09-10T00:00:00Z'), multiplier: '0.90' },
     ]);
-    await seed(h, tenant, [
+    await seedSolvedTickets(h, tenant, 'seed5', [
       ['I-1', '2026-08-30T10:00:00Z'],
       ['I-2', '2026-09-05T10:00:00Z'],
       ['I-3', '2026-09-12T10:00:00Z'],
@@ -307,7 +291,7 @@ describe('price index and commitment', () => {
         commitment: { amount: '5.00', termStart: '2026-09-01T04:00:00Z', termEnd: '2026-09-15T04:00:00Z' },
       }),
     );
-    await seed(h, tenant, [
+    await seedSolvedTickets(h, tenant, 'seed6', [
       ['C-1', '2026-09-02T10:00:00Z'],
       ['C-2', '2026-09-03T10:00:00Z'],
     ]);

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
-import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
+import { applyExample, startHarness, uniqueTenant, writeLines, type Harness, reconEnv } from './harness';
 import { recon } from '../support/recon-cli';
 
 /** The stderr lines that are not progress (progress lines start with two spaces). */
@@ -12,11 +12,7 @@ describe('a permanent error fails the night at once', () => {
 
   beforeAll(async () => {
     h = await startHarness();
-    env = {
-      DATABASE_URL: inject('databaseUrl'),
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_TASK_QUEUE: h.taskQueue,
-    };
+    env = reconEnv(h);
   });
   afterAll(async () => h?.stop());
 
