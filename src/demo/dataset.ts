@@ -1,5 +1,6 @@
 import { addIsoDuration } from '../domain/durations';
 import { parseCustomerTimestamp } from '../domain/timestamps';
+import { localTime } from '../domain/periods';
 
 /** Deterministic: the same seed tells the same story on every machine. */
 export function seededRandom(seed: number): () => number {
@@ -57,17 +58,8 @@ const TZ = 'America/New_York';
 
 /** Local wall time in New York, written the way a helpdesk export writes it (no offset). */
 function localText(d: Date): string {
-  const parts = new Intl.DateTimeFormat('en-CA', {
-    timeZone: TZ,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-    hour: '2-digit',
-    minute: '2-digit',
-    hourCycle: 'h23',
-  }).formatToParts(d);
-  const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+  // localTime gives "YYYY-MM-DD HH:MM <zone>"; an export leaves the zone out.
+  return localTime(d, TZ).slice(0, 16);
 }
 
 function pickKind(r: number): TicketKind {

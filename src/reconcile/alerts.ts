@@ -70,20 +70,23 @@ export async function recordAlerts(
   );
 }
 
+/** A row of the alerts table as the queries here read it. */
+interface AlertDbRow {
+  alert_id: number;
+  outcome_type: string;
+  period: string;
+  threshold: string;
+  basis: string;
+  usage_minor: number;
+  limit_minor: number;
+  crossed_at: Date;
+  delivered_at: Date | null;
+  attempts: number;
+  last_error: string | null;
+}
+
 export async function listAlerts(pool: Pool, args: { tenant: string; period?: string }): Promise<AlertRow[]> {
-  const { rows } = await pool.query<{
-    alert_id: number;
-    outcome_type: string;
-    period: string;
-    threshold: string;
-    basis: string;
-    usage_minor: number;
-    limit_minor: number;
-    crossed_at: Date;
-    delivered_at: Date | null;
-    attempts: number;
-    last_error: string | null;
-  }>(
+  const { rows } = await pool.query<AlertDbRow>(
     `select alert_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at, delivered_at, attempts, last_error
        from alerts where tenant_id = $1 and ($2::text is null or period = $2) order by period, outcome_type, threshold`,
     [args.tenant, args.period ?? null],
@@ -114,16 +117,7 @@ export async function deliverAlerts(
   args: { tenant: string; webhook: string | undefined; timeoutMs?: number },
 ): Promise<{ delivered: number; failed: number }> {
   if (!args.webhook) return { delivered: 0, failed: 0 };
-  const { rows } = await pool.query<{
-    alert_id: number;
-    outcome_type: string;
-    period: string;
-    threshold: string;
-    basis: string;
-    usage_minor: number;
-    limit_minor: number;
-    crossed_at: Date;
-  }>(
+  const { rows } = await pool.query<Omit<AlertDbRow, 'delivered_at' | 'attempts' | 'last_error'>>(
     `select alert_id, outcome_type, period, threshold, basis, usage_minor, limit_minor, crossed_at from alerts
       where tenant_id = $1 and delivered_at is null order by alert_id limit 100`,
     [args.tenant],
