@@ -292,16 +292,7 @@ export async function finishRun(
     'select attempt_started_at, started_at, workflow_id, now() as counted_at from runs where run_id = $1',
     [runId],
   );
-  const groups = await q<
-    Pick<LedgerLine, 'period' | 'currency' | 'kind'> & {
-      basis: string;
-      corrects: string | null;
-      n: number;
-      amount: number;
-      new_n: number;
-      new_amount: number;
-    }
-  >(
+  const groups = await q<LedgerGroupRow>(
     `select period, currency, kind, pricing_basis as basis, corrects_period as corrects, count(*)::int as n, sum(amount_minor)::bigint as amount,
             count(*) filter (where created_at >= $2)::int as new_n, coalesce(sum(amount_minor) filter (where created_at >= $2), 0)::bigint as new_amount
        from ledger_entries where run_id = $1 group by 1, 2, 3, 4, 5`,
@@ -386,25 +377,25 @@ export async function finishRun(
   return summary;
 }
 
+/** The run's ledger lines counted by (period, currency, kind, basis, corrects); new_*: this execution's. */
+export interface LedgerGroupRow {
+  period: string;
+  currency: string;
+  kind: string;
+  basis: string;
+  corrects: string | null;
+  n: number;
+  amount: number;
+  new_n: number;
+  new_amount: number;
+}
+
 /**
  * Folds the run's ledger lines, grouped by (period, currency, kind, basis, corrects), into one
  * entry per period landed in and currency. The older top-level counts are kept for their readers
  * and cover only `currency`, so that nothing is ever added across currencies.
  */
-export function summariseLedger(
-  groups: Array<{
-    period: string;
-    currency: string;
-    kind: string;
-    basis: string;
-    corrects: string | null;
-    n: number;
-    amount: number;
-    new_n: number;
-    new_amount: number;
-  }>,
-  currency: string,
-): RunSummary['ledger'] {
+export function summariseLedger(groups: LedgerGroupRow[], currency: string): RunSummary['ledger'] {
   const byKey = new Map<string, RunLedgerGroup>();
   for (const g of groups) {
     const key = `${g.period}|${g.currency}`;
