@@ -3,7 +3,6 @@ import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { runReconciliation } from '../../src/temporal/run-client';
 import { writeExport, ledgerTotal } from '../../src/export/export';
 import { applyExample, startHarness, uniqueTenant, writeLines, type Harness } from './harness';
-import { Writable } from 'node:stream';
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
@@ -11,20 +10,10 @@ import { Worker } from '@temporalio/worker';
 import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { runWorkflowId } from '../../workflows/messages';
 import { HELPDESK_HEADER } from '../support/fixtures';
+import { textSink } from '../support/sink';
 
 const claim = (id: string, subject: string, at: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ claim_id: id, outcome_type: 'resolved_ticket', subject_ref: subject, occurred_at: at, ...extra });
-
-function collect(): { out: Writable; text: () => string } {
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(c, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  });
-  return { out, text: () => Buffer.concat(chunks).toString('utf8') };
-}
 
 describe('nightly reconciliation on real Temporal and Postgres', () => {
   let h: Harness;
@@ -179,9 +168,9 @@ describe('nightly reconciliation on real Temporal and Postgres', () => {
   });
 
   it('exports the period as the same bytes twice, totals equal to the ledger', async () => {
-    const a = collect();
+    const a = textSink();
     const totals = await writeExport(h.pool, { tenant, period: '2026-03', format: 'csv', out: a.out });
-    const b = collect();
+    const b = textSink();
     await writeExport(h.pool, { tenant, period: '2026-03', format: 'csv', out: b.out });
     expect(a.text()).toBe(b.text());
     expect(totals).toMatchObject({ lines: 3, amountMinor: 297, amount: '2.97' });

@@ -2,7 +2,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
@@ -26,6 +25,7 @@ import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, uniqueTenant, writeLines } from './harness';
 import { recon as runRecon } from '../support/recon-cli';
 import { HELPDESK_HEADER, HOUR, DAY } from '../support/fixtures';
+import { textSink } from '../support/sink';
 
 const recon = (args: string[], databaseUrl: string) => runRecon(args, { DATABASE_URL: databaseUrl });
 
@@ -74,17 +74,6 @@ interface Login {
 
 /** Postgres error codes: insufficient_privilege (also raised for a row-level security violation), raise_exception. */
 const DENIED = { code: '42501' };
-
-function sink(): { out: Writable; text: () => string } {
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(c, _e, cb) {
-      chunks.push(Buffer.from(c));
-      cb();
-    },
-  });
-  return { out, text: () => Buffer.concat(chunks).toString('utf8') };
-}
 
 describe('database roles and tenant isolation, connecting as each role', () => {
   const suffix = randomBytes(4).toString('hex');
@@ -331,17 +320,19 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     let bLines = 0;
     for (const { period } of periods) {
       const ledger = await ledgerTotal(owner, A, period);
-      const csv = sink();
+      const csv = textSink();
       const totals = await writeExport(financeA.pool, { tenant: A, period, format: 'csv', out: csv.out });
       expect({ lines: totals.lines, amountMinor: totals.amountMinor }).toEqual(ledger);
       expect(csv.text().trimEnd().split('\r\n')).toHaveLength(ledger.lines + 1);
       expect((await buildStatement(financeA.pool, { tenant: A, period })).totalMinor).toBe(ledger.amountMinor);
       // Finance A exports none of tenant B's lines, which share these periods.
       bLines += (await ledgerTotal(owner, B, period)).lines;
-      expect(await writeExport(financeA.pool, { tenant: B, period, format: 'csv', out: sink().out })).toMatchObject({
-        lines: 0,
-        amountMinor: 0,
-      });
+      expect(await writeExport(financeA.pool, { tenant: B, period, format: 'csv', out: textSink().out })).toMatchObject(
+        {
+          lines: 0,
+          amountMinor: 0,
+        },
+      );
       expect(await ledgerTotal(financeA.pool, B, period)).toEqual({ lines: 0, amountMinor: 0 });
       await expect(buildStatement(financeA.pool, { tenant: B, period })).rejects.toMatchObject({
         code: 'unknown_tenant',
