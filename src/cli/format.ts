@@ -1,5 +1,5 @@
 import { Help, type Option } from 'commander';
-import { formatMinorUnits } from '../domain/money';
+import { formatMoney } from '../domain/money';
 import type { RunSummary } from '../reconcile/runs';
 import type { OutcomeStory } from '../reconcile/explain';
 import type { ImportSummary } from '../ingest/staging';
@@ -9,11 +9,6 @@ const n = (x: number | undefined) => String(x ?? 0);
 /** "1 charge", "2 charges", "0 charges"; `many` for words that do not just take an s. */
 export function plural(count: number, one: string, many = `${one}s`): string {
   return `${count} ${count === 1 ? one : many}`;
-}
-
-/** An amount for people: decimals in the currency's own digits and the code, "12.50 EUR", "1500 JPY". */
-export function formatMoney(amountMinor: number | bigint | string, currency: string): string {
-  return `${formatMinorUnits(BigInt(amountMinor), currency)} ${currency}`;
 }
 
 /** "3 of 120 outcomes": how many rows a listing shows of how many match its filters. */
@@ -109,43 +104,40 @@ export function formatImport(kind: string, s: ImportSummary): string {
   ].join('\n');
 }
 
-const money = formatMoney;
-const count = plural;
-
 /** One line per period landed in and currency: every line the run wrote, by kind. */
 function formatLedger(l: RunSummary['ledger']): string[] {
   // Summaries stored before byPeriod existed carry only the charge counts.
   if (!l.byPeriod) {
     return [
-      `  ledger   ${count(l.charges, 'charge')}, ${money(l.amountMinor, l.currency)}${l.credits ? `; ${count(l.credits, 'credit')}, ${money(l.creditsMinor, l.currency)}` : ''}`,
+      `  ledger   ${plural(l.charges, 'charge')}, ${formatMoney(l.amountMinor, l.currency)}${l.credits ? `; ${plural(l.credits, 'credit')}, ${formatMoney(l.creditsMinor, l.currency)}` : ''}`,
     ];
   }
   if (l.byPeriod.length === 0 && !l.outsideRuns) return ['  ledger   no lines'];
   const out = l.byPeriod.map((g, i) => {
-    const m = (x: number) => money(x, g.currency);
+    const m = (x: number) => formatMoney(x, g.currency);
     const c = g.charges;
     const held = [c.included ? `${c.included} included` : '', c.capped ? `${c.capped} capped` : '']
       .filter(Boolean)
       .join(', ');
     const parts = [
-      `${count(c.count, 'charge')}${held ? ` (${held})` : ''} ${m(c.amountMinor)}`,
-      ...(g.baseFees.count ? [`${count(g.baseFees.count, 'base fee')} ${m(g.baseFees.amountMinor)}`] : []),
-      ...(g.trueUps.count ? [`${count(g.trueUps.count, 'true-up')} ${m(g.trueUps.amountMinor)}`] : []),
-      ...(g.credits.count ? [`${count(g.credits.count, 'credit')} ${m(g.credits.amountMinor)}`] : []),
+      `${plural(c.count, 'charge')}${held ? ` (${held})` : ''} ${m(c.amountMinor)}`,
+      ...(g.baseFees.count ? [`${plural(g.baseFees.count, 'base fee')} ${m(g.baseFees.amountMinor)}`] : []),
+      ...(g.trueUps.count ? [`${plural(g.trueUps.count, 'true-up')} ${m(g.trueUps.amountMinor)}`] : []),
+      ...(g.credits.count ? [`${plural(g.credits.count, 'credit')} ${m(g.credits.amountMinor)}`] : []),
     ];
     const corrects = g.corrects.length ? ` (corrections of closed ${g.corrects.join(', ')})` : '';
-    return `  ${i === 0 ? 'ledger  ' : '        '} ${g.period}${corrects}: ${m(g.amountMinor)} in ${count(g.lines, 'line')}: ${parts.join(', ')}`;
+    return `  ${i === 0 ? 'ledger  ' : '        '} ${g.period}${corrects}: ${m(g.amountMinor)} in ${plural(g.lines, 'line')}: ${parts.join(', ')}`;
   });
   for (const o of l.outsideRuns?.byPeriod ?? []) {
     out.push(
-      `  between  ${o.period}: ${money(o.amountMinor, o.currency)} in ${count(o.lines, 'line')} that support's disputes posted since the ${l.outsideRuns!.since ? 'previous run' : 'start'}`,
+      `  between  ${o.period}: ${formatMoney(o.amountMinor, o.currency)} in ${plural(o.lines, 'line')} that support's disputes posted since the ${l.outsideRuns!.since ? 'previous run' : 'start'}`,
     );
   }
   const fresh = l.byPeriod.filter((g) => g.newLines > 0);
   out.push(
     fresh.length === 0
       ? '           nothing new: an earlier execution of this asOf wrote these lines'
-      : `           this execution added ${fresh.map((g) => `${count(g.newLines, 'line')} ${money(g.newAmountMinor, g.currency)} in ${g.period}`).join(', ')}`,
+      : `           this execution added ${fresh.map((g) => `${plural(g.newLines, 'line')} ${formatMoney(g.newAmountMinor, g.currency)} in ${g.period}`).join(', ')}`,
   );
   return out;
 }

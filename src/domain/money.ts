@@ -89,3 +89,8 @@ export function formatMinorUnits(amountMinor: number | bigint, currency: string)
   }
   return formatFixed(BigInt(amountMinor), minorUnitsOf(currency));
 }
+
+/** An amount for people: decimals in the currency's own digits and the code, "12.50 EUR", "1500 JPY". */
+export function formatMoney(amountMinor: number | bigint | string, currency: string): string {
+  return `${formatMinorUnits(BigInt(amountMinor), currency)} ${currency}`;
+}

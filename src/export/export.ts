@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { inTransaction, type Pool } from '../db/pool';
-import { formatMinorUnits } from '../domain/money';
+import { formatMinorUnits, formatMoney } from '../domain/money';
 import { csvCell, csvLine } from './csv';
 import { ReconError } from '../domain/errors';
 import { periodTotalsByCurrency, type LedgerLine } from '../ledger';
@@ -209,7 +209,7 @@ export function sameTotals(exported: ExportTotals, ledger: Awaited<ReturnType<ty
 /** Per-currency amounts for people: "12.50 EUR and 1500 JPY"; "0" for none. */
 export function describeTotals(byCurrency: Array<{ currency: string; amountMinor: number }>): string {
   if (byCurrency.length === 0) return '0';
-  return byCurrency.map((c) => `${formatMinorUnits(c.amountMinor, c.currency)} ${c.currency}`).join(' and ');
+  return byCurrency.map((c) => formatMoney(c.amountMinor, c.currency)).join(' and ');
 }
 
 /**

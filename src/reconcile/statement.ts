@@ -2,7 +2,7 @@ import type { Pool } from '../db/pool';
 import { loadContractHistory } from '../db/contracts';
 import { pricingOf } from '../domain/contract';
 import { tenantTimeZone, versionForStatement } from '../domain/contract-history';
-import { formatMinorUnits, priceToMinorUnits } from '../domain/money';
+import { formatMinorUnits, formatMoney, priceToMinorUnits } from '../domain/money';
 import { periodBounds } from '../domain/periods';
 import { projectPeriod } from '../domain/pricing/forecast';
 import { listAlerts, type AlertRow } from './alerts';
@@ -190,7 +190,7 @@ export async function buildStatement(
 }
 
 export function formatStatement(s: Statement): string {
-  const m = (minor: number, currency = s.currency) => `${formatMinorUnits(minor, currency)} ${currency}`;
+  const m = (minor: number, currency = s.currency) => formatMoney(minor, currency);
   return [
     `statement · ${s.tenant} · ${s.period}${s.closed ? ' · CLOSED' : ''}`,
     ...s.baseFees.map((b) => `  base fee ${b.outcomeType.padEnd(20)} ${m(b.amountMinor, b.currency)}`),

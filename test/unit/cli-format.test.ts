@@ -2,15 +2,9 @@ import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main';
 import { CommandContext } from '../../src/cli/context';
-import {
-  decimalReason,
-  formatMoney,
-  formatRunProgress,
-  formatShown,
-  plural,
-  terminalProgress,
-} from '../../src/cli/format';
+import { decimalReason, formatRunProgress, formatShown, plural, terminalProgress } from '../../src/cli/format';
 import { snakeCaseKeys, verbatim } from '../../src/cli/io';
+import { formatMoney } from '../../src/domain/money';
 import { sqlFilters } from '../../src/reconcile/explain';
 
 function leaves(cmd: Command, path: string[] = []): Array<{ path: string[]; cmd: Command }> {

@@ -6,7 +6,7 @@ import { ContractSchema, formatZodIssues, type ContractVersion } from '../../dom
 import { diffContracts, versionForRun, versionInEffectAt, type ContractHistory } from '../../domain/contract-history';
 import { ReconError } from '../../domain/errors';
 import type { CommandContext } from '../context';
-import { formatTable } from '../format';
+import { formatTable, plural } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 
 /** Reads and validates a contract file: every rule of ContractSchema, problems named by JSON path. */
@@ -156,7 +156,7 @@ export function registerContractCommands(program: Command, ctx: CommandContext):
       const out = { tenant: a.tenant, from, to, changes };
       emit(cmd.optsWithGlobals(), out, () =>
         [
-          `tenant ${a.tenant}: version ${from} → ${to}, ${changes.length} change${changes.length === 1 ? '' : 's'}`,
+          `tenant ${a.tenant}: version ${from} → ${to}, ${plural(changes.length, 'change')}`,
           ...changes.map(
             (c) =>
               `  ${c.path}: ${c.old === undefined ? `added ${shown(c.new)}` : c.new === undefined ? `removed (was ${shown(c.old)})` : `${shown(c.old)} → ${shown(c.new)}`}`,

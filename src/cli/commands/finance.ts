@@ -18,7 +18,8 @@ import { stat } from 'node:fs/promises';
 import { buildStatement, formatStatement } from '../../reconcile/statement';
 import { readRows } from '../../sources/rows';
 import type { CommandContext } from '../context';
-import { formatMoney, formatTable, plural } from '../format';
+import { formatMoney } from '../../domain/money';
+import { formatTable, plural } from '../format';
 import { TenantOpt, emit, parseOptions } from '../io';
 
 const IndexRowSchema = z.object({
