@@ -25,8 +25,18 @@ const POLLER_FRESH_MS = 90_000;
 /** A worker that has just started may not have reached the server yet: look a few times. */
 const POLLER_CHECKS = 4;
 
+/**
+ * A worker seen polling this recently is taken as still there, so that a bulk import (one update
+ * per row) asks Temporal once, not once per row; an absent worker is never remembered.
+ */
+const POLLER_SEEN_REUSE_MS = 30_000;
+const pollerSeen = new WeakMap<Client, Map<string, number>>();
+
 /** Whether a worker is polling `taskQueue` for workflow tasks now. */
 async function workerPolls(client: Client, taskQueue: string): Promise<boolean> {
+  const seen = pollerSeen.get(client) ?? new Map<string, number>();
+  pollerSeen.set(client, seen);
+  if (Date.now() - (seen.get(taskQueue) ?? 0) < POLLER_SEEN_REUSE_MS) return true;
   for (let i = 0; i < POLLER_CHECKS; i++) {
     const r = await client.workflowService.describeTaskQueue({
       namespace: client.options.namespace,
@@ -38,8 +48,10 @@ async function workerPolls(client: Client, taskQueue: string): Promise<boolean> 
       (r.pollers ?? []).some(
         (p) => p.lastAccessTime?.seconds != null && now - Number(p.lastAccessTime.seconds) * 1000 < POLLER_FRESH_MS,
       )
-    )
+    ) {
+      seen.set(taskQueue, Date.now());
       return true;
+    }
     if (i < POLLER_CHECKS - 1) await new Promise((res) => setTimeout(res, 750));
   }
   return false;
