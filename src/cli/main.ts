@@ -13,6 +13,8 @@ import { registerFinanceCommands } from './commands/finance';
 import { registerTenantCommands } from './commands/tenant';
 import { registerRunViews } from './commands/runs';
 import { markRequiredOptions } from './format';
+import { TenantOpt } from './io';
+import { requireTenant } from '../reconcile/tenants';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -22,8 +24,11 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
  * Verbs whose --tenant is not looked up before the action: they need Temporal, not the database
  * (an operator's machine may reach only Temporal). An unknown tenant fails their workflow at its
  * first activity instead (`unknown_tenant`, non-retryable), or the schedule is not found.
+ * `run list` and `run show` read the database, so they are checked like every other verb.
  */
-const TENANT_CHECKED_BY_WORKFLOW = new Set(['run', 'schedule']);
+function checkedByWorkflow(path: string[]): boolean {
+  return path[0] === 'schedule' || (path[0] === 'run' && path.length === 1);
+}
 
 function commandPath(cmd: Command): string[] {
   const names: string[] = [];
@@ -37,17 +42,10 @@ function commandPath(cmd: Command): string[] {
  */
 async function refuseUnknownTenant(ctx: CommandContext, cmd: Command): Promise<void> {
   const tenant = cmd.opts<{ tenant?: unknown }>().tenant;
-  if (typeof tenant !== 'string' || tenant === '') return;
-  if (TENANT_CHECKED_BY_WORKFLOW.has(commandPath(cmd)[0])) return;
+  if (checkedByWorkflow(commandPath(cmd))) return;
   // A malformed id is refused by the command's own option check, with its own message.
-  if (!/^[a-z][a-z0-9_-]{0,62}$/.test(tenant)) return;
-  const { rowCount } = await ctx.db().query('select 1 from tenants where tenant_id = $1', [tenant]);
-  if (!rowCount) {
-    throw new ReconError(
-      'unknown_tenant',
-      `unknown tenant "${tenant}" (none with that id, or this login may not see it); apply its contract with \`recon contract apply FILE\` first`,
-    );
-  }
+  if (!TenantOpt.safeParse(tenant).success) return;
+  await requireTenant(ctx.db(), tenant as string);
 }
 
 export function buildProgram(ctx: CommandContext): Command {

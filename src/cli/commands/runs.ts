@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { ReconError } from '../../domain/errors';
 import { listRuns, showRun, type RunRecord } from '../../reconcile/run-history';
-import { requireTenant } from '../../reconcile/tenants';
 import type { CommandContext } from '../context';
 import { formatShown, formatSummary, formatTable, plural } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
@@ -61,7 +60,6 @@ export function registerRunViews(program: Command, ctx: CommandContext): void {
         }),
         o,
       );
-      await requireTenant(ctx.db(), a.tenant);
       const r = await listRuns(ctx.db(), a);
       emit(cmd.optsWithGlobals(), { matching: r.matching, shown: r.items.length, items: r.items }, () =>
         [
@@ -98,7 +96,6 @@ export function registerRunViews(program: Command, ctx: CommandContext): void {
           `give a run id or --as-of (\`recon run list --tenant ${a.tenant}\` shows the runs)`,
         );
       const runId = id === undefined ? undefined : parseOptions(z.coerce.number().int().positive(), id);
-      await requireTenant(ctx.db(), a.tenant);
       const r = await showRun(ctx.db(), { tenant: a.tenant, runId, asOf: a.asOf });
       emit(cmd.optsWithGlobals(), r, () => formatRun(r));
     });
