@@ -1,6 +1,8 @@
 import type { Pool, PoolClient } from '../db/pool';
 import { inTransaction } from '../db/pool';
-import { loadContractVersions } from '../db/contracts';
+import { loadContractHistory } from '../db/contracts';
+import { tenantTimeZone } from '../domain/contract-history';
+import { requireTenant } from './tenants';
 import { formatMinorUnits } from '../domain/money';
 import { assertPeriodEnded, PeriodSchema, periodBounds } from '../domain/periods';
 import { ReconError } from '../domain/errors';
@@ -34,12 +36,6 @@ export interface PeriodClose {
   alreadyClosed: boolean;
 }
 
-/** The tenant's timezone for period bounds: the latest contract version's (periods are the tenant's months). */
-async function tenantTimeZone(pool: Pool, tenant: string): Promise<string> {
-  const versions = await loadContractVersions(pool, tenant);
-  return versions[versions.length - 1].body.timezone;
-}
-
 /**
  * Closing is idempotent: closing again answers the first close (who and when). A period that has
  * not ended on the tenant's wall clock cannot be closed. Every close is kept in period_events.
@@ -49,7 +45,7 @@ export async function closePeriod(
   args: { tenant: string; period: string; actor: string; note?: string; now?: Date },
 ): Promise<PeriodClose> {
   PeriodSchema.parse(args.period);
-  const timeZone = await tenantTimeZone(pool, args.tenant);
+  const timeZone = tenantTimeZone(await loadContractHistory(pool, args.tenant));
   assertPeriodEnded(args.period, timeZone, args.now ?? new Date());
   return inTransaction(pool, async (db) => {
     const { rows: inserted } = await db.query<{ closed_at: Date }>(
@@ -101,7 +97,7 @@ export async function reopenPeriod(
   args: { tenant: string; period: string; actor: string; reason: string },
 ): Promise<PeriodReopen> {
   PeriodSchema.parse(args.period);
-  await tenantTimeZone(pool, args.tenant);
+  await requireTenant(pool, args.tenant);
   return inTransaction(pool, async (db) => {
     // Locked so that a run posting meanwhile sees the period either closed or open, not both.
     const {
@@ -171,7 +167,7 @@ export interface PeriodState {
 
 /** Every period that has ledger lines or a close/reopen record, oldest first. */
 export async function listPeriods(pool: Pool, args: { tenant: string; now?: Date }): Promise<PeriodState[]> {
-  const timeZone = await tenantTimeZone(pool, args.tenant);
+  const timeZone = tenantTimeZone(await loadContractHistory(pool, args.tenant));
   const now = args.now ?? new Date();
   const { rows: totals } = await pool.query<{ period: string; currency: string; lines: number; amount: string }>(
     `select period, currency, count(*)::int as lines, sum(amount_minor)::bigint as amount from ledger_entries

@@ -502,10 +502,10 @@ export async function markRunFailed(
   await pool.query(
     `insert into runs (tenant_id, as_of, workflow_id, status, finished_at, failure_code, failure_message)
      select $1, $2, $3, 'failed', now(), $4, $5
-      where exists (select 1 from tenants where tenant_id = $1) and $2::timestamptz <= now() + interval '5 minutes'
+      where exists (select 1 from tenants where tenant_id = $1) and $2::timestamptz <= now() + make_interval(secs => $6 / 1000.0)
      on conflict (tenant_id, as_of) do update
         set status = 'failed', finished_at = now(), failure_code = excluded.failure_code, failure_message = excluded.failure_message
       where runs.status <> 'completed'`,
-    [args.tenant, args.asOf, args.workflowId, args.code, args.message],
+    [args.tenant, args.asOf, args.workflowId, args.code, args.message, AS_OF_SKEW_MS],
   );
 }

@@ -75,19 +75,3 @@ export async function listTenants(pool: Pool, now: Date): Promise<TenantRow[]> {
           },
   }));
 }
-
-/** The tenant's currency: one for life (a contract version may not change it), so any version tells. */
-export async function tenantCurrency(pool: Pool, tenant: string): Promise<string> {
-  const {
-    rows: [r],
-  } = await pool.query<{ currency: string }>(
-    `select body->>'currency' as currency from contracts where tenant_id = $1 order by version desc limit 1`,
-    [tenant],
-  );
-  if (!r)
-    throw new ReconError(
-      'unknown_tenant',
-      `no contract for tenant "${tenant}": apply one with \`recon contract apply FILE\``,
-    );
-  return r.currency;
-}

@@ -87,7 +87,12 @@ export async function startEmbeddedPostgres(opts: {
 }
 
 /** The server reports readiness on stderr in English only under a C or English locale. */
+let cachedLocale: string | undefined;
 function messagesLocale(): string {
+  return (cachedLocale ??= findMessagesLocale());
+}
+
+function findMessagesLocale(): string {
   try {
     const available = new Set(
       execSync('locale -a', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
