@@ -2,7 +2,16 @@ import type { Client } from '@temporalio/client';
 import { resolveSettings, databaseUrlOnly, type Settings } from '../config';
 import { createPool, type Pool } from '../db/pool';
 import { connectClient } from '../temporal/connection';
-import { ReconError } from '../domain/errors';
+import { ReconError, oneLine } from '../domain/errors';
+
+/** A failed connection to Temporal, said once for every command: where we looked and what to do. */
+export function temporalUnavailable(s: Settings, err: unknown): ReconError {
+  if (err instanceof ReconError) return err;
+  return new ReconError(
+    'temporal_unavailable',
+    `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}): ${oneLine(err instanceof Error ? err.message : String(err))}; start \`recon dev\` or set TEMPORAL_ADDRESS`,
+  );
+}
 
 /** Opens what a command needs, once, and closes it when the command ends. */
 export class CommandContext {
@@ -23,16 +32,9 @@ export class CommandContext {
   async temporal(): Promise<Client> {
     if (!this.client) {
       const s = this.settings();
-      try {
-        this.client = await connectClient(s.temporalAddress, s.namespace);
-      } catch (err) {
-        if (err instanceof ReconError) throw err;
-        throw new ReconError(
-          'temporal_unavailable',
-          `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}); start \`recon dev\` or set TEMPORAL_ADDRESS`,
-          { cause: (err as Error).message },
-        );
-      }
+      this.client = await connectClient(s.temporalAddress, s.namespace).catch((err: unknown) => {
+        throw temporalUnavailable(s, err);
+      });
     }
     return this.client;
   }

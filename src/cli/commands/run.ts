@@ -7,11 +7,10 @@ import { installRuntime } from '../../temporal/runtime';
 import { refuseFutureAsOf } from '../../reconcile/runs';
 import { serveHealth } from '../../temporal/health';
 import type { RunProgress } from '../../../workflows/messages';
-import type { CommandContext } from '../context';
+import { temporalUnavailable, type CommandContext } from '../context';
 import { formatRunProgress, formatSummary, terminalProgress, type ProgressLine } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 import { onShutdownSignal } from '../signals';
-import { ReconError } from '../../domain/errors';
 
 /** The run's progress on a terminal (see terminalProgress); none on a pipe or with --json. */
 export function progressPrinter(line: ProgressLine | undefined): ((p: RunProgress) => void) | undefined {
@@ -64,12 +63,8 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       );
       installRuntime();
       const s = ctx.settings();
-      const connection = await connectWorker(s.temporalAddress).catch((err: Error) => {
-        if (err instanceof ReconError) throw err;
-        throw new ReconError(
-          'temporal_unavailable',
-          `cannot reach Temporal at ${s.temporalAddress} (settings from ${s.from}): ${err.message.split('\n')[0]}; start \`recon dev\` or set TEMPORAL_ADDRESS`,
-        );
+      const connection = await connectWorker(s.temporalAddress).catch((err: unknown) => {
+        throw temporalUnavailable(s, err);
       });
       await ctx.db().query('select 1');
       const worker = await createWorker({
