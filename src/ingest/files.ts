@@ -18,7 +18,8 @@ export async function fileSha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function checkFile(file: string, format?: FileFormat): Promise<FileFormat> {
+/** The file exists and is a file, and its format is known (given, or from its name). */
+export async function checkFile(file: string, format?: FileFormat): Promise<FileFormat> {
   try {
     const s = await stat(file);
     if (!s.isFile()) throw new Error('not a file');
@@ -100,9 +101,8 @@ export async function importRecordsFile(
 ): Promise<ImportSummary> {
   const format = await checkFile(args.file, args.format);
   const sha = await fileSha256(args.file);
-  const source = versionMappingSource(await loadContractHistory(pool, args.tenant), args.source)?.body.recordSources[
-    args.source
-  ];
+  const history = await loadContractHistory(pool, args.tenant);
+  const source = versionMappingSource(history, args.source)?.body.recordSources[args.source];
   if (source && source.format !== format) {
     throw new ReconError(
       'wrong_format',
@@ -118,6 +118,7 @@ export async function importRecordsFile(
       contentSha256: sha,
       rows: counted(readRows(args.file, format, { requiredColumns }), args.onProgress),
       importedAt: args.now ?? new Date(),
+      history,
     }),
   );
 }

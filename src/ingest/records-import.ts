@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from '../db/pool';
 import { loadContractHistory } from '../db/contracts';
 import { sourceIsCaseInsensitive } from '../domain/contract';
-import { latestVersion, versionMappingSource } from '../domain/contract-history';
+import { latestVersion, versionMappingSource, type ContractHistory } from '../domain/contract-history';
 import { ReconError } from '../domain/errors';
 import type { RowResult } from '../sources/rows';
 import { mapRecordRow } from './record-row';
@@ -14,6 +14,8 @@ export interface RecordImportArgs {
   contentSha256: string;
   rows: AsyncIterable<RowResult>;
   importedAt: Date;
+  /** The tenant's contract history when the caller has already read it (the file import does). */
+  history?: ContractHistory;
 }
 
 /**
@@ -21,7 +23,7 @@ export interface RecordImportArgs {
  * A row identical to the version already in effect at its time adds nothing (redelivered).
  */
 export async function importRecordRows(pool: Pool, args: RecordImportArgs): Promise<ImportSummary> {
-  const history = await loadContractHistory(pool, args.tenant);
+  const history = args.history ?? (await loadContractHistory(pool, args.tenant));
   const mapping = versionMappingSource(history, args.source);
   if (!mapping) {
     const known = Object.keys(latestVersion(history).body.recordSources).join(', ');

@@ -4,7 +4,9 @@ import { PeriodSchema } from '../../domain/periods';
 import { ReconError } from '../../domain/errors';
 import { parseCustomerTimestamp } from '../../domain/timestamps';
 import { listAlerts, type AlertRow } from '../../reconcile/alerts';
-import { loadContractVersions } from '../../db/contracts';
+import { loadContractHistory } from '../../db/contracts';
+import { latestVersion } from '../../domain/contract-history';
+import { checkFile } from '../../ingest/files';
 import { pricingOf } from '../../domain/contract';
 import {
   closePeriod,
@@ -14,7 +16,6 @@ import {
   type PeriodState,
 } from '../../reconcile/period-close';
 import { seriesUsedBy, upsertIndexPoints, type IndexPoint } from '../../reconcile/price-index';
-import { stat } from 'node:fs/promises';
 import { buildStatement, formatStatement } from '../../reconcile/statement';
 import { readRows } from '../../sources/rows';
 import type { CommandContext } from '../context';
@@ -141,7 +142,7 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
       const a = parseOptions(z.object({ tenant: TenantOpt, period: PeriodSchema.optional() }), o);
       const rows = await listAlerts(ctx.db(), a);
       // People read amounts as decimals with their currency; a count cap's usage is a count of outcomes.
-      const latest = (await loadContractVersions(ctx.db(), a.tenant)).at(-1)!.body;
+      const latest = latestVersion(await loadContractHistory(ctx.db(), a.tenant)).body;
       const measure = (r: AlertRow, v: number) => {
         const terms = latest.outcomeTypes[r.outcomeType];
         const cap = terms ? pricingOf(terms).cap : undefined;
@@ -173,14 +174,8 @@ export function registerFinanceCommands(program: Command, ctx: CommandContext): 
     .requiredOption('--tenant <tenant>', 'tenant id')
     .action(async (file: string, o: unknown, cmd: Command) => {
       const a = parseOptions(z.object({ tenant: TenantOpt }), o);
-      if (
-        !(await stat(file).then(
-          (s) => s.isFile(),
-          () => false,
-        ))
-      )
-        throw new ReconError('file_not_found', `${file}: no such file`);
-      const used = seriesUsedBy(await loadContractVersions(ctx.db(), a.tenant));
+      await checkFile(file, 'csv');
+      const used = seriesUsedBy((await loadContractHistory(ctx.db(), a.tenant)).versions);
       // The file is refused whole on its first bad row: a half-imported series would price a
       // period with some months indexed and others not.
       const points: IndexPoint[] = [];
