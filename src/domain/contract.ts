@@ -16,6 +16,7 @@ import {
   priceToMinorUnits,
 } from './money';
 import { PricingSchema, type Pricing } from './pricing/schema';
+import { SinkSchema } from './sinks';
 
 const Identifier = z
   .string()
@@ -124,9 +125,16 @@ export const StoredContractSchema = z
       .optional(),
     /** Alerts are POSTed here as JSON, retried until delivered. */
     alertWebhook: z.string().url().optional(),
+    /** Billing systems the ledger's lines are delivered to after each night (src/sinks). Absent, not {}, so that a contract applied before sinks existed keeps its stored body. */
+    sinks: z.record(Identifier, SinkSchema).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
+    for (const [name, sink] of Object.entries(c.sinks ?? {})) {
+      for (const [i, t] of (sink.outcomeTypes ?? []).entries())
+        if (!c.outcomeTypes[t])
+          ctx.addIssue({ code: 'custom', path: ['sinks', name, 'outcomeTypes', i], message: `unknown outcome type "${t}"` });
+    }
     const caseRuleBySource = new Map<string, boolean>();
     for (const [name, src] of Object.entries(c.recordSources)) {
       for (const f of [src.idField, src.updatedAtField].filter((x): x is string => !!x)) {
