@@ -11,6 +11,9 @@ import { postChunk } from '../src/reconcile/post';
 import { finishRun, markRunFailed, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
 import { createDisputeActivities } from './disputes';
+import { createSinkActivities } from './sinks';
+import { adapterFor as defaultAdapterFor } from '../src/sinks/registry';
+import type { AdapterFor } from '../src/sinks/deliver';
 import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/reversals';
 import { postPeriodLines, type PeriodLinesResult } from '../src/reconcile/period-lines';
 import { deliverAlerts } from '../src/reconcile/alerts';
@@ -24,6 +27,9 @@ export interface ActivityDeps {
   chunksPerCall?: number;
   /** How long a run waits for the tenant's run in progress before it is refused (run_in_progress). */
   runLeaseWaitMs?: number;
+  /** Billing-sink adapters by kind (tests may wrap them); the worker's environment holds their secrets. */
+  adapterFor?: AdapterFor;
+  sinkEnv?: Record<string, string | undefined>;
 }
 
 /**
@@ -107,6 +113,10 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createDisputeActivities(pool, permanentAware),
+    ...createSinkActivities(
+      { pool, adapterFor: deps.adapterFor ?? defaultAdapterFor, env: deps.sinkEnv },
+      permanentAware,
+    ),
 
     async startRun(input: { tenant: string; asOf: string; workflowId: string }): Promise<StartRunResult> {
       return permanentAware(async () => {

@@ -1,2 +1,3 @@
 export { reconcileTenant } from './reconcile';
 export { disputeWorkflow } from './dispute';
+export { deliverSinks } from './sinks';

@@ -45,6 +45,7 @@ export const NIGHT_STEPS = [
   'reverseCharges',
   'postPeriodLines',
   'postCharges',
+  'deliverToSinks',
   'deliverAlerts',
   'reportRun',
 ] as const;

@@ -3,14 +3,19 @@ import {
   ActivityFailure,
   ApplicationFailure,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   setHandler,
+  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ReconActivities } from '../activities';
 import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
+import { sinkWorkflowId, wakeSignal } from './sink-messages';
+import { deliverSinks } from './sinks';
 
 const {
   startRun,
@@ -31,6 +36,17 @@ const { deliverAlerts: deliverAlertsBestEffort } = proxyActivities<ReconActiviti
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
 });
+
+// A sink's faults are answered inside the pass; only the database can fail it, and a night does
+// not wait long for that: the delivery loop the night leaves behind tries again.
+const { deliverToSinks } = proxyActivities<ReconActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+/** Passes the night makes itself; a backlog larger than that is the delivery loop's to finish. */
+const NIGHT_DELIVERY_PASSES = 30;
 
 const { failRun } = proxyActivities<ReconActivities>({
   startToCloseTimeout: '1 minute',
@@ -185,6 +201,8 @@ async function reconcileSteps(
     enter('report');
   }
 
+  if (patched('sink-delivery')) await deliverNight(tenant);
+
   if (patched('alert-delivery')) {
     // Alerts are told, not awaited: a webhook that is down must not fail the night.
     await deliverAlertsBestEffort({ tenant, asOf }).catch(() => undefined);
@@ -193,4 +211,33 @@ async function reconcileSteps(
   const summary = await reportRun({ tenant, runId, asOf, posted: state.posted ?? { count: 0, amountMinor: 0 } });
   enter('done');
   return summary;
+}
+
+/**
+ * Delivers the night's lines (and anything still owed) to the tenant's billing sinks, after
+ * posting. Whatever is left (a sink down, a Retry-After, a backlog beyond the night's passes)
+ * goes to the tenant's delivery loop, started here or woken if it is already waiting. Never fails
+ * the night: the ledger is already written, and the run report shows what is pending.
+ */
+async function deliverNight(tenant: string): Promise<void> {
+  try {
+    let pass = await deliverToSinks({ tenant });
+    for (let n = 1; !pass.done && n < NIGHT_DELIVERY_PASSES; n++) pass = await deliverToSinks({ tenant });
+    if (pass.pending === 0) return;
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+  }
+  try {
+    await startChild(deliverSinks, {
+      workflowId: sinkWorkflowId(tenant),
+      args: [{ tenant }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    // Already running: it may be waiting out a backoff that the night's new lines should not wait for.
+    await getExternalWorkflowHandle(sinkWorkflowId(tenant))
+      .signal(wakeSignal)
+      .catch(() => undefined);
+  }
 }

@@ -5,6 +5,7 @@ import { inTransaction } from '../db/pool';
 import { formatMinorUnits } from '../domain/money';
 import { billingPeriodOf } from '../domain/periods';
 import { ReconError } from '../domain/errors';
+import { sinkTotals, type SinkStateTotal } from '../sinks/status';
 
 /** What one run wrote into one period in one currency. Amounts are never summed across currencies. */
 export interface RunLedgerGroup {
@@ -82,6 +83,8 @@ export interface RunSummary {
       byPeriod: Array<{ period: string; currency: string; lines: number; amountMinor: number; amount: string }>;
     };
   };
+  /** Set when the tenant has billing sinks: every line it owes them, by sink and state, after the night's delivery. */
+  sinks?: SinkStateTotal[];
   /** Set when a later asOf of this tenant had already completed: what this run could and could not change. */
   backdated?: { latestCompletedAsOf: string; canChange: string[]; cannotChange: string[] };
 }
@@ -349,6 +352,8 @@ export async function finishRun(
     })),
     ledger,
   };
+  const sinks = await sinkTotals(pool, { tenant });
+  if (sinks.length) summary.sinks = sinks;
   const [later] = await q<{ as_of: Date | null }>(
     `select max(as_of) as as_of from runs where tenant_id = $1 and status = 'completed' and as_of > $2`,
     [tenant, args.asOf],
