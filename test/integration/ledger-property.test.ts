@@ -217,6 +217,7 @@ async function night(tenant: string, asOf: Date, post: boolean): Promise<void> {
         return r.done;
       });
     },
+    deliverToSinks: noStep('these contracts name no billing sink: the lines owe no delivery'),
     deliverAlerts: noStep('a flat price has no cap or commitment, so no alert'),
     reportRun: noStep('the summary is not this property; money.test.ts checks it against the ledger'),
   });

@@ -466,6 +466,7 @@ async function attempt(
       postDied = (await postLoop(tenant, runId, asOf, limit, stopAfter)) === 'stopped';
       return postDied ? 'stop' : undefined;
     },
+    deliverToSinks: noStep('these contracts name no billing sink: the lines owe no delivery'),
     deliverAlerts: noStep('webhook delivery writes no ledger line; the alerts are recorded by postCharges'),
     reportRun: noStep('the summary is not this property; money.test.ts checks it against the ledger'),
   });
