@@ -133,13 +133,12 @@ export async function startHttpEmulator<S>(opts: EmulatorOptions, spec: Emulator
   };
 
   /** The fault for this vendor request, counting it against `times`. */
-  const takeFault = (): FaultMode => {
-    if (fault.mode === 'none') return 'none';
-    const mode = fault.mode;
-    if (fault.times !== undefined) {
-      fault = fault.times <= 1 ? { mode: 'none' } : { ...fault, times: fault.times - 1 };
+  const takeFault = (): Fault => {
+    const taken = fault;
+    if (taken.mode !== 'none' && taken.times !== undefined) {
+      fault = taken.times <= 1 ? { mode: 'none' } : { ...taken, times: taken.times - 1 };
     }
-    return mode;
+    return taken;
   };
 
   const control = (req: EmulatorRequest): EmulatorReply => {
@@ -178,7 +177,8 @@ export async function startHttpEmulator<S>(opts: EmulatorOptions, spec: Emulator
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       const isControl = url.pathname.startsWith('/_emulator/');
-      const mode = isControl ? 'none' : takeFault();
+      const taken: Fault = isControl ? { mode: 'none' } : takeFault();
+      const mode = taken.mode;
       if (mode === 'down') {
         log(`${req.method} ${url.pathname} -> dropped (down)`);
         req.socket.destroy();
@@ -208,7 +208,7 @@ export async function startHttpEmulator<S>(opts: EmulatorOptions, spec: Emulator
         return;
       }
       if (mode === 'rate_limit') {
-        const seconds = fault.retryAfterSeconds ?? 1;
+        const seconds = taken.retryAfterSeconds ?? 1;
         log(`${request.method} ${request.path} -> 429 (fault)`);
         send(res, {
           status: 429,

@@ -216,8 +216,9 @@ async function searchOnce(
 
 /**
  * What Metronome holds of our keys with a timestamp in [from, to): counted events only (a repeat
- * inside the dedup window is flagged is_duplicate and counts nothing), summed per key so a key
- * counted twice (resent after the window) shows as twice the quantity.
+ * inside the dedup window is flagged is_duplicate and counts nothing), summed per key. A key counted
+ * twice because it was resent after the window cannot show here: its two events are more than 34
+ * days apart and the search sees 34 days. That is why a send older than the window is never resent.
  */
 async function holdings(
   scope: { tenant: string; from: Date; to: Date; keys: string[] },
