@@ -95,7 +95,7 @@ function parseFault(raw: unknown): Fault | null {
   return {
     mode: f.mode as FaultMode,
     times: f.times as number | undefined,
-    retryAfterSeconds: f.retryAfterSeconds as number | undefined,
+    retryAfterSeconds: f.retryAfterSeconds,
   };
 }
 

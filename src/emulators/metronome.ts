@@ -153,7 +153,7 @@ function search(req: EmulatorRequest, state: MetronomeState, now: Date): Emulato
   const ids = parsed.ok ? (parsed.value as { transactionIds?: unknown } | null)?.transactionIds : undefined;
   if (!Array.isArray(ids) || !ids.every((i) => typeof i === 'string'))
     return error(400, 'transactionIds is required and must be an array of strings');
-  const wanted = new Set(ids as string[]);
+  const wanted = new Set(ids);
   const since = now.getTime() - METRONOME_SEARCH_WINDOW_MS;
   const found = state.events
     .filter((e) => wanted.has(e.transaction_id) && Date.parse(e.processed_at) > since)

@@ -25,6 +25,8 @@ export interface ReceivedWebhook {
   bodySha256: string;
   /** Later deliveries of the same id inside the dedup window, answered 2xx and not processed. */
   repeats: number;
+  /** Of those, how many carried other bytes than the first: a sender that re-serializes its body. */
+  repeatsWithOtherBody: number;
 }
 
 export interface WebhookRejection {
@@ -77,8 +79,10 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
       }
       const since = now.getTime() - windowMs;
       const earlier = state.events.find((e) => e.id === verdict.id && Date.parse(e.receivedAt) > since);
+      const sha = createHash('sha256').update(req.body, 'utf8').digest('hex');
       if (earlier) {
         earlier.repeats++;
+        if (earlier.bodySha256 !== sha) earlier.repeatsWithOtherBody++;
         return { status: 200, json: { received: true, duplicate: true }, changed: true };
       }
       let body: unknown;
@@ -95,8 +99,9 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
         receivedAt: now.toISOString(),
         type: type ? (body as { type: string }).type : null,
         body,
-        bodySha256: createHash('sha256').update(req.body, 'utf8').digest('hex'),
+        bodySha256: sha,
         repeats: 0,
+        repeatsWithOtherBody: 0,
       });
       return { status: 200, json: { received: true }, changed: true };
     },
