@@ -44,6 +44,8 @@ export interface EmulatorSpec<S> {
   /** The vendor's error body for a status the fault modes answer with (429, 500). */
   errorBody(status: number, message: string): unknown;
   handle(req: EmulatorRequest, ctx: EmulatorContext<S>): EmulatorReply | Promise<EmulatorReply>;
+  /** Counts a test or a person compares with the ledger, shown beside the state. */
+  summary(state: S): Record<string, number>;
 }
 
 interface StoredFile<S> {
@@ -143,7 +145,10 @@ export async function startHttpEmulator<S>(opts: EmulatorOptions, spec: Emulator
 
   const control = (req: EmulatorRequest): EmulatorReply => {
     if (req.method === 'GET' && req.path === '/_emulator/state') {
-      return { status: 200, json: { clockOffsetMs, now: now().toISOString(), fault, state } };
+      return {
+        status: 200,
+        json: { clockOffsetMs, now: now().toISOString(), fault, summary: spec.summary(state), state },
+      };
     }
     if (req.method === 'POST' && req.path === '/_emulator/fault') {
       let parsed: Fault | null = null;

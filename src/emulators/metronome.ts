@@ -244,6 +244,12 @@ export async function startMetronomeEmulator(opts: MetronomeEmulatorOptions): Pr
     initialState: () => seed({ customers: [], events: [] }),
     parseState: (raw) => seed(parseState(raw)),
     errorBody: (_status, message) => ({ message }),
+    summary: (state) => ({
+      customers: state.customers.length,
+      events: state.events.length,
+      counted: countedMetronomeEvents(state).length,
+      duplicates: state.events.filter((e) => e.is_duplicate).length,
+    }),
     handle(req, ctx) {
       if (!authorized(req, opts.secret)) return error(401, 'Invalid access token');
       const now = ctx.now();

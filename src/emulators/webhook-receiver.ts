@@ -63,6 +63,11 @@ export async function startWebhookReceiver(opts: WebhookReceiverOptions): Promis
       return s;
     },
     errorBody: (_status, message) => ({ error: message }),
+    summary: (state) => ({
+      events: state.events.length,
+      repeats: state.events.reduce((n, e) => n + e.repeats, 0),
+      rejections: state.rejections.length,
+    }),
     handle(req, ctx): EmulatorReply {
       if (req.method !== 'POST') return { status: 405, json: { error: 'webhooks are POSTed' } };
       const now = ctx.now();

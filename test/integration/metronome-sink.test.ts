@@ -254,6 +254,27 @@ describe('Metronome holdings for reconcile', () => {
   });
 });
 
+describe('the Metronome emulator control endpoints', () => {
+  it('take faults and the clock over HTTP, and show a summary beside the state', async () => {
+    const control = (p: string, body: unknown) =>
+      fetch(`${emu.url}/_emulator/${p}`, { method: 'POST', body: JSON.stringify(body) }).then((r) => r.status);
+    expect(await control('fault', { mode: 'error500', times: 1 })).toBe(200);
+    expect(await control('fault', { mode: 'melt' })).toBe(400);
+    const batch = planAll(charges(2));
+    expect((await metronomeAdapter.send(batch, config, ctx()))[0].status).toBe('retry');
+    await metronomeAdapter.send(batch, config, ctx());
+    await metronomeAdapter.send(batch, config, ctx());
+    expect(await control('clock', { offsetMs: 40 * DAY })).toBe(200);
+    await metronomeAdapter.send(batch, config, ctx());
+    const state = (await (await fetch(`${emu.url}/_emulator/state`)).json()) as {
+      clockOffsetMs: number;
+      summary: Record<string, number>;
+    };
+    expect(state.clockOffsetMs).toBe(40 * DAY);
+    expect(state.summary).toEqual({ customers: 1, events: 6, counted: 4, duplicates: 2 });
+  });
+});
+
 describe('the Metronome emulator state file', () => {
   it('keeps events and the dedup memory across a restart', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'metronome-emu-'));

@@ -52,8 +52,12 @@ describe('signed webhooks through the adapter', () => {
       repeats: 0,
     });
     expect(event.body).toEqual(one[0].planned.payload);
-    const control = (await (await fetch(`${receiver.url}/_emulator/state`)).json()) as { state: { events: unknown[] } };
+    const control = (await (await fetch(`${receiver.url}/_emulator/state`)).json()) as {
+      summary: Record<string, number>;
+      state: { events: unknown[] };
+    };
     expect(control.state.events).toHaveLength(1);
+    expect(control.summary).toEqual({ events: 1, repeats: 0, rejections: 0 });
   });
 
   it('sends the same bytes on every resend, and the receiver takes the id once', async () => {
@@ -151,11 +155,12 @@ describe('signed webhooks through the adapter', () => {
 
 describe('what a receiver answers, per the Standard Webhooks status rules', () => {
   let server: Server;
-  let answer: { status: number; headers?: Record<string, string> };
+  let answer: { status: number; headers?: Record<string, string> } | null;
   beforeEach(async () => {
     server = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
+        if (!answer) return; // never answers: the sender's deadline decides
         res.writeHead(answer.status, answer.headers);
         res.end(`{"error":"status ${answer.status}"}`);
       });
@@ -185,5 +190,12 @@ describe('what a receiver answers, per the Standard Webhooks status rules', () =
     expect(await statusFor(503, { 'retry-after': '12' })).toMatchObject({ status: 'retry', retryAfterMs: 12_000 });
     expect((await statusFor(504)).status).toBe('retry');
     expect((await statusFor(204)).status).toBe('delivered');
+  });
+
+  it('retries when the receiver does not answer before the deadline', async () => {
+    answer = null;
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const [result] = await webhookAdapter.send(planOne(sinkBatch()), { ...config, url }, ctx({ timeoutMs: 200 }));
+    expect(result).toEqual({ status: 'retry', error: expect.stringContaining('no answer within') });
   });
 });
