@@ -117,6 +117,10 @@ export const ERROR_CATALOGUE = {
   schedule_exists: USER,
   no_stack: USER,
   dev_running: USER,
+  // Billing sinks: a secret that is not one, a range a sink's read API cannot show.
+  invalid_webhook_secret: USER,
+  sink_auth_failed: USER,
+  sink_history_unavailable: USER,
   // Services that may come back: retried.
   no_worker: FAULT,
   run_timeout: FAULT,
@@ -128,6 +132,7 @@ export const ERROR_CATALOGUE = {
   claims_http_unreachable: FAULT,
   claims_http_status: FAULT,
   claims_http_bad_page: FAULT,
+  sink_read_failed: FAULT,
   import_raced: FAULT,
   database_unavailable: FAULT,
   database_login_failed: FAULT,
@@ -142,6 +147,7 @@ export const ERROR_CATALOGUE = {
   stored_contract_invalid: BROKEN,
   value_out_of_range: BROKEN,
   invalid_data: BROKEN,
+  invalid_webhook_message: BROKEN,
   internal_error: FAULT,
 } satisfies Record<string, ErrorSpec>;
 
