@@ -145,7 +145,12 @@ class StripeHttpError extends Error {
 }
 
 function invalid(message: string, param?: string, code?: string): StripeHttpError {
-  return new StripeHttpError(400, { type: 'invalid_request_error', message, ...(code ? { code } : {}), ...(param ? { param } : {}) });
+  return new StripeHttpError(400, {
+    type: 'invalid_request_error',
+    message,
+    ...(code ? { code } : {}),
+    ...(param ? { param } : {}),
+  });
 }
 
 function noSuchCustomer(id: string, param: string, status = 400): StripeHttpError {
@@ -298,7 +303,13 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     return c;
   };
 
-  const createMeter = (eventName: string, displayName: string, formula: 'sum' | 'count' | 'last', customerKey: string, valueKey: string) => {
+  const createMeter = (
+    eventName: string,
+    displayName: string,
+    formula: 'sum' | 'count' | 'last',
+    customerKey: string,
+    valueKey: string,
+  ) => {
     const t = nowS();
     const m: StripeMeter = {
       id: newId('mtr'),
@@ -352,7 +363,8 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     for (const k of keys) {
       const v = md[k];
       if (typeof v !== 'string') throw invalid(`Invalid metadata[${k}]: must be a string`, `metadata[${k}]`);
-      if (k.length > 40) throw invalid(`Metadata keys can have up to 40 characters; "${k}" has ${k.length}.`, `metadata[${k}]`);
+      if (k.length > 40)
+        throw invalid(`Metadata keys can have up to 40 characters; "${k}" has ${k.length}.`, `metadata[${k}]`);
       if (v.length > 500) throw invalid(`Metadata values can have up to 500 characters.`, `metadata[${k}]`);
       out[k] = v;
     }
@@ -367,7 +379,10 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     if (!eventName) throw missing('event_name');
     if (!formula) throw missing('default_aggregation[formula]');
     if (formula !== 'sum' && formula !== 'count' && formula !== 'last')
-      throw invalid(`Invalid default_aggregation[formula]: must be one of sum, count, or last`, 'default_aggregation[formula]');
+      throw invalid(
+        `Invalid default_aggregation[formula]: must be one of sum, count, or last`,
+        'default_aggregation[formula]',
+      );
     if (eventName.length > 100) throw invalid('event_name must be at most 100 characters.', 'event_name');
     if (activeMeter(eventName))
       throw invalid(`An active meter with event_name \`${eventName}\` already exists.`, 'event_name');
@@ -398,13 +413,13 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     const payloadForm = obj(form, 'payload');
     if (Object.keys(payloadForm).length === 0) throw missing('payload');
     const meter = activeMeter(eventName);
-    if (!meter)
-      throw invalid(`No active meter was found with event_name \`${eventName}\`.`, 'event_name', 'no_meter');
+    if (!meter) throw invalid(`No active meter was found with event_name \`${eventName}\`.`, 'event_name', 'no_meter');
     const t = now();
     const identifier = str(form, 'identifier') ?? newId('evt');
     if (identifier.length > 100) throw invalid('identifier must be at most 100 characters.', 'identifier');
     const tsText = str(form, 'timestamp');
-    if (tsText !== undefined && !/^\d+$/.test(tsText)) throw invalid('Invalid timestamp: must be an integer Unix timestamp', 'timestamp');
+    if (tsText !== undefined && !/^\d+$/.test(tsText))
+      throw invalid('Invalid timestamp: must be an integer Unix timestamp', 'timestamp');
     const timestamp = tsText === undefined ? Math.floor(t / 1000) : Number(tsText);
     if (timestamp < Math.floor(t / 1000) - PAST_LIMIT_S)
       throw invalid('Timestamp must be no more than 35 days in the past.', 'timestamp', 'timestamp_too_far_in_past');
@@ -414,14 +429,24 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     const valueKey = meter.value_settings.event_payload_key;
     const customer = str(payloadForm, customerKey);
     if (!customer)
-      throw invalid(`The payload must contain \`${customerKey}\`.`, `payload[${customerKey}]`, 'meter_event_no_customer_defined');
+      throw invalid(
+        `The payload must contain \`${customerKey}\`.`,
+        `payload[${customerKey}]`,
+        'meter_event_no_customer_defined',
+      );
     if (!customerById(customer)) throw noSuchCustomer(customer, `payload[${customerKey}]`);
     const valueText = str(payloadForm, valueKey);
     if (valueText === undefined)
       throw invalid(`The payload must contain \`${valueKey}\`.`, `payload[${valueKey}]`, 'meter_event_value_not_found');
     if (!/^-?\d+$/.test(valueText))
-      throw invalid(`The value of \`${valueKey}\` must be an integer.`, `payload[${valueKey}]`, 'meter_event_invalid_value');
-    const earlier = state.meterEvents.find((e) => e.identifier === identifier && t - e.receivedAt < IDENTIFIER_WINDOW_MS);
+      throw invalid(
+        `The value of \`${valueKey}\` must be an integer.`,
+        `payload[${valueKey}]`,
+        'meter_event_invalid_value',
+      );
+    const earlier = state.meterEvents.find(
+      (e) => e.identifier === identifier && t - e.receivedAt < IDENTIFIER_WINDOW_MS,
+    );
     if (earlier)
       throw new StripeHttpError(
         400,
@@ -442,7 +467,15 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     });
     return [
       200,
-      { object: 'billing.meter_event', created: Math.floor(t / 1000), event_name: eventName, identifier, livemode: false, payload, timestamp },
+      {
+        object: 'billing.meter_event',
+        created: Math.floor(t / 1000),
+        event_name: eventName,
+        identifier,
+        livemode: false,
+        payload,
+        timestamp,
+      },
     ];
   };
 
@@ -456,7 +489,11 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     if (!identifier) throw missing('cancel[identifier]');
     const event = state.meterEvents.find((e) => e.identifier === identifier && e.event_name === eventName);
     if (!event)
-      throw invalid(`No meter event with identifier ${identifier} was found for event_name \`${eventName}\`.`, 'cancel[identifier]', 'resource_missing');
+      throw invalid(
+        `No meter event with identifier ${identifier} was found for event_name \`${eventName}\`.`,
+        'cancel[identifier]',
+        'resource_missing',
+      );
     const t = now();
     if (event.cancelledAt === null) {
       if (t - event.receivedAt >= CANCEL_WINDOW_MS)
@@ -468,14 +505,26 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     }
     return [
       200,
-      { object: 'billing.meter_event_adjustment', livemode: false, status: 'complete', event_name: eventName, type: 'cancel', cancel: { identifier } },
+      {
+        object: 'billing.meter_event_adjustment',
+        livemode: false,
+        status: 'complete',
+        event_name: eventName,
+        type: 'cancel',
+        cancel: { identifier },
+      },
     ];
   };
 
   const eventSummaries = (meterId: string, query: URLSearchParams): [number, unknown] => {
     const meter = state.meters.find((m) => m.id === meterId);
     if (!meter)
-      throw new StripeHttpError(404, { type: 'invalid_request_error', code: 'resource_missing', message: `No such billing.meter: '${meterId}'`, param: 'id' });
+      throw new StripeHttpError(404, {
+        type: 'invalid_request_error',
+        code: 'resource_missing',
+        message: `No such billing.meter: '${meterId}'`,
+        param: 'id',
+      });
     const customer = query.get('customer');
     const start = query.get('start_time');
     const end = query.get('end_time');
@@ -484,7 +533,8 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     if (!end) throw missing('end_time');
     if (!/^\d+$/.test(start) || Number(start) % 60 !== 0)
       throw invalid('start_time must be aligned with minute boundaries.', 'start_time');
-    if (!/^\d+$/.test(end) || Number(end) % 60 !== 0) throw invalid('end_time must be aligned with minute boundaries.', 'end_time');
+    if (!/^\d+$/.test(end) || Number(end) % 60 !== 0)
+      throw invalid('end_time must be aligned with minute boundaries.', 'end_time');
     if (Number(end) <= Number(start)) throw invalid('end_time must be after start_time.', 'end_time');
     const events = state.meterEvents
       .filter((e) => e.event_name === meter.event_name && e.customer === customer && e.cancelledAt === null)
@@ -492,7 +542,11 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
       .sort((a, b) => a.timestamp - b.timestamp || a.receivedAt - b.receivedAt);
     const formula = meter.default_aggregation.formula;
     const aggregated =
-      formula === 'count' ? events.length : formula === 'last' ? (events.at(-1)?.value ?? 0) : events.reduce((s, e) => s + e.value, 0);
+      formula === 'count'
+        ? events.length
+        : formula === 'last'
+          ? (events.at(-1)?.value ?? 0)
+          : events.reduce((s, e) => s + e.value, 0);
     const summary = {
       id: `mtrusg_${createHash('sha256').update(`${meter.id}:${customer}:${start}:${end}`).digest('hex').slice(0, 24)}`,
       object: 'billing.meter_event_summary',
@@ -502,7 +556,10 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
       meter: meter.id,
       start_time: Number(start),
     };
-    return [200, { object: 'list', data: [summary], has_more: false, url: `/v1/billing/meters/${meter.id}/event_summaries` }];
+    return [
+      200,
+      { object: 'list', data: [summary], has_more: false, url: `/v1/billing/meters/${meter.id}/event_summaries` },
+    ];
   };
 
   const postInvoiceItem = (form: Form): [number, unknown] => {
@@ -514,12 +571,21 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     if (!/^-?\d+$/.test(amountText)) throw invalid('Invalid integer: ' + amountText, 'amount');
     const amount = Number(amountText);
     if (Math.abs(amount) > MAX_AMOUNT)
-      throw invalid('Amount must be no more than 99999999 in the smallest currency unit (e.g. $999,999.99).', 'amount', 'amount_too_large');
+      throw invalid(
+        'Amount must be no more than 99999999 in the smallest currency unit (e.g. $999,999.99).',
+        'amount',
+        'amount_too_large',
+      );
     if (!currency) throw missing('currency');
-    if (!/^[a-z]{3}$/.test(currency)) throw invalid(`Invalid currency: ${currency}. Stripe currently supports these currencies: lowercase ISO codes such as usd, eur.`, 'currency');
+    if (!/^[a-z]{3}$/.test(currency))
+      throw invalid(
+        `Invalid currency: ${currency}. Stripe currently supports these currencies: lowercase ISO codes such as usd, eur.`,
+        'currency',
+      );
     if (!customerById(customer)) throw noSuchCustomer(customer, 'customer');
     const description = str(form, 'description') ?? null;
-    if (description && description.length > 5000) throw invalid('description must be at most 5000 characters.', 'description');
+    if (description && description.length > 5000)
+      throw invalid('description must be at most 5000 characters.', 'description');
     const metadata = metadataOf(form);
     const t = nowS();
     const item: StripeInvoiceItem = {
@@ -549,7 +615,10 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
 
   const listInvoiceItems = (query: URLSearchParams): [number, unknown] => {
     const customer = query.get('customer');
-    const items = state.invoiceItems.filter((i) => !customer || i.customer === customer).slice().reverse();
+    const items = state.invoiceItems
+      .filter((i) => !customer || i.customer === customer)
+      .slice()
+      .reverse();
     return [200, listOf(items, '/v1/invoiceitems', query)];
   };
 
@@ -566,13 +635,25 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     if (method === 'POST' && pathname === '/v1/billing/meters') return postMeter(form);
     if (method === 'GET' && pathname === '/v1/billing/meters') {
       const status = query.get('status');
-      return [200, listOf(state.meters.filter((x) => !status || x.status === status), '/v1/billing/meters', query)];
+      return [
+        200,
+        listOf(
+          state.meters.filter((x) => !status || x.status === status),
+          '/v1/billing/meters',
+          query,
+        ),
+      ];
     }
     m = /^\/v1\/billing\/meters\/([^/]+)$/.exec(pathname);
     if (method === 'GET' && m) {
       const meter = state.meters.find((x) => x.id === m![1]);
       if (!meter)
-        throw new StripeHttpError(404, { type: 'invalid_request_error', code: 'resource_missing', message: `No such billing.meter: '${m[1]}'`, param: 'id' });
+        throw new StripeHttpError(404, {
+          type: 'invalid_request_error',
+          code: 'resource_missing',
+          message: `No such billing.meter: '${m[1]}'`,
+          param: 'id',
+        });
       return [200, meter];
     }
     m = /^\/v1\/billing\/meters\/([^/]+)\/event_summaries$/.exec(pathname);
@@ -605,7 +686,9 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
       handle.setClockOffset(Number(json.offsetMs ?? 0));
       return send(res, 200, { offsetMs: clockOffsetMs });
     }
-    return send(res, 404, { error: { type: 'invalid_request_error', message: `unknown control endpoint ${pathname}` } });
+    return send(res, 404, {
+      error: { type: 'invalid_request_error', message: `unknown control endpoint ${pathname}` },
+    });
   };
 
   /** The fault to apply to this request, counting it down. */
@@ -657,7 +740,11 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
       });
     if (key !== opts.secret)
       return send(res, 401, {
-        error: { type: 'invalid_request_error', code: 'api_key_invalid', message: `Invalid API Key provided: ${maskedKey(key)}` },
+        error: {
+          type: 'invalid_request_error',
+          code: 'api_key_invalid',
+          message: `Invalid API Key provided: ${maskedKey(key)}`,
+        },
       });
 
     const form = method === 'POST' ? parseStripeForm(body) : {};
@@ -691,13 +778,19 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     const text = JSON.stringify(answer, null, 2);
     if (method === 'POST' && status < 300) {
       if (typeof idemKey === 'string' && idemKey !== '') {
-        for (const [k, v] of Object.entries(state.idempotency)) if (now() - v.at >= IDEMPOTENCY_WINDOW_MS) delete state.idempotency[k];
+        for (const [k, v] of Object.entries(state.idempotency))
+          if (now() - v.at >= IDEMPOTENCY_WINDOW_MS) delete state.idempotency[k];
         state.idempotency[idemKey] = { at: now(), method, path: url.pathname, params, status, body: text };
       }
       persist();
     }
     if (mode === 'accept_then_drop') return req.socket.destroy();
-    send(res, status, text, typeof idemKey === 'string' && idemKey ? { ...headers, 'Idempotency-Key': idemKey } : headers);
+    send(
+      res,
+      status,
+      text,
+      typeof idemKey === 'string' && idemKey ? { ...headers, 'Idempotency-Key': idemKey } : headers,
+    );
   };
 
   let lastRetryAfter = 1;

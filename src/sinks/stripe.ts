@@ -137,7 +137,8 @@ function meterEventRefusal(batch: SinkBatch, now: Date): string | null {
 }
 
 function amountRefusal(amount: number): string | null {
-  if (!Number.isSafeInteger(amount)) return `an invoice item needs a whole amount in minor units, not ${amount}: report this as a fault`;
+  if (!Number.isSafeInteger(amount))
+    return `an invoice item needs a whole amount in minor units, not ${amount}: report this as a fault`;
   if (Math.abs(amount) > STRIPE_MAX_AMOUNT)
     return `Stripe takes invoice items of at most ${STRIPE_MAX_AMOUNT} minor units; this one is ${amount}: split it by hand and mark the lines settled`;
   return null;
@@ -313,19 +314,19 @@ function stripeError(json: unknown): { type: string; code?: string; message: str
 const DUPLICATE_IDENTIFIER = /An event already exists with identifier/i;
 
 /** What an answer to a planned request means for the batch. */
-export function classify(
-  answer: RawAnswer,
-  action: string,
-  config: StripeSinkConfig,
-  secret: string,
-): SendResult {
+export function classify(answer: RawAnswer, action: string, config: StripeSinkConfig, secret: string): SendResult {
   const { status, json } = answer;
   if (status >= 200 && status < 300) {
     const schema =
-      action === 'meter_event' ? MeterEventResponse : action === 'meter_event_cancel' ? MeterEventAdjustmentResponse : InvoiceItemResponse;
+      action === 'meter_event'
+        ? MeterEventResponse
+        : action === 'meter_event_cancel'
+          ? MeterEventAdjustmentResponse
+          : InvoiceItemResponse;
     const parsed = schema.safeParse(json);
     // Resending is safe (same Idempotency-Key): an answer that is not Stripe's may be a proxy's.
-    if (!parsed.success) return { status: 'retry', error: `Stripe answered ${status} with a body that is not a ${action} object` };
+    if (!parsed.success)
+      return { status: 'retry', error: `Stripe answered ${status} with a body that is not a ${action} object` };
     const body = parsed.data as Record<string, unknown>;
     const ref =
       action === 'meter_event'
@@ -338,7 +339,11 @@ export function classify(
   const err = stripeError(json);
   const what = `Stripe ${status} ${[err.type, err.code].filter(Boolean).join('/')}`;
   if (status === 429)
-    return { status: 'retry', error: `${what}: rate limited`, retryAfterMs: retryAfterMs(answer.headers.get('retry-after')) };
+    return {
+      status: 'retry',
+      error: `${what}: rate limited`,
+      retryAfterMs: retryAfterMs(answer.headers.get('retry-after')),
+    };
   if (status >= 500 || status === 409 || answer.headers.get('stripe-should-retry') === 'true')
     return { status: 'retry', error: scrub(`${what}: ${err.message}`, secret) };
   if (status === 401 || status === 403)
@@ -359,34 +364,50 @@ async function sendOne(
 ): Promise<SendResult> {
   const request = PlannedRequest.safeParse(item.planned.payload);
   if (!request.success)
-    return { status: 'refused', error: `the planned Stripe request for batch ${item.batch.batchId} is malformed: report this as a fault` };
+    return {
+      status: 'refused',
+      error: `the planned Stripe request for batch ${item.batch.batchId} is malformed: report this as a fault`,
+    };
   const r = request.data;
   const answer = await exchange(config, ctx, r.method, r.path, r.params, r.idempotencyKey);
-  if (answer.status === 'retry') return answer as { status: 'retry'; error: string };
-  return classify(answer as RawAnswer, item.planned.action, config, ctx.secret);
+  if (answer.status === 'retry') return answer;
+  return classify(answer, item.planned.action, config, ctx.secret);
 }
 
 // ---- reading back -----------------------------------------------------------------------------
 
-async function getJson<T>(config: StripeSinkConfig, ctx: SinkContext, pathAndQuery: string, schema: z.ZodType<T>): Promise<T> {
+async function getJson<T>(
+  config: StripeSinkConfig,
+  ctx: SinkContext,
+  pathAndQuery: string,
+  schema: z.ZodType<T>,
+): Promise<T> {
   const answer = await exchange(config, ctx, 'GET', pathAndQuery);
-  if (answer.status === 'retry')
-    throw new ReconError('stripe_unavailable', `${(answer as { error: string }).error}; try again later`);
-  const a = answer as RawAnswer;
+  if (answer.status === 'retry') throw new ReconError('stripe_unavailable', `${answer.error}; try again later`);
+  const a = answer;
   if (a.status === 401 || a.status === 403)
     throw new ReconError(
       'stripe_auth_failed',
       `Stripe refused the API key (${a.status}): put a valid secret key in the environment variable ${config.apiKeyEnv}`,
     );
   if (a.status === 429 || a.status >= 500)
-    throw new ReconError('stripe_unavailable', `Stripe answered ${a.status} reading ${pathAndQuery.split('?')[0]}; try again later`);
+    throw new ReconError(
+      'stripe_unavailable',
+      `Stripe answered ${a.status} reading ${pathAndQuery.split('?')[0]}; try again later`,
+    );
   if (a.status >= 300) {
     const err = stripeError(a.json);
-    throw new ReconError('stripe_refused', scrub(`Stripe ${a.status} reading ${pathAndQuery.split('?')[0]}: ${err.message}`, ctx.secret));
+    throw new ReconError(
+      'stripe_refused',
+      scrub(`Stripe ${a.status} reading ${pathAndQuery.split('?')[0]}: ${err.message}`, ctx.secret),
+    );
   }
   const parsed = schema.safeParse(a.json);
   if (!parsed.success)
-    throw new ReconError('stripe_bad_response', `Stripe's answer to ${pathAndQuery.split('?')[0]} is not the expected list; check apiBase`);
+    throw new ReconError(
+      'stripe_bad_response',
+      `Stripe's answer to ${pathAndQuery.split('?')[0]} is not the expected list; check apiBase`,
+    );
   return parsed.data;
 }
 
@@ -470,7 +491,12 @@ async function holdings(
         limit: '100',
       });
       if (cursor) q.set('starting_after', cursor);
-      const page = await getJson(config, ctx, `/v1/billing/meters/${encodeURIComponent(meter.id)}/event_summaries?${q.toString()}`, MeterEventSummaryList);
+      const page = await getJson(
+        config,
+        ctx,
+        `/v1/billing/meters/${encodeURIComponent(meter.id)}/event_summaries?${q.toString()}`,
+        MeterEventSummaryList,
+      );
       for (const s of page.data) quantity += s.aggregated_value;
       if (!page.has_more || page.data.length === 0) break;
       cursor = page.data[page.data.length - 1].id;

@@ -37,7 +37,13 @@ export async function findOrBuildStripeMock(
   if (!go) return undefined;
   await mkdir(binDir, { recursive: true });
   log(`[stripe-mock] building ${MODULE} with go install into ${binDir} (once; takes a minute or two)`);
-  await run(go, ['install', MODULE], { ...process.env, GOBIN: binDir, GOFLAGS: '-mod=mod' }, log, '[stripe-mock] still building…');
+  await run(
+    go,
+    ['install', MODULE],
+    { ...process.env, GOBIN: binDir, GOFLAGS: '-mod=mod' },
+    log,
+    '[stripe-mock] still building…',
+  );
   return { path: cached, source: 'go-install' };
 }
 
@@ -87,7 +93,10 @@ export async function startStripeMock(opts: { log?: (m: string) => void; binary?
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (exited !== undefined)
-      throw new ReconError('stripe_mock_missing', `stripe-mock exited (${exited}) at start: ${tail.trim().split('\n').slice(-2).join(' | ')}`);
+      throw new ReconError(
+        'stripe_mock_missing',
+        `stripe-mock exited (${exited}) at start: ${tail.trim().split('\n').slice(-2).join(' | ')}`,
+      );
     try {
       const res = await fetch(`${url}/v1/customers?limit=1`, {
         headers: { Authorization: 'Bearer sk_test_123' },

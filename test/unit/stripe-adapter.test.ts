@@ -79,7 +79,8 @@ describe('the Stripe adapter plans meter events', () => {
   });
 
   it('refuses timestamps Stripe refuses: over 35 days back (with an hour of margin) or 5 minutes ahead', () => {
-    const at = (ms: number) => stripeAdapter.plan(batch({ eventAt: new Date(NOW.getTime() + ms) }), meterConfig, { now: NOW });
+    const at = (ms: number) =>
+      stripeAdapter.plan(batch({ eventAt: new Date(NOW.getTime() + ms) }), meterConfig, { now: NOW });
     expect(at(-34 * DAY)).toHaveProperty('action', 'meter_event');
     expect(at(-35 * DAY + 2 * HOUR)).toHaveProperty('action', 'meter_event');
     expect(at(-35 * DAY + 30 * 60_000)).toHaveProperty('refuse', expect.stringMatching(/35 days/));
@@ -96,26 +97,52 @@ describe('the Stripe adapter plans meter events', () => {
       );
   });
 
-  const charge = { key: 'acme-charge-101-142', lineCount: 42, creditedCount: 42, deliveredAt: new Date(NOW.getTime() - HOUR), action: 'meter_event' };
+  const charge = {
+    key: 'acme-charge-101-142',
+    lineCount: 42,
+    creditedCount: 42,
+    deliveredAt: new Date(NOW.getTime() - HOUR),
+    action: 'meter_event',
+  };
   const credit = (over: Partial<SinkBatch> = {}) =>
-    batch({ kind: 'credit', key: 'acme-credit-150-191', lineCount: 42, amountMinor: -6300, reverses: [charge], ...over });
+    batch({
+      kind: 'credit',
+      key: 'acme-credit-150-191',
+      lineCount: 42,
+      amountMinor: -6300,
+      reverses: [charge],
+      ...over,
+    });
 
   it('cancels the charge event when one credit reverses all of it inside the cancel window', () => {
     const p = planned(stripeAdapter.plan(credit(), meterConfig, { now: NOW }));
     expect(p.action).toBe('meter_event_cancel');
-    expect(p.payload).toMatchObject({ path: '/v1/billing/meter_event_adjustments', idempotencyKey: 'acme-credit-150-191' });
-    expect(params(p)).toEqual({ event_name: 'resolved_ticket', type: 'cancel', 'cancel[identifier]': 'acme-charge-101-142' });
+    expect(p.payload).toMatchObject({
+      path: '/v1/billing/meter_event_adjustments',
+      idempotencyKey: 'acme-credit-150-191',
+    });
+    expect(params(p)).toEqual({
+      event_name: 'resolved_ticket',
+      type: 'cancel',
+      'cancel[identifier]': 'acme-charge-101-142',
+    });
   });
 
   it('credits with a negative invoice item when a cancel would not undo exactly this credit', () => {
     const cases: Array<[string, SinkBatch]> = [
       ['part of the event', credit({ lineCount: 2, amountMinor: -300, reverses: [{ ...charge, creditedCount: 2 }] })],
       // An earlier partial credit already went out as an invoice item: a cancel would credit it twice.
-      ['the rest after a partial credit', credit({ lineCount: 40, amountMinor: -6000, reverses: [{ ...charge, creditedCount: 42 }] })],
+      [
+        'the rest after a partial credit',
+        credit({ lineCount: 40, amountMinor: -6000, reverses: [{ ...charge, creditedCount: 42 }] }),
+      ],
       ['two charge events', credit({ reverses: [charge, { ...charge, key: 'other' }] })],
       ['a charge that went as an invoice item', credit({ reverses: [{ ...charge, action: 'invoice_item' }] })],
       ['a charge not yet delivered', credit({ reverses: [{ ...charge, deliveredAt: null }] })],
-      ['past the window with its margin', credit({ reverses: [{ ...charge, deliveredAt: new Date(NOW.getTime() - 19 * HOUR) }] })],
+      [
+        'past the window with its margin',
+        credit({ reverses: [{ ...charge, deliveredAt: new Date(NOW.getTime() - 19 * HOUR) }] }),
+      ],
       ['no charge known', credit({ reverses: [] })],
     ];
     for (const [why, b] of cases) {
@@ -125,8 +152,13 @@ describe('the Stripe adapter plans meter events', () => {
       expect(params(p).description, why).toMatch(/^Credit: /);
     }
     expect(
-      planned(stripeAdapter.plan(credit({ reverses: [{ ...charge, deliveredAt: new Date(NOW.getTime() - 17 * HOUR) }] }), meterConfig, { now: NOW }))
-        .action,
+      planned(
+        stripeAdapter.plan(
+          credit({ reverses: [{ ...charge, deliveredAt: new Date(NOW.getTime() - 17 * HOUR) }] }),
+          meterConfig,
+          { now: NOW },
+        ),
+      ).action,
     ).toBe('meter_event_cancel');
   });
 
@@ -138,10 +170,18 @@ describe('the Stripe adapter plans meter events', () => {
     expect(stripeAdapter.takes(meterSkip, 'charge')).toBe(true);
     expect(stripeAdapter.takes(meterSkip, 'credit')).toBe(true);
     const fee = planned(
-      stripeAdapter.plan(batch({ kind: 'base_fee', runId: null, lineCount: 1, amountMinor: 50000, unitPrice: '500.00' }), meterConfig, { now: NOW }),
+      stripeAdapter.plan(
+        batch({ kind: 'base_fee', runId: null, lineCount: 1, amountMinor: 50000, unitPrice: '500.00' }),
+        meterConfig,
+        { now: NOW },
+      ),
     );
     expect(fee.action).toBe('invoice_item');
-    expect(params(fee)).toMatchObject({ amount: '50000', currency: 'usd', description: 'Base fee for resolved_ticket, 2026-11' });
+    expect(params(fee)).toMatchObject({
+      amount: '50000',
+      currency: 'usd',
+      description: 'Base fee for resolved_ticket, 2026-11',
+    });
   });
 
   it('states its limits: 24 h dedup, one batch per call, no amount cap for meter events', () => {
@@ -155,7 +195,8 @@ describe('the Stripe adapter plans meter events', () => {
 
 describe('the Stripe adapter plans invoice items', () => {
   it('makes every kind an invoice item of its amount, with metadata that traces it to the ledger', () => {
-    for (const kind of ['charge', 'credit', 'base_fee', 'true_up'] as const) expect(stripeAdapter.takes(itemConfig, kind)).toBe(true);
+    for (const kind of ['charge', 'credit', 'base_fee', 'true_up'] as const)
+      expect(stripeAdapter.takes(itemConfig, kind)).toBe(true);
     const p = planned(stripeAdapter.plan(batch(), itemConfig, { now: NOW }));
     expect(p.action).toBe('invoice_item');
     expect(p.payload).toMatchObject({ path: '/v1/invoiceitems', idempotencyKey: 'acme-charge-101-142' });
@@ -173,28 +214,35 @@ describe('the Stripe adapter plans invoice items', () => {
       'metadata[recon_last_entry]': '142',
       'metadata[recon_event_at]': '2026-11-20T00:00:00Z',
     });
-    const credit = planned(stripeAdapter.plan(batch({ kind: 'credit', amountMinor: -150, lineCount: 1 }), itemConfig, { now: NOW }));
+    const credit = planned(
+      stripeAdapter.plan(batch({ kind: 'credit', amountMinor: -150, lineCount: 1 }), itemConfig, { now: NOW }),
+    );
     expect(params(credit).amount).toBe('-150');
   });
 
   it('takes old lines (no time limit on invoice items) but refuses amounts over eight digits', () => {
-    expect(stripeAdapter.plan(batch({ eventAt: new Date(NOW.getTime() - 90 * DAY) }), itemConfig, { now: NOW })).toHaveProperty(
+    expect(
+      stripeAdapter.plan(batch({ eventAt: new Date(NOW.getTime() - 90 * DAY) }), itemConfig, { now: NOW }),
+    ).toHaveProperty('action', 'invoice_item');
+    expect(stripeAdapter.plan(batch({ amountMinor: STRIPE_MAX_AMOUNT }), itemConfig, { now: NOW })).toHaveProperty(
       'action',
-      'invoice_item',
     );
-    expect(stripeAdapter.plan(batch({ amountMinor: STRIPE_MAX_AMOUNT }), itemConfig, { now: NOW })).toHaveProperty('action');
     expect(stripeAdapter.plan(batch({ amountMinor: STRIPE_MAX_AMOUNT + 1 }), itemConfig, { now: NOW })).toHaveProperty(
       'refuse',
       expect.stringMatching(/at most 99999999/),
     );
-    expect(stripeAdapter.plan(batch({ kind: 'credit', amountMinor: -STRIPE_MAX_AMOUNT - 1 }), itemConfig, { now: NOW })).toHaveProperty(
-      'refuse',
-    );
+    expect(
+      stripeAdapter.plan(batch({ kind: 'credit', amountMinor: -STRIPE_MAX_AMOUNT - 1 }), itemConfig, { now: NOW }),
+    ).toHaveProperty('refuse');
   });
 
   it('describes each kind for a finance person', () => {
-    expect(invoiceItemDescription(batch({ tier: 2 }))).toBe('42 × resolved_ticket (tier 2) at 1.50 USD, 2026-11, run 17');
-    expect(invoiceItemDescription(batch({ kind: 'true_up', outcomeType: null, runId: null }))).toBe('Minimum commitment true-up, 2026-11');
+    expect(invoiceItemDescription(batch({ tier: 2 }))).toBe(
+      '42 × resolved_ticket (tier 2) at 1.50 USD, 2026-11, run 17',
+    );
+    expect(invoiceItemDescription(batch({ kind: 'true_up', outcomeType: null, runId: null }))).toBe(
+      'Minimum commitment true-up, 2026-11',
+    );
   });
 });
 
@@ -222,7 +270,10 @@ describe("the Stripe adapter reads Stripe's recorded answers", () => {
   };
 
   it('classifies recorded answers: delivered, duplicate, retry, auth, refused', () => {
-    expect(classify(answer('stripe-meter-event'), 'meter_event', meterConfig, 'sk_test_x')).toEqual({ status: 'delivered', ref: 'identifier_123' });
+    expect(classify(answer('stripe-meter-event'), 'meter_event', meterConfig, 'sk_test_x')).toEqual({
+      status: 'delivered',
+      ref: 'identifier_123',
+    });
     expect(classify(answer('stripe-invoiceitem'), 'invoice_item', itemConfig, 'sk_test_x')).toEqual({
       status: 'delivered',
       ref: 'ii_1MtGUtLkdIwHu7ixBYwjAM00',
@@ -243,9 +294,13 @@ describe("the Stripe adapter reads Stripe's recorded answers", () => {
       status: 'refused',
       error: "Stripe 400 invalid_request_error/resource_missing (customer): No such customer: 'cus_missing'",
     });
-    expect(classify(answer('stripe-error-idempotency'), 'invoice_item', itemConfig, 'sk_test_x')).toMatchObject({ status: 'refused' });
+    expect(classify(answer('stripe-error-idempotency'), 'invoice_item', itemConfig, 'sk_test_x')).toMatchObject({
+      status: 'refused',
+    });
     // A 200 that is not Stripe's object (a proxy's page) is resent, never taken as delivered.
-    expect(classify({ status: 200, headers: new Headers(), json: { ok: true } }, 'meter_event', meterConfig, 's')).toMatchObject({
+    expect(
+      classify({ status: 200, headers: new Headers(), json: { ok: true } }, 'meter_event', meterConfig, 's'),
+    ).toMatchObject({
       status: 'retry',
     });
   });

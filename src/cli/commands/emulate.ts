@@ -49,7 +49,11 @@ export function registerEmulateCommands(program: Command, _ctx: CommandContext):
     .option('--state <file>', 'keep the emulator state in this file, so a restart keeps what it holds')
     .option('--secret-env <name>', 'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY)')
     .option('--customer <id>', 'stripe: create this customer (cus_…) at start; repeatable', collect)
-    .option('--meter <event_name>', 'stripe: create an active sum meter for this event name at start; repeatable', collect)
+    .option(
+      '--meter <event_name>',
+      'stripe: create an active sum meter for this event name at start; repeatable',
+      collect,
+    )
     .action(async (kind: string, o: EmulateOptions) => {
       const emulator = EMULATORS[kind];
       if (!emulator)
