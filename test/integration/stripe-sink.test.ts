@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { startStripeEmulator, type StripeEmulatorHandle } from '../../src/emulat
 import { stripeAdapter } from '../../src/sinks/stripe';
 import type { Planned, Refusal, SinkBatch, SinkContext } from '../../src/sinks/types';
 import { startStripeMock, type StripeMock } from '../../src/stack/stripe-mock';
+import { BIN, ROOT, recon } from '../support/recon-cli';
 
 const KEY = 'sk_test_emulatorKey9876';
 const HOUR = 3_600_000;
@@ -491,5 +493,81 @@ describe('the Stripe sink against stripe-mock (Stripe OpenAPI spec)', () => {
     expect(held).toContainEqual(
       expect.objectContaining({ key: 'meter:test-meter-event-name', quantity: expect.any(Number) }),
     );
+  });
+});
+
+describe('recon emulate stripe', () => {
+  /** Starts the command, waits for its one line, and returns the URL and a stop that sends SIGINT. */
+  function emulate(args: string[], env: NodeJS.ProcessEnv) {
+    const child = spawn(process.execPath, [BIN, 'emulate', 'stripe', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const line = new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => {
+        stdout += b.toString();
+        if (stdout.includes('\n')) resolve(stdout.split('\n')[0]);
+      });
+      void exited.then(() => reject(new Error(`recon emulate exited before its line: ${stdout}`)));
+    });
+    return {
+      line,
+      stop: async () => {
+        child.kill('SIGINT');
+        return exited;
+      },
+    };
+  }
+
+  it('starts seeded with a customer and a meter, prints its URL, stops on SIGINT and keeps its state', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-emulate-'));
+    const env = { RECON_TEST_STRIPE_KEY: KEY };
+    const args = [
+      '--customer',
+      'cus_cli',
+      '--meter',
+      'cli_events',
+      '--state',
+      path.join(dir, 'state.json'),
+      '--secret-env',
+      'RECON_TEST_STRIPE_KEY',
+    ];
+    try {
+      const first = emulate(args, env);
+      const line = await first.line;
+      expect(line).toMatch(
+        /^stripe emulator at http:\/\/127\.0\.0\.1:\d+ \(customer cus_cli, meter cli_events \(mtr_\w+\), state .*state\.json, key from RECON_TEST_STRIPE_KEY\); Ctrl-C stops it$/,
+      );
+      const url = /http:\/\/127\.0\.0\.1:\d+/.exec(line)![0];
+      const event = {
+        event_name: 'cli_events',
+        identifier: 'cli-1',
+        'payload[stripe_customer_id]': 'cus_cli',
+        'payload[value]': '4',
+      };
+      expect((await api(url, 'POST', '/v1/billing/meter_events', event)).status).toBe(200);
+      expect(await first.stop()).toBe(0);
+
+      const second = emulate(args, env);
+      const url2 = /http:\/\/127\.0\.0\.1:\d+/.exec(await second.line)![0];
+      // The restarted emulator remembers the identifier (and the seeds are not made twice).
+      expect((await api(url2, 'POST', '/v1/billing/meter_events', event)).status).toBe(400);
+      expect((await api(url2, 'GET', '/v1/billing/meters')).json.data).toHaveLength(1);
+      expect(await second.stop()).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says which variable to set when the key is missing', async () => {
+    const r = await recon(['emulate', 'stripe', '--secret-env', 'RECON_TEST_UNSET_KEY'], { RECON_TEST_UNSET_KEY: '' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^recon: missing_option: set RECON_TEST_UNSET_KEY to the key the emulator should accept/);
+    const unknown = await recon(['emulate', 'nosuch'], { STRIPE_API_KEY: 'x' });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no emulator "nosuch"/);
   });
 });
