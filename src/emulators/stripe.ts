@@ -36,6 +36,7 @@ const PAST_LIMIT_S = 35 * 86_400;
 const FUTURE_LIMIT_S = 5 * 60;
 /** Stripe's largest amount for two-decimal currencies: eight digits. */
 const MAX_AMOUNT = 99_999_999;
+const FAULT_MODES: Array<Fault['mode']> = ['none', 'down', 'error500', 'rate_limit', 'accept_then_drop'];
 
 export interface StripeCustomer {
   id: string;
@@ -676,14 +677,37 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
 
   const control = async (req: http.IncomingMessage, res: http.ServerResponse, pathname: string) => {
     if (req.method === 'GET' && pathname === '/_emulator/state') return send(res, 200, state);
-    const body = await readBody(req);
-    const json = body ? (JSON.parse(body) as Record<string, unknown>) : {};
+    const bad = (message: string) => send(res, 400, { error: { type: 'invalid_request_error', message } });
+    let json: Record<string, unknown>;
+    try {
+      const body = await readBody(req);
+      const parsed: unknown = body ? JSON.parse(body) : {};
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return bad('expected a JSON object');
+      json = parsed as Record<string, unknown>;
+    } catch {
+      return bad('expected a JSON object');
+    }
     if (req.method === 'POST' && pathname === '/_emulator/fault') {
-      handle.setFault(json as unknown as Fault);
+      const { mode, times, retryAfterSeconds } = json;
+      if (typeof mode !== 'string' || !FAULT_MODES.includes(mode as Fault['mode']))
+        return bad(`mode must be one of ${FAULT_MODES.join(', ')}`);
+      if (times !== undefined && !(Number.isInteger(times) && (times as number) > 0))
+        return bad('times must be a positive integer');
+      if (
+        retryAfterSeconds !== undefined &&
+        !(Number.isInteger(retryAfterSeconds) && (retryAfterSeconds as number) >= 0)
+      )
+        return bad('retryAfterSeconds must be a whole number of seconds');
+      handle.setFault({
+        mode: mode as Fault['mode'],
+        times: times as number | undefined,
+        retryAfterSeconds: retryAfterSeconds as number | undefined,
+      });
       return send(res, 200, { fault });
     }
     if (req.method === 'POST' && pathname === '/_emulator/clock') {
-      handle.setClockOffset(Number(json.offsetMs ?? 0));
+      if (!Number.isFinite(json.offsetMs)) return bad('offsetMs must be a number of milliseconds');
+      handle.setClockOffset(json.offsetMs as number);
       return send(res, 200, { offsetMs: clockOffsetMs });
     }
     return send(res, 404, {

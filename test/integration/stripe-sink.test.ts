@@ -227,6 +227,58 @@ describe('the Stripe sink against the Stripe emulator', () => {
     expect(limited.json).toEqual(fixture('stripe-error-rate-limit').body);
   });
 
+  it('refuses what Stripe documents it refuses, and is driven through its control endpoints', async () => {
+    const event = (over: Record<string, string>) =>
+      api(emu.url, 'POST', '/v1/billing/meter_events', {
+        event_name: 'resolved_ticket',
+        'payload[stripe_customer_id]': customer,
+        'payload[value]': '1',
+        ...over,
+      });
+    const code = async (p: Promise<{ status: number; json: Record<string, unknown> }>) => {
+      const r = await p;
+      return [r.status, (r.json.error as { code?: string } | undefined)?.code];
+    };
+    expect(await code(event({ event_name: 'no_such_meter' }))).toEqual([400, 'no_meter']);
+    expect(await code(event({ 'payload[value]': '1.5' }))).toEqual([400, 'meter_event_invalid_value']);
+    expect(await code(event({ 'payload[stripe_customer_id]': 'cus_nobody' }))).toEqual([400, 'resource_missing']);
+    expect(await code(event({ timestamp: String(Math.floor(Date.now() / 1000) + 400) }))).toEqual([
+      400,
+      'timestamp_in_future',
+    ]);
+    expect(await code(event({ timestamp: String(Math.floor(Date.now() / 1000) - 36 * 86400) }))).toEqual([
+      400,
+      'timestamp_too_far_in_past',
+    ]);
+    const item = (amount: string) => api(emu.url, 'POST', '/v1/invoiceitems', { customer, amount, currency: 'usd' });
+    expect(await code(item('100000000'))).toEqual([400, 'amount_too_large']);
+    expect(await code(item('-100000000'))).toEqual([400, 'amount_too_large']);
+    expect((await item('-99999999')).status).toBe(200);
+    expect((await api(emu.url, 'GET', `/v1/invoiceitems?customer=${customer}&limit=101`)).status).toBe(400);
+    expect((await api(emu.url, 'GET', '/v1/customers/cus_nobody')).status).toBe(404);
+
+    const control = async (p: string, body: unknown) =>
+      (await fetch(`${emu.url}/_emulator/${p}`, { method: 'POST', body: JSON.stringify(body) })).status;
+    expect(await control('fault', { mode: 'error500', times: 2 })).toBe(200);
+    expect((await api(emu.url, 'GET', '/v1/billing/meters')).status).toBe(500);
+    expect((await api(emu.url, 'GET', '/v1/billing/meters')).status).toBe(500);
+    expect((await api(emu.url, 'GET', '/v1/billing/meters')).status).toBe(200);
+    expect(await control('clock', { offsetMs: 40 * DAY })).toBe(200);
+    // 40 days on, an event timestamped at the real now is still in range: the emulator's clock moved.
+    expect(await code(event({ timestamp: String(Math.floor(Date.now() / 1000) + 40 * 86400) }))).toEqual([
+      200,
+      undefined,
+    ]);
+    expect(await control('clock', { offsetMs: 0 })).toBe(200);
+    const state = (await (await fetch(`${emu.url}/_emulator/state`)).json()) as {
+      customers: unknown[];
+      meters: unknown[];
+    };
+    expect(state.customers).toHaveLength(1);
+    expect(state.meters).toHaveLength(1);
+    expect(await control('fault', { mode: 'sideways' })).toBe(400);
+  });
+
   it('delivers a charge as one meter event; a resend is replayed, a repeated identifier counts as delivered', async () => {
     const b = batch();
     const { planned: p, result } = await deliver(b, meterCfg);
