@@ -133,6 +133,13 @@ export const ERROR_CATALOGUE = {
   claims_http_status: FAULT,
   claims_http_bad_page: FAULT,
   sink_read_failed: FAULT,
+  // Billing sinks: Stripe (src/sinks/stripe.ts) when reading back what it holds.
+  stripe_unavailable: FAULT,
+  stripe_bad_response: FAULT,
+  stripe_auth_failed: USER,
+  stripe_refused: USER,
+  stripe_meter_missing: USER,
+  stripe_mock_missing: FAULT,
   import_raced: FAULT,
   database_unavailable: FAULT,
   database_login_failed: FAULT,
