@@ -28,9 +28,7 @@ export interface Harness {
 }
 
 /** A worker on its own task queue against the shared real Temporal server and Postgres. */
-export async function startHarness(
-  opts: Partial<Omit<ActivityDeps, 'pool'>> = {},
-): Promise<Harness> {
+export async function startHarness(opts: Partial<Omit<ActivityDeps, 'pool'>> = {}): Promise<Harness> {
   installRuntime('WARN');
   const pool = createPool(inject('databaseUrl'));
   const address = inject('temporalAddress');

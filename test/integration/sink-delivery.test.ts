@@ -160,7 +160,11 @@ describe('billing sinks: the outbox and the delivery engine', () => {
     const plain = uniqueTenant('nosink');
     await applyExample(h.pool, plain);
     await seedSolvedTickets(h, plain, 'p1', [['P-1', '2026-03-01T10:00:00Z']]);
-    await runReconciliation(h.client, { tenant: plain, asOf: new Date('2026-03-06T07:00:00Z'), taskQueue: h.taskQueue });
+    await runReconciliation(h.client, {
+      tenant: plain,
+      asOf: new Date('2026-03-06T07:00:00Z'),
+      taskQueue: h.taskQueue,
+    });
     const { rows } = await h.pool.query<{ n: number }>(
       'select count(*)::int as n from sink_deliveries where tenant_id = $1',
       [plain],

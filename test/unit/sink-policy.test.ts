@@ -20,7 +20,12 @@ describe('sink delivery policy', () => {
   });
 
   it('batch keys name the lines they carry, fit every sink and differ by tenant and sink', () => {
-    const key = batchKey('charge', 9_007_199_254_740_991, 9_007_199_254_740_991, batchKeySuffix('a'.repeat(63), 'stripe'));
+    const key = batchKey(
+      'charge',
+      9_007_199_254_740_991,
+      9_007_199_254_740_991,
+      batchKeySuffix('a'.repeat(63), 'stripe'),
+    );
     expect(key).toMatch(/^recon_ch_\d+_\d+_[0-9a-f]{10}$/);
     expect(key.length).toBeLessThanOrEqual(80);
     expect(batchKeySuffix('acme', 'stripe')).not.toBe(batchKeySuffix('acme', 'metronome'));
