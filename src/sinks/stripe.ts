@@ -307,7 +307,8 @@ async function exchange(
 
 function stripeError(json: unknown): { type: string; code?: string; message: string; param?: string } {
   const parsed = StripeErrorBody.safeParse(json);
-  if (!parsed.success) return { type: 'unknown', message: 'no Stripe error in the answer' };
+  if (!parsed.success)
+    return { type: 'unknown', message: "the answer is not a Stripe error (check the sink's apiBase)" };
   return { ...parsed.data.error, message: parsed.data.error.message ?? '' };
 }
 
