@@ -266,7 +266,7 @@ async function prepare(
   const planned: Planned = { action: row.action, payload: row.payload };
   if (row.first_attempt_at && isPastDedupWindow(row.first_attempt_at, now, adapter.dedupWindowMs(config))) {
     const since = row.first_attempt_at.toISOString();
-    if (!adapter.verify) {
+    if (!adapter.verify || adapter.verifiable?.(planned) === false) {
       await settle(deps, row.batch_id, 'needs_attention', {
         error: `first sent ${since} and never confirmed; ${config.kind} forgets repeats after ${windowText(adapter.dedupWindowMs(config))} and has no read API to check, so it is not sent again blindly: look for key ${row.batch_key} in ${config.kind}, then run recon sink retry --batch ${row.batch_id} with --mark-delivered or --resend`,
       });

@@ -524,6 +524,7 @@ export const stripeAdapter: SinkAdapter<StripeSinkConfig> = {
     for (const item of batches) results.push(await sendOne(item, config, ctx));
     return results;
   },
+  verifiable: (planned) => planned.action === 'invoice_item',
   verify,
   holdings,
 };

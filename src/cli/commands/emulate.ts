@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { ReconError } from '../../domain/errors';
 import type { EmulatorHandle, EmulatorOptions } from '../../emulators/common';
+import { startMetronomeEmulator } from '../../emulators/metronome';
 import { startStripeEmulator } from '../../emulators/stripe';
+import { startWebhookReceiver } from '../../emulators/webhook-receiver';
 import type { CommandContext } from '../context';
 import { onShutdownSignal } from '../signals';
 
@@ -19,11 +21,7 @@ interface Emulator {
   start(o: EmulatorOptions, cli: EmulateOptions): Promise<{ handle: EmulatorHandle; seeded: string[] }>;
 }
 
-/**
- * The emulators `recon emulate` can start, by the sink kind they stand in for. Metronome
- * (startMetronomeEmulator, src/emulators/metronome.ts) and the webhook receiver
- * (startWebhookReceiver, src/emulators/webhook-receiver.ts) join here with one entry each.
- */
+/** The emulators `recon emulate` can start, by the sink kind they stand in for. */
 const EMULATORS: Record<string, Emulator> = {
   stripe: {
     secretEnv: 'STRIPE_API_KEY',
@@ -34,6 +32,18 @@ const EMULATORS: Record<string, Emulator> = {
         ...(cli.meter ?? []).map((m) => `meter ${m} (${handle.meters().find((x) => x.event_name === m)?.id ?? '?'})`),
       ];
       return { handle, seeded };
+    },
+  },
+  metronome: {
+    secretEnv: 'METRONOME_API_TOKEN',
+    async start(o) {
+      return { handle: await startMetronomeEmulator(o), seeded: [] };
+    },
+  },
+  webhook: {
+    secretEnv: 'RECON_WEBHOOK_SECRET',
+    async start(o) {
+      return { handle: await startWebhookReceiver(o), seeded: [] };
     },
   },
 };
@@ -47,7 +57,10 @@ export function registerEmulateCommands(program: Command, _ctx: CommandContext):
     .argument('<kind>', 'which sink to emulate: stripe, metronome or webhook')
     .option('--port <n>', 'port on 127.0.0.1 (default: any free port)')
     .option('--state <file>', 'keep the emulator state in this file, so a restart keeps what it holds')
-    .option('--secret-env <name>', 'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY)')
+    .option(
+      '--secret-env <name>',
+      'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY, metronome: METRONOME_API_TOKEN, webhook: RECON_WEBHOOK_SECRET, a whsec_ secret)',
+    )
     .option('--customer <id>', 'stripe: create this customer (cus_…) at start; repeatable', collect)
     .option(
       '--meter <event_name>',
