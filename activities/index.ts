@@ -10,6 +10,10 @@ import { evaluateChunk } from '../src/reconcile/evaluate';
 import { postChunk } from '../src/reconcile/post';
 import { finishRun, markRunFailed, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
+import { pullPostgresClaimPage } from '../src/sources/postgres-claims';
+import { pullRecordPage, type ClientFor } from '../src/sources/record-pull';
+import { clientFor as defaultClientFor } from '../src/sources/record-clients';
+import { isPulledRecordSource } from '../src/domain/sources';
 import { createDisputeActivities } from './disputes';
 import { createSinkActivities } from './sinks';
 import { adapterFor as defaultAdapterFor } from '../src/sinks/registry';
@@ -30,7 +34,14 @@ export interface ActivityDeps {
   /** Billing-sink adapters by kind (tests may wrap them); the worker's environment holds their secrets. */
   adapterFor?: AdapterFor;
   sinkEnv?: Record<string, string | undefined>;
+  /** Record-source API clients by kind (tests may wrap them); secrets of sources come from sourceEnv. */
+  recordClientFor?: ClientFor;
+  sourceEnv?: Record<string, string | undefined>;
 }
+
+/** A rate-limit wait up to this long is waited out inside the activity; longer ones durably in the workflow. */
+const SHORT_WAIT_MS = 2_000;
+const RECORD_PAGES_PER_CALL = 20;
 
 /**
  * The error catalogue decides what a retry can fix. A permanent error (a bad contract, a price
@@ -59,7 +70,15 @@ export async function permanentAware<T>(fn: () => Promise<T>): Promise<T> {
 export interface StartRunResult {
   runId: number;
   period: string;
-  claimSources: Array<{ name: string; url: string; pageSize: number; pagesPerChunk: number }>;
+  claimSources: Array<{
+    name: string;
+    kind?: 'http' | 'postgres';
+    url: string;
+    pageSize: number;
+    pagesPerChunk: number;
+  }>;
+  /** Record sources the night pulls itself (Zendesk, HubSpot), in the contract's order. */
+  recordSources?: string[];
 }
 
 export interface ChunkLoopResult {
@@ -141,10 +160,14 @@ export function createActivities(deps: ActivityDeps) {
           period: billingPeriodOf(asOf, contract.timezone),
           claimSources: Object.entries(contract.claimSources).map(([name, s]) => ({
             name,
-            url: s.url,
+            kind: s.kind,
+            url: s.kind === 'http' ? s.url : '',
             pageSize: s.pageSize,
             pagesPerChunk: s.pagesPerChunk,
           })),
+          recordSources: Object.entries(contract.recordSources)
+            .filter(([, s]) => isPulledRecordSource(s))
+            .map(([name]) => name),
         };
       });
     },
@@ -152,6 +175,7 @@ export function createActivities(deps: ActivityDeps) {
     async pullClaims(input: {
       tenant: string;
       source: string;
+      kind?: 'http' | 'postgres';
       url: string;
       pageSize: number;
       pagesPerChunk: number;
@@ -160,19 +184,61 @@ export function createActivities(deps: ActivityDeps) {
         let pages = 0;
         let accepted = 0;
         for (;;) {
-          const r = await pullClaimPage(pool, {
-            tenant: input.tenant,
-            source: input.source,
-            url: input.url,
-            pageSize: input.pageSize,
-            now: new Date(),
-          });
+          const r =
+            input.kind === 'postgres'
+              ? await pullPostgresClaimPage(pool, {
+                  tenant: input.tenant,
+                  source: input.source,
+                  env: deps.sourceEnv ?? process.env,
+                  now: new Date(),
+                })
+              : await pullClaimPage(pool, {
+                  tenant: input.tenant,
+                  source: input.source,
+                  url: input.url,
+                  pageSize: input.pageSize,
+                  now: new Date(),
+                });
           pages++;
           accepted += r.import.accepted;
           Context.current().heartbeat(r.cursor);
           await keepRunLease();
           if (r.caughtUp) return { pages, accepted, caughtUp: true };
           if (pages >= input.pagesPerChunk) return { pages, accepted, caughtUp: false };
+        }
+      });
+    },
+
+    /**
+     * Pages of a record source's API until caught up or the call's share of pages; a rate-limit
+     * wait of more than a moment goes back to the workflow, which waits durably.
+     */
+    async pullRecords(input: {
+      tenant: string;
+      source: string;
+    }): Promise<{ pages: number; accepted: number; caughtUp: boolean; waitMs: number }> {
+      return permanentAware(async () => {
+        let pages = 0;
+        let accepted = 0;
+        for (;;) {
+          const r = await pullRecordPage(pool, {
+            tenant: input.tenant,
+            source: input.source,
+            clientFor: deps.recordClientFor ?? defaultClientFor,
+            env: deps.sourceEnv ?? process.env,
+            now: () => new Date(),
+          });
+          Context.current().heartbeat();
+          await keepRunLease();
+          if (r.status === 'wait') {
+            if (r.waitMs > SHORT_WAIT_MS) return { pages, accepted, caughtUp: false, waitMs: r.waitMs };
+            await Context.current().sleep(r.waitMs);
+            continue;
+          }
+          pages++;
+          accepted += r.import.accepted;
+          if (r.caughtUp) return { pages, accepted, caughtUp: true, waitMs: 0 };
+          if (pages >= RECORD_PAGES_PER_CALL) return { pages, accepted, caughtUp: false, waitMs: 0 };
         }
       });
     },

@@ -10,7 +10,10 @@ export interface ResumeState {
   chunksDone: number;
   /** Charges this execution posted (a rerun of a finished asOf posts none). */
   posted?: { count: number; amountMinor: number };
-  sources?: Array<{ name: string; url: string; pageSize: number; pagesPerChunk: number }>;
+  sources?: Array<{ name: string; kind?: 'http' | 'postgres'; url: string; pageSize: number; pagesPerChunk: number }>;
+  /** Record sources pulled from their APIs (Zendesk, HubSpot), and the index of the one being pulled. */
+  recordSources?: string[];
+  recordCursor?: number;
 }
 
 export interface ReconcileInput {
@@ -30,16 +33,19 @@ export interface RunProgress {
   outcomesEvaluated: number;
   chargesPosted: number;
   claimPagesPulled: number;
+  recordPagesPulled?: number;
 }
 
 /**
- * The night's activities in the order reconcileTenant runs them (failRun only on failure). Tests
+ * The night's activities in the order reconcileTenant runs them (failRun only on failure;
+ * pullRecords only for a contract with a record source pulled from an API). Tests
  * that drive a night without Temporal follow this list, and a test compares it with a real night's
  * history, so a new step cannot be left out of either.
  */
 export const NIGHT_STEPS = [
   'startRun',
   'pullClaims',
+  'pullRecords',
   'attachClaims',
   'evaluateOutcomes',
   'reverseCharges',

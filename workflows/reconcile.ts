@@ -8,6 +8,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  sleep,
   setHandler,
   startChild,
   workflowInfo,
@@ -20,6 +21,7 @@ import { deliverSinks } from './sinks';
 const {
   startRun,
   pullClaims,
+  pullRecords,
   attachClaims,
   evaluateOutcomes,
   reverseCharges,
@@ -136,6 +138,7 @@ async function reconcileSteps(
     const started = await startRun({ tenant, asOf, workflowId: workflowInfo().workflowId });
     state.runId = started.runId;
     state.sources = started.claimSources;
+    state.recordSources = started.recordSources ?? [];
     enter('pull');
   }
   const runId = state.runId;
@@ -148,6 +151,7 @@ async function reconcileSteps(
       const r = await pullClaims({
         tenant,
         source: source.name,
+        kind: source.kind,
         url: source.url,
         pageSize: source.pageSize,
         pagesPerChunk: source.pagesPerChunk,
@@ -155,6 +159,17 @@ async function reconcileSteps(
       progress.claimPagesPulled += r.pages;
       state.chunksDone++;
       if (r.caughtUp) state.cursor++;
+      await checkpoint();
+    }
+    // Then the record sources the night pulls itself; recordCursor indexes them.
+    const recordSources = state.recordSources ?? [];
+    while ((state.recordCursor ?? 0) < recordSources.length) {
+      const r = await pullRecords({ tenant, source: recordSources[state.recordCursor ?? 0] });
+      progress.recordPagesPulled = (progress.recordPagesPulled ?? 0) + r.pages;
+      state.chunksDone++;
+      if (r.caughtUp) state.recordCursor = (state.recordCursor ?? 0) + 1;
+      // The API's budget is spent: a durable wait, holding no worker slot and no other tenant's night.
+      else if (r.waitMs > 0) await sleep(r.waitMs);
       await checkpoint();
     }
     enter('attach');

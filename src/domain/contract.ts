@@ -17,6 +17,7 @@ import {
 } from './money';
 import { PricingSchema, type Pricing } from './pricing/schema';
 import { SinkSchema } from './sinks';
+import { ClaimSourceSchema, RecordSourceSchema } from './sources';
 
 const Identifier = z
   .string()
@@ -31,25 +32,8 @@ const Currency = z.string().refine((c) => {
   }
 }, 'expected an ISO 4217 currency code such as USD');
 
-const FieldSchema = z
-  .object({
-    column: z.string().min(1),
-    type: z.enum(['string', 'number', 'timestamp', 'boolean']).default('string'),
-  })
-  .strict();
-
 /** Contract instants (effectiveFrom, a commitment's term) lie in these years; 9999 is a typo, not a plan. */
 export const CONTRACT_YEARS = { from: 2000, to: 2100 } as const;
-
-const RecordSourceSchema = z.strictObject({
-  format: z.enum(['csv', 'jsonl']),
-  /** Timestamps without an offset are read in this zone (default: the tenant's). */
-  timezone: TimeZone.optional(),
-  idField: z.string().min(1),
-  /** The record's own update time; without it a version takes effect at import time. */
-  updatedAtField: z.string().min(1).optional(),
-  fields: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), FieldSchema),
-});
 
 const DisputeTermsSchema = z
   .object({
@@ -88,14 +72,6 @@ const OutcomeTypeSchema = z.strictObject({
   clawbackWindow: IsoDurationSchema.default('PT0S'),
 });
 
-const HttpClaimSourceSchema = z.strictObject({
-  kind: z.literal('http'),
-  url: z.string().url(),
-  pageSize: z.number().int().min(1).max(10_000).default(500),
-  /** Pages taken per activity call before the workflow checks in again. */
-  pagesPerChunk: z.number().int().min(1).max(1000).default(20),
-});
-
 /**
  * A contract as stored: every key known at every depth, and the rules that make it usable (fields
  * mapped, sources named). Stored versions are read back with this schema; applying a version also
@@ -107,7 +83,7 @@ export const StoredContractSchema = z
     effectiveFrom: z.iso.datetime({ offset: true }),
     timezone: TimeZone,
     currency: Currency,
-    claimSources: z.record(Identifier, HttpClaimSourceSchema).default({}),
+    claimSources: z.record(Identifier, ClaimSourceSchema).default({}),
     recordSources: z.record(Identifier, RecordSourceSchema),
     outcomeTypes: z.record(Identifier, OutcomeTypeSchema),
     /** A prepaid commitment for a contract term, drawn down by usage; a true-up line at term end. */

@@ -16,6 +16,8 @@ export interface RecordImportArgs {
   importedAt: Date;
   /** The tenant's contract history when the caller has already read it (the file import does). */
   history?: ContractHistory;
+  /** Runs inside the import's transaction: an API pull saves its cursor with the page it covers. */
+  beforeCommit?: (db: PoolClient) => Promise<void>;
 }
 
 /**
@@ -47,6 +49,7 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
     source: args.source,
     origin: args.origin,
     contentSha256: args.contentSha256,
+    beforeCommit: args.beforeCommit,
   };
   return withImport(pool, target, async (db, importId) => {
     // Bad rows are staged too (code and reason set), so one COPY carries the whole file.

@@ -166,7 +166,9 @@ describe('imports on real Postgres', () => {
     const tenant = uniqueTenant('imp-noupdate');
     const example = await loadExampleContract(tenant);
     const { updatedAtField: _dropped, ...helpdesk } = example.recordSources.helpdesk;
-    await applyExample(pool, tenant, { recordSources: { helpdesk } });
+    await applyExample(pool, tenant, {
+      recordSources: { helpdesk: helpdesk as typeof example.recordSources.helpdesk },
+    });
     const rows = (statuses: string[]) => [HELPDESK_HEADER, ...statuses.map((s) => `T-1,${s},,2026-03-01T10:00:00Z,`)];
     const day1 = new Date('2026-03-02T00:00:00Z');
     const a = await importRecordsFile(pool, {

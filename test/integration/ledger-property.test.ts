@@ -184,6 +184,7 @@ async function night(tenant: string, asOf: Date, post: boolean): Promise<void> {
       runId = await startRun(pool, { tenant, asOf, workflowId: `prop-${tenant}` });
     },
     pullClaims: noStep('claims come from files here, imported before the night'),
+    pullRecords: noStep('records come from files here, imported before the night'),
     attachClaims: () => untilDone(async () => (await attachClaimsToOutcomes(pool, tenant, runId, 3)).done),
     evaluateOutcomes: () =>
       untilDone(async () => {

@@ -407,6 +407,7 @@ async function attempt(
       runId = await startRun(pool, { tenant, asOf, workflowId: `pricing-prop-${tenant}` });
     },
     pullClaims: noStep('claims come from files here, imported before the night'),
+    pullRecords: noStep('records come from files here, imported before the night'),
     attachClaims: async () =>
       (await chunks(
         stopAt('attach'),
