@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Pool } from '../db/pool';
+import { isPulledRecordSource } from '../domain/sources';
 import { ReconError } from '../domain/errors';
 import { FileRejectedError, formatFromPath, readRows, type FileFormat } from '../sources/rows';
 import { importClaimRows } from './claims-import';
@@ -103,6 +104,12 @@ export async function importRecordsFile(
   const sha = await fileSha256(args.file);
   const history = await loadContractHistory(pool, args.tenant);
   const source = versionMappingSource(history, args.source)?.body.recordSources[args.source];
+  if (source && isPulledRecordSource(source)) {
+    throw new ReconError(
+      'not_a_file_source',
+      `record source "${args.source}" of ${args.tenant} is pulled from ${source.kind === 'zendesk' ? 'Zendesk' : 'HubSpot'} by the night, not imported from files; \`recon source status --tenant ${args.tenant}\` shows its last pull`,
+    );
+  }
   if (source && source.format !== format) {
     throw new ReconError(
       'wrong_format',
