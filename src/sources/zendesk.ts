@@ -165,7 +165,11 @@ export function ticketItems(page: ZendeskExportPage): PageItem[] {
     // Without its metric set a solved ticket would read as unsolved and void a good outcome:
     // the version in effect stays until the ticket comes again. A deleted ticket needs none.
     if (!metricSet && t.status !== 'deleted')
-      return bad(id, 'missing_field', `ticket ${id} has no metric set in the page (solved_at and reopens come from it)`);
+      return bad(
+        id,
+        'missing_field',
+        `ticket ${id} has no metric set in the page (solved_at and reopens come from it)`,
+      );
     const nul = nulCharacterReason(t) ?? (metricSet ? nulCharacterReason(metricSet) : undefined);
     if (nul !== undefined) return bad(id, 'nul_character', nul);
     return {
@@ -239,7 +243,7 @@ async function fetchPage(config: ZendeskSourceConfig, cursor: unknown, ctx: Sour
     };
   const auth = authHeader(config, ctx.env);
   if (!auth.ok) return { status: 'auth', error: auth.error };
-  const url = exportUrl(config, (cursor as string | null | undefined) ?? null);
+  const url = exportUrl(config, cursor ?? null);
   let status: number;
   let text: string;
   let headers: Headers;
@@ -263,8 +267,7 @@ async function fetchPage(config: ZendeskSourceConfig, cursor: unknown, ctx: Sour
     };
   }
   const vars = credentialVariables(config).join(' and ');
-  if (status === 401)
-    return { status: 'auth', error: `Zendesk refused the credentials (401): check ${vars}` };
+  if (status === 401) return { status: 'auth', error: `Zendesk refused the credentials (401): check ${vars}` };
   if (status === 403)
     return {
       status: 'auth',
