@@ -63,6 +63,9 @@ export interface ZendeskTicket {
   satisfaction_rating: { score: string; comment?: string } | null;
   via: { channel: string };
   has_incidents: boolean;
+  problem_id: number | null;
+  recipient: string | null;
+  sharing_agreement_ids: number[];
   is_public: boolean;
   due_at: string | null;
   created_at: string;
@@ -347,6 +350,9 @@ export async function startZendeskEmulator(opts: ZendeskEmulatorOptions): Promis
       satisfaction_rating: null,
       via: { channel: 'api' },
       has_incidents: false,
+      problem_id: null,
+      recipient: null,
+      sharing_agreement_ids: [],
       is_public: input.comment?.public !== false,
       due_at: null,
       created_at: at,
