@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createPool, type Pool } from '../../src/db/pool';
 import { applyContract } from '../../src/db/contracts';
-import { evaluatePredicate } from '../../src/domain/predicate';
+import { evaluatePredicate, type Predicate } from '../../src/domain/predicate';
 import { ReconError } from '../../src/domain/errors';
 import { decodeZendeskCursor, startZendeskEmulator, type ZendeskEmulatorHandle } from '../../src/emulators/zendesk';
 import { pullRecordPage, readSourceCursor, type ClientFor, type RecordPullResult } from '../../src/sources/record-pull';
@@ -17,8 +17,8 @@ import { ZENDESK_ENV, zendeskContract } from '../support/zendesk';
  */
 
 const MINUTE = 60_000;
-const SUCCESS = { all: [{ in: ['status', ['solved', 'closed']] }, { exists: 'solved_at' }] } as const;
-const clientFor = (() => zendeskClient) as unknown as ClientFor;
+const SUCCESS: Predicate = { all: [{ in: ['status', ['solved', 'closed']] }, { exists: 'solved_at' }] };
+const clientFor: ClientFor = () => zendeskClient;
 
 let pool: Pool;
 let em: ZendeskEmulatorHandle;
