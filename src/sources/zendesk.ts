@@ -307,6 +307,9 @@ async function fetchPage(config: ZendeskSourceConfig, cursor: unknown, ctx: Sour
     };
   if (!page.end_of_stream && !page.after_cursor)
     return { status: 'broken', error: `Zendesk's answer has more to read (end_of_stream false) but no after_cursor` };
+  // The night pulls until end_of_stream: a cursor that does not move would ask the same page forever.
+  if (!page.end_of_stream && page.after_cursor === cursor)
+    return { status: 'broken', error: `Zendesk's after_cursor did not move although end_of_stream is false` };
   return {
     status: 'page',
     page: {

@@ -243,9 +243,10 @@ describe('answers from a tiny local server', () => {
       [{ tickets: [], metric_sets: [] }, /not the documented export page: end_of_stream: /],
       [{ tickets: [{ id: 1 }], end_of_stream: true, after_cursor: 'x' }, /no metric_sets although include=metric_sets/],
       [{ tickets: [], metric_sets: [], end_of_stream: false }, /end_of_stream false\) but no after_cursor/],
+      [{ tickets: [], metric_sets: [], end_of_stream: false, after_cursor: 'c1' }, /after_cursor did not move/],
     ];
     for (const [body, reason] of cases) {
-      const r = await fetchWith(json(body));
+      const r = await fetchWith(json(body), { cursor: 'c1' });
       expect(r.status).toBe('broken');
       expect(r.status === 'broken' && r.error).toMatch(reason);
       expect(r.status === 'broken' && r.error).not.toContain('\n');

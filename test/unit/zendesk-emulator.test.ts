@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ZendeskSourceConfig } from '../../src/domain/sources';
 import {
@@ -201,5 +204,19 @@ describe('page faults, read by the client', () => {
     // The fault was for one answer only.
     const again = await zendeskClient.fetchPage(config(e.url), null, ctx);
     expect(again.status === 'page' && again.page.items.every((i) => i.ok)).toBe(true);
+  });
+});
+
+describe('the state file', () => {
+  it('keeps tickets, metric sets and the next id across a restart', async () => {
+    const stateFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'zd-state-')), 'zendesk.json');
+    const first = await start({ stateFile });
+    const [id] = await ticketsAgo(first, 10, 1);
+    await first.updateTicket(id, { status: 'open' });
+    await first.close();
+    const again = await start({ stateFile });
+    expect(again.state().tickets.map((t) => [t.id, t.status])).toEqual([[id, 'open']]);
+    expect(again.state().metricSets[0].reopens).toBe(1);
+    expect((await again.createTicket()).id).toBe(id + 1);
   });
 });
