@@ -4,6 +4,7 @@ import type { EmulatorHandle, EmulatorOptions } from '../../emulators/common';
 import { startMetronomeEmulator } from '../../emulators/metronome';
 import { startStripeEmulator } from '../../emulators/stripe';
 import { startWebhookReceiver } from '../../emulators/webhook-receiver';
+import { startZendeskEmulator } from '../../emulators/zendesk';
 import type { CommandContext } from '../context';
 import { onShutdownSignal } from '../signals';
 
@@ -46,6 +47,14 @@ const EMULATORS: Record<string, Emulator> = {
       return { handle: await startWebhookReceiver(o), seeded: [] };
     },
   },
+  // A record source, not a sink: the API token's agent is ZENDESK_EMAIL (default admin@example.com).
+  zendesk: {
+    secretEnv: 'ZENDESK_API_TOKEN',
+    async start(o) {
+      const email = process.env.ZENDESK_EMAIL || 'admin@example.com';
+      return { handle: await startZendeskEmulator({ ...o, email }), seeded: [`agent ${email}`] };
+    },
+  },
 };
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -54,12 +63,12 @@ export function registerEmulateCommands(program: Command, _ctx: CommandContext):
   program
     .command('emulate')
     .description('run a local emulator of a billing sink in the foreground (for trying sinks out and for tests)')
-    .argument('<kind>', 'which sink to emulate: stripe, metronome or webhook')
+    .argument('<kind>', 'which sink or source to emulate: stripe, metronome, webhook or zendesk')
     .option('--port <n>', 'port on 127.0.0.1 (default: any free port)')
     .option('--state <file>', 'keep the emulator state in this file, so a restart keeps what it holds')
     .option(
       '--secret-env <name>',
-      'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY, metronome: METRONOME_API_TOKEN, webhook: RECON_WEBHOOK_SECRET, a whsec_ secret)',
+      'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY, metronome: METRONOME_API_TOKEN, webhook: RECON_WEBHOOK_SECRET, a whsec_ secret; zendesk: ZENDESK_API_TOKEN)',
     )
     .option('--customer <id>', 'stripe: create this customer (cus_…) at start; repeatable', collect)
     .option(
