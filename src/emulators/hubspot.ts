@@ -268,6 +268,8 @@ export async function startHubspotEmulator(opts: HubspotEmulatorOptions): Promis
       updatedAt: iso,
       archived: false,
     };
+    // A deal made without a pipeline goes into the account's default one, as in HubSpot.
+    if (!existing && type === 'deals' && input.pipeline === undefined) o.properties.pipeline = 'default';
     const stage = stageProperty(type);
     const before = o.properties[stage] ?? null;
     for (const [k, v] of Object.entries(input)) o.properties[k] = toStored(v);
