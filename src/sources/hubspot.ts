@@ -211,9 +211,11 @@ export function flattenObject(raw: unknown, config: HubspotSourceConfig): Parsed
 export function advanceCursor(
   cursor: HubspotCursor,
   objects: ParsedObject[],
-  nextAfter: string | null,
+  pagingAfter: string | null,
   opts: { pageSize: number; cap: number; now: Date },
 ): { next: HubspotCursor; done: boolean; drop: Set<number> } {
+  // An empty page that still offers a next one would be asked again for ever: it ends the search.
+  const nextAfter = objects.length > 0 ? pagingAfter : null;
   const drop = new Set<number>();
   let newest = cursor.newest;
   let newestIds = [...cursor.newestIds];

@@ -52,6 +52,8 @@ describe('HubSpot record source against the emulator', () => {
   async function tenantOn(
     emulator: HubspotEmulatorHandle,
     over: Record<string, unknown> = {},
+    idField = 'deal_id',
+    stageField = 'stage',
   ): Promise<{ tenant: string; contract: Contract }> {
     const tenant = uniqueTenant('hubspot');
     const contract = await loadExampleContract(tenant, {
@@ -69,8 +71,8 @@ describe('HubSpot record source against the emulator', () => {
       outcomeTypes: {
         won_deal: {
           recordSource: 'crm',
-          matchKey: { field: 'deal_id', caseInsensitive: false },
-          success: { eq: ['stage', 'closedwon'] },
+          matchKey: { field: idField, caseInsensitive: false },
+          success: { eq: [stageField, over.successStage ?? 'closedwon'] },
           successTimeField: 'stage_entered_at',
           graceWindow: 'PT24H',
           evidenceDeadline: 'P7D',
@@ -226,6 +228,34 @@ describe('HubSpot record source against the emulator', () => {
     // The last minute is read again (HubSpot's index lags writes), and adds nothing.
     const rerun = await pullAll(tenant, createHubspotClient({ searchCap: 10 }));
     expect(rerun).toMatchObject({ received: 2, accepted: 0, redelivered: 2 });
+  });
+
+  it('pulls contacts through the contacts preset: lifecycle stage and the date it was entered', async () => {
+    const e = await emulator({
+      seed: {
+        contacts: [
+          { modifiedAt: minute(1), properties: { email: 'a@example.com', lifecyclestage: 'lead' } },
+          { modifiedAt: minute(2), properties: { email: 'b@example.com', lifecyclestage: 'customer' } },
+        ],
+      },
+    });
+    const { tenant } = await tenantOn(
+      e,
+      { objectType: 'contacts', successStage: 'customer' },
+      'contact_id',
+      'lifecycle_stage',
+    );
+    const t = await pullAll(tenant);
+    expect(t).toMatchObject({ received: 2, accepted: 2, quarantined: 0 });
+    const { rows } = await pool.query<{ external_id: string; data: Record<string, unknown> }>(
+      `select r.external_id, v.data from records r join record_versions v using (record_id)
+        where r.tenant_id = $1 order by r.external_id`,
+      [tenant],
+    );
+    expect(rows.map((r) => [r.external_id, r.data.email, r.data.lifecycle_stage, r.data.stage_entered_at])).toEqual([
+      ['1', 'a@example.com', 'lead', null],
+      ['2', 'b@example.com', 'customer', minute(2)],
+    ]);
   });
 
   it('reads more than HubSpot real 10,000-result cap in one window', async () => {

@@ -225,6 +225,12 @@ describe('HubSpot cursor: paging, the result cap and re-anchoring', () => {
     expect(r.next).toEqual({ ...start, after: '3', read: 3, newest: iso(2), newestIds: ['2', '3'] });
   });
 
+  it('ends the search at an empty page even when it offers a next one', () => {
+    const r = advanceCursor(start, [], '3', opts);
+    expect(r.done).toBe(true);
+    expect(r.next).toMatchObject({ anchor: iso(0), after: null });
+  });
+
   it('re-anchors on the newest time reached before paging past the cap, remembering the ids at it', () => {
     const c: HubspotCursor = { ...start, after: '6', read: 6, newest: iso(4), newestIds: ['6'] };
     // 9 read: a page of 3 more would reach result 12 > 10.
