@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyContract } from '../../src/db/contracts';
@@ -172,6 +175,26 @@ describe('HubSpot record source against the emulator', () => {
     );
   });
 
+  it('keeps its objects in the state file across a restart', async () => {
+    const stateFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'hubspot-emu-')), 'state.json');
+    const first = await startHubspotEmulator({ secret: TOKEN, stateFile });
+    const made = await fetch(`${first.url}/crm/v3/objects/contacts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ properties: { email: 'kept@example.com', lifecyclestage: 'lead' } }),
+    });
+    const { id } = (await made.json()) as { id: string };
+    await first.close();
+    const second = await emulator({ stateFile });
+    expect(second.state().contacts.map((c) => [c.id, c.properties.email])).toEqual([[id, 'kept@example.com']]);
+    const again = await fetch(`${second.url}/crm/v3/objects/contacts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ properties: { email: 'next@example.com' } }),
+    });
+    expect(((await again.json()) as { id: string }).id).toBe(String(Number(id) + 1));
+  });
+
   it('sets the stage-entered date when a deal changes stage, and the modified date on every write', async () => {
     const e = await emulator({ rateLimit: false });
     const created = await fetch(`${e.url}/crm/v3/objects/deals`, {
@@ -292,6 +315,27 @@ describe('HubSpot record source against the emulator', () => {
     expect((missing as Error).message).toContain('HUBSPOT_TOKEN');
     expect((await readSourceCursor(pool, tenant, 'crm'))?.last_error).toContain('HUBSPOT_TOKEN');
     expect((await readSourceCursor(pool, tenant, 'crm'))?.cursor).toBeNull();
+  });
+
+  it('a server error or a dropped connection is retried from the same cursor', async () => {
+    const e = await emulator({ rateLimit: false, seed: { deals: deals([minute(1), minute(2)]) } });
+    const { tenant } = await tenantOn(e);
+    const pull = () =>
+      pullRecordPage(pool, {
+        tenant,
+        source: 'crm',
+        clientFor: () => asPulled(hubspotClient),
+        env: ENV,
+        now: () => new Date(),
+        timeoutMs: 2_000,
+      });
+    for (const mode of ['error500', 'down', 'accept_then_drop'] as const) {
+      e.setFault({ mode, times: 1 });
+      await expect(pull()).rejects.toMatchObject({ code: 'source_unavailable' });
+      expect((await readSourceCursor(pool, tenant, 'crm'))?.cursor).toBeNull();
+    }
+    const t = await pullAll(tenant);
+    expect(t).toMatchObject({ pages: 1, received: 2, accepted: 2 });
   });
 
   it('a 429 with Retry-After becomes a wait, counted, and the pull then goes on', async () => {
