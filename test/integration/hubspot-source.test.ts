@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { applyContract } from '../../src/db/contracts';
@@ -24,6 +26,8 @@ import { loadExampleContract, uniqueTenant } from './harness';
 // its cursor by the generic pull on the real database.
 
 const TOKEN = 'pat-na1-test-token-0123456789';
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'bin', 'recon.mjs');
 const ENV = { HUBSPOT_TOKEN: TOKEN };
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../fixtures/sources/${name}`, import.meta.url), 'utf8'));
@@ -193,6 +197,38 @@ describe('HubSpot record source against the emulator', () => {
       body: JSON.stringify({ properties: { email: 'next@example.com' } }),
     });
     expect(((await again.json()) as { id: string }).id).toBe(String(Number(id) + 1));
+  });
+
+  it('runs as `recon emulate hubspot` with the token from HUBSPOT_TOKEN', async () => {
+    const child = spawn(process.execPath, [BIN, 'emulate', 'hubspot'], {
+      cwd: ROOT,
+      env: { ...process.env, HUBSPOT_TOKEN: TOKEN },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (b: Buffer) => {
+          out += b.toString();
+          if (out.includes('\n')) resolve(out.split('\n')[0]);
+        });
+        void exited.then(() => reject(new Error(`recon emulate exited before its line: ${out}`)));
+      });
+      expect(line).toMatch(
+        /^hubspot emulator at http:\/\/127\.0\.0\.1:\d+ \(key from HUBSPOT_TOKEN\); Ctrl-C stops it$/,
+      );
+      const url = /http:\/\/127\.0\.0\.1:\d+/.exec(line)?.[0] ?? '';
+      const made = await fetch(`${url}/crm/v3/objects/deals`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ properties: { dealname: 'cli', dealstage: 'closedwon' } }),
+      });
+      expect(made.status).toBe(201);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
   });
 
   it('sets the stage-entered date when a deal changes stage, and the modified date on every write', async () => {
