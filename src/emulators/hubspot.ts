@@ -7,14 +7,16 @@ import { startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './h
  * A stateful emulator of HubSpot's CRM objects API for contacts and deals, written from HubSpot's
  * documentation:
  *
- * - Objects (https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/guide, .../crm-deals-v3/guide):
+ * - Objects (https://developers.hubspot.com/docs/api/crm/contacts, https://developers.hubspot.com/docs/api/crm/deals):
  *   POST /crm/v3/objects/{type} creates, PATCH /crm/v3/objects/{type}/{id} updates, both with
- *   {"properties": {...}}; GET /crm/v3/objects/{type}/{id} reads. An object is {id, properties,
+ *   {"properties": {...}}; GET /crm/v3/objects/{type}/{id} reads; DELETE archives (archived
+ *   objects leave search). An object is {id, properties,
  *   createdAt, updatedAt, archived}; property values are strings. Every write sets the
  *   last-modified property (contacts: lastmodifieddate, deals: hs_lastmodifieddate) and updatedAt.
- * - Stage history (https://knowledge.hubspot.com/properties/hubspots-default-deal-properties,
- *   .../hubspots-default-contact-properties): when the deal stage or lifecycle stage changes,
- *   HubSpot sets hs_v2_date_entered_<stage> on the new stage and hs_v2_date_exited_<stage> on the old.
+ * - Stage calculated properties (https://knowledge.hubspot.com/properties/stage-calculated-properties):
+ *   when the deal stage or lifecycle stage changes, "Date entered [stage ID]"
+ *   (hs_v2_date_entered_<stage>) is set on the new stage and hs_v2_date_exited_<stage> on the old;
+ *   a record that re-enters a stage has them updated again.
  * - Search (https://developers.hubspot.com/docs/api-reference/search/guide): POST
  *   /crm/v3/objects/{type}/search with filterGroups (OR of groups, AND within; at most 5 groups and
  *   25 filters, 10 a group), sorts (one), properties, limit (at most 200, else 400), after; the
