@@ -80,6 +80,8 @@ export const ERROR_CATALOGUE = {
   bad_csv: USER,
   bad_json: USER,
   not_an_object: USER,
+  // A malformed object from a record source's API (no id, a modified date that is not a time).
+  malformed_object: USER,
   nul_character: USER,
   row_too_large: USER,
   migrate_not_permitted: USER,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ReconError } from '../../domain/errors';
 import type { EmulatorHandle, EmulatorOptions } from '../../emulators/common';
+import { startHubspotEmulator } from '../../emulators/hubspot';
 import { startMetronomeEmulator } from '../../emulators/metronome';
 import { startStripeEmulator } from '../../emulators/stripe';
 import { startWebhookReceiver } from '../../emulators/webhook-receiver';
@@ -55,6 +56,13 @@ const EMULATORS: Record<string, Emulator> = {
       return { handle: await startZendeskEmulator({ ...o, email }), seeded: [`agent ${email}`] };
     },
   },
+  // A record source, not a sink: contacts and deals made through its API are what the night pulls.
+  hubspot: {
+    secretEnv: 'HUBSPOT_TOKEN',
+    async start(o) {
+      return { handle: await startHubspotEmulator(o), seeded: [] };
+    },
+  },
 };
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -62,13 +70,18 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export function registerEmulateCommands(program: Command, _ctx: CommandContext): void {
   program
     .command('emulate')
-    .description('run a local emulator of a billing sink in the foreground (for trying sinks out and for tests)')
-    .argument('<kind>', 'which sink or source to emulate: stripe, metronome, webhook or zendesk')
+    .description(
+      'run a local emulator of a billing sink or a record source in the foreground (for trying them out and for tests)',
+    )
+    .argument(
+      '<kind>',
+      'which service to emulate: stripe, metronome or webhook (billing sinks), zendesk or hubspot (record sources)',
+    )
     .option('--port <n>', 'port on 127.0.0.1 (default: any free port)')
     .option('--state <file>', 'keep the emulator state in this file, so a restart keeps what it holds')
     .option(
       '--secret-env <name>',
-      'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY, metronome: METRONOME_API_TOKEN, webhook: RECON_WEBHOOK_SECRET, a whsec_ secret; zendesk: ZENDESK_API_TOKEN)',
+      'environment variable holding the key the emulator accepts (stripe: STRIPE_API_KEY, metronome: METRONOME_API_TOKEN, webhook: RECON_WEBHOOK_SECRET, a whsec_ secret; zendesk: ZENDESK_API_TOKEN; hubspot: HUBSPOT_TOKEN)',
     )
     .option('--customer <id>', 'stripe: create this customer (cus_…) at start; repeatable', collect)
     .option(
