@@ -12,6 +12,7 @@ import { registerDisputeCommands } from './commands/dispute';
 import { registerFinanceCommands } from './commands/finance';
 import { registerTenantCommands } from './commands/tenant';
 import { registerRunViews } from './commands/runs';
+import { registerSinkCommands } from './commands/sink';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
 import { requireTenant } from '../reconcile/tenants';
@@ -69,6 +70,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerOutcomeCommands(program, ctx);
   registerDisputeCommands(program, ctx);
   registerFinanceCommands(program, ctx);
+  registerSinkCommands(program, ctx);
   return program;
 }
 

@@ -144,7 +144,11 @@ export function compareSink(input: CompareInput): Difference[] {
           b.key,
           b.batchId,
           ours,
-          input.holdings === null ? 'not known' : inAggregate(b) ? `not known (inside ${input.aggregate!.key})` : 'absent',
+          input.holdings === null
+            ? 'not known'
+            : inAggregate(b)
+              ? `not known (inside ${input.aggregate!.key})`
+              : 'absent',
         );
     }
   }
@@ -291,7 +295,12 @@ export async function reconcileSinks(
   const { start, end } = periodBounds(p.period, timeZone);
   const all = await loadTenantSinks(deps.pool, p.tenant);
   const sinks = p.only ? all.filter((s) => s.name === p.only) : all;
-  if (p.only && sinks.length === 0) throw unknownSink(p.tenant, p.only, all.map((s) => s.name));
+  if (p.only && sinks.length === 0)
+    throw unknownSink(
+      p.tenant,
+      p.only,
+      all.map((s) => s.name),
+    );
   const report: SinkReconcileReport = {
     tenant: p.tenant,
     period: p.period,
@@ -302,7 +311,13 @@ export async function reconcileSinks(
     differences: [],
   };
   for (const sink of sinks) {
-    const { ours, owed } = await ourSide(deps.pool, { tenant: p.tenant, sink: sink.name, period: p.period, from: start, to: end });
+    const { ours, owed } = await ourSide(deps.pool, {
+      tenant: p.tenant,
+      sink: sink.name,
+      period: p.period,
+      from: start,
+      to: end,
+    });
     const adapter = deps.adapterFor(sink.config);
     let holdings: Holding[] | null = null;
     let note: string | null = null;
@@ -342,7 +357,14 @@ export async function reconcileSinks(
     });
     if (unreadable) {
       note = `could not read ${sink.config.kind}: only our own records were compared`;
-      differences.push({ sink: sink.name, kind: 'sink_unreadable', key: '-', batchId: null, ours: '-', theirs: unreadable });
+      differences.push({
+        sink: sink.name,
+        kind: 'sink_unreadable',
+        key: '-',
+        batchId: null,
+        ours: '-',
+        theirs: unreadable,
+      });
     }
     report.differences.push(...differences);
     report.sinks.push({
