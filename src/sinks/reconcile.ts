@@ -80,6 +80,8 @@ export interface Difference {
   batchId: number | null;
   ours: string;
   theirs: string;
+  /** Why a batch is not at the sink: its last error, when it has one. */
+  detail: string | null;
 }
 
 export interface CompareInput {
@@ -113,8 +115,14 @@ function describeHolding(h: Holding): string {
 /** Every difference between our records of one sink and what it holds. Pure. */
 export function compareSink(input: CompareInput): Difference[] {
   const out: Difference[] = [];
-  const diff = (kind: DifferenceKind, key: string, batchId: number | null, ours: string, theirs: string) =>
-    out.push({ sink: input.sink, kind, key, batchId, ours, theirs });
+  const diff = (
+    kind: DifferenceKind,
+    key: string,
+    batchId: number | null,
+    ours: string,
+    theirs: string,
+    detail: string | null = null,
+  ) => out.push({ sink: input.sink, kind, key, batchId, ours, theirs, detail });
 
   const inAggregate = (b: OurBatch) =>
     input.aggregate !== null && (b.action === input.aggregate.adds || b.action === input.aggregate.cancels);
@@ -136,8 +144,8 @@ export function compareSink(input: CompareInput): Difference[] {
       );
     if (b.state === 'pending' || b.state === 'failed' || b.state === 'needs_attention') {
       const h = byKey.get(b.key);
-      const ours = `${b.state} ${b.kind} ${lines(b.lineCount)}, ${money(b)}${b.lastError ? `: ${b.lastError}` : ''}`;
-      if (h) diff('held_not_recorded', b.key, b.batchId, ours, describeHolding(h));
+      const ours = `${b.state} ${b.kind} ${lines(b.lineCount)}, ${money(b)}`;
+      if (h) diff('held_not_recorded', b.key, b.batchId, ours, describeHolding(h), b.lastError);
       else
         diff(
           b.state,
@@ -149,6 +157,7 @@ export function compareSink(input: CompareInput): Difference[] {
             : inAggregate(b)
               ? `not known (inside ${input.aggregate!.key})`
               : 'absent',
+          b.lastError,
         );
     }
   }
@@ -363,7 +372,8 @@ export async function reconcileSinks(
         key: '-',
         batchId: null,
         ours: '-',
-        theirs: unreadable,
+        theirs: 'not read',
+        detail: unreadable,
       });
     }
     report.differences.push(...differences);

@@ -154,7 +154,7 @@ export function summariseSinks(
 ): SinkStatus[] {
   return sinks.map((s) => {
     const states = Object.fromEntries(
-      STATUS_STATES.map((st) => [st, { lines: 0, batches: 0, amounts: [] } as StateCount]),
+      STATUS_STATES.map((st): [StatusState, StateCount] => [st, { lines: 0, batches: 0, amounts: [] }]),
     ) as Record<StatusState, StateCount>;
     states.pending.unbatched = 0;
     for (const t of totals.filter((x) => x.sink === s.name)) {

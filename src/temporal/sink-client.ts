@@ -54,7 +54,7 @@ export async function wakeDeliveryLoop(
   let last: SinkLoopView | null = null;
   for (;;) {
     const now = await currentView(client, workflowId);
-    if (!now.running) return { state: 'finished', view: last, taskQueue };
+    if (!now.running) return { state: 'finished', view: null, taskQueue };
     if (now.view) {
       last = now.view;
       const passedSince = passesBefore < 0 ? now.view.passes >= 1 : now.view.passes > passesBefore;

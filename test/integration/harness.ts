@@ -28,7 +28,13 @@ export interface Harness {
 
 /** A worker on its own task queue against the shared real Temporal server and Postgres. */
 export async function startHarness(
-  opts: { chunkSize?: number; chunksPerCall?: number; runLeaseWaitMs?: number } = {},
+  opts: {
+    chunkSize?: number;
+    chunksPerCall?: number;
+    runLeaseWaitMs?: number;
+    /** The worker's sink secrets (the same object is read on every pass, so a test may change it). */
+    sinkEnv?: Record<string, string | undefined>;
+  } = {},
 ): Promise<Harness> {
   installRuntime('WARN');
   const pool = createPool(inject('databaseUrl'));

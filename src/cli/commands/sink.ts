@@ -105,7 +105,11 @@ export function formatReconcile(r: SinkReconcileReport): string {
         .map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]) : c))
         .join('  ')
         .trimEnd();
-    out.push(line(head), ...rows.map(line));
+    out.push(line(head));
+    r.differences.forEach((d, i) => {
+      out.push(line(rows[i]));
+      if (d.detail) out.push(`    why: ${d.detail}`);
+    });
   }
   out.push(plural(r.differences.length, 'difference'));
   return out.join('\n');
