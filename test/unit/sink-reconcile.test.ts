@@ -108,7 +108,10 @@ describe('compareSink: our ledger against what a sink holds', () => {
     );
     expect(kinds(d)).toEqual(['owed', 'pending', 'failed', 'needs_attention']);
     expect(d[0]).toMatchObject({ key: '-', ours: '2 lines not yet batched, 1.98 USD' });
-    expect(d[1].ours).toBe('pending charge 3 lines, 2.97 USD: webhook receiver: connect ECONNREFUSED');
+    expect(d[1]).toMatchObject({
+      ours: 'pending charge 3 lines, 2.97 USD',
+      detail: 'webhook receiver: connect ECONNREFUSED',
+    });
     expect(d[3].theirs).toBe('not known');
   });
 
