@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Contract } from '../../src/domain/contract';
+import { billingPeriodOf } from '../../src/domain/periods';
+import { startStripeEmulator, type StripeEmulatorHandle } from '../../src/emulators/stripe';
 import { startWebhookReceiver, type WebhookReceiverHandle } from '../../src/emulators/webhook-receiver';
 import { applyExample, reconEnv, seedSolvedTickets, startHarness, uniqueTenant, type Harness } from './harness';
 import { recon } from '../support/recon-cli';
@@ -259,5 +261,75 @@ describe('recon sink: status, retry and reconcile from the command line', () => 
     expect(unknown.stderr).toMatch(
       /^recon: unknown_sink: tenant \S+ has no sink "stripe"; its contract names ledger_hook/,
     );
+  });
+});
+
+describe('recon sink reconcile against a sink with a read API: a Stripe meter', () => {
+  const KEY = 'sk_test_reconcileKey4242';
+  const DAY = 86_400_000;
+  let h: Harness;
+  let env: NodeJS.ProcessEnv;
+  let stripe: StripeEmulatorHandle;
+  const tenant = uniqueTenant('sinkstripe');
+  // Stripe takes meter events of the last 35 days only: this night is yesterday.
+  const minute = (ms: number) => new Date(Math.floor((Date.now() + ms) / 60_000) * 60_000).toISOString();
+  const asOf = minute(-DAY);
+  const period = billingPeriodOf(new Date(asOf), 'America/New_York');
+
+  beforeAll(async () => {
+    stripe = await startStripeEmulator({ secret: KEY, customers: ['cus_recon'], meters: ['resolved_ticket'] });
+    h = await startHarness({ sinkEnv: { STRIPE_KEY: KEY } });
+    env = reconEnv(h);
+    await applyExample(h.pool, tenant, {
+      sinks: {
+        usage: {
+          kind: 'stripe',
+          mode: 'meter_events',
+          customer: 'cus_recon',
+          eventName: 'resolved_ticket',
+          apiKeyEnv: 'STRIPE_KEY',
+          apiBase: stripe.url,
+        },
+      } as unknown as Contract['sinks'],
+    });
+  });
+  afterAll(async () => {
+    await h?.stop();
+    await stripe?.close();
+  });
+
+  it('finds no difference after a night, and the usage someone else adds to the meter', async () => {
+    await seedSolvedTickets(h, tenant, 'n1', [
+      ['S-1', minute(-5 * DAY)],
+      ['S-2', minute(-5 * DAY + 60_000)],
+    ]);
+    const run = await recon(['run', '--tenant', tenant, '--as-of', asOf], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(stripe.meterEvents()).toHaveLength(1);
+
+    const clean = await recon(['--json', 'sink', 'reconcile', '--tenant', tenant, '--period', period], env);
+    expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({
+      count: 0,
+      sinks: [{ sink: 'usage', kind: 'stripe', read_api: true, batches: 1, holdings: 1 }],
+    });
+
+    // Another integration meters usage for the same customer: Stripe now holds more than we sent.
+    const res = await fetch(`${stripe.url}/v1/billing/meter_events`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        event_name: 'resolved_ticket',
+        identifier: 'someone-else-1',
+        timestamp: String(Math.floor(Date.parse(asOf) / 1000)),
+        'payload[stripe_customer_id]': 'cus_recon',
+        'payload[value]': '5',
+      }).toString(),
+    });
+    expect(res.status).toBe(200);
+    const diff = await recon(['sink', 'reconcile', '--tenant', tenant, '--period', period], env);
+    expect(diff.code).toBe(1);
+    expect(diff.stdout).toMatch(/total_differs +meter:resolved_ticket +2 \(1 delivered events less 0 cancelled\) +7/);
+    expect(diff.stderr).toMatch(/^recon: sink_differences: 1 difference/);
   });
 });
