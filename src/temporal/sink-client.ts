@@ -6,16 +6,22 @@ import { sinkLoopQuery, sinkWorkflowId, wakeSignal, type SinkLoopView } from '..
 import { SINK_RECONCILE_PREFIX } from '../../workflows/sink-reconcile';
 import { ReconError, oneLine } from '../domain/errors';
 import type { SinkReconcileReport } from '../sinks/reconcile';
+import { workerPolls } from './dispute-client';
+import { TENANT_KEY } from './run-client';
 
 /** How the delivery loop stood when the command stopped waiting for it. */
 export interface LoopOutcome {
-  /** finished: nothing owed any more; sleeping: waiting out a backoff; busy: still at it when the wait ran out. */
-  state: 'finished' | 'sleeping' | 'busy' | 'not_waited';
+  /**
+   * finished: nothing owed any more; sleeping: waiting out a backoff; busy: still at it when the wait
+   * ran out; no_worker: nobody polls its task queue, so it runs when a worker starts.
+   */
+  state: 'finished' | 'sleeping' | 'busy' | 'not_waited' | 'no_worker';
   view: SinkLoopView | null;
   taskQueue: string;
 }
 
 const POLL_MS = 500;
+const QUERY_WAIT_MS = 5_000;
 
 async function currentView(
   client: Client,
@@ -24,7 +30,12 @@ async function currentView(
   const handle = client.workflow.getHandle(workflowId);
   const d = await handle.describe().catch(() => null);
   if (d?.status.name !== 'RUNNING') return { running: false, view: null, taskQueue: null };
-  const view = await handle.query(sinkLoopQuery).catch(() => null);
+  // A query waits for a worker to answer; the caller's deadline must not wait on it.
+  let timer: NodeJS.Timeout | undefined;
+  const view = await Promise.race([
+    handle.query(sinkLoopQuery).catch(() => null),
+    new Promise<null>((r) => (timer = setTimeout(() => r(null), QUERY_WAIT_MS))),
+  ]).finally(() => clearTimeout(timer));
   return { running: true, view, taskQueue: d.taskQueue };
 }
 
@@ -46,8 +57,10 @@ export async function wakeDeliveryLoop(
     args: [{ tenant: p.tenant }],
     signal: wakeSignal,
     signalArgs: [],
+    typedSearchAttributes: [{ key: TENANT_KEY, value: p.tenant }],
   });
   if (p.waitMs <= 0) return { state: 'not_waited', view: null, taskQueue };
+  if (!(await workerPolls(client, taskQueue))) return { state: 'no_worker', view: null, taskQueue };
   // A loop that was running counts its passes on; a new one starts from 0.
   const passesBefore = before.running ? (before.view?.passes ?? 0) : -1;
   const deadline = Date.now() + p.waitMs;
@@ -89,11 +102,17 @@ export async function reconcileSinksViaTemporal(
   client: Client,
   p: { tenant: string; period: string; sink?: string; taskQueue: string; timeoutMs: number },
 ): Promise<SinkReconcileReport> {
+  if (!(await workerPolls(client, p.taskQueue)))
+    throw new ReconError(
+      'no_worker',
+      `no worker is polling task queue "${p.taskQueue}", and the comparison runs in one (it holds the sinks' secrets); start \`recon worker\` (or \`recon dev\`) for that queue and run the command again`,
+    );
   const workflowId = `${SINK_RECONCILE_PREFIX}-${p.tenant}-${p.period}-${randomUUID().slice(0, 8)}`;
   const handle = await client.workflow.start(reconcileSinkWorkflow, {
     workflowId,
     taskQueue: p.taskQueue,
     args: [{ tenant: p.tenant, period: p.period, ...(p.sink ? { sink: p.sink } : {}) }],
+    typedSearchAttributes: [{ key: TENANT_KEY, value: p.tenant }],
   });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

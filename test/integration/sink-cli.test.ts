@@ -256,6 +256,11 @@ describe('recon sink: status, retry and reconcile from the command line', () => 
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     expect(r.stdout).toMatch(/names no sink.*"sinks" in the contract.*recon contract apply/);
+    for (const verb of [['retry'], ['reconcile', '--period', '2026-03']]) {
+      const other = await recon(['sink', ...verb, '--tenant', bare], env);
+      expect(other.code, other.stderr).toBe(0);
+      expect(other.stdout).toMatch(/names no sink/);
+    }
     const unknown = await recon(['sink', 'retry', '--tenant', tenant, '--sink', 'stripe'], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(

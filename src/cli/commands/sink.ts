@@ -83,7 +83,9 @@ function formatRetry(r: RetryResult, loop: LoopOutcome): string {
         ? 'delivery loop: finished, nothing left to send'
         : loop.state === 'sleeping'
           ? `delivery loop: waiting until ${v?.sleepingUntil}${v?.heldUp.length ? `; held up by ${v.heldUp.join('; ')}` : ''}`
-          : `delivery loop: still working when the wait ran out (task queue "${loop.taskQueue}"; is a worker running for it?); it goes on in the background`;
+          : loop.state === 'no_worker'
+            ? `delivery loop woken, but no worker polls task queue "${loop.taskQueue}": it delivers when one starts (\`recon worker\` or \`recon dev\`)`
+            : `delivery loop: still working when the wait ran out (task queue "${loop.taskQueue}"); it goes on in the background: see \`recon sink status\``;
   lines.push(loopLine);
   return lines.join('\n');
 }
@@ -115,10 +117,11 @@ export function formatReconcile(r: SinkReconcileReport): string {
   return out.join('\n');
 }
 
-async function checkSink(ctx: CommandContext, tenant: string, sink: string | undefined): Promise<void> {
-  if (!sink) return;
+/** The tenant's sink names; a --sink it does not have is an error naming the ones it has. */
+async function sinkNames(ctx: CommandContext, tenant: string, sink: string | undefined): Promise<string[]> {
   const names = (await loadTenantSinks(ctx.db(), tenant)).map((s) => s.name);
-  if (!names.includes(sink)) throw unknownSink(tenant, sink, names);
+  if (sink && !names.includes(sink)) throw unknownSink(tenant, sink, names);
+  return names;
 }
 
 export function registerSinkCommands(program: Command, ctx: CommandContext): void {
@@ -180,7 +183,12 @@ export function registerSinkCommands(program: Command, ctx: CommandContext): voi
           }),
         o,
       );
-      await checkSink(ctx, a.tenant, a.sink);
+      if ((await sinkNames(ctx, a.tenant, a.sink)).length === 0) {
+        emit(cmd.optsWithGlobals(), { tenant: a.tenant, batches: [], message: noSinkMessage(a.tenant) }, () =>
+          noSinkMessage(a.tenant),
+        );
+        return;
+      }
       const mode: RetryMode = a.markDelivered ? 'mark_delivered' : a.resend ? 'resend' : 'retry';
       const r = await retryBatches(ctx.db(), {
         tenant: a.tenant,
@@ -216,8 +224,7 @@ export function registerSinkCommands(program: Command, ctx: CommandContext): voi
         z.object({ tenant: TenantOpt, period: PeriodSchema, sink: SinkName.optional(), timeout: Seconds }),
         o,
       );
-      await checkSink(ctx, a.tenant, a.sink);
-      if ((await loadTenantSinks(ctx.db(), a.tenant)).length === 0) {
+      if ((await sinkNames(ctx, a.tenant, a.sink)).length === 0) {
         emit(
           cmd.optsWithGlobals(),
           { tenant: a.tenant, period: a.period, sinks: [], differences: [], message: noSinkMessage(a.tenant) },
