@@ -1,3 +1,4 @@
+import type { SinkFigures } from './sink';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,6 +36,8 @@ export interface BenchResult {
   generate_s: number;
   date: string;
   machine: { cpus: number; memoryGb: number; node: string };
+  /** With --sink: what the night's delivery did. */
+  sink?: SinkFigures;
 }
 
 const pad = (s: string, n: number) => s.padEnd(n);

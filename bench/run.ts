@@ -24,6 +24,7 @@ import { runWorkflowId } from '../workflows/messages';
 import { AS_OF, generate } from './generate';
 import { runFloor, type LedgerCheck } from './floor';
 import { seedExistingHistory } from './existing';
+import { formatSinkFigures, measureSink, startBenchSink } from './sink';
 import { RssSampler, countWorkflowEvents, cpuSince, cpuSnapshot } from './probes';
 import { formatTable, machine, writeResults, type BenchResult, type Phase } from './report';
 
@@ -40,6 +41,9 @@ const Args = z.object({
   workers: z.coerce.number().int().min(1).max(8).default(1),
   /** Directory for a V8 CPU profile of each worker process (summarise with bench/profile-top.ts). */
   cpuProf: z.string().min(1).optional(),
+  /** Also deliver to a local Stripe emulator (bench/sink.ts). */
+  sink: z.enum(['stripe']).optional(),
+  sinkMode: z.enum(['meter_events', 'invoice_items']).default('meter_events'),
 });
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -110,10 +114,12 @@ export async function main(argv: string[]): Promise<number> {
       existing: { type: 'string' },
       workers: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      sink: { type: 'string' },
+      'sink-mode': { type: 'string' },
     },
     strict: true,
   });
-  const parsed = Args.safeParse({ ...values, cpuProf: values['cpu-prof'] });
+  const parsed = Args.safeParse({ ...values, cpuProf: values['cpu-prof'], sinkMode: values['sink-mode'] });
   if (!parsed.success) {
     log(`bench: ${formatZodIssues(parsed.error)}`);
     return 2;
@@ -148,7 +154,13 @@ export async function main(argv: string[]): Promise<number> {
     const pool = createPool(stack.databaseUrl);
     stops.push(() => pool.end());
     const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
-    const contract = ContractSchema.parse({ ...example, tenant: TENANT });
+    const sink = args.sink ? await startBenchSink(args.sinkMode) : undefined;
+    if (sink) stops.push(() => sink.emulator.close());
+    const contract = ContractSchema.parse({
+      ...example,
+      tenant: TENANT,
+      ...(sink ? { sinks: { stripe: sink.config } } : {}),
+    });
     await applyContract(pool, contract);
     if (args.existing > 0) {
       log(`[bench] seeding ${args.existing} settled outcomes of an earlier month`);
@@ -166,6 +178,7 @@ export async function main(argv: string[]): Promise<number> {
       TEMPORAL_ADDRESS: stack.temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+      ...sink?.env,
     };
     // Written when the worker exits after its SIGTERM drain, at the end of the run.
     const nodeArgs = args.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.cpuProf)}`] : [];
@@ -286,7 +299,10 @@ export async function main(argv: string[]): Promise<number> {
       date: new Date().toISOString(),
       machine: machine(),
     };
+    const sinkFigures = sink ? await measureSink(pool, TENANT, sink) : undefined;
+    if (sinkFigures) result.sink = sinkFigures;
     console.log(formatTable(result));
+    if (sinkFigures) console.log(formatSinkFigures(sinkFigures));
     const file = await writeResults(result, path.join(ROOT, 'bench', 'results'));
     log(`[bench] wrote ${path.relative(ROOT, file)}`);
     if (project.count !== data.expectedBilled)
@@ -294,7 +310,9 @@ export async function main(argv: string[]): Promise<number> {
         `[bench] warning: the generator expected ${data.expectedBilled} charges, the project posted ${project.count}`,
       );
     if (!agree) log('[bench] FAILED: the project ledger and the floor ledger differ');
-    return agree ? 0 : 1;
+    if (sinkFigures && (!sinkFigures.agrees || sinkFigures.undelivered > 0))
+      log('[bench] FAILED: the sink does not hold exactly the ledger');
+    return agree && (!sinkFigures || (sinkFigures.agrees && sinkFigures.undelivered === 0)) ? 0 : 1;
   } catch (err) {
     log(`bench: ${(err as Error).stack ?? String(err)}`);
     return 1;

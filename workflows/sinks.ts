@@ -19,7 +19,13 @@ const PASSES_PER_EXECUTION = 200;
  * tried hourly for as long as it takes: the ledger never forgets a debt.
  */
 export async function deliverSinks(input: DeliverSinksInput): Promise<SinkLoopView> {
-  const view: SinkLoopView = { tenant: input.tenant, passes: input.passes ?? 0, pending: 0, sleepingUntil: null, heldUp: [] };
+  const view: SinkLoopView = {
+    tenant: input.tenant,
+    passes: input.passes ?? 0,
+    pending: 0,
+    sleepingUntil: null,
+    heldUp: [],
+  };
   let woken = false;
   setHandler(wakeSignal, () => {
     woken = true;

@@ -133,7 +133,11 @@ export const StoredContractSchema = z
     for (const [name, sink] of Object.entries(c.sinks ?? {})) {
       for (const [i, t] of (sink.outcomeTypes ?? []).entries())
         if (!c.outcomeTypes[t])
-          ctx.addIssue({ code: 'custom', path: ['sinks', name, 'outcomeTypes', i], message: `unknown outcome type "${t}"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['sinks', name, 'outcomeTypes', i],
+            message: `unknown outcome type "${t}"`,
+          });
     }
     const caseRuleBySource = new Map<string, boolean>();
     for (const [name, src] of Object.entries(c.recordSources)) {

@@ -122,6 +122,10 @@ export const ERROR_CATALOGUE = {
   batch_not_found: USER,
   batch_not_retryable: USER,
   needs_person: USER,
+  // A secret that is not one, a range a sink's read API cannot show.
+  invalid_webhook_secret: USER,
+  sink_auth_failed: USER,
+  sink_history_unavailable: USER,
   // Services that may come back: retried.
   no_worker: FAULT,
   run_timeout: FAULT,
@@ -133,6 +137,14 @@ export const ERROR_CATALOGUE = {
   claims_http_unreachable: FAULT,
   claims_http_status: FAULT,
   claims_http_bad_page: FAULT,
+  sink_read_failed: FAULT,
+  // Billing sinks: Stripe (src/sinks/stripe.ts) when reading back what it holds.
+  stripe_unavailable: FAULT,
+  stripe_bad_response: FAULT,
+  stripe_auth_failed: USER,
+  stripe_refused: USER,
+  stripe_meter_missing: USER,
+  stripe_mock_missing: FAULT,
   import_raced: FAULT,
   database_unavailable: FAULT,
   database_login_failed: FAULT,
@@ -149,6 +161,7 @@ export const ERROR_CATALOGUE = {
   stored_contract_invalid: BROKEN,
   value_out_of_range: BROKEN,
   invalid_data: BROKEN,
+  invalid_webhook_message: BROKEN,
   internal_error: FAULT,
 } satisfies Record<string, ErrorSpec>;
 

@@ -71,7 +71,12 @@ const WebhookSink = z.strictObject({
   secretEnv: EnvName,
   outcomeTypes: OutcomeTypeList.optional(),
   /** How long the receiver keeps webhook ids to drop repeats; past it a resend needs a person. */
-  dedupWindowHours: z.number().int().min(1).max(24 * 90).default(24),
+  dedupWindowHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 90)
+    .default(24),
   concurrency: z.number().int().min(1).max(16).default(4),
 });
 

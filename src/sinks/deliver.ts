@@ -129,7 +129,13 @@ async function deliverSink(
   const envName = sinkSecretEnv(config);
   const secret = deps.env[envName];
   if (!secret) {
-    await holdSink(deps, tenant, sink.name, `sink_secret_missing: set ${envName} in the worker's environment`, 5 * 60_000);
+    await holdSink(
+      deps,
+      tenant,
+      sink.name,
+      `sink_secret_missing: set ${envName} in the worker's environment`,
+      5 * 60_000,
+    );
     summary.heldUp = `${envName} is not set`;
     return { summary, done: true };
   }
@@ -154,7 +160,10 @@ async function deliverSink(
       const wave = calls.slice(i, i + concurrency);
       const results = await Promise.all(
         wave.map(async (call) => {
-          await recordAttempt(deps, call.map((c) => c.row.batch_id));
+          await recordAttempt(
+            deps,
+            call.map((c) => c.row.batch_id),
+          );
           const answers = await adapter.send(call, config, { ...ctx, now: deps.now() });
           summary.calls++;
           return { call, answers };
@@ -247,16 +256,17 @@ async function prepare(
       summary.failed++;
       return null;
     }
-    await deps.pool.query(
-      'update sink_batches set action = $2, payload = $3 where batch_id = $1 and payload is null',
-      [row.batch_id, planned.action, JSON.stringify(planned.payload)],
-    );
+    await deps.pool.query('update sink_batches set action = $2, payload = $3 where batch_id = $1 and payload is null', [
+      row.batch_id,
+      planned.action,
+      JSON.stringify(planned.payload),
+    ]);
     return { batch, planned };
   }
   const planned: Planned = { action: row.action, payload: row.payload };
   if (row.first_attempt_at && isPastDedupWindow(row.first_attempt_at, now, adapter.dedupWindowMs(config))) {
     const since = row.first_attempt_at.toISOString();
-    if (!adapter.verify) {
+    if (!adapter.verify || adapter.verifiable?.(planned) === false) {
       await settle(deps, row.batch_id, 'needs_attention', {
         error: `first sent ${since} and never confirmed; ${config.kind} forgets repeats after ${windowText(adapter.dedupWindowMs(config))} and has no read API to check, so it is not sent again blindly: look for key ${row.batch_key} in ${config.kind}, then run recon sink retry --batch ${row.batch_id} with --mark-delivered or --resend`,
       });
@@ -267,7 +277,12 @@ async function prepare(
     try {
       held = (await adapter.verify([{ batch, planned }], config, { ...ctx, now })).get(row.batch_key);
     } catch (err) {
-      await defer(deps, row, `could not check ${row.batch_key} in ${config.kind}: ${oneLine(err instanceof Error ? err.message : String(err))}`, 5 * 60_000);
+      await defer(
+        deps,
+        row,
+        `could not check ${row.batch_key} in ${config.kind}: ${oneLine(err instanceof Error ? err.message : String(err))}`,
+        5 * 60_000,
+      );
       summary.deferred++;
       return null;
     }
@@ -280,10 +295,10 @@ async function prepare(
       return null;
     }
     // Absent from the sink: it never landed, so a send now cannot count twice. It starts a new window.
-    await deps.pool.query(
-      'update sink_batches set first_attempt_at = null, resolution = $2 where batch_id = $1',
-      [row.batch_id, `not found in ${config.kind} at ${now.toISOString()} (first sent ${since}); sent again`],
-    );
+    await deps.pool.query('update sink_batches set first_attempt_at = null, resolution = $2 where batch_id = $1', [
+      row.batch_id,
+      `not found in ${config.kind} at ${now.toISOString()} (first sent ${since}); sent again`,
+    ]);
   }
   return { batch, planned };
 }

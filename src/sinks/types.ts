@@ -116,6 +116,11 @@ export interface SinkAdapter<C> {
    * the map is held by the sink. Absent when the sink has no read API that can tell (the engine
    * then sets such a batch aside as needs_attention). Throws a ReconError when the read fails.
    */
+  /**
+   * Whether verify() can see a batch sent as `planned` (Stripe can read invoice items back, not
+   * meter events): a key absent from verify's answer means "not held" only for these. Absent: all.
+   */
+  verifiable?(planned: Planned): boolean;
   verify?(
     batches: Array<{ batch: SinkBatch; planned: Planned }>,
     config: C,

@@ -14,21 +14,27 @@ export function cacheDir(): string {
   );
 }
 
-async function executable(p: string): Promise<boolean> {
+export async function executable(p: string): Promise<boolean> {
   return access(p, constants.X_OK).then(
     () => true,
     () => false,
   );
 }
 
-async function onPath(name: string): Promise<string | undefined> {
+export async function onPath(name: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir && (await executable(path.join(dir, name)))) return path.join(dir, name);
   }
   return undefined;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<void> {
+export function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  log: (m: string) => void,
+  building = '[temporal] still building the Temporal CLI with go install…',
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let tail = '';
@@ -37,7 +43,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, log: (m: strin
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
-    const timer = setInterval(() => log('[temporal] still building the Temporal CLI with go install…'), 30_000);
+    const timer = setInterval(() => log(building), 30_000);
     child.on('error', (e) => {
       clearInterval(timer);
       reject(e);

@@ -10,6 +10,7 @@ import { applyContract } from '../../src/db/contracts';
 import { ContractSchema, type Contract } from '../../src/domain/contract';
 import { connectClient, connectWorker } from '../../src/temporal/connection';
 import { createWorker } from '../../src/temporal/worker';
+import type { ActivityDeps } from '../../activities';
 import { installRuntime } from '../../src/temporal/runtime';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
 import { HELPDESK_HEADER } from '../support/fixtures';
@@ -27,15 +28,7 @@ export interface Harness {
 }
 
 /** A worker on its own task queue against the shared real Temporal server and Postgres. */
-export async function startHarness(
-  opts: {
-    chunkSize?: number;
-    chunksPerCall?: number;
-    runLeaseWaitMs?: number;
-    /** The worker's sink secrets (the same object is read on every pass, so a test may change it). */
-    sinkEnv?: Record<string, string | undefined>;
-  } = {},
-): Promise<Harness> {
+export async function startHarness(opts: Partial<Omit<ActivityDeps, 'pool'>> = {}): Promise<Harness> {
   installRuntime('WARN');
   const pool = createPool(inject('databaseUrl'));
   const address = inject('temporalAddress');
