@@ -135,7 +135,7 @@ describe('recon sink: status, retry and reconcile from the command line', () => 
     sinkEnv.HOOK_SECRET = SECRET;
     const r = await recon(['--json', 'sink', 'retry', '--tenant', tenant, '--sink', SINK], env);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout);
+    const out = JSON.parse(r.stdout) as { batches: unknown[]; loop: { state: string } };
     expect(out.batches).toEqual([
       expect.objectContaining({ batch_id: s.attention[0].batch_id, was: 'failed', action: 'requeue' }),
     ]);
@@ -234,7 +234,7 @@ describe('recon sink: status, retry and reconcile from the command line', () => 
     );
     const json = JSON.parse(
       (await recon(['--json', 'outcome', 'show', '--tenant', tenant, '--subject', 'T-1'], env)).stdout,
-    );
+    ) as { ledger: Array<{ deliveries: unknown[] }> };
     expect(json.ledger[0].deliveries).toEqual([
       expect.objectContaining({ sink: SINK, state: 'delivered', batch_key: expect.stringMatching(/^recon_ch_/) }),
     ]);
