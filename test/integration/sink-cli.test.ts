@@ -108,6 +108,11 @@ describe('recon sink: status, retry and reconcile from the command line', () => 
     expect(down.waiting_because).toMatch(/webhook receiver/);
     expect(down.next_attempt_at).not.toBeNull();
 
+    // Retried while still down: the loop tries at once, then waits again, saying what holds it up.
+    const early = await recon(['sink', 'retry', '--tenant', tenant], env);
+    expect(early.code, early.stderr).toBe(0);
+    expect(early.stdout).toMatch(/^delivery loop: waiting until \S+; held up by ledger_hook: webhook receiver/m);
+
     receiver.setFault({ mode: 'none' });
     const r = await recon(['sink', 'retry', '--tenant', tenant], env);
     expect(r.code, r.stderr).toBe(0);
