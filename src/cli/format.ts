@@ -186,6 +186,22 @@ export function decimalReason(reason: string, currency: string): string {
   return reason.replace(/(-?\d+) minor units/g, (_m, minor: string) => formatMoney(minor, currency));
 }
 
+/** One line's delivery to one sink, in words: where it went, as what, and what is wrong if it did not. */
+export function formatDelivery(d: OutcomeStory['ledger'][number]['deliveries'][number]): string {
+  if (d.batchId === null) return 'owed, not yet in a batch (the next delivery pass sends it)';
+  const batch = `batch ${d.batchId} (${d.batchKey})`;
+  switch (d.state) {
+    case 'delivered':
+      return `delivered in ${batch} at ${d.deliveredAt ?? '-'}`;
+    case 'skipped':
+      return `skipped: the sink does not take this kind of line (${batch})`;
+    case 'pending':
+      return `pending in ${batch}${d.lastError ? `; last error: ${d.lastError}` : ''}`;
+    default:
+      return `${d.state.replace('_', ' ')} in ${batch}: ${d.lastError ?? 'no error recorded'}`;
+  }
+}
+
 export function formatStory(s: OutcomeStory): string {
   const o = s.outcome;
   // An outcome's lines all carry the tenant's one currency.
@@ -216,10 +232,10 @@ export function formatStory(s: OutcomeStory): string {
     ]),
     'ledger:',
     ...(s.ledger.length
-      ? s.ledger.map(
-          (l) =>
-            `  entry ${l.entryId} ${l.kind} ${formatMoney(l.amountMinor, l.currency)} at ${l.unitPrice} in ${l.period}${l.reason ? ` (${decimalReason(l.reason, l.currency)})` : ''}`,
-        )
+      ? s.ledger.flatMap((l) => [
+          `  entry ${l.entryId} ${l.kind} ${formatMoney(l.amountMinor, l.currency)} at ${l.unitPrice} in ${l.period}${l.reason ? ` (${decimalReason(l.reason, l.currency)})` : ''}`,
+          ...l.deliveries.map((d) => `    to ${d.sink}: ${formatDelivery(d)}`),
+        ])
       : ['  none']),
   ];
   return lines.join('\n');
