@@ -142,6 +142,17 @@ function formatLedger(l: RunSummary['ledger']): string[] {
   return out;
 }
 
+/** One line per sink: every line the tenant owes it, by state (`recon sink status` for the detail). */
+function formatSinkLines(totals: NonNullable<RunSummary['sinks']>): string[] {
+  const bySink = new Map<string, string[]>();
+  for (const t of totals) {
+    const parts = bySink.get(t.sink) ?? [];
+    parts.push(`${t.state.replace('_', ' ')} ${n(t.lines)} (${formatMoney(t.amountMinor, t.currency)})`);
+    bySink.set(t.sink, parts);
+  }
+  return [...bySink].map(([sink, parts]) => `  sink     ${sink}: ${parts.join(', ')}`);
+}
+
 export function formatSummary(s: RunSummary): string {
   const t = s.outcomes.transitions;
   const rejected =
@@ -168,6 +179,7 @@ export function formatSummary(s: RunSummary): string {
           `  alerts   ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis}${a.delivered ? ' (delivered)' : ''}`).join(', ')}`,
         ]
       : []),
+    ...formatSinkLines(s.sinks ?? []),
     ...(s.backdated
       ? [
           `  earlier  this asOf is before the tenant's last completed run (as of ${s.backdated.latestCompletedAsOf})`,
