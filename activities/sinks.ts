@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { Pool } from '../src/db/pool';
 import { deliverTenant, type AdapterFor, type DeliveryPass } from '../src/sinks/deliver';
+import { reconcileSinks, type SinkReconcileReport } from '../src/sinks/reconcile';
 
 export interface SinkActivityDeps {
   pool: Pool;
@@ -25,6 +26,16 @@ export function createSinkActivities(deps: SinkActivityDeps, permanentAware: <T>
             heartbeat: () => Context.current().heartbeat(),
           },
           { tenant: input.tenant, budgetMs: deps.budgetMs ?? 60_000, only: input.only },
+        ),
+      );
+    },
+
+    /** `recon sink reconcile`: read here, where the sink secrets are, never in the CLI. */
+    async reconcileSink(input: { tenant: string; period: string; sink?: string }): Promise<SinkReconcileReport> {
+      return permanentAware(() =>
+        reconcileSinks(
+          { pool: deps.pool, adapterFor: deps.adapterFor, env: deps.env ?? process.env, now: () => new Date() },
+          { tenant: input.tenant, period: input.period, only: input.sink },
         ),
       );
     },

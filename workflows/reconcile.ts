@@ -14,7 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ReconActivities } from '../activities';
-import { progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
+import { SEARCH_ATTRIBUTES, progressQuery, type ReconcileInput, type ResumeState, type RunProgress } from './messages';
 import { sinkWorkflowId, wakeSignal } from './sink-messages';
 import { deliverSinks } from './sinks';
 
@@ -56,6 +56,7 @@ const { failRun } = proxyActivities<ReconActivities>({
 });
 
 const SCHEDULED_START = defineSearchAttributeKey('TemporalScheduledStartTime', SearchAttributeType.DATETIME);
+const TENANT = defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenant, SearchAttributeType.KEYWORD);
 
 /** The business time of the run: given, or the schedule's nominal time, never the wall clock. */
 function resolveAsOf(input: ReconcileInput): string {
@@ -247,6 +248,7 @@ async function deliverNight(tenant: string): Promise<void> {
       workflowId: sinkWorkflowId(tenant),
       args: [{ tenant }],
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [{ key: TENANT, value: tenant }],
     });
   } catch (err) {
     if (isCancellation(err)) throw err;

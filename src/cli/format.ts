@@ -142,6 +142,17 @@ function formatLedger(l: RunSummary['ledger']): string[] {
   return out;
 }
 
+/** One line per sink: every line the tenant owes it, by state (`recon sink status` for the detail). */
+function formatSinkLines(totals: NonNullable<RunSummary['sinks']>): string[] {
+  const bySink = new Map<string, string[]>();
+  for (const t of totals) {
+    const parts = bySink.get(t.sink) ?? [];
+    parts.push(`${t.state.replace('_', ' ')} ${n(t.lines)} (${formatMoney(t.amountMinor, t.currency)})`);
+    bySink.set(t.sink, parts);
+  }
+  return [...bySink].map(([sink, parts]) => `  sink     ${sink}: ${parts.join(', ')}`);
+}
+
 export function formatSummary(s: RunSummary): string {
   const t = s.outcomes.transitions;
   const rejected =
@@ -168,6 +179,7 @@ export function formatSummary(s: RunSummary): string {
           `  alerts   ${s.alerts.map((a) => `${a.outcomeType} ${Math.round(a.threshold * 100)}% of ${a.basis}${a.delivered ? ' (delivered)' : ''}`).join(', ')}`,
         ]
       : []),
+    ...formatSinkLines(s.sinks ?? []),
     ...(s.backdated
       ? [
           `  earlier  this asOf is before the tenant's last completed run (as of ${s.backdated.latestCompletedAsOf})`,
@@ -184,6 +196,22 @@ export function formatSummary(s: RunSummary): string {
  */
 export function decimalReason(reason: string, currency: string): string {
   return reason.replace(/(-?\d+) minor units/g, (_m, minor: string) => formatMoney(minor, currency));
+}
+
+/** One line's delivery to one sink, in words: where it went, as what, and what is wrong if it did not. */
+export function formatDelivery(d: OutcomeStory['ledger'][number]['deliveries'][number]): string {
+  if (d.batchId === null) return 'owed, not yet in a batch (the next delivery pass sends it)';
+  const batch = `batch ${d.batchId} (${d.batchKey})`;
+  switch (d.state) {
+    case 'delivered':
+      return `delivered in ${batch} at ${d.deliveredAt ?? '-'}`;
+    case 'skipped':
+      return `skipped: the sink does not take this kind of line (${batch})`;
+    case 'pending':
+      return `pending in ${batch}${d.lastError ? `; last error: ${d.lastError}` : ''}`;
+    default:
+      return `${d.state.replace('_', ' ')} in ${batch}: ${d.lastError ?? 'no error recorded'}`;
+  }
 }
 
 export function formatStory(s: OutcomeStory): string {
@@ -216,10 +244,10 @@ export function formatStory(s: OutcomeStory): string {
     ]),
     'ledger:',
     ...(s.ledger.length
-      ? s.ledger.map(
-          (l) =>
-            `  entry ${l.entryId} ${l.kind} ${formatMoney(l.amountMinor, l.currency)} at ${l.unitPrice} in ${l.period}${l.reason ? ` (${decimalReason(l.reason, l.currency)})` : ''}`,
-        )
+      ? s.ledger.flatMap((l) => [
+          `  entry ${l.entryId} ${l.kind} ${formatMoney(l.amountMinor, l.currency)} at ${l.unitPrice} in ${l.period}${l.reason ? ` (${decimalReason(l.reason, l.currency)})` : ''}`,
+          ...l.deliveries.map((d) => `    to ${d.sink}: ${formatDelivery(d)}`),
+        ])
       : ['  none']),
   ];
   return lines.join('\n');

@@ -12,6 +12,7 @@ import { registerDisputeCommands } from './commands/dispute';
 import { registerFinanceCommands } from './commands/finance';
 import { registerTenantCommands } from './commands/tenant';
 import { registerRunViews } from './commands/runs';
+import { registerSinkCommands } from './commands/sink';
 import { registerEmulateCommands } from './commands/emulate';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
@@ -70,6 +71,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerOutcomeCommands(program, ctx);
   registerDisputeCommands(program, ctx);
   registerFinanceCommands(program, ctx);
+  registerSinkCommands(program, ctx);
   registerEmulateCommands(program, ctx);
   return program;
 }

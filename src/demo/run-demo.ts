@@ -24,6 +24,15 @@ import { buildStatement, formatStatement } from '../reconcile/statement';
 import { buildDemoDataset, demoFirstNight, recordExportFor } from './dataset';
 import { DisputeStory } from './dispute-story';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { startStripeEmulator } from '../emulators/stripe';
+import { tenantSinkStatus } from '../sinks/status';
+import { reconcileSinksViaTemporal, wakeDeliveryLoop } from '../temporal/sink-client';
+import { formatReconcile, formatSinkStatus } from '../cli/commands/sink';
+
+const DEMO_STRIPE_KEY_ENV = 'RECON_DEMO_STRIPE_KEY';
+/** The emulator's key: a local stand-in, not a secret. */
+const DEMO_STRIPE_KEY = 'sk_test_recon_demo';
+const DEMO_CUSTOMER = 'cus_acmedemo';
 
 const EXAMPLE = fileURLToPath(new URL('../../examples/contract.acme-hybrid.json', import.meta.url));
 
@@ -42,6 +51,8 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-demo-'));
   const stack = await startLocalStack({ dir, persistent: false, ui: true, log });
   const claimsApi = await startClaimsServer();
+  // The demo tenant bills through Stripe: a local emulator stands in for it, with acme's customer.
+  const stripe = await startStripeEmulator({ secret: DEMO_STRIPE_KEY, customers: [DEMO_CUSTOMER] });
   const pool = createPool(stack.databaseUrl);
   const connection = await connectWorker(stack.temporalAddress);
   const client = await connectClient(stack.temporalAddress, 'default');
@@ -56,7 +67,12 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
         `\nWatch the runs in the Temporal Web UI while the demo runs: ${stack.uiUrl}/namespaces/default/workflows\n`,
       );
     const taskQueue = 'recon-demo';
-    worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool, chunkSize: 100 } });
+    worker = await createWorker({
+      connection,
+      namespace: 'default',
+      taskQueue,
+      deps: { pool, chunkSize: 100, sinkEnv: { [DEMO_STRIPE_KEY_ENV]: DEMO_STRIPE_KEY } },
+    });
     running = worker.run();
 
     const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
@@ -65,10 +81,20 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       ...example,
       tenant,
       claimSources: { 'fin-api': { kind: 'http', url: claimsApi.url, pageSize: 50 } },
+      sinks: {
+        stripe: {
+          kind: 'stripe',
+          mode: 'invoice_items',
+          customer: DEMO_CUSTOMER,
+          apiKeyEnv: DEMO_STRIPE_KEY_ENV,
+          apiBase: stripe.url,
+        },
+      },
     });
     const applied = await applyContract(pool, contract);
     const terms = contract.outcomeTypes.resolved_ticket;
     const p = terms.pricing!;
+    console.log(`billing sink: Stripe (local emulator at ${stripe.url}), invoice items for customer ${DEMO_CUSTOMER}`);
     console.log(
       `contract: tenant ${tenant} v${applied.version} (${contract.timezone}, ${contract.currency}): grace ${terms.graceWindow}, evidence deadline ${terms.evidenceDeadline}; ` +
         `base fee ${p.baseFee} with ${p.included} resolutions included, then ${p.tiers.map((t) => `${t.unitPrice}${t.upTo ? ` up to ${t.upTo}` : ''}`).join(', then ')}, capped at ${p.cap && 'amount' in p.cap ? p.cap.amount : '-'} a month`,
@@ -197,6 +223,26 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       await states(story.billedUpheld!),
     ];
 
+    // Support's last credit came after the last night: the delivery loop the night leaves behind,
+    // or `recon sink retry`, would send it; the demo asks the loop to finish before it compares.
+    const loop = await wakeDeliveryLoop(client, { tenant, taskQueue, waitMs: 60_000 });
+    if (loop.state !== 'finished') throw new Error(`demo: the delivery loop did not finish (${loop.state})`);
+    const sinkStatus = await tenantSinkStatus(pool, { tenant });
+    console.log(`\nwhat Stripe holds (recon sink status --tenant ${tenant}):`);
+    console.log(formatSinkStatus(sinkStatus));
+    const reconciled = [];
+    for (const { period } of periods) {
+      const report = await reconcileSinksViaTemporal(client, { tenant, period, taskQueue, timeoutMs: 60_000 });
+      console.log(`\nrecon sink reconcile --tenant ${tenant} --period ${period}`);
+      console.log(formatReconcile(report));
+      reconciled.push(report);
+    }
+    const invoiced = stripe.invoiceItems().reduce((n, i) => n + i.amount, 0);
+    const { rows: ledgerSum } = await pool.query<{ amount: number; lines: number }>(
+      'select coalesce(sum(amount_minor), 0)::bigint as amount, count(*)::int as lines from ledger_entries where tenant_id = $1',
+      [tenant],
+    );
+
     console.log('\nchecks:');
     check(totals.reopened > 0, `reopens voided ${totals.reopened} outcomes in grace`);
     check(
@@ -233,6 +279,15 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       credited.state === 'credited' && credited.net === 0,
       `${story.billedUpheld!.subject}: billed, disputed, upheld, credited: net 0`,
     );
+    const delivered = sinkStatus.sinks[0]?.states.delivered;
+    check(
+      delivered?.lines === ledgerSum[0].lines && invoiced === Number(ledgerSum[0].amount),
+      `Stripe holds every ledger line once: ${stripe.invoiceItems().length} invoice items for ${ledgerSum[0].lines} lines, ${formatMoney(invoiced, contract.currency)} = the ledger's ${formatMoney(Number(ledgerSum[0].amount), contract.currency)}`,
+    );
+    check(
+      reconciled.every((r) => r.differences.length === 0),
+      `recon sink reconcile: 0 differences in ${plural(reconciled.length, 'period')}`,
+    );
   } finally {
     worker?.shutdown();
     await running?.catch(() => undefined);
@@ -240,6 +295,7 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     await client.connection.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     await claimsApi.close();
+    await stripe.close();
     await stack.stop();
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     log('[demo] stopped the local stack');

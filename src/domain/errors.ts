@@ -124,7 +124,12 @@ export const ERROR_CATALOGUE = {
   schedule_exists: USER,
   no_stack: USER,
   dev_running: USER,
-  // Billing sinks: a secret that is not one, a range a sink's read API cannot show.
+  // Billing sinks (recon sink).
+  unknown_sink: USER,
+  batch_not_found: USER,
+  batch_not_retryable: USER,
+  needs_person: USER,
+  // A secret that is not one, a range a sink's read API cannot show.
   invalid_webhook_secret: USER,
   sink_auth_failed: USER,
   sink_history_unavailable: USER,
@@ -157,6 +162,8 @@ export const ERROR_CATALOGUE = {
   unknown_reference: USER,
   already_exists: USER,
   // Something of ours is wrong: a retry would only repeat it.
+  // Reconcile found the ledger and a sink apart: a finding to act on, which asking again will not change.
+  sink_differences: BROKEN,
   payload_corrupt: BROKEN,
   export_mismatch: BROKEN,
   stored_contract_invalid: BROKEN,

@@ -114,8 +114,21 @@ function toRecord(r: LedgerRow): Record<(typeof EXPORT_COLUMNS)[number], string 
  */
 export async function writeExport(
   pool: Pool,
-  args: { tenant: string; period: string; format: 'csv' | 'jsonl'; out: Writable },
+  args: {
+    tenant: string;
+    period: string;
+    format: 'csv' | 'jsonl';
+    out: Writable;
+    /**
+     * Sinks whose delivery state each line gets, one column per sink (delivery_<sink>): a state a
+     * spreadsheet filters on. Empty where the line is not owed to that sink. Delivery states change,
+     * so an export with them is a snapshot, not the same bytes every time.
+     */
+    deliverySinks?: string[];
+  },
 ): Promise<ExportTotals> {
+  const sinks = args.deliverySinks ?? [];
+  const columns: string[] = [...EXPORT_COLUMNS, ...sinks.map((s) => `delivery_${s}`)];
   const write = async (s: string) => {
     // One listener per wait, removed when it resolves (no listener leak on a long export).
     if (!args.out.write(s)) await once(args.out, 'drain');
@@ -138,20 +151,30 @@ export async function writeExport(
       await db.query(
         `declare ledger_export no scroll cursor for
        select entry_id, kind, period, outcome_type, subject_ref, outcome_id, primary_claim_id, evidence, success_at, as_of,
-              unit_price, amount_minor, currency, reverses_entry_id, reason, pricing_basis, tier, corrects_period
-         from ledger_entries where tenant_id = $1 and period = $2 order by entry_id`,
+              unit_price, amount_minor, currency, reverses_entry_id, reason, pricing_basis, tier, corrects_period${
+                sinks.length
+                  ? `,
+              (select jsonb_object_agg(d.sink, coalesce(b.state, 'owed'))
+                 from sink_deliveries d left join sink_batches b on b.batch_id = d.batch_id
+                where d.entry_id = l.entry_id) as deliveries`
+                  : ''
+              }
+         from ledger_entries l where tenant_id = $1 and period = $2 order by entry_id`,
         [args.tenant, args.period],
       );
-      if (args.format === 'csv') await write(csvLine([...EXPORT_COLUMNS]));
+      if (args.format === 'csv') await write(csvLine(columns));
       for (;;) {
-        const { rows } = await db.query<LedgerRow>(`fetch ${PAGE} from ledger_export`);
+        const { rows } = await db.query<LedgerRow & { deliveries?: Record<string, string> | null }>(
+          `fetch ${PAGE} from ledger_export`,
+        );
         let text = '';
         for (const r of rows) {
-          const rec = toRecord(r);
+          const rec: Record<string, string | number | null> = toRecord(r);
+          for (const s of sinks) rec[`delivery_${s}`] = r.deliveries?.[s] ?? null;
           if (args.format === 'csv') {
             // Text from outside goes through the formula guard; the amount is our own decimal
             // (e.g. -0.99 on a credit) and must stay a number to a spreadsheet.
-            text += EXPORT_COLUMNS.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n';
+            text += columns.map((c) => csvCell(rec[c], { formulaSafe: c !== 'amount' })).join(',') + '\r\n';
           } else {
             text += JSON.stringify(rec) + '\n';
           }

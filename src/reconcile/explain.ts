@@ -7,6 +7,7 @@ import { ReconError } from '../domain/errors';
 import type { OutcomeEventRow, OutcomeRow } from '../db/rows';
 import { disputesOfOutcome, type DisputeDetail } from '../disputes/views';
 import { linesOfOutcome } from '../ledger';
+import { deliveriesOfLines } from '../sinks/status';
 
 export interface OutcomeStory {
   outcome: {
@@ -56,6 +57,15 @@ export interface OutcomeStory {
     currency: string;
     runId: number | null;
     reason: string | null;
+    /** The line's delivery to each billing sink it is owed to (none when the contract names no sink). */
+    deliveries: Array<{
+      sink: string;
+      state: string;
+      batchId: number | null;
+      batchKey: string | null;
+      deliveredAt: string | null;
+      lastError: string | null;
+    }>;
   }>;
   disputes: DisputeDetail[];
 }
@@ -173,6 +183,10 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
     [outcomeId],
   );
   const ledger = await linesOfOutcome(pool, outcomeId);
+  const deliveries = await deliveriesOfLines(
+    pool,
+    ledger.map((l) => l.entry_id),
+  );
   return {
     outcome: {
       outcomeId: o.outcome_id,
@@ -217,6 +231,16 @@ export async function explainOutcome(pool: Pool, outcomeId: number): Promise<Out
       currency: l.currency,
       runId: l.run_id,
       reason: l.reason,
+      deliveries: deliveries
+        .filter((d) => d.entryId === l.entry_id)
+        .map((d) => ({
+          sink: d.sink,
+          state: d.state,
+          batchId: d.batchId,
+          batchKey: d.batchKey,
+          deliveredAt: iso(d.deliveredAt),
+          lastError: d.lastError,
+        })),
     })),
     disputes: await disputesOfOutcome(pool, outcomeId),
   };

@@ -33,7 +33,7 @@ const POLLER_SEEN_REUSE_MS = 30_000;
 const pollerSeen = new WeakMap<Client, Map<string, number>>();
 
 /** Whether a worker is polling `taskQueue` for workflow tasks now. */
-async function workerPolls(client: Client, taskQueue: string): Promise<boolean> {
+export async function workerPolls(client: Client, taskQueue: string): Promise<boolean> {
   const seen = pollerSeen.get(client) ?? new Map<string, number>();
   pollerSeen.set(client, seen);
   if (Date.now() - (seen.get(taskQueue) ?? 0) < POLLER_SEEN_REUSE_MS) return true;

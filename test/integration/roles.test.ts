@@ -23,6 +23,9 @@ import { createWorker } from '../../src/temporal/worker';
 import { installRuntime } from '../../src/temporal/runtime';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { applyExample, uniqueTenant, writeLines } from './harness';
+import { startWebhookReceiver, type WebhookReceiverHandle } from '../../src/emulators/webhook-receiver';
+
+const HOOK_SECRET = 'whsec_' + Buffer.from('the roles test webhook secret, 32+ bytes').toString('base64');
 import { recon as runRecon } from '../support/recon-cli';
 import { HELPDESK_HEADER, HOUR, DAY } from '../support/fixtures';
 import { textSink } from '../support/sink';
@@ -60,6 +63,9 @@ const TENANT_OF: Record<string, string> = {
   // Migrations 011 and 012 of branch money: period close/reopen history, one run at a time per tenant.
   period_events: 't.tenant_id',
   run_leases: 't.tenant_id',
+  // Migration 015: the billing sinks' outbox.
+  sink_batches: 't.tenant_id',
+  sink_deliveries: 't.tenant_id',
 };
 /** Tables without tenant data: only the owner touches them. */
 const NO_TENANT_DATA = ['schema_migrations'];
@@ -88,6 +94,7 @@ describe('database roles and tenant isolation, connecting as each role', () => {
   let supportB: Login;
   let client: Client;
   let connection: NativeConnection;
+  let receiver: WebhookReceiverHandle | undefined;
   let temporalWorker: Worker;
   let running: Promise<void>;
   const taskQueue = `it-roles-${randomUUID()}`;
@@ -127,8 +134,11 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'recon-roles-'));
     owner = createPool(inject('databaseUrl'));
     // Contracts are the owner's to apply: they set prices and create tenants.
-    await applyExample(owner, A);
-    await applyExample(owner, B);
+    // Both tenants deliver to a webhook: the outbox's rows are written and sent as the worker login.
+    receiver = await startWebhookReceiver({ secret: HOOK_SECRET });
+    const sinks = { books: { kind: 'webhook', url: receiver.url, secretEnv: 'RECON_ROLES_HOOK_SECRET' } } as const;
+    await applyExample(owner, A, { sinks } as never);
+    await applyExample(owner, B, { sinks } as never);
     worker = await login('worker', 'recon_worker', 'all');
     workerA = await login('worker_a', 'recon_worker', [A]);
     supportA = await login('support_a', 'recon_support', [A]);
@@ -141,7 +151,7 @@ describe('database roles and tenant isolation, connecting as each role', () => {
       connection,
       namespace: 'default',
       taskQueue,
-      deps: { pool: worker.pool },
+      deps: { pool: worker.pool, sinkEnv: { RECON_ROLES_HOOK_SECRET: HOOK_SECRET } },
       bundle: { codePath: inject('workflowBundlePath') },
     });
     running = temporalWorker.run();
@@ -157,6 +167,7 @@ describe('database roles and tenant isolation, connecting as each role', () => {
       await dropLogin(owner, l.login);
     }
     await owner?.end();
+    await receiver?.close();
   });
 
   it('the worker login runs real nights through Temporal, and cannot update, delete or truncate the ledger', async () => {

@@ -2,6 +2,7 @@
  * The Stripe sink against the Stripe emulator (Stripe's documented rules, with state) and against
  * stripe-mock (Stripe's OpenAPI spec, without state). Needs neither Temporal nor PostgreSQL.
  */
+import { sinkBatch } from '../support/sink-batches';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
@@ -45,15 +46,12 @@ function itemConfig(apiBase: string, customer = 'cus_demo'): StripeSinkConfig {
 let seq = 0;
 function batch(over: Partial<SinkBatch> = {}): SinkBatch {
   seq += 1;
-  return {
+  // Each test's batch is new to the emulator: its own key, run and entries.
+  return sinkBatch({
     batchId: seq,
-    tenant: 'acme',
     sink: 'stripe',
     key: `acme-charge-${seq}00-${seq}41`,
-    kind: 'charge',
     runId: seq,
-    outcomeType: 'resolved_ticket',
-    period: '2026-11',
     currency: 'USD',
     unitPrice: '1.50',
     tier: null,
@@ -62,9 +60,8 @@ function batch(over: Partial<SinkBatch> = {}): SinkBatch {
     eventAt: new Date(Date.now() - HOUR),
     firstEntryId: seq * 100,
     lastEntryId: seq * 100 + 41,
-    reverses: [],
     ...over,
-  };
+  });
 }
 
 const ctx = (over: Partial<SinkContext> = {}): SinkContext => ({

@@ -1,3 +1,4 @@
+import { sinkBatch } from '../support/sink-batches';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SinkSchema, type StripeSinkConfig } from '../../src/domain/sinks';
@@ -35,28 +36,22 @@ const itemConfig = SinkSchema.parse({
   apiKeyEnv: 'STRIPE_API_KEY',
 }) as StripeSinkConfig;
 
-function batch(over: Partial<SinkBatch> = {}): SinkBatch {
-  return {
+// The shared charge batch, in Stripe's terms: 42 lines at 1.50 USD of run 17.
+const batch = (over: Partial<SinkBatch> = {}): SinkBatch =>
+  sinkBatch({
     batchId: 7,
-    tenant: 'acme',
     sink: 'stripe',
     key: 'acme-charge-101-142',
-    kind: 'charge',
     runId: 17,
-    outcomeType: 'resolved_ticket',
-    period: '2026-11',
     currency: 'USD',
     unitPrice: '1.50',
     tier: null,
     lineCount: 42,
     amountMinor: 6300,
-    eventAt: new Date('2026-11-20T00:00:00Z'),
     firstEntryId: 101,
     lastEntryId: 142,
-    reverses: [],
     ...over,
-  };
-}
+  });
 
 const planned = (p: Planned | Refusal): Planned => {
   if ('refuse' in p) throw new Error(`refused: ${p.refuse}`);

@@ -8,6 +8,7 @@ import { PeriodSchema } from '../../domain/periods';
 import { importClaimsFile, importRecordsFile } from '../../ingest/files';
 import { QUARANTINE_KINDS, listQuarantine } from '../../reconcile/explain';
 import { describeTotals, ledgerTotals, sameTotals, writeExport } from '../../export/export';
+import { loadTenantSinks } from '../../sinks/batches';
 import type { CommandContext } from '../context';
 import { formatImport, formatShown, formatTable, plural, terminalProgress, type ProgressLine } from '../format';
 import { TenantOpt, emit, openOutputFile, parseOptions } from '../io';
@@ -98,6 +99,10 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
     .requiredOption('--period <YYYY-MM>', 'billing period')
     .option('--format <format>', 'csv or jsonl', 'csv')
     .option('--out <file>', 'write to a file instead of stdout')
+    .option(
+      '--with-delivery',
+      "add one column per billing sink, delivery_<sink>, with the line's delivery state there now (a snapshot)",
+    )
     .action(async (o: unknown, cmd: Command) => {
       const args = parseOptions(
         z.object({
@@ -105,15 +110,21 @@ export function registerDataCommands(program: Command, ctx: CommandContext): voi
           period: PeriodSchema,
           format: z.enum(['csv', 'jsonl']),
           out: z.string().optional(),
+          withDelivery: z.boolean().default(false),
         }),
         o,
       );
+      // Every sink the tenant's contracts have named, sorted, so the columns do not move between exports.
+      const deliverySinks = args.withDelivery
+        ? (await loadTenantSinks(ctx.db(), args.tenant)).map((s) => s.name).sort()
+        : [];
       const out = args.out ? await openOutputFile(args.out) : process.stdout;
       const totals = await writeExport(ctx.db(), {
         tenant: args.tenant,
         period: args.period,
         format: args.format,
         out,
+        deliverySinks,
       });
       if (args.out)
         await new Promise<void>((resolve, reject) =>
