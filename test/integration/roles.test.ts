@@ -66,6 +66,8 @@ const TENANT_OF: Record<string, string> = {
   // Migration 015: the billing sinks' outbox.
   sink_batches: 't.tenant_id',
   sink_deliveries: 't.tenant_id',
+  // Migration 016: cursors of the sources a night pulls itself.
+  source_cursors: 't.tenant_id',
 };
 /** Tables without tenant data: only the owner touches them. */
 const NO_TENANT_DATA = ['schema_migrations'];
@@ -139,6 +141,12 @@ describe('database roles and tenant isolation, connecting as each role', () => {
     const sinks = { books: { kind: 'webhook', url: receiver.url, secretEnv: 'RECON_ROLES_HOOK_SECRET' } } as const;
     await applyExample(owner, A, { sinks } as never);
     await applyExample(owner, B, { sinks } as never);
+    // The pulled sources' cursors: a row of each tenant, as a night's pull would leave it.
+    for (const tenant of [A, B])
+      await owner.query(
+        `insert into source_cursors (tenant_id, source, kind, cursor, pages) values ($1, 'crm', 'hubspot', '{}', 1)`,
+        [tenant],
+      );
     worker = await login('worker', 'recon_worker', 'all');
     workerA = await login('worker_a', 'recon_worker', [A]);
     supportA = await login('support_a', 'recon_support', [A]);
