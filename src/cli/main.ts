@@ -13,6 +13,7 @@ import { registerFinanceCommands } from './commands/finance';
 import { registerTenantCommands } from './commands/tenant';
 import { registerRunViews } from './commands/runs';
 import { registerEmulateCommands } from './commands/emulate';
+import { registerSourceCommands } from './commands/source';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
 import { requireTenant } from '../reconcile/tenants';
@@ -71,6 +72,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerDisputeCommands(program, ctx);
   registerFinanceCommands(program, ctx);
   registerEmulateCommands(program, ctx);
+  registerSourceCommands(program, ctx);
   return program;
 }
 

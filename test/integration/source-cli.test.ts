@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { createPool, type Pool } from '../../src/db/pool';
+import { closePostgresClaimPools, pullPostgresClaimPage } from '../../src/sources/postgres-claims';
+import { recon } from '../support/recon-cli';
+import { aiSource, startAiDatabase, type AiDatabase } from './ai-postgres';
+import { applyExample, uniqueTenant } from './harness';
+
+describe('recon source test and recon source status', () => {
+  let pool: Pool;
+  let ai: AiDatabase;
+  let env: NodeJS.ProcessEnv;
+  const tenant = uniqueTenant('srccli');
+  const table = `claims_${tenant.replace(/-/g, '_')}`;
+
+  beforeAll(async () => {
+    pool = createPool(inject('databaseUrl'));
+    ai = await startAiDatabase();
+    env = { DATABASE_URL: inject('databaseUrl'), AI_CLAIMS_URL: ai.readerUrl };
+    await ai.createClaimTable(table);
+    for (const [id, at, occurred] of [
+      ['c1', '2026-03-02T12:00:00.000001Z', '2026-03-02T10:00:00Z'],
+      ['c2', '2026-03-02T12:00:00.000002Z', '2026-03-02T10:00:00Z'],
+      ['c3', '2026-03-02T12:00:01Z', '2099-01-01T00:00:00Z'],
+      ['c4', '2026-03-02T12:00:02Z', '2026-03-02T10:00:00Z'],
+      ['c5', '2026-03-02T12:00:03Z', '2026-03-02T10:00:00Z'],
+    ])
+      await ai.admin.query(
+        `insert into ai.${table} (claim_id, outcome_type, subject_ref, occurred_at, updated_at)
+         values ($1, 'resolved_ticket', $1, $3, $2)`,
+        [id, at, occurred],
+      );
+    await applyExample(pool, tenant, { claimSources: { 'ai-db': aiSource(table, 3) } });
+  });
+  afterAll(async () => {
+    await closePostgresClaimPools();
+    await pool?.end();
+    await ai?.stop();
+  });
+
+  const written = async () => {
+    const { rows } = await pool.query<{ cursors: number; imports: number }>(
+      `select (select count(*)::int from source_cursors where tenant_id = $1) as cursors,
+              (select count(*)::int from imports where tenant_id = $1) as imports`,
+      [tenant],
+    );
+    return rows[0];
+  };
+
+  it('status lists a claim source that was never pulled', async () => {
+    const r = await recon(['--json', 'source', 'status', '--tenant', tenant], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      tenant,
+      sources: [
+        {
+          source: 'ai-db',
+          role: 'claims',
+          kind: 'postgres',
+          in_contract: true,
+          cursor: null,
+          last_pull_at: null,
+          pages: 0,
+          rows: 0,
+          rate_limit_waits: 0,
+          rate_limit_wait_ms: 0,
+          last_error: null,
+          last_error_at: null,
+        },
+      ],
+    });
+  });
+
+  it('test reads the first page, says what it holds and writes nothing', async () => {
+    const r = await recon(['source', 'test', '--tenant', tenant, '--source', 'ai-db'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `claim source ai-db (postgres) of ${tenant}: connected; the page after cursor (start) holds 3 rows`,
+    );
+    expect(r.stdout).toContain('first: id c1 updated 2026-03-02 12:00:00.000001+00');
+    expect(r.stdout).toContain('last:  id c3 updated 2026-03-02 12:00:01+00');
+    expect(r.stdout).toMatch(/1 would be quarantined; first: row 3 \(claim c3\): field occurred_at: 2099-01-01/);
+    expect(r.stdout).toContain('more pages follow');
+    expect(r.stdout).toContain('nothing was written');
+    expect(await written()).toEqual({ cursors: 0, imports: 0 });
+  });
+
+  it('after the night pulled, status shows the cursor and counts; test reads from the saved cursor', async () => {
+    for (let i = 0; i < 2; i++)
+      await pullPostgresClaimPage(pool, {
+        tenant,
+        source: 'ai-db',
+        env: { AI_CLAIMS_URL: ai.readerUrl },
+        now: new Date(),
+      });
+    const status = await recon(['--json', 'source', 'status', '--tenant', tenant], env);
+    expect((JSON.parse(status.stdout) as { sources: unknown[] }).sources[0]).toMatchObject({
+      cursor: { updatedAt: '2026-03-02 12:00:03+00', id: 'c5' },
+      pages: 2,
+      rows: 5,
+      last_error: null,
+    });
+    const human = await recon(['source', 'status', '--tenant', tenant], env);
+    expect(human.stdout).toMatch(
+      /^ai-db \(claims, postgres\)\n {2}cursor: {5}\{"id":"c5","updatedAt":"2026-03-02 12:00:03\+00"\}\n {2}last pull: {2}\S+ · 2 pages · 5 rows\n {2}last error: -$/m,
+    );
+
+    const before = await written();
+    const test = await recon(['--json', 'source', 'test', '--tenant', tenant, '--source', 'ai-db'], env);
+    expect(JSON.parse(test.stdout)).toMatchObject({ count: 0, caught_up: true, first: null, unusable: 0 });
+    expect(await written()).toEqual(before);
+  });
+
+  it('a missing variable or a wrong password: one line, exit 2, the variable named, no password; status keeps the error', async () => {
+    const missing = await recon(['source', 'test', '--tenant', tenant, '--source', 'ai-db'], {
+      ...env,
+      AI_CLAIMS_URL: '',
+    });
+    expect(missing.code).toBe(2);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/^recon: claims_pg_env_missing: .*environment variable AI_CLAIMS_URL is not set/);
+
+    const wrong = new URL(ai.readerUrl);
+    wrong.password = 'hunter2-wrong';
+    const login = await recon(['--json', 'source', 'test', '--tenant', tenant, '--source', 'ai-db'], {
+      ...env,
+      AI_CLAIMS_URL: wrong.toString(),
+    });
+    expect(login.code).toBe(2);
+    const err = JSON.parse(login.stderr) as { error: { code: string; message: string } };
+    expect(err.error.code).toBe('claims_pg_login_failed');
+    expect(err.error.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${ai.port}.*AI_CLAIMS_URL`));
+    expect(login.stderr).not.toContain('hunter2-wrong');
+
+    // `source test` writes nothing, not even the error; a night's failed pull does.
+    expect((await written()).cursors).toBe(1);
+    await expect(
+      pullPostgresClaimPage(pool, {
+        tenant,
+        source: 'ai-db',
+        env: { AI_CLAIMS_URL: wrong.toString() },
+        now: new Date(),
+      }),
+    ).rejects.toMatchObject({ code: 'claims_pg_login_failed' });
+    const status = await recon(['source', 'status', '--tenant', tenant], env);
+    expect(status.stdout).toMatch(/ {2}last error: \S+: claim source ai-db of .* refused the login/);
+  });
+
+  it('an unknown source, or a file source, is refused in one line', async () => {
+    const unknown = await recon(['source', 'test', '--tenant', tenant, '--source', 'nope'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^recon: unknown_source: source "nope" is not in the contract of /);
+    const file = await recon(['source', 'test', '--tenant', tenant, '--source', 'helpdesk'], env);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toMatch(/^recon: not_a_pulled_source: record source "helpdesk" .* is a file source/);
+  });
+});
