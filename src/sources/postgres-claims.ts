@@ -40,7 +40,7 @@ export interface ClaimPage {
 const KEEP_PARSED = new Set([16, 114, 3802]);
 const RAW_TEXT = {
   getTypeParser: (oid: number, format?: string) =>
-    KEEP_PARSED.has(oid) ? pg.types.getTypeParser(oid, format as 'text') : (v: string) => v,
+    KEEP_PARSED.has(oid) ? (pg.types.getTypeParser(oid, format as 'text') as (v: string) => unknown) : (v: string) => v,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ export async function readPostgresClaimPage(
     return {
       values: claimValues(row),
       raw: JSON.stringify(row),
-      keyset: { updatedAt: String(updatedAt), id: String(rowId) },
+      keyset: { updatedAt: keysetText(updatedAt), id: keysetText(rowId) },
     };
   });
   return {
@@ -283,6 +283,9 @@ export async function readPostgresClaimPage(
     caughtUp: rows.length < config.pageSize,
   };
 }
+
+// Keyset columns come back as the server's text; a bool column (parsed) goes back as its text too.
+const keysetText = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
 
 /** The claim fields of a row, times as ISO 8601 text. */
 function claimValues(row: Record<string, unknown>): Record<string, unknown> {

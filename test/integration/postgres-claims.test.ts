@@ -315,7 +315,7 @@ describe('claims from the AI side’s PostgreSQL', () => {
 
     const ledger = async (tenant: string) =>
       (
-        await h.pool.query(
+        await h.pool.query<Record<string, unknown>>(
           `select l.kind, l.outcome_type, l.subject_ref, l.period, l.amount_minor, l.currency, l.unit_price, l.primary_claim_id, l.success_at
              from ledger_entries l where l.tenant_id = $1 order by l.subject_ref, l.kind`,
           [tenant],
@@ -323,7 +323,7 @@ describe('claims from the AI side’s PostgreSQL', () => {
       ).rows;
     const outcomes = async (tenant: string) =>
       (
-        await h.pool.query(
+        await h.pool.query<Record<string, unknown>>(
           `select subject_key, state, reject_reason from outcomes where tenant_id = $1 order by subject_key`,
           [tenant],
         )
