@@ -1,7 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createPool, type Pool } from '../../src/db/pool';
+import type { FetchOutcome, RecordSourceClient, SourceContext } from '../../src/sources/api-types';
 import { closePostgresClaimPools, pullPostgresClaimPage } from '../../src/sources/postgres-claims';
+import type { PulledRecordSource } from '../../src/domain/sources';
+import { loadExampleContract } from './harness';
+import { applyContract } from '../../src/db/contracts';
+import { testSource } from '../../src/sources/source-status';
 import { recon } from '../support/recon-cli';
 import { aiSource, startAiDatabase, type AiDatabase } from './ai-postgres';
 import { applyExample, uniqueTenant } from './harness';
@@ -156,5 +161,100 @@ describe('recon source test and recon source status', () => {
     const file = await recon(['source', 'test', '--tenant', tenant, '--source', 'helpdesk'], env);
     expect(file.code).toBe(2);
     expect(file.stderr).toMatch(/^recon: not_a_pulled_source: record source "helpdesk" .* is a file source/);
+  });
+
+  it('test of an API record source asks its client for the page after the saved cursor and maps what it holds', async () => {
+    // The Zendesk and HubSpot clients are their own modules; this is the contract between them
+    // and `source test`: fetchPage after the saved cursor, the preset's id and update columns.
+    const api = uniqueTenant('srcapi');
+    const base = await loadExampleContract(api);
+    await applyContract(pool, {
+      ...base,
+      recordSources: {
+        ...base.recordSources,
+        tickets: {
+          kind: 'zendesk',
+          apiBase: 'http://127.0.0.1:9',
+          auth: { kind: 'oauth', tokenEnv: 'ZD_TOKEN' },
+          startTime: '2026-03-01T00:00:00Z',
+        } as never,
+      },
+    });
+    const calls: Array<{ cursor: unknown; ctx: SourceContext }> = [];
+    let answer: FetchOutcome = { status: 'auth', error: 'Zendesk answered 401: check ZD_TOKEN' };
+    const client: RecordSourceClient<PulledRecordSource> = {
+      kind: 'zendesk',
+      rateLimit: () => ({ requests: 10, perMs: 60_000 }),
+      fetchPage: (_config, cursor, ctx) => {
+        calls.push({ cursor, ctx });
+        return Promise.resolve(answer);
+      },
+    };
+    const test = () =>
+      testSource(pool, {
+        tenant: api,
+        source: 'tickets',
+        env: { ZD_TOKEN: 't' },
+        now: new Date(),
+        clientFor: () => client,
+      });
+
+    await expect(test()).rejects.toMatchObject({
+      code: 'source_auth_failed',
+      message: expect.stringContaining('ZD_TOKEN'),
+    });
+    answer = { status: 'rate_limited', retryAfterMs: 42_000 };
+    await expect(test()).rejects.toMatchObject({
+      code: 'source_rate_limited',
+      message: expect.stringContaining('42 s'),
+    });
+    answer = { status: 'broken', error: 'no tickets array' };
+    await expect(test()).rejects.toMatchObject({ code: 'source_bad_response' });
+
+    await pool.query(
+      `insert into source_cursors (tenant_id, source, kind, cursor, pages) values ($1, 'tickets', 'zendesk', '{"afterCursor":"abc"}', 4)`,
+      [api],
+    );
+    answer = {
+      status: 'page',
+      page: {
+        items: [
+          { ok: true, raw: '{}', values: { id: 101, status: 'solved', updated_at: '2026-03-02T10:00:00Z' } },
+          { ok: false, id: '102', raw: '{}', code: 'invalid_field', reason: 'updated_at is not a time' },
+          { ok: true, raw: '{}', values: { id: 103, status: 'open', updated_at: '2026-03-02T11:00:00Z' } },
+        ],
+        next: { afterCursor: 'def' },
+        done: false,
+      },
+    };
+    const r = await test();
+    expect(calls.at(-1)?.cursor).toEqual({ afterCursor: 'abc' });
+    expect(calls.at(-1)?.ctx.env).toEqual({ ZD_TOKEN: 't' });
+    expect(r).toMatchObject({
+      role: 'records',
+      kind: 'zendesk',
+      count: 3,
+      first: { id: '101', updatedAt: '2026-03-02T10:00:00Z' },
+      last: { id: '103', updatedAt: '2026-03-02T11:00:00Z' },
+      unusable: 1,
+      firstProblem: 'id 102: updated_at is not a time',
+      caughtUp: false,
+    });
+    // Nothing written: the cursor and its counters are as they were, no import.
+    const { rows } = await pool.query(
+      `select cursor, pages, window_requests, last_error from source_cursors where tenant_id = $1`,
+      [api],
+    );
+    expect(rows).toEqual([{ cursor: { afterCursor: 'abc' }, pages: 4, window_requests: 0, last_error: null }]);
+    const status = await recon(['--json', 'source', 'status', '--tenant', api], env);
+    expect((JSON.parse(status.stdout) as { sources: unknown[] }).sources).toEqual([
+      expect.objectContaining({
+        source: 'tickets',
+        role: 'records',
+        kind: 'zendesk',
+        cursor: { afterCursor: 'abc' },
+        pages: 4,
+      }),
+    ]);
   });
 });
