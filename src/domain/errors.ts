@@ -135,6 +135,7 @@ export const ERROR_CATALOGUE = {
   sink_read_failed: FAULT,
   // Claims from the AI side's PostgreSQL (src/sources/postgres-claims.ts).
   claims_pg_env_missing: USER,
+  claims_pg_bad_url: USER,
   claims_pg_login_failed: USER,
   claims_pg_refused: USER,
   claims_pg_relation_missing: USER,

@@ -131,7 +131,18 @@ function urlFrom(
   if (!url)
     throw new ReconError(
       'claims_pg_env_missing',
-      `claim source ${source} of ${tenant}: environment variable ${config.urlEnv} is not set; set it in the worker's environment to the AI side's PostgreSQL URL (postgres://user:password@host:5432/db)`,
+      `claim source ${source} of ${tenant}: environment variable ${config.urlEnv} is not set; set it to the AI side's PostgreSQL URL (postgres://user:password@host:5432/db) where the worker runs, and where recon source test runs`,
+    );
+  let protocol = '';
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    // not a URL at all: said below, without echoing it (it may hold the password)
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:')
+    throw new ReconError(
+      'claims_pg_bad_url',
+      `claim source ${source} of ${tenant}: environment variable ${config.urlEnv} does not hold a postgres:// URL; set it to postgres://user:password@host:5432/db`,
     );
   return url;
 }
@@ -173,7 +184,11 @@ function pgFailure(err: unknown, w: Where, password: string): ReconError {
       'claims_pg_refused',
       `${head}: the AI side's PostgreSQL at ${w.host} refused (${detail}); the login in ${env} needs its database and select on ${w.relation}`,
     );
-  else if (!isServerError || code.startsWith('08') || code.startsWith('57P'))
+  else if (
+    (!isServerError && (/^E[A-Z]+$/.test(code) || /^(Connection terminated|timeout exceeded)/.test(detail))) ||
+    code.startsWith('08') ||
+    code.startsWith('57P')
+  )
     // Not an answer from the server: refused, unknown host, timeout, connection lost.
     r = new ReconError(
       'claims_pg_unreachable',

@@ -187,6 +187,10 @@ describe('claims from the AI side’s PostgreSQL', () => {
     expect(missing.code).toBe('claims_pg_env_missing');
     expect(missing.message).toContain('AI_CLAIMS_URL');
 
+    const notUrl = await failure({ AI_CLAIMS_URL: `host=127.0.0.1 password=${ai.readerPassword}` });
+    expect(notUrl.code).toBe('claims_pg_bad_url');
+    expect(notUrl.message).toContain('AI_CLAIMS_URL');
+
     const wrong = new URL(ai.readerUrl);
     wrong.password = 'not-the-password';
     const login = await failure({ AI_CLAIMS_URL: wrong.toString() });

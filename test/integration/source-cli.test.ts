@@ -82,7 +82,7 @@ describe('recon source test and recon source status', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
-      `claim source ai-db (postgres) of ${tenant}: connected; the page after cursor (start) holds 3 rows`,
+      `claim source ai-db (postgres) of ${tenant}: connected; the first page holds 3 rows`,
     );
     expect(r.stdout).toContain('first: id c1 updated 2026-03-02 12:00:00.000001+00');
     expect(r.stdout).toContain('last:  id c3 updated 2026-03-02 12:00:01+00');

@@ -28,7 +28,7 @@ function formatTest(r: SourceTestResult): string {
   const at = (p: SourceTestResult['first']) =>
     p ? `id ${p.id ?? '?'}${p.updatedAt ? ` updated ${p.updatedAt}` : ''}` : '-';
   return [
-    `${r.role === 'claims' ? 'claim' : 'record'} source ${r.source} (${r.kind}) of ${r.tenant}: connected; the page after cursor ${cursorText(r.cursor)} holds ${plural(r.count, 'row')}`,
+    `${r.role === 'claims' ? 'claim' : 'record'} source ${r.source} (${r.kind}) of ${r.tenant}: connected; ${r.cursor === null ? 'the first page' : `the page after cursor ${cursorText(r.cursor)}`} holds ${plural(r.count, r.role === 'claims' ? 'row' : 'item')}`,
     ...(r.count > 0 ? [`  first: ${at(r.first)}`, `  last:  ${at(r.last)}`] : []),
     ...(r.unusable > 0 ? [`  ${r.unusable} would be quarantined; first: ${r.firstProblem ?? '-'}`] : []),
     `  ${r.caughtUp ? 'caught up: no page follows it yet' : 'more pages follow'}`,
