@@ -70,7 +70,18 @@ describe('claims from the AI side’s PostgreSQL', () => {
       table,
       ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((id, i) => ({ id, updatedAt: `2026-03-02T12:00:0${i}Z` })),
     );
-    const pages = await pullAll(tenant);
+    const readers = async () =>
+      (
+        await ai.admin.query<{ pid: number }>(
+          `select pid from pg_stat_activity where usename = 'recon_reader' and application_name = 'outcome-recon claims' order by pid`,
+        )
+      ).rows.map((r) => r.pid);
+    await pull(tenant);
+    const connected = await readers();
+    const pages = [{ received: 3, accepted: 3, caughtUp: false }, ...(await pullAll(tenant))];
+    // One pooled connection per URL serves every page: no reconnect per page.
+    expect(connected).toHaveLength(1);
+    expect(await readers()).toEqual(connected);
     expect(pages).toEqual([
       { received: 3, accepted: 3, caughtUp: false },
       { received: 3, accepted: 3, caughtUp: false },
