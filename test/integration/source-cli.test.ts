@@ -7,6 +7,8 @@ import type { PulledRecordSource } from '../../src/domain/sources';
 import { loadExampleContract } from './harness';
 import { applyContract } from '../../src/db/contracts';
 import { testSource } from '../../src/sources/source-status';
+import { startClaimsServer } from '../../src/sources/claims-server';
+import { pullClaimPage } from '../../src/sources/http-claims';
 import { recon } from '../support/recon-cli';
 import { aiSource, startAiDatabase, type AiDatabase } from './ai-postgres';
 import { applyExample, uniqueTenant } from './harness';
@@ -81,9 +83,7 @@ describe('recon source test and recon source status', () => {
     const r = await recon(['source', 'test', '--tenant', tenant, '--source', 'ai-db'], env);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(
-      `claim source ai-db (postgres) of ${tenant}: connected; the first page holds 3 rows`,
-    );
+    expect(r.stdout).toContain(`claim source ai-db (postgres) of ${tenant}: connected; the first page holds 3 rows`);
     expect(r.stdout).toContain('first: id c1 updated 2026-03-02 12:00:00.000001+00');
     expect(r.stdout).toContain('last:  id c3 updated 2026-03-02 12:00:01+00');
     expect(r.stdout).toMatch(/1 would be quarantined; first: row 3 \(claim c3\): field occurred_at: 2099-01-01/);
@@ -256,5 +256,37 @@ describe('recon source test and recon source status', () => {
         pages: 4,
       }),
     ]);
+  });
+
+  it('an HTTP claim feed: test reads the page after its cursor, status shows claim_cursors', async () => {
+    const api = await startClaimsServer();
+    try {
+      const feed = uniqueTenant('srchttp');
+      await applyExample(pool, feed, {
+        claimSources: { feed: { kind: 'http', url: api.url, pageSize: 2, pagesPerChunk: 1 } },
+      });
+      api.publish(
+        ['h1', 'h2', 'h3'].map((id) => ({
+          claim_id: id,
+          outcome_type: 'resolved_ticket',
+          subject_ref: id,
+          occurred_at: '2026-03-02T10:00:00Z',
+        })),
+      );
+      const first = await recon(['source', 'test', '--tenant', feed, '--source', 'feed'], env);
+      expect(first.stdout).toContain(`claim source feed (http) of ${feed}: connected; the first page holds 2 rows`);
+      expect(first.stdout).toMatch(/first: id h1\n {2}last: {2}id h2\n/);
+      await pullClaimPage(pool, { tenant: feed, source: 'feed', url: api.url, pageSize: 2, now: new Date() });
+      const status = await recon(['--json', 'source', 'status', '--tenant', feed], env);
+      expect((JSON.parse(status.stdout) as { sources: unknown[] }).sources).toEqual([
+        expect.objectContaining({ source: 'feed', role: 'claims', kind: 'http', cursor: '2', pages: 1, rows: 2 }),
+      ]);
+      const next = await recon(['--json', 'source', 'test', '--tenant', feed, '--source', 'feed'], env);
+      expect(JSON.parse(next.stdout)).toMatchObject({ cursor: '2', count: 1, first: { id: 'h3' } });
+      const { rows } = await pool.query(`select cursor, pages from claim_cursors where tenant_id = $1`, [feed]);
+      expect(rows).toEqual([{ cursor: '2', pages: 1 }]);
+    } finally {
+      await api.close();
+    }
   });
 });
