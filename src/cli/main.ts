@@ -14,6 +14,7 @@ import { registerTenantCommands } from './commands/tenant';
 import { registerRunViews } from './commands/runs';
 import { registerSinkCommands } from './commands/sink';
 import { registerEmulateCommands } from './commands/emulate';
+import { registerSourceCommands } from './commands/source';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
 import { requireTenant } from '../reconcile/tenants';
@@ -73,6 +74,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerFinanceCommands(program, ctx);
   registerSinkCommands(program, ctx);
   registerEmulateCommands(program, ctx);
+  registerSourceCommands(program, ctx);
   return program;
 }
 

@@ -146,6 +146,22 @@ export const ERROR_CATALOGUE = {
   claims_http_status: FAULT,
   claims_http_bad_page: FAULT,
   sink_read_failed: FAULT,
+  // Claims from the AI side's PostgreSQL (src/sources/postgres-claims.ts).
+  claims_pg_env_missing: USER,
+  claims_pg_bad_url: USER,
+  claims_pg_login_failed: USER,
+  claims_pg_refused: USER,
+  claims_pg_relation_missing: USER,
+  claims_pg_column_missing: USER,
+  claims_pg_bad_keyset: BROKEN,
+  claims_pg_unreachable: FAULT,
+  claims_pg_query_failed: FAULT,
+  // Record sources pulled from an API (src/sources/record-pull.ts, recon source test).
+  not_a_pulled_source: USER,
+  source_auth_failed: USER,
+  source_bad_response: BROKEN,
+  source_unavailable: FAULT,
+  source_rate_limited: FAULT,
   // Billing sinks: Stripe (src/sinks/stripe.ts) when reading back what it holds.
   stripe_unavailable: FAULT,
   stripe_bad_response: FAULT,

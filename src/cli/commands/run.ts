@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { describeRetry, runReconciliation, type RunRetry } from '../../temporal/run-client';
 import { connectWorker } from '../../temporal/connection';
 import { createWorker } from '../../temporal/worker';
+import { closePostgresClaimPools } from '../../sources/postgres-claims';
 import { installRuntime } from '../../temporal/runtime';
 import { refuseFutureAsOf } from '../../reconcile/runs';
 import { serveHealth } from '../../temporal/health';
@@ -82,6 +83,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
         await worker.run();
       } finally {
         health?.close();
+        await closePostgresClaimPools();
         await connection.close();
       }
     });

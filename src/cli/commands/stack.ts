@@ -8,6 +8,7 @@ import { createPool } from '../../db/pool';
 import { startLocalStack } from '../../stack/local-stack';
 import { connectWorker } from '../../temporal/connection';
 import { createWorker } from '../../temporal/worker';
+import { closePostgresClaimPools } from '../../sources/postgres-claims';
 import { installRuntime } from '../../temporal/runtime';
 import { runDemo } from '../../demo/run-demo';
 import type { CommandContext } from '../context';
@@ -59,6 +60,7 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
         await worker.run();
       } finally {
         await rm(STATE_FILE, { force: true });
+        await closePostgresClaimPools();
         await connection.close().catch(() => undefined);
         await pool.end().catch(() => undefined);
         await stack.stop();
