@@ -156,11 +156,7 @@ export const ERROR_CATALOGUE = {
   claims_pg_bad_keyset: BROKEN,
   claims_pg_unreachable: FAULT,
   claims_pg_query_failed: FAULT,
-  // Record sources pulled from an API (src/sources/record-pull.ts, recon source test).
-  not_a_pulled_source: USER,
-  source_auth_failed: USER,
-  source_bad_response: BROKEN,
-  source_unavailable: FAULT,
+  // Record sources pulled from an API (src/sources/record-pull.ts, recon source test); the rest above.
   source_rate_limited: FAULT,
   // Billing sinks: Stripe (src/sinks/stripe.ts) when reading back what it holds.
   stripe_unavailable: FAULT,
