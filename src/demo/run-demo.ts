@@ -25,6 +25,9 @@ import { buildDemoDataset, demoFirstNight, recordExportFor } from './dataset';
 import { DisputeStory } from './dispute-story';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { startStripeEmulator } from '../emulators/stripe';
+import { GLOBEX, ZendeskTenantStory } from './zendesk-tenant';
+import { sourceStatus } from '../sources/source-status';
+import { formatSourceStatus } from '../cli/commands/source';
 import { tenantSinkStatus } from '../sinks/status';
 import { reconcileSinksViaTemporal, wakeDeliveryLoop } from '../temporal/sink-client';
 import { formatReconcile, formatSinkStatus } from '../cli/commands/sink';
@@ -57,6 +60,8 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
   const connection = await connectWorker(stack.temporalAddress);
   const client = await connectClient(stack.temporalAddress, 'default');
   let worker: Worker | undefined;
+  let globex: ZendeskTenantStory | undefined;
+  let globexBilled = 0;
   let running: Promise<void> | undefined;
   try {
     console.log(
@@ -67,11 +72,17 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
         `\nWatch the runs in the Temporal Web UI while the demo runs: ${stack.uiUrl}/namespaces/default/workflows\n`,
       );
     const taskQueue = 'recon-demo';
+    const firstNight = demoFirstNight(new Date(), 10);
+    // The second tenant's evidence is pulled from Zendesk and its claims from the AI side's database.
+    globex = await ZendeskTenantStory.start({ pool, databaseUrl: stack.databaseUrl, firstNight });
+    console.log(
+      `second tenant: ${GLOBEX} (Europe/Berlin, EUR): tickets pulled from Zendesk (local emulator at ${globex.zendesk.url}), claims read from the AI side's PostgreSQL (database ai_side)`,
+    );
     worker = await createWorker({
       connection,
       namespace: 'default',
       taskQueue,
-      deps: { pool, chunkSize: 100, sinkEnv: { [DEMO_STRIPE_KEY_ENV]: DEMO_STRIPE_KEY } },
+      deps: { pool, chunkSize: 100, sinkEnv: { [DEMO_STRIPE_KEY_ENV]: DEMO_STRIPE_KEY }, sourceEnv: globex.env },
     });
     running = worker.run();
 
@@ -101,7 +112,7 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     );
 
     // The story is the last nine nights, so that today's dispute decisions fall in their windows.
-    const ds = buildDemoDataset({ firstNight: demoFirstNight(new Date(), 10) });
+    const ds = buildDemoDataset({ firstNight });
     const story = new DisputeStory(pool, client, tenant, taskQueue);
     const inputs = path.join(dir, 'inputs');
     await mkdir(inputs, { recursive: true });
@@ -145,6 +156,11 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
               ? [await story.creditBilled()]
               : [];
       for (const line of told) console.log(`  support: ${line}`);
+
+      for (const line of await globex.dayBefore(k, asOf)) console.log(`  ${line}`);
+      const other = await runReconciliation(client, { tenant: GLOBEX, asOf, taskQueue });
+      console.log(formatSummary(other));
+      globexBilled += other.ledger.newCharges;
     }
 
     await mkdir(opts.outDir, { recursive: true });
@@ -243,6 +259,19 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       [tenant],
     );
 
+    const { rows: globexRecords } = await pool.query<{ imports: number; from_files: number; versions: number }>(
+      `select count(*)::int as imports, count(*) filter (where origin not like 'helpdesk@%')::int as from_files,
+              coalesce(sum(accepted), 0)::int as versions
+         from imports where tenant_id = $1 and kind = 'records'`,
+      [GLOBEX],
+    );
+    const { rows: voidedBilled } = await pool.query<{ n: number }>(
+      `select count(*)::int as n from outcomes where tenant_id = $1 and subject_ref = any($2) and state = 'billed'`,
+      [GLOBEX, globex.voided()],
+    );
+    console.log(`\nrecon source status --tenant ${GLOBEX}`);
+    console.log(formatSourceStatus(GLOBEX, await sourceStatus(pool, GLOBEX)));
+
     console.log('\nchecks:');
     check(totals.reopened > 0, `reopens voided ${totals.reopened} outcomes in grace`);
     check(
@@ -285,6 +314,13 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
       `Stripe holds every ledger line once: ${stripe.invoiceItems().length} invoice items for ${ledgerSum[0].lines} lines, ${formatMoney(invoiced, contract.currency)} = the ledger's ${formatMoney(Number(ledgerSum[0].amount), contract.currency)}`,
     );
     check(
+      globexBilled === globex.expectedBilled(ds.nights[ds.nights.length - 1]) &&
+        globexRecords[0].from_files === 0 &&
+        globex.voided().length === 2 &&
+        voidedBilled[0].n === 0,
+      `${GLOBEX}: ${globexBilled} outcomes billed from ${globexRecords[0].versions} ticket versions pulled from Zendesk in ${globexRecords[0].imports} pages, none exported to a file; the reopened and the deleted ticket were not billed`,
+    );
+    check(
       reconciled.every((r) => r.differences.length === 0),
       `recon sink reconcile: 0 differences in ${plural(reconciled.length, 'period')}`,
     );
@@ -296,6 +332,7 @@ export async function runDemo(opts: { outDir: string; log: (m: string) => void }
     await pool.end().catch(() => undefined);
     await claimsApi.close();
     await stripe.close();
+    await globex?.close();
     await stack.stop();
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     log('[demo] stopped the local stack');

@@ -36,7 +36,7 @@ function formatTest(r: SourceTestResult): string {
   ].join('\n');
 }
 
-function formatStatus(tenant: string, rows: SourceStatus[]): string {
+export function formatSourceStatus(tenant: string, rows: SourceStatus[]): string {
   if (rows.length === 0)
     return `${tenant} has no pulled sources: its records and claims come from files (recon records import, recon claims import)`;
   // A block per source rather than a table: cursors and errors are only useful whole.
@@ -79,7 +79,7 @@ export function registerSourceCommands(program: Command, ctx: CommandContext): v
       const a = parseOptions(z.object({ tenant: TenantOpt }), o);
       const rows = await sourceStatus(ctx.db(), a.tenant);
       emit(cmd.optsWithGlobals(), { tenant: a.tenant, sources: rows.map(asStored) }, () =>
-        formatStatus(a.tenant, rows),
+        formatSourceStatus(a.tenant, rows),
       );
     });
 }
