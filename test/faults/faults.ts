@@ -280,14 +280,15 @@ function sinkFaultForNight(
   seed: number,
   salt: number,
   record: (r: SinkFaultRecord) => void,
-  make: (r: () => number) => { fault: Fault; what: string; wholeNight?: boolean; firstNight?: number },
+  make: (r: () => number) => { fault: Fault; what: string; wholeNight?: boolean },
   runNights = NIGHTS.length,
 ): FaultHooks {
-  const r = rng(seed * 2654435761 + salt);
-  const { fault, what, wholeNight, firstNight = 0 } = make(r);
+  const r = rng(seed * 7919 + salt);
+  const { fault, what, wholeNight } = make(r);
   // A fault that lasts the whole night needs a next night to be over by.
-  const nights = runNights - firstNight - (wholeNight ? 1 : 0);
-  const night = firstNight + Math.floor(r() * nights);
+  const nights = runNights - (wholeNight ? 1 : 0);
+  // Consecutive seeds take consecutive nights, so that a few seeds cover every night.
+  const night = (seed + salt) % nights;
   let strikes: ReturnType<typeof countStrikes> | null = null;
   return {
     async duringNight(ctx, n) {
@@ -363,8 +364,9 @@ export function sinkDown(seed: number, record: (r: SinkFaultRecord) => void): Fa
  * night with nothing to deliver leaves the hold armed for the next request, whichever night it is.
  */
 export function sinkKill(seed: number, record: (r: SinkFaultRecord) => void): FaultHooks {
-  const r = rng(seed * 2246822519 + 31);
-  const night = Math.floor(r() * NIGHTS.length);
+  const r = rng(seed * 7919 + 31);
+  // Consecutive seeds take consecutive nights: ten seeds hold a request in each night twice.
+  const night = seed % NIGHTS.length;
   const delay = Math.floor(r() * 150);
   const downMs = 300 + Math.floor(r() * 2000);
   let killing: Promise<void> | null = null;

@@ -106,26 +106,34 @@ export async function settleSink(
   log: (m: string) => void,
 ): Promise<string> {
   sink.emulator.setFault({ mode: 'none' });
-  await pool.query("update sink_batches set next_attempt_at = now() where tenant_id = $1 and state = 'pending'", [
-    tenant,
-  ]);
+  // `recon sink retry`: every pending batch due now, and the loop woken. Repeated while the loop
+  // runs, since an answer to a request sent before the fault was cleared may defer a batch again.
+  const retryNow = () =>
+    pool.query("update sink_batches set next_attempt_at = now() where tenant_id = $1 and state = 'pending'", [tenant]);
   const loop = client.workflow.getHandle(sinkWorkflowId(tenant));
-  const running = await loop
-    .describe()
-    .then((d) => d.status.name === 'RUNNING')
-    .catch(() => false);
-  let settledBy = 'the night';
-  if (running) {
-    await loop.signal(wakeSignal).catch(() => undefined);
-    const t0 = Date.now();
-    const ended = await Promise.race([loop.result().then(() => true), sleep(LOOP_WAIT_MS).then(() => false)]);
-    settledBy = ended ? `the delivery loop (${Math.round((Date.now() - t0) / 1000)} s after the last night)` : '';
-    if (!ended) log(`the delivery loop ${sinkWorkflowId(tenant)} did not end within ${LOOP_WAIT_MS / 1000} s`);
-  } else if (await loop.describe().catch(() => null)) {
-    settledBy = 'the delivery loop';
+  const isRunning = () =>
+    loop
+      .describe()
+      .then((d) => d.status.name === 'RUNNING')
+      .catch(() => false);
+  let settledBy = (await loop.describe().catch(() => null)) ? 'the delivery loop' : 'the night';
+  const t0 = Date.now();
+  if (await isRunning()) {
+    let ended = false;
+    const result = loop.result().then(
+      () => (ended = true),
+      () => (ended = true),
+    );
+    while (!ended && Date.now() - t0 < LOOP_WAIT_MS) {
+      await retryNow();
+      await loop.signal(wakeSignal).catch(() => undefined);
+      await Promise.race([result, sleep(5_000)]);
+    }
+    if (ended) settledBy = `the delivery loop (${Math.round((Date.now() - t0) / 1000)} s after the last night)`;
+    else log(`the delivery loop ${sinkWorkflowId(tenant)} did not end within ${LOOP_WAIT_MS / 1000} s`);
   }
   const left = await owed(pool, tenant);
-  if (left === 0) return settledBy || 'the delivery loop';
+  if (left === 0) return settledBy;
   // Nothing is running that would deliver these: a final pass of our own, waiting out leases.
   log(`${left} batch(es) still owed after the loop; final delivery passes`);
   const deadline = Date.now() + 6 * 60_000;

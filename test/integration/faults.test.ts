@@ -72,8 +72,8 @@ describe('fault injection (short)', () => {
         connectionDrop(2, (d) => drops.push(d), NIGHTS),
       ),
       run(
-        'sinkambiguous-1',
-        sinkAmbiguous(1, (f) => sinkFaults.push(f), NIGHTS),
+        'sinkambiguous-3',
+        sinkAmbiguous(3, (f) => sinkFaults.push(f), NIGHTS),
       ),
     ]);
     expect(kills).toHaveLength(2);
