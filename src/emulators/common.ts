@@ -20,13 +20,20 @@ export type FaultMode =
   /** Answer 429 with Retry-After: retryAfterSeconds, without doing anything. */
   | 'rate_limit'
   /** Do the request (state changes), then drop the connection without an answer: the ambiguous case. */
-  | 'accept_then_drop';
+  | 'accept_then_drop'
+  /**
+   * Do the request (state changes), then hold the answer for holdMs before sending it: a client
+   * that dies or gives up meanwhile never hears it (the fault suite kills the worker then).
+   */
+  | 'hold';
 
 export interface Fault {
   mode: FaultMode;
   /** How many requests the fault applies to before the emulator behaves again (default: all). */
   times?: number;
   retryAfterSeconds?: number;
+  /** For 'hold': how long the answer is held (default 10 s). */
+  holdMs?: number;
 }
 
 export interface EmulatorOptions {

@@ -54,7 +54,7 @@ interface StoredFile<S> {
 }
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
-const FAULT_MODES: readonly FaultMode[] = ['none', 'down', 'error500', 'rate_limit', 'accept_then_drop'];
+const FAULT_MODES: readonly FaultMode[] = ['none', 'down', 'error500', 'rate_limit', 'accept_then_drop', 'hold'];
 
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -94,10 +94,12 @@ function parseFault(raw: unknown): Fault | null {
     !(typeof f.retryAfterSeconds === 'number' && Number.isFinite(f.retryAfterSeconds) && f.retryAfterSeconds >= 0)
   )
     return null;
+  if (f.holdMs !== undefined && !(Number.isInteger(f.holdMs) && (f.holdMs as number) >= 0)) return null;
   return {
     mode: f.mode as FaultMode,
     times: f.times as number | undefined,
     retryAfterSeconds: f.retryAfterSeconds,
+    holdMs: f.holdMs as number | undefined,
   };
 }
 
@@ -235,6 +237,11 @@ export async function startHttpEmulator<S>(opts: EmulatorOptions, spec: Emulator
         log(`${request.method} ${request.path} -> ${reply.status}, then dropped (accept_then_drop)`);
         req.socket.destroy();
         return;
+      }
+      if (mode === 'hold') {
+        const ms = taken.holdMs ?? 10_000;
+        log(`${request.method} ${request.path} -> ${reply.status}, answer held ${ms} ms (fault hold)`);
+        await new Promise((r) => setTimeout(r, ms).unref());
       }
       log(`${request.method} ${request.path} -> ${reply.status}`);
       send(res, reply);

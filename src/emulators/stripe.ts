@@ -36,7 +36,9 @@ const PAST_LIMIT_S = 35 * 86_400;
 const FUTURE_LIMIT_S = 5 * 60;
 /** Stripe's largest amount for two-decimal currencies: eight digits. */
 const MAX_AMOUNT = 99_999_999;
-const FAULT_MODES: Array<Fault['mode']> = ['none', 'down', 'error500', 'rate_limit', 'accept_then_drop'];
+const FAULT_MODES: Array<Fault['mode']> = ['none', 'down', 'error500', 'rate_limit', 'accept_then_drop', 'hold'];
+/** How long the 'hold' fault keeps an answer back unless told otherwise. */
+const DEFAULT_HOLD_MS = 10_000;
 
 export interface StripeCustomer {
   id: string;
@@ -268,6 +270,7 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
   const state = loadState(opts.stateFile);
   let fault: Fault = { mode: 'none' };
   let faultLeft = Infinity;
+  let holdFor = DEFAULT_HOLD_MS;
   let clockOffsetMs = 0;
   const now = () => Date.now() + clockOffsetMs;
   const nowS = () => Math.floor(now() / 1000);
@@ -688,7 +691,7 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
       return bad('expected a JSON object');
     }
     if (req.method === 'POST' && pathname === '/_emulator/fault') {
-      const { mode, times, retryAfterSeconds } = json;
+      const { mode, times, retryAfterSeconds, holdMs } = json;
       if (typeof mode !== 'string' || !FAULT_MODES.includes(mode as Fault['mode']))
         return bad(`mode must be one of ${FAULT_MODES.join(', ')}`);
       if (times !== undefined && !(Number.isInteger(times) && (times as number) > 0))
@@ -698,10 +701,13 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
         !(Number.isInteger(retryAfterSeconds) && (retryAfterSeconds as number) >= 0)
       )
         return bad('retryAfterSeconds must be a whole number of seconds');
+      if (holdMs !== undefined && !(Number.isInteger(holdMs) && (holdMs as number) >= 0))
+        return bad('holdMs must be a whole number of milliseconds');
       handle.setFault({
         mode: mode as Fault['mode'],
         times: times as number | undefined,
         retryAfterSeconds: retryAfterSeconds as number | undefined,
+        holdMs: holdMs as number | undefined,
       });
       return send(res, 200, { fault });
     }
@@ -715,11 +721,18 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     });
   };
 
+  /** The answer is ready and the state saved; the client hears it only after this wait, if it still listens. */
+  const held = (ms: number, what: string) => {
+    log(`[stripe-emulator] ${what}: answer held ${ms} ms (fault hold)`);
+    return new Promise((r) => setTimeout(r, ms).unref());
+  };
+
   /** The fault to apply to this request, counting it down. */
   const takeFault = (): Fault['mode'] => {
     if (fault.mode === 'none' || faultLeft <= 0) return 'none';
     faultLeft -= 1;
     const mode = fault.mode;
+    if (mode === 'hold') holdFor = fault.holdMs ?? DEFAULT_HOLD_MS;
     if (faultLeft <= 0) fault = { mode: 'none' };
     return mode;
   };
@@ -730,6 +743,7 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
     if (url.pathname.startsWith('/_emulator/')) return control(req, res, url.pathname);
     const body = await readBody(req);
     const mode = takeFault();
+    const holdMs = holdFor;
     log(`[stripe-emulator] ${method} ${url.pathname}${mode !== 'none' ? ` (fault ${mode})` : ''}`);
     if (mode === 'down') return req.socket.destroy();
     if (mode === 'error500')
@@ -788,6 +802,7 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
             },
           });
         if (mode === 'accept_then_drop') return req.socket.destroy();
+        if (mode === 'hold') await held(holdMs, `${method} ${url.pathname} replayed`);
         return send(res, saved.status, saved.body, { 'Idempotent-Replayed': 'true', 'Idempotency-Key': idemKey });
       }
     }
@@ -809,6 +824,7 @@ export async function startStripeEmulator(opts: StripeEmulatorOptions): Promise<
       persist();
     }
     if (mode === 'accept_then_drop') return req.socket.destroy();
+    if (mode === 'hold') await held(holdMs, `${method} ${url.pathname} -> ${status}`);
     send(
       res,
       status,

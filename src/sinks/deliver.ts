@@ -57,8 +57,12 @@ export interface DeliveryPass {
 }
 
 const FORM_CHUNK = 100_000;
-const CLAIM = 200;
-const LEASE = "interval '5 minutes'";
+/**
+ * A pass claims one wave of calls at a time (concurrency × batches per call), so a lease covers
+ * one wave: at most a request timeout, plus recording. A worker killed mid-wave holds its batches
+ * no longer than this.
+ */
+const LEASE = "interval '2 minutes'";
 /** Retry-After up to this long is waited out within the pass; longer waits are the retry loop's, durable. */
 const SHORT_WAIT_MS = 2_000;
 
@@ -77,7 +81,8 @@ export async function deliverTenant(
     if (!pass.done) done = false;
   }
   const { rows } = await deps.pool.query<{ pending: number; next_due: Date | null }>(
-    `select count(*)::int as pending, min(next_attempt_at) as next_due
+    // A batch leased by a pass that died is due when its lease ends, not before.
+    `select count(*)::int as pending, min(greatest(next_attempt_at, coalesce(leased_until, next_attempt_at))) as next_due
        from sink_batches where tenant_id = $1 and state = 'pending'`,
     [p.tenant],
   );
@@ -146,7 +151,7 @@ async function deliverSink(
 
   for (;;) {
     if (overBudget()) return { summary, done: false };
-    const claimed = await claimDue(deps, tenant, sink.name);
+    const claimed = await claimDue(deps, tenant, sink.name, concurrency * perCall);
     if (claimed.length === 0) return { summary, done: true };
     const ready: Array<{ batch: SinkBatch; planned: Planned; row: BatchRow }> = [];
     for (const row of claimed) {
@@ -203,7 +208,7 @@ function waitIsShort(results: Array<{ answers: SendResult[] }>): boolean {
   );
 }
 
-async function claimDue(deps: DeliverDeps, tenant: string, sink: string): Promise<BatchRow[]> {
+async function claimDue(deps: DeliverDeps, tenant: string, sink: string, wave: number): Promise<BatchRow[]> {
   const now = deps.now();
   const { rows } = await deps.pool.query<BatchRow>(
     `update sink_batches b set leased_until = $3::timestamptz + ${LEASE}
@@ -212,10 +217,10 @@ async function claimDue(deps: DeliverDeps, tenant: string, sink: string): Promis
          where tenant_id = $1 and sink = $2 and state = 'pending' and next_attempt_at <= $3
            and (leased_until is null or leased_until < $3)
          order by batch_id
-         limit ${CLAIM}
+         limit $4
          for update skip locked)
      returning b.*`,
-    [tenant, sink, now],
+    [tenant, sink, now, wave],
   );
   return rows.sort((a, b) => a.batch_id - b.batch_id);
 }

@@ -2,6 +2,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import pg from 'pg';
 import { NIGHT_STEPS, type NightStep } from '../../workflows/messages';
+import type { Fault } from '../../src/emulators/common';
 import { NIGHTS, rng } from './data';
 import type { FaultHooks, RunContext } from './scenario';
 
@@ -249,6 +250,162 @@ export function disputeWhileDown(seed: number, check: (ok: boolean, note: string
       ctx.log(
         `dispute resolved with the worker down: ${ok ? 'ok' : 'WRONG'} (${before} → ${after[0].n} resolved, ${ev[0].n} resolution events)`,
       );
+    },
+  };
+}
+
+/** What a sink fault did to its run: how many requests it struck (0 means it never did). */
+export interface SinkFaultRecord {
+  seed: number;
+  night: number;
+  struck: number;
+  note: string;
+}
+
+/** Counts the emulator's requests answered with `mode` from now on; returns the count and a stop. */
+function countStrikes(ctx: RunContext, mode: string): { count: () => number; stop: () => void } {
+  let n = 0;
+  const listen = (line: string) => {
+    if (line.includes(`(fault ${mode})`) && !line.includes('answer held')) n++;
+  };
+  ctx.sink.listeners.add(listen);
+  return { count: () => n, stop: () => ctx.sink.listeners.delete(listen) };
+}
+
+/**
+ * A fault of the Stripe emulator for one seeded night: set when the night starts (before its
+ * delivery step), left to run out (`times`) or cleared when the next night starts.
+ */
+function sinkFaultForNight(
+  seed: number,
+  salt: number,
+  record: (r: SinkFaultRecord) => void,
+  make: (r: () => number) => { fault: Fault; what: string; wholeNight?: boolean },
+  runNights = NIGHTS.length,
+): FaultHooks {
+  const r = rng(seed * 7919 + salt);
+  const { fault, what, wholeNight } = make(r);
+  // A fault that lasts the whole night needs a next night to be over by.
+  const nights = runNights - (wholeNight ? 1 : 0);
+  // Consecutive seeds take consecutive nights, so that a few seeds cover every night.
+  const night = (seed + salt) % nights;
+  let strikes: ReturnType<typeof countStrikes> | null = null;
+  return {
+    async duringNight(ctx, n) {
+      if (n === night) {
+        strikes = countStrikes(ctx, fault.mode);
+        ctx.sink.emulator.setFault(fault);
+        ctx.log(`sink fault: ${what} from the start of night ${night}`);
+      } else if (n === night + 1 && wholeNight) {
+        ctx.sink.emulator.setFault({ mode: 'none' });
+        ctx.log(`sink back at the start of night ${n}`);
+      }
+      return Promise.resolve();
+    },
+    // Counted over the rest of the run: a stretch the night did not use up strikes the delivery loop.
+    finish(ctx) {
+      const struck = strikes?.count() ?? 0;
+      strikes?.stop();
+      record({ seed, night, struck, note: `${what} from night ${night}: ${struck} request(s) struck` });
+      ctx.log(`sink fault: ${what} from night ${night}, ${struck} request(s) struck`);
+    },
+  };
+}
+
+/** The sink answers 500 to a seeded stretch of requests during a night. */
+export function sink500(seed: number, record: (r: SinkFaultRecord) => void): FaultHooks {
+  return sinkFaultForNight(seed, 17, record, (r) => {
+    const times = 2 + Math.floor(r() * 7);
+    return { fault: { mode: 'error500', times }, what: `500 for ${times} requests` };
+  });
+}
+
+/** The sink takes a request and drops the connection before answering: the resend must be recognised. */
+export function sinkAmbiguous(seed: number, record: (r: SinkFaultRecord) => void, nights = NIGHTS.length): FaultHooks {
+  return sinkFaultForNight(
+    seed,
+    19,
+    record,
+    (r) => {
+      const times = 1 + Math.floor(r() * 3);
+      return { fault: { mode: 'accept_then_drop', times }, what: `accept then drop for ${times} requests` };
+    },
+    nights,
+  );
+}
+
+/** A 429 storm: every request refused with Retry-After, short (waited out in the pass) or long (the loop's). */
+export function sink429(seed: number, record: (r: SinkFaultRecord) => void): FaultHooks {
+  return sinkFaultForNight(seed, 23, record, (r) => {
+    const times = 6 + Math.floor(r() * 15);
+    const retryAfterSeconds = [1, 2, 3, 20][Math.floor(r() * 4)];
+    return {
+      fault: { mode: 'rate_limit', times, retryAfterSeconds },
+      what: `429 with Retry-After ${retryAfterSeconds} s for ${times} requests`,
+    };
+  });
+}
+
+/** The sink down (connections dropped unanswered) for a whole night, back when the next one starts. */
+export function sinkDown(seed: number, record: (r: SinkFaultRecord) => void): FaultHooks {
+  return sinkFaultForNight(seed, 29, record, () => ({
+    fault: { mode: 'down' },
+    what: 'down for the night',
+    wholeNight: true,
+  }));
+}
+
+/**
+ * SIGKILL of the worker between send and acknowledgement: from the start of a seeded night the
+ * emulator keeps the answer to the next delivery request back ('hold': the invoice item is made,
+ * the answer waits 15 s), and the worker is killed while it waits, a seeded 0–150 ms after the
+ * emulator holds it. The worker restarts after 0.3–2.3 s. The dead attempt's batches stay leased
+ * until their lease ends, then go again with the same Idempotency-Key, which Stripe replays. A
+ * night with nothing to deliver leaves the hold armed for the next request, whichever night it is.
+ */
+export function sinkKill(seed: number, record: (r: SinkFaultRecord) => void): FaultHooks {
+  const r = rng(seed * 7919 + 31);
+  // Consecutive seeds take consecutive nights: ten seeds hold a request in each night twice.
+  const night = seed % NIGHTS.length;
+  const delay = Math.floor(r() * 150);
+  const downMs = 300 + Math.floor(r() * 2000);
+  let killing: Promise<void> | null = null;
+  let onKill: () => void = () => undefined;
+  const killed = new Promise<void>((resolve) => (onKill = resolve));
+  let current: { n: number; handle: WorkflowHandle } | null = null;
+  let listen: ((line: string) => void) | null = null;
+  const kill = async (ctx: RunContext, line: string) => {
+    await sleep(delay);
+    await ctx.worker.kill();
+    const at = current;
+    const pendingAtKill = at ? await pendingActivities(ctx.client, at.handle).catch(() => []) : [];
+    const what = `night ${at?.n ?? '?'}: ${line}; SIGKILL +${delay} ms; pending ${pendingAtKill.join(',') || '(none)'}`;
+    record({ seed, night, struck: 1, note: what });
+    ctx.log(`sink hold: ${what}`);
+    await sleep(downMs);
+    await ctx.worker.start();
+  };
+  return {
+    async duringNight(ctx, n, handle) {
+      current = { n, handle };
+      if (n === night) {
+        listen = (line) => {
+          if (killing || !line.includes('answer held')) return;
+          killing = kill(ctx, line.replace('[stripe-emulator] ', '')).finally(onKill);
+        };
+        ctx.sink.listeners.add(listen);
+        ctx.sink.emulator.setFault({ mode: 'hold', times: 1, holdMs: 15_000 });
+        ctx.log(`sink fault: the next delivery answer is held from the start of night ${night}`);
+      }
+      if (n < night) return;
+      // Until this night ends or the kill is over; a kill that started meanwhile is waited for.
+      await Promise.race([killed, handle.result().catch(() => undefined)]);
+      if (killing) await killing;
+    },
+    async finish(ctx) {
+      if (killing) await killing;
+      if (listen) ctx.sink.listeners.delete(listen);
+      if (!killing) record({ seed, night, struck: 0, note: `no delivery request was held from night ${night} on` });
     },
   };
 }

@@ -10,6 +10,11 @@ const Args = z.object({
   drops: z.coerce.number().int().min(0).default(3),
   http: z.coerce.number().int().min(0).default(2),
   disputes: z.coerce.number().int().min(0).default(2),
+  sink500: z.coerce.number().int().min(0).default(2),
+  sinkAmbiguous: z.coerce.number().int().min(0).default(2),
+  sink429: z.coerce.number().int().min(0).default(2),
+  sinkDown: z.coerce.number().int().min(0).default(2),
+  sinkKill: z.coerce.number().int().min(0).default(10),
   tickets: z.coerce.number().int().min(10).default(120),
   parallel: z.coerce.number().int().min(1).default(12),
   strictBytes: z.boolean().default(false),
@@ -27,6 +32,11 @@ export async function main(argv: string[]): Promise<number> {
       drops: opt,
       http: opt,
       disputes: opt,
+      sink500: opt,
+      sinkAmbiguous: opt,
+      sink429: opt,
+      sinkDown: opt,
+      sinkKill: opt,
       tickets: opt,
       parallel: opt,
       'strict-bytes': { type: 'boolean' },
@@ -46,6 +56,11 @@ export async function main(argv: string[]): Promise<number> {
     dropSeeds: args.drops,
     httpSeeds: args.http,
     disputeSeeds: args.disputes,
+    sink500Seeds: args.sink500,
+    sinkAmbiguousSeeds: args.sinkAmbiguous,
+    sink429Seeds: args.sink429,
+    sinkDownSeeds: args.sinkDown,
+    sinkKillSeeds: args.sinkKill,
     tickets: args.tickets,
     parallel: args.parallel,
     strictBytes: args.strictBytes,
@@ -58,6 +73,11 @@ export async function main(argv: string[]): Promise<number> {
       `  ${String(k.seed).padStart(2)}: night ${k.night}, ${k.target} → ${k.pendingAtKill.join(', ') || '(between activities)'}`,
     );
   if (r.drops.length) console.log(`connections dropped: ${r.drops.join(' | ')}`);
+  if (r.sinkFaults.length) {
+    console.log(`\nSink faults (seed: what struck):`);
+    for (const f of [...r.sinkFaults].sort((a, b) => a.seed - b.seed))
+      console.log(`  ${String(f.seed).padStart(4)}: ${f.note}`);
+  }
   for (const row of r.rows) for (const f of row.failures) console.log(`FAIL ${row.fault}: ${f}`);
   console.log(
     `\n${r.ok ? 'PASS' : 'FAIL'}: reference run ${r.referenceSeconds.toFixed(1)} s, whole suite ${((Date.now() - t0) / 1000).toFixed(0)} s`,

@@ -16,6 +16,7 @@ import { runWorkflowId } from '../../workflows/messages';
 import { disputeWorkflowId } from '../../workflows/dispute-messages';
 import { NIGHTS, type Story } from './data';
 import { WorkerProcess, type ScenarioStack } from './stack';
+import { checkSink, settleSink, startSink, type SinkCheck, type SinkUnderTest } from './sink';
 import { HELPDESK_HEADER } from '../support/fixtures';
 
 const EXAMPLE = new URL('../../examples/contract.acme.json', import.meta.url);
@@ -29,6 +30,8 @@ export interface FaultHooks {
   resolveDispute?(ctx: RunContext, resolve: () => Promise<unknown>): Promise<unknown>;
   /** Called once the claims server is up and before night 0 (to queue HTTP faults). */
   prepare?(ctx: RunContext): Promise<void>;
+  /** After the last night, before the sink's fault is cleared and its debts settled. */
+  finish?(ctx: RunContext): void | Promise<void>;
 }
 
 export interface RunContext {
@@ -40,6 +43,8 @@ export interface RunContext {
   worker: WorkerProcess;
   claims: ClaimsServer;
   stack: ScenarioStack;
+  /** The tenant's billing sink (a Stripe emulator of this run's own). */
+  sink: SinkUnderTest;
   log: (m: string) => void;
 }
 
@@ -49,6 +54,8 @@ export interface RunResult {
   workerStarts: number;
   /** Charges not cancelled by a credit beyond one per outcome, plus repeated ledger keys. */
   duplicates: number;
+  /** The sink compared with the ledger once every debt is settled. */
+  sink: SinkCheck;
 }
 
 function workflowIdOf(tenant: string, night: number): string {
@@ -73,6 +80,7 @@ export async function runScenario(
   const url = await stack.freshDatabase(`f_${name.replace(/-/g, '_')}`);
   const pool = createPool(url);
   const claims = await startClaimsServer({ hangMs: 35_000 });
+  const sink = await startSink();
   const tenant = `t-${name}`;
   const taskQueue = `faults-${name}`;
   const worker = new WorkerProcess(
@@ -83,6 +91,8 @@ export async function runScenario(
       TEMPORAL_ADDRESS: stack.temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: taskQueue,
+      // The worker reads sink secrets from its environment (process.env), as in production.
+      ...sink.env,
     },
     CHUNK_SIZE,
   );
@@ -95,6 +105,7 @@ export async function runScenario(
     worker,
     claims,
     stack,
+    sink,
     log: (m) => log(`[${name}] ${m}`),
   };
   const runDir = path.join(dir, name);
@@ -112,6 +123,7 @@ export async function runScenario(
         tenant,
         claimSources: { vendor: { kind: 'http', url: claims.url, pageSize: 7, pagesPerChunk: 3 } },
         alertWebhook: claims.alertsUrl,
+        sinks: sink.contract,
         outcomeTypes: {
           resolved_ticket: {
             ...terms,
@@ -194,15 +206,24 @@ export async function runScenario(
     }
     const csv = await exportAll(pool, tenant);
     const duplicates = await countDuplicates(pool, tenant);
+    await hooks.finish?.(ctx);
+    // A fault that struck after the last night must still leave a worker for the delivery loop.
+    await worker.start();
+    const settledBy = await settleSink(pool, client, sink, tenant, ctx.log);
+    const sinkCheck = await checkSink(pool, sink, tenant, settledBy);
+    ctx.log(
+      `sink: ${sinkCheck.items} invoice items for ${sinkCheck.batches} batches, settled by ${settledBy}; ${sinkCheck.duplicates} duplicates, ${sinkCheck.lost} lines lost${sinkCheck.problems.length ? `; ${sinkCheck.problems.slice(0, 3).join(' | ')}` : ''}`,
+    );
     const injected = Object.entries(claims.injected).filter(([k, n]) => k !== 'ok' && n > 0);
     if (injected.length) ctx.log(`claims source faults served: ${injected.map(([k, n]) => `${n}× ${k}`).join(', ')}`);
-    return { csv, seconds: (Date.now() - t0) / 1000, workerStarts: worker.starts, duplicates };
+    return { csv, seconds: (Date.now() - t0) / 1000, workerStarts: worker.starts, duplicates, sink: sinkCheck };
   } catch (err) {
     ctx.log(`failed; worker log tail:\n${worker.log.slice(-1500)}`);
     throw err;
   } finally {
     await worker.stop().catch(() => undefined);
     await claims.close();
+    await sink.close();
     await pool.end();
   }
 }

@@ -13,8 +13,14 @@ import {
   httpFaults,
   postgresRestart,
   sigkill,
+  sink429,
+  sink500,
+  sinkAmbiguous,
+  sinkDown,
+  sinkKill,
   temporalRestart,
   type KillRecord,
+  type SinkFaultRecord,
 } from './faults';
 import { runScenario, type FaultHooks } from './scenario';
 import { onStopEverything, startFaultStack, type FaultStack } from './stack';
@@ -26,6 +32,8 @@ export interface FaultPlan {
   fault: string;
   seeds: number[];
   hooks(seed: number): FaultHooks;
+  /** The runs' name prefix (default: the fault's first word). */
+  slug?: string;
   /** The fault stops a server: its runs get their own stack and go one at a time. */
   alone?: boolean;
 }
@@ -38,6 +46,10 @@ export interface Row {
   sameUpToIds: number;
   duplicates: number;
   lost: number;
+  /** Invoice items at the sink beyond one per batch, or that no batch accounts for. */
+  sinkDuplicates: number;
+  /** Ledger lines the sink does not hold once every debt is settled. */
+  sinkLost: number;
   failures: string[];
 }
 
@@ -48,6 +60,11 @@ export interface SuiteOptions {
   dropSeeds: number;
   httpSeeds: number;
   disputeSeeds: number;
+  sink500Seeds: number;
+  sinkAmbiguousSeeds: number;
+  sink429Seeds: number;
+  sinkDownSeeds: number;
+  sinkKillSeeds: number;
   tickets: number;
   parallel: number;
   /** Fail when the bytes differ even though the ledgers agree up to database-assigned ids. */
@@ -60,6 +77,7 @@ export interface SuiteResult {
   kills: KillRecord[];
   drops: string[];
   checks: string[];
+  sinkFaults: Array<SinkFaultRecord & { fault: string }>;
   referenceSeconds: number;
   ok: boolean;
 }
@@ -98,11 +116,24 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       `[faults] reference run: ${reference.seconds.toFixed(1)} s, ${reference.csv.toString().split('\r\n').length - 1} export lines`,
     );
     if (reference.duplicates) throw new Error(`the reference run itself has ${reference.duplicates} duplicate charges`);
+    if (reference.sink.duplicates || reference.sink.lost || reference.sink.problems.length)
+      throw new Error(
+        `the reference run's sink differs from its ledger: ${reference.sink.duplicates} duplicates, ${reference.sink.lost} lost; ${reference.sink.problems.join(' | ')}`,
+      );
+    opts.log(
+      `[faults] reference sink: ${reference.sink.items} invoice items for ${reference.sink.batches} batches, equal to the ledger`,
+    );
 
     const kills: KillRecord[] = [];
     const drops: string[] = [];
     const checks: string[] = [];
     const checkFailures: string[] = [];
+    const sinkFaults: SuiteResult['sinkFaults'] = [];
+    // A sink fault that never struck a request proves nothing: its run fails.
+    const sinkRecord = (fault: string) => (r: SinkFaultRecord) => {
+      sinkFaults.push({ ...r, fault });
+      if (r.struck === 0) checkFailures.push(`${fault}|seed ${r.seed}: the fault never struck (${r.note})`);
+    };
     const plans: FaultPlan[] = [
       {
         fault: 'worker SIGKILL + restart',
@@ -140,6 +171,36 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         hooks: (s) => postgresRestart(s),
         alone: true,
       },
+      {
+        fault: 'sink 500s',
+        slug: 'sink500',
+        seeds: range(601, opts.sink500Seeds),
+        hooks: (s) => sink500(s, sinkRecord('sink 500s')),
+      },
+      {
+        fault: 'sink accepted, answer lost',
+        slug: 'sinkambiguous',
+        seeds: range(701, opts.sinkAmbiguousSeeds),
+        hooks: (s) => sinkAmbiguous(s, sinkRecord('sink accepted, answer lost')),
+      },
+      {
+        fault: 'sink 429 storm',
+        slug: 'sink429',
+        seeds: range(801, opts.sink429Seeds),
+        hooks: (s) => sink429(s, sinkRecord('sink 429 storm')),
+      },
+      {
+        fault: 'sink down for a night',
+        slug: 'sinkdown',
+        seeds: range(901, opts.sinkDownSeeds),
+        hooks: (s) => sinkDown(s, sinkRecord('sink down for a night')),
+      },
+      {
+        fault: 'worker SIGKILL between sink send and answer',
+        slug: 'sinkkill',
+        seeds: range(1001, opts.sinkKillSeeds),
+        hooks: (s) => sinkKill(s, sinkRecord('worker SIGKILL between sink send and answer')),
+      },
     ];
     const rows = new Map<string, Row>(
       plans.map((p) => [
@@ -152,22 +213,30 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
           sameUpToIds: 0,
           duplicates: 0,
           lost: 0,
+          sinkDuplicates: 0,
+          sinkLost: 0,
           failures: [],
         },
       ]),
     );
     const runOne = async (on: FaultStack, onClient: Client, plan: FaultPlan, seed: number) => {
       const row = rows.get(plan.fault)!;
-      const name = `${plan.fault
-        .split(' ')[0]
-        .toLowerCase()
-        .replace(/[^a-z]/g, '')}-${seed}`;
+      const name = `${
+        plan.slug ??
+        plan.fault
+          .split(' ')[0]
+          .toLowerCase()
+          .replace(/[^a-z]/g, '')
+      }-${seed}`;
       try {
         const run = await runScenario(on, onClient, story, name, plan.hooks(seed), dir, opts.log);
         row.recovered++;
         const cmp = compareLedgers(reference.csv, run.csv);
         row.duplicates += run.duplicates + cmp.duplicates;
         row.lost += cmp.lost;
+        row.sinkDuplicates += run.sink.duplicates;
+        row.sinkLost += run.sink.lost;
+        for (const p of run.sink.problems) row.failures.push(`seed ${seed}: sink: ${p}`);
         if (cmp.identical) row.identical++;
         if (cmp.sameUpToIds) row.sameUpToIds++;
         if (!cmp.identical) {
@@ -179,7 +248,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
             );
         }
         opts.log(
-          `[faults] ${name}: ${run.seconds.toFixed(1)} s, worker started ${run.workerStarts}×, ledger ${cmp.identical ? 'identical' : cmp.sameUpToIds ? 'identical up to ids' : 'DIFFERENT'}`,
+          `[faults] ${name}: ${run.seconds.toFixed(1)} s, worker started ${run.workerStarts}×, ledger ${cmp.identical ? 'identical' : cmp.sameUpToIds ? 'identical up to ids' : 'DIFFERENT'}, sink ${run.sink.duplicates + run.sink.lost + run.sink.problems.length === 0 ? 'equal to the ledger' : 'DIFFERENT'} (${run.sink.items} items, settled by ${run.sink.settledBy})`,
         );
       } catch (err) {
         row.failures.push(`seed ${seed}: did not recover: ${(err as Error).message.split('\n')[0]}`);
@@ -202,7 +271,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       });
     await Promise.all([pool(shared, opts.parallel, ([p, s]) => runOne(stack!, client!, p, s)), ...alone]);
 
-    for (const f of checkFailures) rows.get('dispute resolved while worker down')!.failures.push(f);
+    for (const f of checkFailures) {
+      const bar = f.indexOf('|');
+      const [fault, rest] = bar >= 0 ? [f.slice(0, bar), f.slice(bar + 1)] : ['dispute resolved while worker down', f];
+      rows.get(fault)!.failures.push(rest);
+    }
     const covered = new Set(kills.flatMap((k) => k.pendingAtKill.map((p) => p.split(':')[0])));
     const targeted = new Set(kills.map((k) => k.target));
     const missing = opts.sigkillSeeds >= ACTIVITIES.length ? ACTIVITIES.filter((a) => !targeted.has(a)) : [];
@@ -216,9 +289,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         r.recovered === r.seeds &&
         (opts.strictBytes ? r.identical : r.sameUpToIds) === r.seeds &&
         r.duplicates === 0 &&
-        r.lost === 0,
+        r.lost === 0 &&
+        r.sinkDuplicates === 0 &&
+        r.sinkLost === 0,
     );
-    return { rows: all, kills, drops, checks, referenceSeconds: reference.seconds, ok };
+    return { rows: all, kills, drops, checks, sinkFaults, referenceSeconds: reference.seconds, ok };
   } finally {
     await client?.connection.close().catch(() => undefined);
     await stack?.stop();
@@ -236,6 +311,8 @@ export function formatRows(rows: Row[]): string {
     'identical up to ids',
     'duplicates found',
     'outcomes lost',
+    'sink duplicates',
+    'sink lost',
   ];
   const body = rows.map((r) => [
     r.fault,
@@ -245,6 +322,8 @@ export function formatRows(rows: Row[]): string {
     `${r.sameUpToIds}/${r.seeds}`,
     String(r.duplicates),
     String(r.lost),
+    String(r.sinkDuplicates),
+    String(r.sinkLost),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) =>

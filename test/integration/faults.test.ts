@@ -7,14 +7,16 @@ import { connectClient } from '../../src/temporal/connection';
 import { installRuntime } from '../../src/temporal/runtime';
 import { makeStory } from '../faults/data';
 import { compareLedgers } from '../faults/compare';
-import { connectionDrop, sigkill, type KillRecord } from '../faults/faults';
+import { connectionDrop, sigkill, sinkAmbiguous, type KillRecord, type SinkFaultRecord } from '../faults/faults';
 import { runScenario, type RunResult } from '../faults/scenario';
 import { adminUrlOf, freshDatabaseOn, type ScenarioStack } from '../faults/stack';
 
 // The short version of `npm run test:faults`: a smaller story over three nights, the production
 // worker in its own process killed with SIGKILL right after an activity completes (two seeds), and
-// a connection terminated mid-transaction. Kills inside an activity wait out its heartbeat timeout
-// (two minutes) and are left to the full suite.
+// a connection terminated mid-transaction, and the billing sink taking a request and dropping the
+// connection before answering (the resend must be recognised). Every run ends with the sink's
+// invoice items equal to the ledger. Kills inside an activity wait out its heartbeat timeout (two
+// minutes) and are left to the full suite.
 const NIGHTS = 3;
 const TICKETS = 40;
 
@@ -45,14 +47,17 @@ describe('fault injection (short)', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('the reference run bills outcomes, once each', () => {
+  it('the reference run bills outcomes, once each, and the sink holds exactly the ledger', () => {
     expect(reference.csv.toString()).toContain(',charge,');
     expect(reference.duplicates).toBe(0);
+    expect(reference.sink.items).toBeGreaterThan(0);
+    expect(reference.sink).toMatchObject({ duplicates: 0, lost: 0, problems: [] });
   });
 
-  it('a SIGKILLed worker and a dropped connection end with the reference ledger', async () => {
+  it('a SIGKILLed worker, a dropped connection and an answer lost by the sink end with the reference ledger', async () => {
     const kills: KillRecord[] = [];
     const drops: string[] = [];
+    const sinkFaults: SinkFaultRecord[] = [];
     const runs = await Promise.all([
       run(
         'kill-3',
@@ -66,16 +71,32 @@ describe('fault injection (short)', () => {
         'drop-2',
         connectionDrop(2, (d) => drops.push(d), NIGHTS),
       ),
+      run(
+        'sinkambiguous-3',
+        sinkAmbiguous(3, (f) => sinkFaults.push(f), NIGHTS),
+      ),
     ]);
     expect(kills).toHaveLength(2);
     expect(drops).toHaveLength(1);
     expect(drops[0]).not.toMatch(/no transaction seen/);
+    expect(sinkFaults).toHaveLength(1);
+    expect(sinkFaults[0].struck).toBeGreaterThan(0);
     for (const r of runs) {
       const cmp = compareLedgers(reference.csv, r.csv);
-      expect({ duplicates: r.duplicates + cmp.duplicates, lost: cmp.lost, sameUpToIds: cmp.sameUpToIds }).toEqual({
+      expect({
+        duplicates: r.duplicates + cmp.duplicates,
+        lost: cmp.lost,
+        sameUpToIds: cmp.sameUpToIds,
+        sinkDuplicates: r.sink.duplicates,
+        sinkLost: r.sink.lost,
+        sinkProblems: r.sink.problems,
+      }).toEqual({
         duplicates: 0,
         lost: 0,
         sameUpToIds: true,
+        sinkDuplicates: 0,
+        sinkLost: 0,
+        sinkProblems: [],
       });
     }
     expect(runs[0].workerStarts).toBe(2);
