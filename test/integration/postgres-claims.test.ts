@@ -169,6 +169,8 @@ describe('claims from the AI side’s PostgreSQL', () => {
       await expect(pull(tenant)).rejects.toThrow(/the import fails here/);
     } finally {
       await h.pool.query(`drop trigger it_refuse_claim on claims`);
+      // The snapshot test reads the shared schema: nothing of this test may stay in it.
+      await h.pool.query(`drop function it_refuse_claim()`);
     }
     const after = await readSourceCursor(h.pool, tenant, 'ai-db');
     expect(after?.cursor).toEqual(before?.cursor);
