@@ -502,7 +502,12 @@ export function pull429(seed: number, record: (r: PullFaultRecord) => void): Fau
   const long = 4 + Math.floor(r() * 3);
   let struck = 0;
   let listen: ((line: string) => void) | null = null;
+  let nightHandle: WorkflowHandle | null = null;
   return {
+    duringPulledNight(_ctx, n, handle) {
+      if (n === night) nightHandle = handle;
+      return Promise.resolve();
+    },
     beforeNight(ctx, n) {
       if (n !== night) return Promise.resolve();
       listen = (line) => {
@@ -524,8 +529,14 @@ export function pull429(seed: number, record: (r: PullFaultRecord) => void): Fau
         'select rate_limit_waits as waits, rate_limit_wait_ms as ms from source_cursors where tenant_id = $1 and source = $2',
         [ctx.pulled.tenant, 'helpdesk'],
       );
-      const note = `night ${night}: ${struck} 429s (${short}× Retry-After 1 s, 1× ${long} s); source_cursors: ${rows[0]?.waits ?? 0} waits, ${Number(rows[0]?.ms ?? 0)} ms`;
-      record({ seed, night, struck: struck === short + 1 ? struck : 0, note });
+      // The long Retry-After must have gone back to the workflow: a durable timer in the night's history.
+      const history = nightHandle ? await nightHandle.fetchHistory().catch(() => null) : null;
+      const timers = (history?.events ?? [])
+        .map((e) => e.timerStartedEventAttributes?.startToFireTimeout)
+        .filter((t) => !!t)
+        .map((t) => Number(t?.seconds ?? 0) + Number(t?.nanos ?? 0) / 1e9);
+      const note = `night ${night}: ${struck} 429s (${short}× Retry-After 1 s, 1× ${long} s); source_cursors: ${rows[0]?.waits ?? 0} waits, ${Number(rows[0]?.ms ?? 0)} ms; durable sleeps in the night's workflow: ${timers.map((t) => `${t} s`).join(', ') || 'none'}`;
+      record({ seed, night, struck: struck === short + 1 && timers.length > 0 ? struck : 0, note });
       ctx.log(`pull fault: ${note}`);
     },
   };
