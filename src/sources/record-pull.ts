@@ -109,11 +109,20 @@ export async function pullRecordPage(
   });
   switch (outcome.status) {
     case 'rate_limited':
+      // The window is full until Retry-After has passed (a window started that long less one
+      // window ago), not for a whole window from now: Zendesk's is a minute, and a 429 saying
+      // "retry in 1 s" must not cost the next request a minute.
       await pool.query(
         `update source_cursors set rate_limit_waits = rate_limit_waits + 1, rate_limit_wait_ms = rate_limit_wait_ms + $3,
                 window_started_at = $4, window_requests = $5
           where tenant_id = $1 and source = $2`,
-        [args.tenant, args.source, outcome.retryAfterMs, now, limit.requests],
+        [
+          args.tenant,
+          args.source,
+          outcome.retryAfterMs,
+          new Date(now.getTime() + Math.min(outcome.retryAfterMs, limit.perMs) - limit.perMs),
+          limit.requests,
+        ],
       );
       return { status: 'wait', waitMs: Math.max(1_000, outcome.retryAfterMs) };
     case 'retry':

@@ -56,6 +56,8 @@ export interface Story {
   claims: Delivery<Claim>[];
   records: Delivery<RecordVersion>[];
   disputes: Dispute[];
+  /** The second tenant's story, pulled from Zendesk and the AI side's PostgreSQL (pulled.ts). */
+  pulled: PulledStory;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -137,5 +139,68 @@ export function makeStory(seed: number, tickets: number): Story {
   const disputes: Dispute[] = inGrace
     .slice(0, 2)
     .map((ticket, k) => ({ ticket, night: 1, decision: k === 0 ? 'uphold' : 'reject' }));
-  return { claims, records, disputes };
+  return { claims, records, disputes, pulled: makePulledStory(seed, Math.max(16, Math.round(tickets / 6))) };
+}
+
+const MIN = 60_000;
+export type TicketEvent =
+  | { at: number; ticket: number; kind: 'create' | 'solve' | 'reopen' | 'delete' }
+  | { at: number; ticket: number; kind: 'claim'; claimId: string; subject: string };
+
+export interface PulledStory {
+  tickets: number;
+  /** In time order; ticket n is the n-th created, which is the id Zendesk gives it. */
+  events: TicketEvent[];
+}
+
+/** A whole minute in [from, to). */
+function minuteIn(r: () => number, from: number, to: number): number {
+  return from + Math.floor(r() * Math.max(1, Math.floor((to - from) / MIN))) * MIN;
+}
+
+/**
+ * Tickets opened and solved in the stretch before each of the first four nights; a few reopened
+ * (half of them solved again) or deleted within their 72-hour grace, early in the stretch after
+ * their night. Every change keeps an hour clear of a night: the night's pull sees it or not,
+ * never depending on how fast the run goes.
+ */
+export function makePulledStory(seed: number, tickets: number): PulledStory {
+  const r = rng(seed * 31 + 7);
+  const nights = NIGHTS.map((n) => n.getTime());
+  const perNight = Math.max(2, Math.round(tickets / 4));
+  const opened: Array<{ at: number; night: number }> = [];
+  for (let k = 0; k < 4; k++) {
+    const from = (k === 0 ? START : nights[k - 1]) + 2 * HOUR;
+    for (let j = 0; j < perNight; j++) opened.push({ at: minuteIn(r, from, nights[k] - 12 * HOUR), night: k });
+  }
+  opened.sort((a, b) => a.at - b.at);
+  const events: TicketEvent[] = [];
+  // The first ticket of night 1 is reopened and the first of night 2 deleted, whatever the seed.
+  const forced = new Map([
+    [opened.findIndex((o) => o.night === 1), 0.1],
+    [opened.findIndex((o) => o.night === 2), 0.25],
+  ]);
+  opened.forEach((o, i) => {
+    const ticket = i + 1;
+    const night = nights[o.night];
+    const roll = r();
+    const fate = forced.get(i) ?? roll;
+    // Reopened or deleted tickets are solved near their night, so that the change after it is in grace.
+    const nearNight = fate < 0.3;
+    const solved = nearNight
+      ? minuteIn(r, night - 10 * HOUR, night - 2 * HOUR)
+      : minuteIn(r, o.at + HOUR, night - 2 * HOUR);
+    events.push({ at: o.at, ticket, kind: 'create' }, { at: solved, ticket, kind: 'solve' });
+    // One in ten solved tickets is never claimed: no outcome, nothing billed.
+    if (r() >= 0.1) events.push({ at: solved, ticket, kind: 'claim', claimId: `z-${ticket}`, subject: String(ticket) });
+    const after = minuteIn(r, night + 2 * HOUR, night + 20 * HOUR);
+    if (fate < 0.2) {
+      events.push({ at: after, ticket, kind: 'reopen' });
+      if (r() < 0.5) events.push({ at: minuteIn(r, after + HOUR, after + 30 * HOUR), ticket, kind: 'solve' });
+    } else if (fate < 0.3) events.push({ at: after, ticket, kind: 'delete' });
+  });
+  // A claim whose ticket never exists: awaiting evidence, then rejected at the deadline.
+  events.push({ at: nights[0] - 5 * HOUR, ticket: 0, kind: 'claim', claimId: 'z-ghost', subject: '999999' });
+  events.sort((a, b) => a.at - b.at || a.ticket - b.ticket);
+  return { tickets: opened.length, events };
 }

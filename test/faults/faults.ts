@@ -99,21 +99,21 @@ export function sigkill(
   const night = 1 + Math.floor(r() * ((opts.nights ?? NIGHTS.length) - 1));
   const delay = Math.floor(r() * 120);
   const downMs = 300 + Math.floor(r() * 2000);
-  return {
-    async duringNight(ctx, n, handle) {
-      if (n !== night) return;
-      if (!(await whenActivity(ctx.client, handle, target, opts.after ? 'completed' : 'scheduled'))) return;
-      if (!opts.after) await sleep(delay);
-      await ctx.worker.kill();
-      const pendingAtKill = await pendingActivities(ctx.client, handle).catch(() => []);
-      record({ seed, target, night, pendingAtKill });
-      ctx.log(
-        `SIGKILL ${opts.after ? 'after' : 'at'} ${target}${opts.after ? '' : `+${delay}ms`} in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`,
-      );
-      await sleep(downMs);
-      await ctx.worker.start();
-    },
+  const strike = async (ctx: RunContext, n: number, handle: WorkflowHandle) => {
+    if (n !== night) return;
+    if (!(await whenActivity(ctx.client, handle, target, opts.after ? 'completed' : 'scheduled'))) return;
+    if (!opts.after) await sleep(delay);
+    await ctx.worker.kill();
+    const pendingAtKill = await pendingActivities(ctx.client, handle).catch(() => []);
+    record({ seed, target, night, pendingAtKill });
+    ctx.log(
+      `SIGKILL ${opts.after ? 'after' : 'at'} ${target}${opts.after ? '' : `+${delay}ms`} in night ${night}; pending ${pendingAtKill.join(',') || '(none)'}`,
+    );
+    await sleep(downMs);
+    await ctx.worker.start();
   };
+  // Only the pulled tenant's night pulls records: a kill aimed at pullRecords strikes that night.
+  return target === 'pullRecords' ? { duringPulledNight: strike } : { duringNight: strike };
 }
 
 /** The Temporal dev server stopped (SIGTERM or SIGKILL) mid-run and started again on its database file. */
@@ -406,6 +406,196 @@ export function sinkKill(seed: number, record: (r: SinkFaultRecord) => void): Fa
       if (killing) await killing;
       if (listen) ctx.sink.listeners.delete(listen);
       if (!killing) record({ seed, night, struck: 0, note: `no delivery request was held from night ${night} on` });
+    },
+  };
+}
+
+/** What a fault of the pulled sources did to its run (struck 0: it never struck, and the run fails). */
+export interface PullFaultRecord {
+  seed: number;
+  night: number;
+  struck: number;
+  note: string;
+}
+
+const EXPORT_LINE = 'GET /api/v2/incremental/tickets/cursor.json';
+
+/**
+ * SIGKILL of the worker in the middle of the pulled tenant's Zendesk pull, in a seeded night (1–3:
+ * nights of several pages). Odd seeds: the emulator holds its answer to the night's first export
+ * request 15 s ('hold') and the worker dies 0–150 ms after the emulator holds it, the request in
+ * flight. Even seeds: the worker dies 0–60 ms after the emulator answered the night's first page,
+ * while the page is imported or the next one asked for. The worker restarts after 0.3–2.3 s; the
+ * pull resumes from the cursor saved with the last page imported.
+ */
+export function pullKill(seed: number, record: (r: PullFaultRecord) => void): FaultHooks {
+  const r = rng(seed * 7919 + 37);
+  const night = 1 + (seed % 3);
+  const held = seed % 2 === 1;
+  const delay = Math.floor(r() * (held ? 150 : 25));
+  const downMs = 300 + Math.floor(r() * 2000);
+  let killing: Promise<void> | null = null;
+  let listen: ((line: string) => void) | null = null;
+  const kill = async (ctx: RunContext, line: string) => {
+    await sleep(delay);
+    await ctx.worker.kill();
+    const pendingAtKill = ctx.pulled.handle
+      ? await pendingActivities(ctx.client, ctx.pulled.handle).catch(() => [])
+      : [];
+    const pages = await ctx.pool
+      .query<{ pages: number }>('select pages::int from source_cursors where tenant_id = $1', [ctx.pulled.tenant])
+      .then((q) => q.rows[0]?.pages ?? 0)
+      .catch(() => -1);
+    const what = `night ${night}: ${line.replace('zendesk: ', '')}; SIGKILL +${delay} ms; pending ${pendingAtKill.join(',') || '(none: the pull had ended)'}; ${pages} pages committed at the kill`;
+    // A kill after the night's pull ended is no kill mid-pull: the run fails, saying so.
+    record({ seed, night, struck: pendingAtKill.some((p) => p.startsWith('pullRecords')) ? 1 : 0, note: what });
+    ctx.log(`pull kill: ${what}`);
+    await sleep(downMs);
+    await ctx.worker.start();
+  };
+  return {
+    beforeNight(ctx, n) {
+      if (n !== night) return Promise.resolve();
+      listen = (line) => {
+        if (killing || !line.includes(EXPORT_LINE)) return;
+        if (held ? line.includes('answer held') : / -> 200$/.test(line)) killing = kill(ctx, line);
+      };
+      ctx.pulled.listeners.add(listen);
+      if (held) ctx.pulled.zendesk.setFault({ mode: 'hold', times: 1, holdMs: 15_000 });
+      ctx.log(
+        `pull fault: SIGKILL ${held ? 'while the first export request is held' : 'after the first page'} in night ${night}`,
+      );
+      return Promise.resolve();
+    },
+    async duringPulledNight(ctx, n, handle) {
+      if (n !== night) return;
+      // The night's pull has not asked yet; the kill comes while the night runs.
+      let over = false;
+      await Promise.race([
+        (async () => {
+          while (!killing && !over) await sleep(20);
+          await killing;
+        })(),
+        handle.result().catch(() => undefined),
+      ]);
+      over = true;
+      if (killing) await killing;
+    },
+    async finish(ctx) {
+      if (killing) await killing;
+      if (listen) ctx.pulled.listeners.delete(listen);
+      if (!killing) record({ seed, night, struck: 0, note: `no export request was struck in night ${night}` });
+    },
+  };
+}
+
+/**
+ * A 429 storm on the Zendesk export from the start of a seeded night: 2–4 answers with a short
+ * Retry-After (1 s, waited out inside the pull), then one with a long one (4–6 s, more than the
+ * pull waits itself: the activity hands it to the workflow, which sleeps durably). The night
+ * completes with the reference's ledger; the waits are counted in source_cursors.
+ */
+export function pull429(seed: number, record: (r: PullFaultRecord) => void): FaultHooks {
+  const r = rng(seed * 7919 + 41);
+  const night = seed % NIGHTS.length;
+  const short = 2 + Math.floor(r() * 3);
+  const long = 4 + Math.floor(r() * 3);
+  let struck = 0;
+  let listen: ((line: string) => void) | null = null;
+  let nightHandle: WorkflowHandle | null = null;
+  return {
+    duringPulledNight(_ctx, n, handle) {
+      if (n === night) nightHandle = handle;
+      return Promise.resolve();
+    },
+    beforeNight(ctx, n) {
+      if (n !== night) return Promise.resolve();
+      listen = (line) => {
+        if (!line.includes(EXPORT_LINE) || !line.includes('-> 429 (fault)')) return;
+        struck++;
+        // The short ones spent: one long Retry-After follows.
+        if (struck === short) ctx.pulled.zendesk.setFault({ mode: 'rate_limit', times: 1, retryAfterSeconds: long });
+      };
+      ctx.pulled.listeners.add(listen);
+      ctx.pulled.zendesk.setFault({ mode: 'rate_limit', times: short, retryAfterSeconds: 1 });
+      ctx.log(
+        `pull fault: ${short}× 429 Retry-After 1 s, then 1× Retry-After ${long} s from the start of night ${night}`,
+      );
+      return Promise.resolve();
+    },
+    async finish(ctx) {
+      if (listen) ctx.pulled.listeners.delete(listen);
+      const { rows } = await ctx.pool.query<{ waits: number; ms: string }>(
+        'select rate_limit_waits as waits, rate_limit_wait_ms as ms from source_cursors where tenant_id = $1 and source = $2',
+        [ctx.pulled.tenant, 'helpdesk'],
+      );
+      // The long Retry-After must have gone back to the workflow: a durable timer in the night's history.
+      const history = nightHandle ? await nightHandle.fetchHistory().catch(() => null) : null;
+      const timers = (history?.events ?? [])
+        .map((e) => e.timerStartedEventAttributes?.startToFireTimeout)
+        .filter((t) => !!t)
+        .map((t) => Number(t?.seconds ?? 0) + Number(t?.nanos ?? 0) / 1e9);
+      const note = `night ${night}: ${struck} 429s (${short}× Retry-After 1 s, 1× ${long} s); source_cursors: ${rows[0]?.waits ?? 0} waits, ${Number(rows[0]?.ms ?? 0)} ms; durable sleeps in the night's workflow: ${timers.map((t) => `${t} s`).join(', ') || 'none'}`;
+      record({ seed, night, struck: struck === short + 1 && timers.length > 0 ? struck : 0, note });
+      ctx.log(`pull fault: ${note}`);
+    },
+  };
+}
+
+/**
+ * SIGKILL while the worker reads the AI side's claims: from the start of a seeded night the claims
+ * table is locked (ACCESS EXCLUSIVE, in a transaction of ours), so the night's read-only page
+ * query waits on it; the worker is killed once PostgreSQL shows that query waiting, the lock is
+ * released, and the worker restarts 0.3–2.3 s later. The pull resumes from the saved keyset.
+ */
+export function pgClaimsKill(seed: number, record: (r: PullFaultRecord) => void): FaultHooks {
+  const r = rng(seed * 7919 + 43);
+  const night = seed % NIGHTS.length;
+  const downMs = 300 + Math.floor(r() * 2000);
+  let locker: pg.Client | null = null;
+  return {
+    async beforeNight(ctx, n) {
+      if (n !== night) return;
+      locker = new pg.Client({ connectionString: ctx.pulled.aiUrl });
+      await locker.connect();
+      await locker.query('begin');
+      await locker.query('lock table outcome_claims in access exclusive mode');
+      ctx.log(`pull fault: the AI side's claims table locked from the start of night ${night}`);
+    },
+    async duringPulledNight(ctx, n) {
+      if (n !== night || !locker) return;
+      const admin = new pg.Client({ connectionString: ctx.stack.adminUrl });
+      await admin.connect();
+      let struck = 0;
+      let note = `night ${night}: no read of the AI side's claims was seen waiting`;
+      try {
+        const deadline = Date.now() + 120_000;
+        while (Date.now() < deadline) {
+          const { rows } = await admin.query<{ query: string }>(
+            `select left(query, 80) as query from pg_stat_activity
+              where datname = $1 and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+            [ctx.pulled.aiDatabase],
+          );
+          if (rows.length) {
+            await ctx.worker.kill();
+            struck = 1;
+            note = `night ${night}: SIGKILL while reading the claims (${rows[0].query.replace(/\s+/g, ' ')})`;
+            break;
+          }
+          await sleep(50);
+        }
+      } finally {
+        await admin.end();
+        await locker.query('rollback').catch(() => undefined);
+        await locker.end().catch(() => undefined);
+        locker = null;
+      }
+      record({ seed, night, struck, note });
+      ctx.log(`pull fault: ${note}`);
+      if (struck) {
+        await sleep(downMs);
+        await ctx.worker.start();
+      }
     },
   };
 }

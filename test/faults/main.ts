@@ -15,6 +15,9 @@ const Args = z.object({
   sink429: z.coerce.number().int().min(0).default(2),
   sinkDown: z.coerce.number().int().min(0).default(2),
   sinkKill: z.coerce.number().int().min(0).default(10),
+  pullKill: z.coerce.number().int().min(0).default(3),
+  pull429: z.coerce.number().int().min(0).default(2),
+  pgClaimsKill: z.coerce.number().int().min(0).default(2),
   tickets: z.coerce.number().int().min(10).default(120),
   parallel: z.coerce.number().int().min(1).default(12),
   strictBytes: z.boolean().default(false),
@@ -37,6 +40,9 @@ export async function main(argv: string[]): Promise<number> {
       sink429: opt,
       sinkDown: opt,
       sinkKill: opt,
+      pullKill: opt,
+      pull429: opt,
+      pgClaimsKill: opt,
       tickets: opt,
       parallel: opt,
       'strict-bytes': { type: 'boolean' },
@@ -61,6 +67,9 @@ export async function main(argv: string[]): Promise<number> {
     sink429Seeds: args.sink429,
     sinkDownSeeds: args.sinkDown,
     sinkKillSeeds: args.sinkKill,
+    pullKillSeeds: args.pullKill,
+    pull429Seeds: args.pull429,
+    pgClaimsKillSeeds: args.pgClaimsKill,
     tickets: args.tickets,
     parallel: args.parallel,
     strictBytes: args.strictBytes,
@@ -76,6 +85,12 @@ export async function main(argv: string[]): Promise<number> {
   if (r.sinkFaults.length) {
     console.log(`\nSink faults (seed: what struck):`);
     for (const f of [...r.sinkFaults].sort((a, b) => a.seed - b.seed))
+      console.log(`  ${String(f.seed).padStart(4)}: ${f.note}`);
+  }
+  console.log(`\nPulled tenant (reference): ${r.referencePull}`);
+  if (r.pullFaults.length) {
+    console.log(`Pull faults (seed: what struck):`);
+    for (const f of [...r.pullFaults].sort((a, b) => a.seed - b.seed))
       console.log(`  ${String(f.seed).padStart(4)}: ${f.note}`);
   }
   for (const row of r.rows) for (const f of row.failures) console.log(`FAIL ${row.fault}: ${f}`);

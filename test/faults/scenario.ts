@@ -18,12 +18,17 @@ import { NIGHTS, type Story } from './data';
 import { WorkerProcess, type ScenarioStack } from './stack';
 import { checkSink, settleSink, startSink, type SinkCheck, type SinkUnderTest } from './sink';
 import { HELPDESK_HEADER } from '../support/fixtures';
+import { pullCounts, startPulledTenant, type PulledTenant, type PullCounts } from './pulled';
 
 const EXAMPLE = new URL('../../examples/contract.acme.json', import.meta.url);
 export const CHUNK_SIZE = 15;
 
 /** What a fault does to one run; every hook is optional. */
 export interface FaultHooks {
+  /** Before night `night`'s workflows start (its story already applied): arms a fault of the pulled sources. */
+  beforeNight?(ctx: RunContext, night: number): Promise<void>;
+  /** While the pulled tenant's night `night` runs (before the file tenant's). */
+  duringPulledNight?(ctx: RunContext, night: number, handle: WorkflowHandle): Promise<void>;
   /** While night `night`'s workflow runs; resolves when the fault has been injected and repaired. */
   duringNight?(ctx: RunContext, night: number, handle: WorkflowHandle): Promise<void>;
   /** Resolves a dispute; the default calls the update with the worker up. */
@@ -45,6 +50,8 @@ export interface RunContext {
   stack: ScenarioStack;
   /** The tenant's billing sink (a Stripe emulator of this run's own). */
   sink: SinkUnderTest;
+  /** The second tenant, pulled from Zendesk and the AI side's PostgreSQL; `handle` is its current night. */
+  pulled: PulledTenant & { handle: WorkflowHandle | null };
   log: (m: string) => void;
 }
 
@@ -56,6 +63,8 @@ export interface RunResult {
   duplicates: number;
   /** The sink compared with the ledger once every debt is settled. */
   sink: SinkCheck;
+  /** The pulled tenant's export, duplicates and what its pulls left behind. */
+  pulled: { csv: Buffer; duplicates: number; counts: PullCounts };
 }
 
 function workflowIdOf(tenant: string, night: number): string {
@@ -82,6 +91,13 @@ export async function runScenario(
   const claims = await startClaimsServer({ hangMs: 35_000 });
   const sink = await startSink();
   const tenant = `t-${name}`;
+  const pulledTenant = await startPulledTenant({
+    tenant: `z-${name}`,
+    story: story.pulled,
+    adminUrl: stack.adminUrl,
+    aiDatabase: `f_${name.replace(/-/g, '_')}_ai`,
+  });
+  const pulled = Object.assign(pulledTenant, { handle: null as WorkflowHandle | null });
   const taskQueue = `faults-${name}`;
   const worker = new WorkerProcess(
     {
@@ -91,8 +107,9 @@ export async function runScenario(
       TEMPORAL_ADDRESS: stack.temporalAddress,
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: taskQueue,
-      // The worker reads sink secrets from its environment (process.env), as in production.
+      // The worker reads sink and source secrets from its environment (process.env), as in production.
       ...sink.env,
+      ...pulled.env,
     },
     CHUNK_SIZE,
   );
@@ -106,6 +123,7 @@ export async function runScenario(
     claims,
     stack,
     sink,
+    pulled,
     log: (m) => log(`[${name}] ${m}`),
   };
   const runDir = path.join(dir, name);
@@ -139,6 +157,7 @@ export async function runScenario(
         },
       }),
     );
+    await applyContract(pool, pulled.contract);
     await worker.start();
     await hooks.prepare?.(ctx);
     for (let night = 0; night < nights; night++) {
@@ -160,18 +179,18 @@ export async function runScenario(
         await importRecordsFile(pool, { tenant, source: 'helpdesk', file, now: asOf });
       }
       claims.publish(story.claims.filter((c) => c.night === night && c.via === 'http').map((c) => c.item));
+      // The pulled tenant's night first, then the file tenant's, on the same worker: one at a
+      // time, so that database-assigned ids do not depend on how the two interleave.
+      await pulled.seedNight(night);
+      await hooks.beforeNight?.(ctx, night);
+      const pulledHandle = await startNight(client, pulled.tenant, taskQueue, night);
+      pulled.handle = pulledHandle;
+      const pulledFault = hooks.duringPulledNight?.(ctx, night, pulledHandle);
+      await nightResult(ctx, pulledHandle, night);
+      await pulledFault;
+      await worker.start();
 
-      const handle = await client.workflow.start(reconcileTenant, {
-        taskQueue,
-        workflowId: workflowIdOf(tenant, night),
-        args: [{ tenant, asOf: asOf.toISOString() }],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        typedSearchAttributes: [
-          { key: TENANT_KEY, value: tenant },
-          { key: AS_OF_KEY, value: asOf },
-        ],
-      });
+      const handle = await startNight(client, tenant, taskQueue, night);
       const fault = hooks.duringNight?.(ctx, night, handle);
       await nightResult(ctx, handle, night);
       await fault;
@@ -206,6 +225,11 @@ export async function runScenario(
     }
     const csv = await exportAll(pool, tenant);
     const duplicates = await countDuplicates(pool, tenant);
+    const pulledResult = {
+      csv: await exportAll(pool, pulled.tenant),
+      duplicates: await countDuplicates(pool, pulled.tenant),
+      counts: await pullCounts(pool, pulled.tenant),
+    };
     await hooks.finish?.(ctx);
     // A fault that struck after the last night must still leave a worker for the delivery loop.
     await worker.start();
@@ -216,7 +240,14 @@ export async function runScenario(
     );
     const injected = Object.entries(claims.injected).filter(([k, n]) => k !== 'ok' && n > 0);
     if (injected.length) ctx.log(`claims source faults served: ${injected.map(([k, n]) => `${n}× ${k}`).join(', ')}`);
-    return { csv, seconds: (Date.now() - t0) / 1000, workerStarts: worker.starts, duplicates, sink: sinkCheck };
+    return {
+      csv,
+      seconds: (Date.now() - t0) / 1000,
+      workerStarts: worker.starts,
+      duplicates,
+      sink: sinkCheck,
+      pulled: pulledResult,
+    };
   } catch (err) {
     ctx.log(`failed; worker log tail:\n${worker.log.slice(-1500)}`);
     throw err;
@@ -224,8 +255,24 @@ export async function runScenario(
     await worker.stop().catch(() => undefined);
     await claims.close();
     await sink.close();
+    await pulled.close();
     await pool.end();
   }
+}
+
+function startNight(client: Client, tenant: string, taskQueue: string, night: number): Promise<WorkflowHandle> {
+  const asOf = NIGHTS[night];
+  return client.workflow.start(reconcileTenant, {
+    taskQueue,
+    workflowId: workflowIdOf(tenant, night),
+    args: [{ tenant, asOf: asOf.toISOString() }],
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    typedSearchAttributes: [
+      { key: TENANT_KEY, value: tenant },
+      { key: AS_OF_KEY, value: asOf },
+    ],
+  });
 }
 
 /** The night's result; the client's own calls are retried while Temporal restarts. Stuck nights are explained. */

@@ -11,7 +11,10 @@ import {
   connectionDrop,
   disputeWhileDown,
   httpFaults,
+  pgClaimsKill,
   postgresRestart,
+  pull429,
+  pullKill,
   sigkill,
   sink429,
   sink500,
@@ -20,11 +23,13 @@ import {
   sinkKill,
   temporalRestart,
   type KillRecord,
+  type PullFaultRecord,
   type SinkFaultRecord,
 } from './faults';
 import { runScenario, type FaultHooks } from './scenario';
 import { onStopEverything, startFaultStack, type FaultStack } from './stack';
 import { compareLedgers } from './compare';
+import { pullCountDifferences } from './pulled';
 
 export const STORY_SEED = 20261127;
 
@@ -65,6 +70,9 @@ export interface SuiteOptions {
   sink429Seeds: number;
   sinkDownSeeds: number;
   sinkKillSeeds: number;
+  pullKillSeeds: number;
+  pull429Seeds: number;
+  pgClaimsKillSeeds: number;
   tickets: number;
   parallel: number;
   /** Fail when the bytes differ even though the ledgers agree up to database-assigned ids. */
@@ -78,6 +86,9 @@ export interface SuiteResult {
   drops: string[];
   checks: string[];
   sinkFaults: Array<SinkFaultRecord & { fault: string }>;
+  pullFaults: Array<PullFaultRecord & { fault: string }>;
+  /** What the pulled tenant's reference run pulled (versions, imports, rows). */
+  referencePull: string;
   referenceSeconds: number;
   ok: boolean;
 }
@@ -110,8 +121,18 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     opts.log(
       `[faults] story: ${opts.tickets} tickets, ${story.claims.length} claim deliveries, ${story.records.length} record versions, ${story.disputes.length} disputes`,
     );
+    opts.log(
+      `[faults] pulled tenant: ${story.pulled.tickets} Zendesk tickets, ${story.pulled.events.length} changes and claims`,
+    );
     const reference = await runScenario(stack, client, story, 'reference', {}, dir, opts.log);
     await writeFile(path.join(dir, 'reference.csv'), reference.csv);
+    const rc = reference.pulled.counts;
+    const referencePull = `${rc.versions} record versions from ${rc.recordImports} pages (${rc.recordRows} tickets read), ${rc.claims} claims from ${rc.claimImports} pages, ${reference.pulled.csv.toString().split('\r\n').length - 1} export lines, rate-limit waits ${rc.rateLimitWaits} (${rc.rateLimitWaitMs} ms)`;
+    opts.log(`[faults] reference pulled tenant: ${referencePull}`);
+    if (reference.pulled.duplicates)
+      throw new Error(`the reference run's pulled tenant has ${reference.pulled.duplicates} duplicate charges`);
+    if (!reference.pulled.csv.toString().includes(',charge,'))
+      throw new Error(`the reference run's pulled tenant billed nothing`);
     opts.log(
       `[faults] reference run: ${reference.seconds.toFixed(1)} s, ${reference.csv.toString().split('\r\n').length - 1} export lines`,
     );
@@ -129,6 +150,11 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     const checks: string[] = [];
     const checkFailures: string[] = [];
     const sinkFaults: SuiteResult['sinkFaults'] = [];
+    const pullFaults: SuiteResult['pullFaults'] = [];
+    const pullRecord = (fault: string) => (r: PullFaultRecord) => {
+      pullFaults.push({ ...r, fault });
+      if (r.struck === 0) checkFailures.push(`${fault}|seed ${r.seed}: the fault never struck (${r.note})`);
+    };
     // A sink fault that never struck a request proves nothing: its run fails.
     const sinkRecord = (fault: string) => (r: SinkFaultRecord) => {
       sinkFaults.push({ ...r, fault });
@@ -201,6 +227,24 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         seeds: range(1001, opts.sinkKillSeeds),
         hooks: (s) => sinkKill(s, sinkRecord('worker SIGKILL between sink send and answer')),
       },
+      {
+        fault: 'worker SIGKILL mid Zendesk pull',
+        slug: 'pullkill',
+        seeds: range(1101, opts.pullKillSeeds),
+        hooks: (s) => pullKill(s, pullRecord('worker SIGKILL mid Zendesk pull')),
+      },
+      {
+        fault: 'Zendesk 429 storm',
+        slug: 'pull429',
+        seeds: range(1201, opts.pull429Seeds),
+        hooks: (s) => pull429(s, pullRecord('Zendesk 429 storm')),
+      },
+      {
+        fault: 'worker SIGKILL reading AI-side claims',
+        slug: 'pgclaimskill',
+        seeds: range(1301, opts.pgClaimsKillSeeds),
+        hooks: (s) => pgClaimsKill(s, pullRecord('worker SIGKILL reading AI-side claims')),
+      },
     ];
     const rows = new Map<string, Row>(
       plans.map((p) => [
@@ -231,9 +275,26 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       try {
         const run = await runScenario(on, onClient, story, name, plan.hooks(seed), dir, opts.log);
         row.recovered++;
-        const cmp = compareLedgers(reference.csv, run.csv);
-        row.duplicates += run.duplicates + cmp.duplicates;
+        const fileCmp = compareLedgers(reference.csv, run.csv);
+        // The pulled tenant's ledger is held to the same standard, and its pulls to the reference's counts.
+        const pulledCmp = compareLedgers(reference.pulled.csv, run.pulled.csv);
+        const cmp = {
+          identical: fileCmp.identical && pulledCmp.identical,
+          sameUpToIds: fileCmp.sameUpToIds && pulledCmp.sameUpToIds,
+          duplicates: fileCmp.duplicates + pulledCmp.duplicates,
+          lost: fileCmp.lost + pulledCmp.lost,
+          summary: [
+            fileCmp.identical ? '' : `file tenant: ${fileCmp.summary}`,
+            pulledCmp.identical ? '' : `pulled tenant: ${pulledCmp.summary}`,
+          ]
+            .filter(Boolean)
+            .join('; '),
+        };
+        row.duplicates += run.duplicates + run.pulled.duplicates + cmp.duplicates;
         row.lost += cmp.lost;
+        const pullDiff = pullCountDifferences(reference.pulled.counts, run.pulled.counts);
+        if (pullDiff.length)
+          row.failures.push(`seed ${seed}: the pulled tenant's pulls differ: ${pullDiff.join(', ')}`);
         row.sinkDuplicates += run.sink.duplicates;
         row.sinkLost += run.sink.lost;
         for (const p of run.sink.problems) row.failures.push(`seed ${seed}: sink: ${p}`);
@@ -241,6 +302,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         if (cmp.sameUpToIds) row.sameUpToIds++;
         if (!cmp.identical) {
           await writeFile(path.join(dir, `${name}.csv`), run.csv);
+          await writeFile(path.join(dir, `${name}-pulled.csv`), run.pulled.csv);
           opts.log(`[faults] ${name}: export bytes differ (${cmp.summary})`);
           if (!cmp.sameUpToIds || opts.strictBytes)
             row.failures.push(
@@ -293,7 +355,17 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
         r.sinkDuplicates === 0 &&
         r.sinkLost === 0,
     );
-    return { rows: all, kills, drops, checks, sinkFaults, referenceSeconds: reference.seconds, ok };
+    return {
+      rows: all,
+      kills,
+      drops,
+      checks,
+      sinkFaults,
+      pullFaults,
+      referencePull,
+      referenceSeconds: reference.seconds,
+      ok,
+    };
   } finally {
     await client?.connection.close().catch(() => undefined);
     await stack?.stop();

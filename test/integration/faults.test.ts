@@ -9,6 +9,7 @@ import { makeStory } from '../faults/data';
 import { compareLedgers } from '../faults/compare';
 import { connectionDrop, sigkill, sinkAmbiguous, type KillRecord, type SinkFaultRecord } from '../faults/faults';
 import { runScenario, type RunResult } from '../faults/scenario';
+import { pullCountDifferences } from '../faults/pulled';
 import { adminUrlOf, freshDatabaseOn, type ScenarioStack } from '../faults/stack';
 
 // The short version of `npm run test:faults`: a smaller story over three nights, the production
@@ -52,6 +53,10 @@ describe('fault injection (short)', () => {
     expect(reference.duplicates).toBe(0);
     expect(reference.sink.items).toBeGreaterThan(0);
     expect(reference.sink).toMatchObject({ duplicates: 0, lost: 0, problems: [] });
+    // The second tenant, pulled from a Zendesk emulator and the AI side's PostgreSQL, bills too.
+    expect(reference.pulled.csv.toString()).toContain(',charge,');
+    expect(reference.pulled.duplicates).toBe(0);
+    expect(reference.pulled.counts.versions).toBeGreaterThan(0);
   });
 
   it('a SIGKILLed worker, a dropped connection and an answer lost by the sink end with the reference ledger', async () => {
@@ -83,6 +88,13 @@ describe('fault injection (short)', () => {
     expect(sinkFaults[0].struck).toBeGreaterThan(0);
     for (const r of runs) {
       const cmp = compareLedgers(reference.csv, r.csv);
+      const pulled = compareLedgers(reference.pulled.csv, r.pulled.csv);
+      expect({
+        duplicates: r.pulled.duplicates + pulled.duplicates,
+        lost: pulled.lost,
+        sameUpToIds: pulled.sameUpToIds,
+        pulls: pullCountDifferences(reference.pulled.counts, r.pulled.counts),
+      }).toEqual({ duplicates: 0, lost: 0, sameUpToIds: true, pulls: [] });
       expect({
         duplicates: r.duplicates + cmp.duplicates,
         lost: cmp.lost,

@@ -285,6 +285,18 @@ describe('the rate limits of the export', () => {
     expect(await pull(tenant)).toMatchObject({ status: 'page' });
   });
 
+  it('a short Retry-After holds the budget that long, not the rest of the minute', async () => {
+    const tenant = await setUp();
+    step = 2_000;
+    em.setFault({ mode: 'rate_limit', retryAfterSeconds: 1, times: 1 });
+    expect(await pull(tenant)).toEqual({ status: 'wait', waitMs: 1_000 });
+    // Two seconds later the Retry-After has passed: Zendesk is asked again at once.
+    expect(await pull(tenant)).toMatchObject({ status: 'page' });
+    expect(em.exportRequests()).toBe(1);
+    const row = await readSourceCursor(pool, tenant, 'zendesk');
+    expect([row?.rate_limit_waits, Number(row?.rate_limit_wait_ms)]).toEqual([1, 1_000]);
+  });
+
   it('holds the 10-a-minute window across calls: the 11th asks nobody and says when', async () => {
     const tenant = await setUp();
     step = 2_000;
