@@ -151,7 +151,10 @@ export const observeActivities: ActivityInterceptorsFactory = (ctx: ActivityCont
     },
     outbound: {
       getLogAttributes(attrs, next) {
-        return next({ ...attrs, ...ids });
+        // The task token (some 200 characters, and enough to complete the activity) is no log's business.
+        const out: Record<string, unknown> = { ...attrs, ...ids };
+        delete out.taskToken;
+        return next(out);
       },
     },
   };

@@ -115,7 +115,7 @@ describe('JSON log lines', () => {
       new Date('2026-03-06T07:00:00Z'),
     );
     expect(line.endsWith('\n')).toBe(true);
-    const o = JSON.parse(line);
+    const o = JSON.parse(line) as Record<string, unknown>;
     expect(Object.keys(o).slice(0, 3)).toEqual(['time', 'level', 'message']);
     expect(o).toMatchObject({
       time: '2026-03-06T07:00:00.000Z',
