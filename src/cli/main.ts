@@ -18,6 +18,7 @@ import { registerSourceCommands } from './commands/source';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
 import { requireTenant } from '../reconcile/tenants';
+import { jsonLogLine, jsonLogs } from '../observability/log';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -120,7 +121,8 @@ export function reportError(err: unknown, argv: string[]): number {
   }
   const e = err instanceof CommanderError ? fromCommander(err, argv) : toReconError(err);
   const message = oneLine(e.message);
-  if (argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code: e.code, message } }) + '\n');
+  if (jsonLogs()) process.stderr.write(jsonLogLine('ERROR', `recon: ${e.code}: ${message}`, { code: e.code }));
+  else if (argv.includes('--json')) process.stderr.write(JSON.stringify({ error: { code: e.code, message } }) + '\n');
   else process.stderr.write(`recon: ${e.code}: ${message}\n`);
   if (process.env.RECON_DEBUG) console.error((e as Error & { cause?: unknown }).cause ?? e);
   return exitCodeFor(e.code);

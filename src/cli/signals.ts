@@ -1,3 +1,5 @@
+import { jsonLogs, writeLog } from '../observability/log';
+
 /**
  * Runs `stop` once on the first SIGINT or SIGTERM, so that Ctrl-C drains the worker and stops the
  * servers we started instead of killing the process under them. A second signal exits at once.
@@ -7,7 +9,8 @@ export function onShutdownSignal(stop: () => void | Promise<void>): void {
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(130);
     stopping = true;
-    process.stderr.write(`\nrecon: ${signal} received, stopping…\n`);
+    if (jsonLogs()) writeLog('INFO', `recon: ${signal} received, stopping`, { signal });
+    else process.stderr.write(`\nrecon: ${signal} received, stopping…\n`);
     void stop();
   };
   process.on('SIGINT', handler);

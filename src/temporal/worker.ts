@@ -13,6 +13,7 @@ import {
 } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { dataConverterFromEnv } from './codec';
+import { observeActivities } from '../observability/recon-metrics';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -91,6 +92,8 @@ export async function createWorker(opts: {
     taskQueue: opts.taskQueue,
     workflowBundle: opts.bundle ?? (prebuilt ? { codePath: prebuilt } : await cachedWorkflowBundle()),
     activities: createActivities(opts.deps),
+    // Activity durations and the run facts /metrics counts; tenant and run id on activity log lines.
+    interceptors: { activity: [observeActivities] },
     maxConcurrentActivityTaskExecutions: 4,
     dataConverter: dataConverterFromEnv(opts.env),
   });

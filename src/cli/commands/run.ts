@@ -6,7 +6,8 @@ import { createWorker } from '../../temporal/worker';
 import { closePostgresClaimPools } from '../../sources/postgres-claims';
 import { installRuntime } from '../../temporal/runtime';
 import { refuseFutureAsOf } from '../../reconcile/runs';
-import { serveHealth } from '../../temporal/health';
+import { freeLoopbackPort, serveHealth } from '../../temporal/health';
+import { routeConsoleToJson, writeLog } from '../../observability/log';
 import type { RunProgress } from '../../../workflows/messages';
 import { temporalUnavailable, type CommandContext } from '../context';
 import { formatRunProgress, formatSummary, terminalProgress, type ProgressLine } from '../format';
@@ -53,16 +54,25 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .command('worker')
     .description('the production worker: runs reconciliation workflows and activities from the task queue')
     .option('--chunk-size <n>', 'outcomes per set-based chunk', '2000')
-    .option('--health-port <port>', 'serve GET /healthz on 127.0.0.1:PORT (200 while polling and Postgres answers)')
+    .option(
+      '--health-port <port>',
+      'serve GET /healthz (200 while polling and Postgres answers) and GET /metrics (Prometheus) on PORT',
+    )
+    .option('--health-host <address>', 'the address the health port listens on', '127.0.0.1')
     .action(async (o: unknown) => {
       const args = parseOptions(
         z.object({
           chunkSize: z.coerce.number().int().min(1).max(100_000),
           healthPort: z.coerce.number().int().min(1).max(65_535).optional(),
+          healthHost: z.string().min(1),
         }),
         o,
       );
-      installRuntime();
+      routeConsoleToJson();
+      // The SDK's exporter must be configured before the runtime starts, so on its own loopback
+      // port; /metrics on the health port serves its text with the product's.
+      const sdkMetricsAddress = args.healthPort ? `127.0.0.1:${await freeLoopbackPort()}` : undefined;
+      installRuntime(undefined, { sdkMetricsAddress });
       const s = ctx.settings();
       const connection = await connectWorker(s.temporalAddress).catch((err: unknown) => {
         throw temporalUnavailable(s, err);
@@ -75,9 +85,16 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
         deps: { pool: ctx.db(), chunkSize: args.chunkSize },
       });
       onShutdownSignal(() => worker.shutdown());
-      const health = args.healthPort ? serveHealth(args.healthPort, worker, ctx.db()) : null;
-      process.stderr.write(
-        `recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}\n`,
+      const health = args.healthPort
+        ? serveHealth(args.healthPort, worker, ctx.db(), {
+            host: args.healthHost,
+            sdkMetricsUrl: `http://${sdkMetricsAddress}/metrics`,
+          })
+        : null;
+      writeLog(
+        'INFO',
+        `recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}`,
+        { taskQueue: s.taskQueue, namespace: s.namespace },
       );
       try {
         await worker.run();
