@@ -124,6 +124,8 @@ export const ERROR_CATALOGUE = {
   schedule_exists: USER,
   // recon fleet status --night
   invalid_night: USER,
+  // recon worker --max-concurrent-activities and friends
+  invalid_worker_limit: USER,
   no_stack: USER,
   dev_running: USER,
   // Billing sinks (recon sink).

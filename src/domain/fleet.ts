@@ -86,8 +86,7 @@ export function classifyNight(f: NightFacts): { status: FleetStatus; why: string
     return f.now < f.nightEnd
       ? { status: 'missing', why: 'no schedule: nothing will run tonight (`recon schedule sync`)' }
       : { status: 'missing', why: 'no run and no schedule (`recon schedule sync`)' };
-  if (f.dueAt && age(f.dueAt) <= f.lateAfterMs)
-    return { status: 'scheduled', why: `due ${f.dueAt.toISOString()}` };
+  if (f.dueAt && age(f.dueAt) <= f.lateAfterMs) return { status: 'scheduled', why: `due ${f.dueAt.toISOString()}` };
   if (!f.dueAt && f.now < f.nightEnd) return { status: 'scheduled', why: 'the night is not over' };
   return {
     status: 'missing',

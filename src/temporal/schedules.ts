@@ -317,7 +317,12 @@ export async function syncSchedules(
           } catch (err) {
             // Made meanwhile by someone else (a concurrent sync, `schedule create`): theirs stands.
             if (!(err instanceof ReconError && err.code === 'schedule_exists')) throw err;
-            return { tenant: p.tenant, scheduleId: id, result: 'unchanged', detail: 'created meanwhile by another sync' };
+            return {
+              tenant: p.tenant,
+              scheduleId: id,
+              result: 'unchanged',
+              detail: 'created meanwhile by another sync',
+            };
           }
         }
         return { tenant: p.tenant, scheduleId: id, result: 'created', detail: `${DEFAULT_CRON} in ${p.timezone}` };

@@ -20,7 +20,11 @@ export function registerFleetCommands(program: Command, ctx: CommandContext): vo
             .string()
             .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a calendar day YYYY-MM-DD')
             .optional(),
-          lateAfter: z.coerce.number().int().min(1).max(7 * 24 * 60),
+          lateAfter: z.coerce
+            .number()
+            .int()
+            .min(1)
+            .max(7 * 24 * 60),
         }),
         o,
       );

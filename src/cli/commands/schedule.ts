@@ -113,10 +113,14 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
       });
       emit(cmd.optsWithGlobals(), r, () =>
         [
-          ...r.lines.map((l) => `${r.dryRun ? 'would be ' : ''}${l.result.padEnd(9)} ${l.tenant}${l.detail ? ` · ${l.detail}` : ''}`),
+          ...r.lines.map(
+            (l) => `${r.dryRun ? 'would be ' : ''}${l.result.padEnd(9)} ${l.tenant}${l.detail ? ` · ${l.detail}` : ''}`,
+          ),
           `${r.dryRun ? 'dry run: ' : ''}${Object.entries(r.totals)
             .map(([k, n]) => `${n} ${k}`)
-            .join(', ')} (task queue ${r.taskQueue}; contracts carry no time of day: times are kept, new schedules at "${r.newScheduleCron}")`,
+            .join(
+              ', ',
+            )} (task queue ${r.taskQueue}; contracts carry no time of day: times are kept, new schedules at "${r.newScheduleCron}")`,
         ].join('\n'),
       );
     });
