@@ -15,6 +15,7 @@ import { registerRunViews } from './commands/runs';
 import { registerSinkCommands } from './commands/sink';
 import { registerEmulateCommands } from './commands/emulate';
 import { registerSourceCommands } from './commands/source';
+import { registerFleetCommands } from './commands/fleet';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
 import { requireTenant } from '../reconcile/tenants';
@@ -76,6 +77,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerSinkCommands(program, ctx);
   registerEmulateCommands(program, ctx);
   registerSourceCommands(program, ctx);
+  registerFleetCommands(program, ctx);
   return program;
 }
 

@@ -122,6 +122,10 @@ export const ERROR_CATALOGUE = {
   // Schedules and the local stack.
   schedule_not_found: USER,
   schedule_exists: USER,
+  // recon fleet status --night
+  invalid_night: USER,
+  // recon worker --max-concurrent-activities and friends
+  invalid_worker_limit: USER,
   no_stack: USER,
   dev_running: USER,
   // Billing sinks (recon sink).

@@ -8,6 +8,7 @@ import { reconcileTenant } from '../../workflows';
 import { RUN_WORKFLOW_PREFIX } from '../../workflows/messages';
 import { msToNumber } from '@temporalio/common';
 import { ReconError } from '../domain/errors';
+import { planScheduleSync, type ExistingSchedule, type WantedSchedule } from '../domain/fleet';
 import { AS_OF_SKEW_MS } from '../reconcile/runs';
 import { TENANT_KEY } from './run-client';
 
@@ -105,8 +106,11 @@ export function checkBackfillRange(from: Date, to: Date, now: Date): void {
   }
 }
 
+/** Every schedule this project makes has this id prefix; sync never looks at any other. */
+export const SCHEDULE_PREFIX = 'recon-nightly-';
+
 export function scheduleId(tenant: string): string {
-  return `recon-nightly-${tenant}`;
+  return `${SCHEDULE_PREFIX}${tenant}`;
 }
 
 export interface ScheduleInfo {
@@ -226,4 +230,149 @@ export async function backfillSchedule(client: Client, tenant: string, from: Dat
     await handleFor(client, tenant)
   ).handle.backfill({ start: from, end: to, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
   return describeSchedule(client, tenant);
+}
+
+export interface SyncLine {
+  tenant: string;
+  scheduleId: string;
+  result: 'created' | 'updated' | 'unchanged' | 'removed' | 'skipped';
+  /** What changed (updated), or why (removed, skipped). */
+  detail: string | null;
+}
+
+export interface SyncReport {
+  dryRun: boolean;
+  taskQueue: string;
+  /** Contracts carry no time of day: new schedules fire at this cron, existing ones keep theirs. */
+  newScheduleCron: string;
+  lines: SyncLine[];
+  totals: Record<SyncLine['result'], number>;
+}
+
+/** A schedule made by `schedule create`/`sync`: our id prefix, our workflow and its id. */
+function madeByRecon(d: ScheduleDescription): boolean {
+  return (
+    d.scheduleId.startsWith(SCHEDULE_PREFIX) &&
+    d.action.type === 'startWorkflow' &&
+    d.action.workflowType === reconcileTenant.name &&
+    d.action.workflowId.startsWith(`${RUN_WORKFLOW_PREFIX}-`)
+  );
+}
+
+/** Runs fn over items with at most `limit` in flight: thousands of describes, not all at once. */
+async function boundedMap<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    }),
+  );
+  return out;
+}
+
+async function describeOrNull(client: Client, id: string): Promise<ScheduleDescription | null> {
+  try {
+    return await client.schedule.getHandle(id).describe();
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return null;
+    throw err;
+  }
+}
+
+/**
+ * Makes every tenant's schedule match the contract in effect now: creates the missing ones,
+ * moves a schedule to the contract's timezone, removes those of tenants that are gone or have no
+ * contract in effect. Idempotent: a second sync finds everything unchanged. Each schedule is read
+ * by id (strongly consistent) rather than trusted from the list, which the server's visibility
+ * store may show a moment late; the list only finds schedules of tenants we no longer have.
+ * Paused state, catch-up window and time of day are left as they are.
+ */
+export async function syncSchedules(
+  client: Client,
+  opts: { tenants: WantedSchedule[]; taskQueue: string; dryRun: boolean },
+): Promise<SyncReport> {
+  const ids = new Set(opts.tenants.map((t) => scheduleId(t.tenant)));
+  for await (const s of client.schedule.list()) if (s.scheduleId.startsWith(SCHEDULE_PREFIX)) ids.add(s.scheduleId);
+  const described = (await boundedMap([...ids], 16, (id) => describeOrNull(client, id))).filter(
+    (d): d is ScheduleDescription => d !== null && madeByRecon(d),
+  );
+  const byTenant = new Map(described.map((d) => [d.scheduleId.slice(SCHEDULE_PREFIX.length), d]));
+  const existing: ExistingSchedule[] = [...byTenant].map(([tenant, d]) => ({
+    tenant,
+    timezone: d.spec.timezone ?? null,
+    taskQueue: d.action.taskQueue,
+  }));
+  const plan = planScheduleSync(opts.tenants, existing, opts.taskQueue);
+  const lines = await boundedMap(plan, 8, async (p): Promise<SyncLine> => {
+    const id = scheduleId(p.tenant);
+    switch (p.action) {
+      case 'create':
+        if (!opts.dryRun) {
+          try {
+            await createSchedule(client, { tenant: p.tenant, taskQueue: opts.taskQueue, timezone: p.timezone });
+          } catch (err) {
+            // Made meanwhile by someone else (a concurrent sync, `schedule create`): theirs stands.
+            if (!(err instanceof ReconError && err.code === 'schedule_exists')) throw err;
+            return {
+              tenant: p.tenant,
+              scheduleId: id,
+              result: 'unchanged',
+              detail: 'created meanwhile by another sync',
+            };
+          }
+        }
+        return { tenant: p.tenant, scheduleId: id, result: 'created', detail: `${DEFAULT_CRON} in ${p.timezone}` };
+      case 'update':
+        if (!opts.dryRun)
+          await client.schedule
+            .getHandle(id)
+            .update((prev) => ({ ...prev, spec: { ...prev.spec, timezone: p.timezone } }));
+        return { tenant: p.tenant, scheduleId: id, result: 'updated', detail: p.changes.join(', ') };
+      case 'remove':
+        if (!opts.dryRun) {
+          try {
+            await client.schedule.getHandle(id).delete();
+          } catch (err) {
+            if (!(err instanceof ScheduleNotFoundError)) throw err;
+          }
+        }
+        return { tenant: p.tenant, scheduleId: id, result: 'removed', detail: p.why };
+      case 'skip':
+        return { tenant: p.tenant, scheduleId: id, result: 'skipped', detail: p.why };
+      case 'unchanged':
+        return { tenant: p.tenant, scheduleId: id, result: 'unchanged', detail: null };
+    }
+  });
+  const totals = { created: 0, updated: 0, unchanged: 0, removed: 0, skipped: 0 };
+  for (const l of lines) totals[l.result] += 1;
+  return { dryRun: opts.dryRun, taskQueue: opts.taskQueue, newScheduleCron: DEFAULT_CRON, lines, totals };
+}
+
+/** Per schedule of ours: its cron (as typed) and the fire times Temporal recorded, for fleet status. */
+export interface ScheduleFacts {
+  tenant: string;
+  cron: string | null;
+  paused: boolean;
+  recentFires: Date[];
+}
+
+/** One list call (paged by the SDK): enough for fleet status, no describe per tenant. */
+export async function listScheduleFacts(client: Client): Promise<Map<string, ScheduleFacts>> {
+  const out = new Map<string, ScheduleFacts>();
+  for await (const s of client.schedule.list()) {
+    if (!s.scheduleId.startsWith(SCHEDULE_PREFIX) || s.action?.workflowType !== reconcileTenant.name) continue;
+    const tenant = s.scheduleId.slice(SCHEDULE_PREFIX.length);
+    const cron = Array.isArray(s.memo?.cron) ? String((s.memo.cron as unknown[])[0]) : null;
+    out.set(tenant, {
+      tenant,
+      cron,
+      paused: s.state.paused,
+      recentFires: s.info.recentActions.map((a) => a.scheduledAt),
+    });
+  }
+  return out;
 }

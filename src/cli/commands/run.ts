@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { describeRetry, runReconciliation, type RunRetry } from '../../temporal/run-client';
 import { connectWorker } from '../../temporal/connection';
-import { createWorker } from '../../temporal/worker';
+import { createWorker, poolSizeFor, resolveWorkerLimits } from '../../temporal/worker';
+import { createPool } from '../../db/pool';
 import { closePostgresClaimPools } from '../../sources/postgres-claims';
 import { installRuntime } from '../../temporal/runtime';
 import { refuseFutureAsOf } from '../../reconcile/runs';
@@ -59,7 +60,26 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       'serve GET /healthz (200 while polling and Postgres answers) and GET /metrics (Prometheus) on PORT',
     )
     .option('--health-host <address>', 'the address the health port listens on', '127.0.0.1')
-    .action(async (o: unknown) => {
+    .option('--max-concurrent-activities <n>', 'activities at once (env RECON_MAX_CONCURRENT_ACTIVITIES; default 4)')
+    .option(
+      '--max-concurrent-workflow-tasks <n>',
+      'workflow tasks at once (env RECON_MAX_CONCURRENT_WORKFLOW_TASKS; default 10)',
+    )
+    .option(
+      '--max-task-queue-activities-per-second <r>',
+      'activities started per second on the whole task queue, all workers (env RECON_MAX_TASK_QUEUE_ACTIVITIES_PER_SECOND; default unlimited)',
+    )
+    .option(
+      '--max-activities-per-second <r>',
+      'activities started per second by this worker (env RECON_MAX_ACTIVITIES_PER_SECOND; default unlimited)',
+    )
+    .action(async (o: Record<string, string | undefined>) => {
+      const limits = resolveWorkerLimits({
+        maxConcurrentActivities: o.maxConcurrentActivities,
+        maxConcurrentWorkflowTasks: o.maxConcurrentWorkflowTasks,
+        maxTaskQueueActivitiesPerSecond: o.maxTaskQueueActivitiesPerSecond,
+        maxActivitiesPerSecond: o.maxActivitiesPerSecond,
+      });
       const args = parseOptions(
         z.object({
           chunkSize: z.coerce.number().int().min(1).max(100_000),
@@ -77,23 +97,28 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       const connection = await connectWorker(s.temporalAddress).catch((err: unknown) => {
         throw temporalUnavailable(s, err);
       });
-      await ctx.db().query('select 1');
+      // The pool is sized from the admitted activities, so that no night opens more connections
+      // than activities × connections each (+1): see poolSizeFor.
+      const pool = createPool(s.databaseUrl, poolSizeFor(limits));
+      await pool.query('select 1');
       const worker = await createWorker({
         connection,
         namespace: s.namespace,
         taskQueue: s.taskQueue,
-        deps: { pool: ctx.db(), chunkSize: args.chunkSize },
+        deps: { pool, chunkSize: args.chunkSize },
+        limits,
       });
       onShutdownSignal(() => worker.shutdown());
       const health = args.healthPort
-        ? serveHealth(args.healthPort, worker, ctx.db(), {
+        ? serveHealth(args.healthPort, worker, pool, {
             host: args.healthHost,
             sdkMetricsUrl: `http://${sdkMetricsAddress}/metrics`,
           })
         : null;
       writeLog(
         'INFO',
-        `recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}`,
+        `recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}; ` +
+          `${limits.maxConcurrentActivities} activities and ${limits.maxConcurrentWorkflowTasks} workflow tasks at once, ${poolSizeFor(limits)} database connections at most`,
         { taskQueue: s.taskQueue, namespace: s.namespace },
       );
       try {
@@ -102,6 +127,7 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
         health?.close();
         await closePostgresClaimPools();
         await connection.close();
+        await pool.end().catch(() => undefined);
       }
     });
 }

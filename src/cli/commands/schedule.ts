@@ -5,6 +5,7 @@ import { isValidTimeZone } from '../../domain/durations';
 import * as schedules from '../../temporal/schedules';
 import type { CommandContext } from '../context';
 import { TenantOpt, InstantOpt, emit, parseOptions } from '../io';
+import { wantedSchedules } from '../../reconcile/fleet';
 
 function human(i: schedules.ScheduleInfo): string {
   return [
@@ -98,6 +99,30 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
       const { tenant } = parseOptions(tenantOnly, o);
       const r = await schedules.deleteSchedule(await ctx.temporal(), tenant);
       emit(cmd.optsWithGlobals(), r, () => `deleted ${r.scheduleId}`);
+    });
+
+  schedule
+    .command('sync')
+    .description("make every tenant's schedule match its contract in effect: create, update timezone, remove")
+    .option('--dry-run', 'say what would change, change nothing')
+    .action(async (o: { dryRun?: boolean }, cmd: Command) => {
+      const r = await schedules.syncSchedules(await ctx.temporal(), {
+        tenants: await wantedSchedules(ctx.db(), new Date()),
+        taskQueue: ctx.settings().taskQueue,
+        dryRun: o.dryRun === true,
+      });
+      emit(cmd.optsWithGlobals(), r, () =>
+        [
+          ...r.lines.map(
+            (l) => `${r.dryRun ? 'would be ' : ''}${l.result.padEnd(9)} ${l.tenant}${l.detail ? ` · ${l.detail}` : ''}`,
+          ),
+          `${r.dryRun ? 'dry run: ' : ''}${Object.entries(r.totals)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(
+              ', ',
+            )} (task queue ${r.taskQueue}; contracts carry no time of day: times are kept, new schedules at "${r.newScheduleCron}")`,
+        ].join('\n'),
+      );
     });
 
   schedule

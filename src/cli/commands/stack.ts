@@ -7,7 +7,7 @@ import { ReconError } from '../../domain/errors';
 import { createPool } from '../../db/pool';
 import { startLocalStack } from '../../stack/local-stack';
 import { connectWorker } from '../../temporal/connection';
-import { createWorker } from '../../temporal/worker';
+import { DEFAULT_WORKER_LIMITS, createWorker, poolSizeFor } from '../../temporal/worker';
 import { closePostgresClaimPools } from '../../sources/postgres-claims';
 import { installRuntime } from '../../temporal/runtime';
 import { runDemo } from '../../demo/run-demo';
@@ -30,7 +30,7 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
       installRuntime();
       const dir = path.join(process.cwd(), '.recon');
       const stack = await startLocalStack({ dir, persistent: true, ui: true, log });
-      const pool = createPool(stack.databaseUrl);
+      const pool = createPool(stack.databaseUrl, poolSizeFor(DEFAULT_WORKER_LIMITS));
       const connection = await connectWorker(stack.temporalAddress);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
       const worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool } });
