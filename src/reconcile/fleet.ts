@@ -249,7 +249,7 @@ export function formatFleetReport(r: FleetReport): string {
     .map((s) => `${r.totals[s]} ${s}`)
     .join(', ');
   return [
-    `night ${r.night} (each tenant's own calendar day) · ${r.tenants.length} tenants · late after ${r.lateAfterMinutes} min${r.schedulesKnown ? '' : ' · Temporal not reachable: schedules unknown'}`,
+    `night ${r.night} (each tenant's own calendar day) · ${r.tenants.length === 1 ? '1 tenant' : `${r.tenants.length} tenants`} · late after ${r.lateAfterMinutes} min${r.schedulesKnown ? '' : ' · Temporal not reachable: schedules unknown'}`,
     ...lines,
     summary,
   ].join('\n');
