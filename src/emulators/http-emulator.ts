@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -274,4 +275,17 @@ export async function startHttpEmulator<S>(opts: EmulatorOptions, spec: Emulator
         server.closeAllConnections();
       }),
   };
+}
+
+/** Two credentials compared in constant time, so an emulator teaches no timing leak by example. */
+export function sameSecret(given: string, want: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(want);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Whether the request carries `Authorization: Bearer <token>`. */
+export function bearerAuthorized(req: EmulatorRequest, token: string): boolean {
+  const h = req.headers.authorization;
+  return typeof h === 'string' && h.startsWith('Bearer ') && sameSecret(h.slice('Bearer '.length), token);
 }

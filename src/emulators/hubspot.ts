@@ -1,7 +1,7 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { EmulatorHandle, EmulatorOptions } from './common';
-import { startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './http-emulator';
+import { bearerAuthorized, startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './http-emulator';
 
 /**
  * A stateful emulator of HubSpot's CRM objects API for contacts and deals, written from HubSpot's
@@ -115,14 +115,6 @@ const error = (status: number, message: string, category: string): EmulatorReply
   status,
   json: errorBody(message, category),
 });
-
-function authorized(req: EmulatorRequest, token: string): boolean {
-  const h = req.headers.authorization;
-  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return false;
-  const given = Buffer.from(h.slice('Bearer '.length));
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
-}
 
 const PropertyInput = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 const WriteBody = z.object({ properties: z.record(z.string(), PropertyInput) });
@@ -401,7 +393,7 @@ export async function startHubspotEmulator(opts: HubspotEmulatorOptions): Promis
     }),
     handle: (req, ctx) => {
       clock = () => ctx.now();
-      if (!authorized(req, opts.secret))
+      if (!bearerAuthorized(req, opts.secret))
         return error(
           401,
           'Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview',

@@ -1,6 +1,6 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { EmulatorHandle, EmulatorOptions } from './common';
-import { startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './http-emulator';
+import { bearerAuthorized, startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './http-emulator';
 
 /**
  * A stateful emulator of Metronome's usage ingest, written from Metronome's documentation:
@@ -72,14 +72,6 @@ function parseJson(body: string): { ok: true; value: unknown } | { ok: false } {
   } catch {
     return { ok: false };
   }
-}
-
-function authorized(req: EmulatorRequest, token: string): boolean {
-  const h = req.headers.authorization;
-  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return false;
-  const given = Buffer.from(h.slice('Bearer '.length));
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
 }
 
 /** Why an event is malformed, or null. */
@@ -251,7 +243,7 @@ export async function startMetronomeEmulator(opts: MetronomeEmulatorOptions): Pr
       duplicates: state.events.filter((e) => e.is_duplicate).length,
     }),
     handle(req, ctx) {
-      if (!authorized(req, opts.secret)) return error(401, 'Invalid access token');
+      if (!bearerAuthorized(req, opts.secret)) return error(401, 'Invalid access token');
       const now = ctx.now();
       if (req.method === 'POST' && req.path === '/v1/ingest') return ingest(req, ctx.state, now);
       if (req.method === 'POST' && req.path === '/v1/events/search') return search(req, ctx.state, now);

@@ -1,6 +1,5 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { EmulatorHandle, EmulatorOptions } from './common';
-import { startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './http-emulator';
+import { sameSecret, startHttpEmulator, type EmulatorReply, type EmulatorRequest } from './http-emulator';
 
 /**
  * A stateful emulator of the parts of Zendesk Support the Zendesk record source reads, written from
@@ -188,15 +187,10 @@ const minutesBetween = (from: string, to: Date) => Math.max(0, Math.round((to.ge
 function authorized(req: EmulatorRequest, opts: ZendeskEmulatorOptions): boolean {
   const h = req.headers.authorization;
   if (typeof h !== 'string') return false;
-  const same = (a: string, b: string) => {
-    const x = Buffer.from(a);
-    const y = Buffer.from(b);
-    return x.length === y.length && timingSafeEqual(x, y);
-  };
-  if (h.startsWith('Bearer ')) return same(h.slice(7), opts.oauthToken ?? opts.secret);
+  if (h.startsWith('Bearer ')) return sameSecret(h.slice(7), opts.oauthToken ?? opts.secret);
   if (h.startsWith('Basic ')) {
     const given = Buffer.from(h.slice(6), 'base64').toString('utf8');
-    return same(given, `${opts.email ?? 'admin@example.com'}/token:${opts.secret}`);
+    return sameSecret(given, `${opts.email ?? 'admin@example.com'}/token:${opts.secret}`);
   }
   return false;
 }

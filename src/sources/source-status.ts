@@ -6,7 +6,7 @@ import { isPulledRecordSource, type ClaimSourceConfig, type RecordSourceConfig }
 import { stageClaimRow } from '../ingest/claim-row';
 import { ClaimPageSchema } from './http-claims';
 import { KeysetSchema, readPostgresClaimPage, type Keyset } from './postgres-claims';
-import { readSourceCursor, type ClientFor } from './record-pull';
+import { readSourceCursor, type ClientFor, type CursorRow } from './record-pull';
 
 /**
  * What `recon source status` and `recon source test` show: where each pulled source stands, and
@@ -56,18 +56,21 @@ export async function sourceStatus(pool: Pool, tenant: string): Promise<SourceSt
   for (const [name, s] of Object.entries(latest?.claimSources ?? {}))
     out.set(`claims:${name}`, blank(name, 'claims', s.kind, true));
 
-  const { rows: pulled } = await pool.query<{
-    source: string;
-    kind: string;
-    cursor: unknown;
-    pages: number;
-    rows_received: number;
-    last_pull_at: Date | null;
-    rate_limit_waits: number;
-    rate_limit_wait_ms: number;
-    last_error: string | null;
-    last_error_at: Date | null;
-  }>(
+  const { rows: pulled } = await pool.query<
+    Pick<
+      CursorRow,
+      | 'source'
+      | 'kind'
+      | 'cursor'
+      | 'pages'
+      | 'rows_received'
+      | 'last_pull_at'
+      | 'rate_limit_waits'
+      | 'rate_limit_wait_ms'
+      | 'last_error'
+      | 'last_error_at'
+    >
+  >(
     `select source, kind, cursor, pages, rows_received, last_pull_at, rate_limit_waits, rate_limit_wait_ms,
             last_error, last_error_at
        from source_cursors where tenant_id = $1 order by source`,
