@@ -229,7 +229,17 @@ export async function runFleet(argv: string[]): Promise<number> {
           }),
         ),
       );
-      await Promise.all(handles.map((h) => h.result()));
+      // A thousand-tenant night runs for minutes: say how far it has got.
+      let done = 0;
+      const progress = setInterval(
+        () => log(`[bench]   ${done}/${names.length} nights done after ${seconds(t0).toFixed(0)} s`),
+        15_000,
+      );
+      try {
+        await Promise.all(handles.map((h) => h.result().then(() => done++)));
+      } finally {
+        clearInterval(progress);
+      }
       return { seconds: seconds(t0), cpu: cpuSince(before, cpu()) };
     };
 
