@@ -289,6 +289,22 @@ export async function runFleet(argv: string[]): Promise<number> {
         `fleet ${fleetCharges.count} / ${fleetCharges.totalMinor} minor, single ${singleCharges.count} / ${singleCharges.totalMinor} minor: ${agree ? 'equal' : 'DIFFER'}`,
       ],
     ];
+    // Where a tenant-night's time goes: the per-tenant cost the 2x goal is about.
+    const perActivity: Record<string, number> = {};
+    for (const e of counted)
+      for (const [name, took] of Object.entries(e.activitySeconds))
+        perActivity[name] = (perActivity[name] ?? 0) + took / counted.length;
+    const top = Object.entries(perActivity)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5);
+    rows.push([
+      'activity s / tenant-night',
+      `${top.map(([n, t]) => `${n} ${f(t, 2)}`).join(', ')} (single: ${Object.entries(singleEvents.activitySeconds)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([n, t]) => `${n} ${f(t, 2)}`)
+        .join(', ')})`,
+    ]);
     const width = Math.max(...rows.map(([k]) => k.length));
     console.log(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
     if (!agree) log('[bench] FAILED: the fleet’s charges and the single tenant’s differ');
