@@ -26,6 +26,7 @@ import { runFloor, type LedgerCheck } from './floor';
 import { seedExistingHistory } from './existing';
 import { formatSinkFigures, measureSink, startBenchSink } from './sink';
 import { RssSampler, countWorkflowEvents, cpuSince, cpuSnapshot } from './probes';
+import { runFleet } from './fleet';
 import { formatTable, machine, writeResults, type BenchResult, type Phase } from './report';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -53,7 +54,7 @@ const seconds = (t0: number) => (performance.now() - t0) / 1000;
  * Workers are the production command, each in its own process, as an operator runs them: the
  * worker's memory is measured on its own, not mixed with the benchmark's generator and imports.
  */
-async function startChildWorker(env: NodeJS.ProcessEnv, nodeArgs: string[]): Promise<ChildProcess> {
+export async function startChildWorker(env: NodeJS.ProcessEnv, nodeArgs: string[]): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [...nodeArgs, path.join(ROOT, 'bin', 'recon.mjs'), 'worker', '--chunk-size', String(CHUNK_SIZE)],
@@ -84,7 +85,7 @@ async function startChildWorker(env: NodeJS.ProcessEnv, nodeArgs: string[]): Pro
   return child;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM'); // the worker drains on SIGTERM
@@ -107,6 +108,8 @@ async function projectLedger(pool: Pool, runId: number): Promise<LedgerCheck> {
 
 /** Runs the benchmark; returns the exit code (1 when the project's and the floor's ledgers differ). */
 export async function main(argv: string[]): Promise<number> {
+  // The fleet benchmark is its own run: N tenants beside one (bench/fleet.ts).
+  if (argv.some((a) => a === '--tenants' || a.startsWith('--tenants='))) return runFleet(argv);
   const { values } = parseArgs({
     args: argv,
     options: {
