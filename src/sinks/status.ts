@@ -15,19 +15,27 @@ export interface SinkStateTotal {
 
 /**
  * Totals per sink and state, over every line the tenant owes its sinks, or the lines booked in one
- * period. Counted from the delivery rows, so a line is in exactly one state per sink.
+ * period. Batches carry their own line counts and amounts (a batch holds lines of one period and
+ * currency), so only the lines not yet batched are read one by one, through their partial index:
+ * every night's report runs this, and the delivered history is most of the rows.
  */
 export async function sinkTotals(
   db: Pool | PoolClient,
   p: { tenant: string; period?: string },
 ): Promise<SinkStateTotal[]> {
   const { rows } = await db.query<SinkStateTotal>(
-    `select d.sink, coalesce(b.state, 'owed') as state, l.currency,
-            count(distinct d.batch_id)::int as batches, count(*)::int as lines, coalesce(sum(l.amount_minor), 0)::bigint as "amountMinor"
-       from sink_deliveries d
-       join ledger_entries l on l.entry_id = d.entry_id
-       left join sink_batches b on b.batch_id = d.batch_id
-      where d.tenant_id = $1 and ($2::text is null or l.period = $2)
+    `select sink, state, currency, sum(batches)::int as batches, sum(lines)::int as lines,
+            sum(amount)::bigint as "amountMinor"
+       from (
+         select b.sink, b.state, b.currency, count(*) as batches, sum(b.line_count) as lines, sum(b.amount_minor) as amount
+           from sink_batches b
+          where b.tenant_id = $1 and ($2::text is null or b.period = $2)
+          group by 1, 2, 3
+         union all
+         select d.sink, 'owed', l.currency, 0, count(*), coalesce(sum(l.amount_minor), 0)
+           from sink_deliveries d join ledger_entries l on l.entry_id = d.entry_id
+          where d.tenant_id = $1 and d.batch_id is null and ($2::text is null or l.period = $2)
+          group by 1, 2, 3) t
       group by 1, 2, 3
       order by 1, 2, 3`,
     [p.tenant, p.period ?? null],
