@@ -21,6 +21,7 @@ import { runWorkflowId } from '../workflows/messages';
 import { AS_OF, generate } from './generate';
 import { RssSampler, countWorkflowEvents, cpuSince, cpuSnapshot } from './probes';
 import { startChildWorker, stopChild } from './run';
+import { startTeardown } from './teardown';
 
 /**
  * `--tenants N`: the same data set spread over N tenants with a Zipf-like skew (a few large
@@ -152,19 +153,10 @@ export async function runFleet(argv: string[]): Promise<number> {
   }
   const args = parsed.data;
   installRuntime();
-  const stops: Array<() => Promise<unknown>> = [];
-  let stopped = false;
-  const stopAll = async () => {
-    if (stopped) return;
-    stopped = true;
-    for (const stop of stops.reverse()) await stop().catch((e) => log(`[bench] stop failed: ${(e as Error).message}`));
-  };
-  const onSignal = () => void stopAll().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const teardown = startTeardown(log);
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-fleet-'));
-  stops.push(() => rm(dir, { recursive: true, force: true }));
+  teardown.add(() => rm(dir, { recursive: true, force: true }));
   try {
     log(`[bench] generating ${args.claims} claims, spreading them over ${args.tenants} tenants`);
     await mkdir(path.join(dir, 'data'));
@@ -174,9 +166,9 @@ export async function runFleet(argv: string[]): Promise<number> {
     const sizes = parts.map((p) => p.claimLines).sort((a, b) => b - a);
 
     const stack = await startLocalStack({ dir, persistent: false, ui: false, log });
-    stops.push(() => stack.stop());
+    teardown.add(() => stack.stop());
     const pool = createPool(stack.databaseUrl);
-    stops.push(() => pool.end());
+    teardown.add(() => pool.end());
     const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
     const tenants = parts.map((_, k) => tenantId(k));
     for (const tenant of [SINGLE, ...tenants]) await applyContract(pool, ContractSchema.parse({ ...example, tenant }));
@@ -194,7 +186,7 @@ export async function runFleet(argv: string[]): Promise<number> {
     const singleImportSeconds = seconds(tSingleImport);
 
     const client = await connectClient(stack.temporalAddress, 'default');
-    stops.push(() => client.connection.close());
+    teardown.add(() => client.connection.close());
     await cachedWorkflowBundle();
     const child = await startChildWorker(
       {
@@ -206,7 +198,7 @@ export async function runFleet(argv: string[]): Promise<number> {
       },
       [],
     );
-    stops.push(() => stopChild(child));
+    teardown.add(() => stopChild(child));
     const rss = new RssSampler(() => [child.pid!]);
     const cpu = () =>
       cpuSnapshot({ workerPids: [child.pid!], pgDataDir: stack.postgresDataDir ?? path.join(dir, 'pgdata') });
@@ -313,8 +305,6 @@ export async function runFleet(argv: string[]): Promise<number> {
     log(`bench: ${(err as Error).stack ?? String(err)}`);
     return 1;
   } finally {
-    await stopAll();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await teardown.close();
   }
 }

@@ -28,6 +28,7 @@ import { formatSinkFigures, measureSink, startBenchSink } from './sink';
 import { RssSampler, countWorkflowEvents, cpuSince, cpuSnapshot } from './probes';
 import { runFleet } from './fleet';
 import { formatTable, machine, writeResults, type BenchResult, type Phase } from './report';
+import { startTeardown } from './teardown';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLE = path.join(ROOT, 'examples', 'contract.acme.json');
@@ -130,20 +131,10 @@ export async function main(argv: string[]): Promise<number> {
   const args = parsed.data;
   installRuntime();
 
-  // Everything started is stopped in reverse order, on success, failure or Ctrl-C.
-  const stops: Array<() => Promise<unknown>> = [];
-  let stopped = false;
-  const stopAll = async () => {
-    if (stopped) return;
-    stopped = true;
-    for (const stop of stops.reverse()) await stop().catch((e) => log(`[bench] stop failed: ${(e as Error).message}`));
-  };
-  const onSignal = () => void stopAll().finally(() => process.exit(130));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const teardown = startTeardown(log);
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'recon-bench-'));
-  stops.push(() => rm(dir, { recursive: true, force: true }));
+  teardown.add(() => rm(dir, { recursive: true, force: true }));
   try {
     log(`[bench] generating ${args.claims} claims into ${dir}`);
     const t0 = performance.now();
@@ -153,12 +144,12 @@ export async function main(argv: string[]): Promise<number> {
 
     // As the demo does: a throwaway embedded PostgreSQL and Temporal dev server under a temp dir.
     const stack = await startLocalStack({ dir, persistent: false, ui: false, log });
-    stops.push(() => stack.stop());
+    teardown.add(() => stack.stop());
     const pool = createPool(stack.databaseUrl);
-    stops.push(() => pool.end());
+    teardown.add(() => pool.end());
     const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
     const sink = args.sink ? await startBenchSink(args.sinkMode) : undefined;
-    if (sink) stops.push(() => sink.emulator.close());
+    if (sink) teardown.add(() => sink.emulator.close());
     const contract = ContractSchema.parse({
       ...example,
       tenant: TENANT,
@@ -171,7 +162,7 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     const client = await connectClient(stack.temporalAddress, 'default');
-    stops.push(() => client.connection.close());
+    teardown.add(() => client.connection.close());
     // Built (or found in the cache) here, so no worker's peak holds a bundler and starts race to build it.
     await cachedWorkflowBundle();
     const children: ChildProcess[] = [];
@@ -188,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
     for (let k = 0; k < args.workers; k++) {
       const child = await startChildWorker(childEnv, nodeArgs);
       children.push(child);
-      stops.push(() => stopChild(child));
+      teardown.add(() => stopChild(child));
     }
 
     const rss = new RssSampler(() => children.map((c) => c.pid!).filter(Boolean));
@@ -320,8 +311,6 @@ export async function main(argv: string[]): Promise<number> {
     log(`bench: ${(err as Error).stack ?? String(err)}`);
     return 1;
   } finally {
-    await stopAll();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await teardown.close();
   }
 }
