@@ -80,8 +80,15 @@ async function pullToEnd(tenant: string): Promise<RecordPullResult[]> {
 }
 
 /** Runs `fn` with the emulator's clock `minutesAgo` behind the wall clock (tickets change then). */
+/**
+ * Zendesk stamps whole seconds. The emulator's clock is set half a second into the second
+ * `minutesAgo` before a fixed base, so a request made within that half second is stamped exactly
+ * there, whatever second the wall clock is in (a clock offset from the wall clock alone made two
+ * changes 10 minutes apart sometimes 10 minutes and 1 second apart).
+ */
+const BASE_MS = Math.floor(Date.now() / 1000) * 1000;
 async function ago<T>(minutesAgo: number, fn: () => Promise<T>): Promise<T> {
-  em.setClockOffset(-minutesAgo * MINUTE);
+  em.setClockOffset(BASE_MS - minutesAgo * MINUTE + 500 - Date.now());
   try {
     return await fn();
   } finally {
