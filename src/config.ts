@@ -62,6 +62,11 @@ export function resolveSettings(env: NodeJS.ProcessEnv = process.env): Settings 
   };
 }
 
+/** The default cell's task queue, without needing Temporal's address (the directory lookups). */
+export function defaultTaskQueue(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TEMPORAL_TASK_QUEUE ?? readDevState()?.taskQueue ?? DEFAULT_TASK_QUEUE;
+}
+
 export function databaseUrlOnly(env: NodeJS.ProcessEnv = process.env): string {
   const url = env.DATABASE_URL ?? readDevState()?.databaseUrl;
   if (!url)

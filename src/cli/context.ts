@@ -1,8 +1,10 @@
 import type { Client } from '@temporalio/client';
-import { resolveSettings, databaseUrlOnly, type Settings } from '../config';
-import { createPool, type Pool } from '../db/pool';
+import { resolveSettings, databaseUrlOnly, defaultTaskQueue, type Settings } from '../config';
+import type { Pool } from '../db/pool';
 import { connectClient } from '../temporal/connection';
 import { ReconError, oneLine } from '../domain/errors';
+import { CellRouter } from '../cells/router';
+import type { ResolvedCell } from '../domain/cells';
 
 /** A failed connection to Temporal, said once for every command: where we looked and what to do. */
 export function temporalUnavailable(s: Settings, err: unknown): ReconError {
@@ -13,20 +15,64 @@ export function temporalUnavailable(s: Settings, err: unknown): ReconError {
   );
 }
 
-/** Opens what a command needs, once, and closes it when the command ends. */
+/**
+ * Opens what a command needs, once, and closes it when the command ends. A command about one
+ * tenant is routed to that tenant's cell before it runs (main.ts): from then on db() is the cell's
+ * database and settings().taskQueue the queue its workers poll.
+ */
 export class CommandContext {
-  private pool?: Pool;
   private client?: Client;
   private settingsCache?: Settings;
+  private router?: CellRouter;
+  private routed?: ResolvedCell;
 
   settings(): Settings {
     this.settingsCache ??= resolveSettings();
-    return this.settingsCache;
+    return this.routed ? { ...this.settingsCache, taskQueue: this.routed.taskQueue } : this.settingsCache;
   }
 
+  cells(): CellRouter {
+    if (!this.router) {
+      const url = process.env.DATABASE_URL || this.settingsCache?.databaseUrl || databaseUrlOnly();
+      this.router = new CellRouter({
+        databaseUrl: url,
+        taskQueue: defaultTaskQueue(),
+        urlFrom: process.env.DATABASE_URL ? 'DATABASE_URL' : 'recon dev',
+      });
+    }
+    return this.router;
+  }
+
+  /** The routed cell's database; the default cell's (which holds the directory) before routing. */
   db(): Pool {
-    this.pool ??= createPool(process.env.DATABASE_URL || this.settingsCache?.databaseUrl || databaseUrlOnly());
-    return this.pool;
+    return this.routed ? this.cells().pool(this.routed) : this.cells().homePool();
+  }
+
+  /** The cell the command was routed to (the default cell when none was). */
+  cell(): ResolvedCell {
+    return this.routed ?? this.cells().defaultCell();
+  }
+
+  async routeToTenant(tenant: string): Promise<ResolvedCell> {
+    this.routed = await this.cells().cellFor(tenant);
+    return this.routed;
+  }
+
+  routeToCell(cell: ResolvedCell): void {
+    this.routed = cell;
+  }
+
+  /**
+   * Ids of disputes and outcomes are numbered per database, so with more than one cell the same id
+   * names different rows in different cells: the tenant must say which.
+   */
+  async requireTenantForId(tenant: string | undefined, what: string): Promise<void> {
+    if (tenant) return;
+    if ((await this.cells().entries()).length > 0)
+      throw new ReconError(
+        'tenant_required',
+        `${what} ids are numbered per cell and this installation has more than one; add --tenant TENANT`,
+      );
   }
 
   async temporal(): Promise<Client> {
@@ -41,6 +87,6 @@ export class CommandContext {
 
   async close(): Promise<void> {
     await this.client?.connection.close().catch(() => undefined);
-    await this.pool?.end().catch(() => undefined);
+    await this.router?.close();
   }
 }

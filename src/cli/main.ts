@@ -16,6 +16,7 @@ import { registerSinkCommands } from './commands/sink';
 import { registerEmulateCommands } from './commands/emulate';
 import { registerSourceCommands } from './commands/source';
 import { registerFleetCommands } from './commands/fleet';
+import { registerCellCommands } from './commands/cell';
 import { markRequiredOptions } from './format';
 import { TenantOpt } from './io';
 import { requireTenant } from '../reconcile/tenants';
@@ -26,13 +27,18 @@ const { version } = JSON.parse(readFileSync(new URL('../../package.json', import
 };
 
 /**
- * Verbs whose --tenant is not looked up before the action: they need Temporal, not the database
- * (an operator's machine may reach only Temporal). An unknown tenant fails their workflow at its
- * first activity instead (`unknown_tenant`, non-retryable), or the schedule is not found.
- * `run list` and `run show` read the database, so they are checked like every other verb.
+ * Verbs whose --tenant is not looked up before the action: they need Temporal, not the tenant's
+ * rows. An unknown tenant fails their workflow at its first activity instead (`unknown_tenant`,
+ * non-retryable), or the schedule is not found. `run list` and `run show` read the database, so
+ * they are checked like every other verb.
  */
 function checkedByWorkflow(path: string[]): boolean {
   return path[0] === 'schedule' || (path[0] === 'run' && path.length === 1);
+}
+
+/** Schedule ids are per tenant, not per cell: only `schedule create` needs the cell's task queue. */
+function needsNoCell(path: string[]): boolean {
+  return path[0] === 'schedule' && path[1] !== 'create';
 }
 
 function commandPath(cmd: Command): string[] {
@@ -42,15 +48,19 @@ function commandPath(cmd: Command): string[] {
 }
 
 /**
- * One check for every verb that takes --tenant: an id the database does not know (or that this
- * login may not see, which is the same to it) is an error, not an empty success.
+ * One step for every verb that takes --tenant: route it to the tenant's cell, then refuse an id
+ * the cell's database does not know (or that this login may not see, which is the same to it):
+ * an error, not an empty success.
  */
-async function refuseUnknownTenant(ctx: CommandContext, cmd: Command): Promise<void> {
+async function routeToTenant(ctx: CommandContext, cmd: Command): Promise<void> {
   const tenant = cmd.opts<{ tenant?: unknown }>().tenant;
-  if (checkedByWorkflow(commandPath(cmd))) return;
   // A malformed id is refused by the command's own option check, with its own message.
   if (!TenantOpt.safeParse(tenant).success) return;
-  await requireTenant(ctx.db(), tenant as string);
+  const path = commandPath(cmd);
+  if (needsNoCell(path)) return;
+  const cell = await ctx.routeToTenant(tenant as string);
+  if (checkedByWorkflow(path)) return;
+  await ctx.cells().within(cell, (pool) => requireTenant(pool, tenant as string));
 }
 
 export function buildProgram(ctx: CommandContext): Command {
@@ -63,7 +73,7 @@ export function buildProgram(ctx: CommandContext): Command {
     .configureOutput({ outputError: () => undefined })
     .configureHelp(markRequiredOptions)
     .exitOverride();
-  program.hook('preAction', (_root, actionCommand) => refuseUnknownTenant(ctx, actionCommand));
+  program.hook('preAction', (_root, actionCommand) => routeToTenant(ctx, actionCommand));
   registerStackCommands(program, ctx);
   registerDataCommands(program, ctx);
   registerContractCommands(program, ctx);
@@ -78,6 +88,7 @@ export function buildProgram(ctx: CommandContext): Command {
   registerEmulateCommands(program, ctx);
   registerSourceCommands(program, ctx);
   registerFleetCommands(program, ctx);
+  registerCellCommands(program, ctx);
   return program;
 }
 

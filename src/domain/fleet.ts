@@ -43,7 +43,16 @@ export function lastNight(now: Date): string {
   return new Date(now.getTime() - 14 * 3600_000).toISOString().slice(0, 10);
 }
 
-export const FLEET_STATUSES = ['failed', 'late', 'missing', 'running', 'scheduled', 'completed'] as const;
+/** unreachable: the tenant's cell does not answer, so its night cannot be told from here. */
+export const FLEET_STATUSES = [
+  'unreachable',
+  'failed',
+  'late',
+  'missing',
+  'running',
+  'scheduled',
+  'completed',
+] as const;
 export type FleetStatus = (typeof FLEET_STATUSES)[number];
 
 export interface NightFacts {
@@ -105,6 +114,8 @@ export interface WantedSchedule {
   tenant: string;
   /** The timezone of the contract in effect now; null: no contract in effect, no schedule. */
   timezone: string | null;
+  /** The task queue of the tenant's cell: its runs start there. */
+  taskQueue: string;
 }
 
 export interface ExistingSchedule {
@@ -114,50 +125,52 @@ export interface ExistingSchedule {
 }
 
 export type SyncAction =
-  | { tenant: string; action: 'create'; timezone: string }
-  | { tenant: string; action: 'update'; timezone: string; changes: string[] }
+  | { tenant: string; action: 'create'; timezone: string; taskQueue: string }
+  | { tenant: string; action: 'update'; timezone: string; taskQueue: string; changes: string[] }
   | { tenant: string; action: 'unchanged' }
   | { tenant: string; action: 'remove'; why: string }
   | { tenant: string; action: 'skip'; why: string };
 
 /**
  * What sync does, tenant by tenant. Only schedules this deployment made are given here (our id
- * prefix and workflow); of those, one on another task queue is another deployment's (or cell's):
- * it is left alone and named. The time of day is not in the contract: it is never changed here.
+ * prefix and workflow). `ourQueues` are the task queues of the cells that answered: a schedule on
+ * one of them is ours to fix or remove; one on any other queue belongs to another deployment, or
+ * to a cell that did not answer, and is left alone and named. The time of day is not in the
+ * contract: it is never changed here.
  */
 export function planScheduleSync(
   tenants: WantedSchedule[],
   existing: ExistingSchedule[],
-  taskQueue: string,
+  ourQueues: readonly string[],
 ): SyncAction[] {
+  const ours = new Set(ourQueues);
   const byTenant = new Map(existing.map((s) => [s.tenant, s]));
   const known = new Set(tenants.map((t) => t.tenant));
   const out: SyncAction[] = [];
   for (const t of tenants) {
     const s = byTenant.get(t.tenant);
-    if (s && s.taskQueue !== taskQueue) {
+    if (s && s.taskQueue !== t.taskQueue && !ours.has(s.taskQueue)) {
       out.push({
         tenant: t.tenant,
         action: 'skip',
-        why: `its schedule starts runs on task queue "${s.taskQueue}", not "${taskQueue}": left alone; \`recon schedule delete --tenant ${t.tenant}\` and sync again to move it`,
+        why: `its schedule starts runs on task queue "${s.taskQueue}", not "${t.taskQueue}": left alone; \`recon schedule delete --tenant ${t.tenant}\` and sync again to move it`,
       });
     } else if (t.timezone === null) {
       if (s) out.push({ tenant: t.tenant, action: 'remove', why: 'no contract in effect' });
     } else if (!s) {
-      out.push({ tenant: t.tenant, action: 'create', timezone: t.timezone });
-    } else if ((s.timezone ?? 'UTC') !== t.timezone) {
-      out.push({
-        tenant: t.tenant,
-        action: 'update',
-        timezone: t.timezone,
-        changes: [`timezone ${s.timezone ?? 'UTC'} → ${t.timezone}`],
-      });
+      out.push({ tenant: t.tenant, action: 'create', timezone: t.timezone, taskQueue: t.taskQueue });
+    } else if ((s.timezone ?? 'UTC') !== t.timezone || s.taskQueue !== t.taskQueue) {
+      const changes = [
+        ...((s.timezone ?? 'UTC') !== t.timezone ? [`timezone ${s.timezone ?? 'UTC'} → ${t.timezone}`] : []),
+        ...(s.taskQueue !== t.taskQueue ? [`task queue ${s.taskQueue} → ${t.taskQueue}`] : []),
+      ];
+      out.push({ tenant: t.tenant, action: 'update', timezone: t.timezone, taskQueue: t.taskQueue, changes });
     } else {
       out.push({ tenant: t.tenant, action: 'unchanged' });
     }
   }
   for (const s of existing) {
-    if (!known.has(s.tenant) && s.taskQueue === taskQueue)
+    if (!known.has(s.tenant) && ours.has(s.taskQueue))
       out.push({ tenant: s.tenant, action: 'remove', why: 'no such tenant' });
   }
   return out.sort((a, b) => a.tenant.localeCompare(b.tenant));

@@ -8,12 +8,13 @@ import {
   type WantedSchedule,
 } from '../domain/fleet';
 import type { ScheduleFacts } from '../temporal/schedules';
+import { DEFAULT_CELL } from '../domain/cells';
 
 /**
- * Every tenant with the timezone of its contract in effect at `now` (null when no version has
- * started yet: such a tenant gets no schedule until one has).
+ * Every tenant of one cell with the timezone of its contract in effect at `now` (null when no
+ * version has started yet: such a tenant gets no schedule until one has), and the cell's queue.
  */
-export async function wantedSchedules(pool: Pool, now: Date): Promise<WantedSchedule[]> {
+export async function wantedSchedules(pool: Pool, now: Date, taskQueue: string): Promise<WantedSchedule[]> {
   const { rows } = await pool.query<{ tenant_id: string; timezone: string | null }>(
     `select t.tenant_id,
             (select c.body->>'timezone' from contracts c where c.tenant_id = t.tenant_id and c.effective_from <= $1
@@ -21,12 +22,14 @@ export async function wantedSchedules(pool: Pool, now: Date): Promise<WantedSche
        from tenants t order by t.tenant_id`,
     [now],
   );
-  return rows.map((r) => ({ tenant: r.tenant_id, timezone: r.timezone }));
+  return rows.map((r) => ({ tenant: r.tenant_id, timezone: r.timezone, taskQueue }));
 }
 
 /** One tenant's night as the database knows it. */
 export interface FleetNightRow {
   tenant: string;
+  /** The cell whose database answered (set by the caller that asked every cell). */
+  cell?: string;
   timezone: string;
   nightStart: Date;
   nightEnd: Date;
@@ -154,6 +157,7 @@ export async function fleetNight(pool: Pool, night: string, now: Date): Promise<
 
 export interface FleetLine {
   tenant: string;
+  cell: string;
   status: FleetStatus;
   timezone: string;
   /** Why the status, in one phrase; for failed: the run's failure code and message. */
@@ -183,7 +187,24 @@ export function fleetReport(args: {
   schedules: Map<string, ScheduleFacts> | null;
   now: Date;
   lateAfterMs: number;
+  /** Cells that did not answer, with the tenants the directory places there. */
+  down?: Array<{ cell: string; tenants: string[]; why: string }>;
 }): FleetReport {
+  const unreachable = (args.down ?? []).flatMap((d) =>
+    d.tenants.map((tenant): FleetLine => ({
+      tenant,
+      cell: d.cell,
+      status: 'unreachable',
+      timezone: '',
+      why: d.why,
+      run: null,
+      runsInNight: 0,
+      dueAt: null,
+      pendingDeliveries: 0,
+      deliveriesNeedingAttention: 0,
+      disputesPastSla: 0,
+    })),
+  );
   const tenants = args.rows.map((r): FleetLine => {
     const s = args.schedules?.get(r.tenant);
     const due = s ? dueAt(args.night, r.timezone, s.cron) : null;
@@ -208,6 +229,7 @@ export function fleetReport(args: {
           : c.why;
     return {
       tenant: r.tenant,
+      cell: r.cell ?? DEFAULT_CELL,
       status: c.status,
       timezone: r.timezone,
       why,
@@ -219,6 +241,7 @@ export function fleetReport(args: {
       disputesPastSla: r.disputesPastSla,
     };
   });
+  tenants.push(...unreachable);
   tenants.sort(fleetOrder);
   const totals = Object.fromEntries(FLEET_STATUSES.map((s) => [s, 0])) as Record<FleetStatus, number>;
   for (const t of tenants) totals[t.status] += 1;
@@ -234,8 +257,9 @@ export function fleetReport(args: {
 
 /** One line per tenant and the summary, for a terminal. */
 export function formatFleetReport(r: FleetReport): string {
+  const cells = new Set(r.tenants.map((t) => t.cell)).size > 1;
   const lines = r.tenants.map((t) => {
-    const parts = [`${t.status.padEnd(9)} ${t.tenant}`];
+    const parts = [`${t.status.padEnd(9)} ${t.tenant}${cells ? ` (cell ${t.cell})` : ''}`];
     if (t.status === 'completed' && t.run)
       parts.push(`${t.run.charges ?? 0} charges, ${t.run.amount ?? '?'} ${t.run.currency ?? ''}`.trimEnd());
     if (t.why) parts.push(t.why);

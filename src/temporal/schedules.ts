@@ -242,7 +242,8 @@ export interface SyncLine {
 
 export interface SyncReport {
   dryRun: boolean;
-  taskQueue: string;
+  /** The queues of the cells that answered: only schedules on these were created, changed or removed. */
+  taskQueues: string[];
   /** Contracts carry no time of day: new schedules fire at this cron, existing ones keep theirs. */
   newScheduleCron: string;
   lines: SyncLine[];
@@ -293,7 +294,7 @@ async function describeOrNull(client: Client, id: string): Promise<ScheduleDescr
  */
 export async function syncSchedules(
   client: Client,
-  opts: { tenants: WantedSchedule[]; taskQueue: string; dryRun: boolean },
+  opts: { tenants: WantedSchedule[]; taskQueues: string[]; dryRun: boolean },
 ): Promise<SyncReport> {
   const ids = new Set(opts.tenants.map((t) => scheduleId(t.tenant)));
   for await (const s of client.schedule.list()) if (s.scheduleId.startsWith(SCHEDULE_PREFIX)) ids.add(s.scheduleId);
@@ -306,14 +307,14 @@ export async function syncSchedules(
     timezone: d.spec.timezone ?? null,
     taskQueue: d.action.taskQueue,
   }));
-  const plan = planScheduleSync(opts.tenants, existing, opts.taskQueue);
+  const plan = planScheduleSync(opts.tenants, existing, opts.taskQueues);
   const lines = await boundedMap(plan, 8, async (p): Promise<SyncLine> => {
     const id = scheduleId(p.tenant);
     switch (p.action) {
       case 'create':
         if (!opts.dryRun) {
           try {
-            await createSchedule(client, { tenant: p.tenant, taskQueue: opts.taskQueue, timezone: p.timezone });
+            await createSchedule(client, { tenant: p.tenant, taskQueue: p.taskQueue, timezone: p.timezone });
           } catch (err) {
             // Made meanwhile by someone else (a concurrent sync, `schedule create`): theirs stands.
             if (!(err instanceof ReconError && err.code === 'schedule_exists')) throw err;
@@ -328,9 +329,11 @@ export async function syncSchedules(
         return { tenant: p.tenant, scheduleId: id, result: 'created', detail: `${DEFAULT_CRON} in ${p.timezone}` };
       case 'update':
         if (!opts.dryRun)
-          await client.schedule
-            .getHandle(id)
-            .update((prev) => ({ ...prev, spec: { ...prev.spec, timezone: p.timezone } }));
+          await client.schedule.getHandle(id).update((prev) => ({
+            ...prev,
+            spec: { ...prev.spec, timezone: p.timezone },
+            action: { ...prev.action, taskQueue: p.taskQueue },
+          }));
         return { tenant: p.tenant, scheduleId: id, result: 'updated', detail: p.changes.join(', ') };
       case 'remove':
         if (!opts.dryRun) {
@@ -349,7 +352,7 @@ export async function syncSchedules(
   });
   const totals = { created: 0, updated: 0, unchanged: 0, removed: 0, skipped: 0 };
   for (const l of lines) totals[l.result] += 1;
-  return { dryRun: opts.dryRun, taskQueue: opts.taskQueue, newScheduleCron: DEFAULT_CRON, lines, totals };
+  return { dryRun: opts.dryRun, taskQueues: opts.taskQueues, newScheduleCron: DEFAULT_CRON, lines, totals };
 }
 
 /** Per schedule of ours: its cron (as typed) and the fire times Temporal recorded, for fleet status. */

@@ -30,7 +30,12 @@ import { recon as runRecon } from '../support/recon-cli';
 import { HELPDESK_HEADER, HOUR, DAY } from '../support/fixtures';
 import { textSink } from '../support/sink';
 
-const recon = (args: string[], databaseUrl: string) => runRecon(args, { DATABASE_URL: databaseUrl });
+/**
+ * The tenants here are placed in a cell whose URL is read from ROLES_CELL_URL (see the finance
+ * test's fixture): it names the same database, under the same login, so routing keeps the role.
+ */
+const recon = (args: string[], databaseUrl: string) =>
+  runRecon(args, { DATABASE_URL: databaseUrl, ROLES_CELL_URL: databaseUrl });
 
 const NOW = Date.now();
 const t = (offsetMs: number) => new Date(Math.floor((NOW + offsetMs) / 60_000) * 60_000);
@@ -68,9 +73,11 @@ const TENANT_OF: Record<string, string> = {
   sink_deliveries: 't.tenant_id',
   // Migration 016: cursors of the sources a night pulls itself.
   source_cursors: 't.tenant_id',
+  // Migration 017: which cell each tenant lives in.
+  cell_tenants: 't.tenant_id',
 };
-/** Tables without tenant data: only the owner touches them. */
-const NO_TENANT_DATA = ['schema_migrations'];
+/** Tables without tenant data: only the owner writes them (cells: the cell directory's servers). */
+const NO_TENANT_DATA = ['schema_migrations', 'cells'];
 
 /** The recon command, connected as whoever DATABASE_URL names. */
 
@@ -330,6 +337,12 @@ describe('database roles and tenant isolation, connecting as each role', () => {
         [tenant],
       );
       await owner.query(`insert into claim_cursors (tenant_id, source, cursor) values ($1, 'api', 'c-1')`, [tenant]);
+      // The cell directory's placements are tenant rows like any other (migration 017).
+      await owner.query(
+        `insert into cells (name, database_url_env, task_queue) values ('roles-cell', 'ROLES_CELL_URL', 'roles-cell-queue')
+           on conflict do nothing`,
+      );
+      await owner.query(`insert into cell_tenants (tenant_id, cell) values ($1, 'roles-cell')`, [tenant]);
     }
     const { rows: periods } = await owner.query<{ period: string }>(
       'select distinct period from ledger_entries where tenant_id = $1 order by period',

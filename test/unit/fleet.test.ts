@@ -162,11 +162,11 @@ describe('schedule sync plan', () => {
   it('creates, updates the timezone, keeps, removes, and leaves other queues alone', () => {
     const plan = planScheduleSync(
       [
-        { tenant: 'new', timezone: 'UTC' },
-        { tenant: 'moved', timezone: 'Asia/Tokyo' },
-        { tenant: 'same', timezone: 'Europe/Paris' },
-        { tenant: 'notyet', timezone: null },
-        { tenant: 'elsewhere', timezone: 'UTC' },
+        { tenant: 'new', timezone: 'UTC', taskQueue: q },
+        { tenant: 'moved', timezone: 'Asia/Tokyo', taskQueue: q },
+        { tenant: 'same', timezone: 'Europe/Paris', taskQueue: q },
+        { tenant: 'notyet', timezone: null, taskQueue: q },
+        { tenant: 'elsewhere', timezone: 'UTC', taskQueue: q },
       ],
       [
         { tenant: 'moved', timezone: 'America/New_York', taskQueue: q },
@@ -176,7 +176,7 @@ describe('schedule sync plan', () => {
         { tenant: 'elsewhere', timezone: 'UTC', taskQueue: 'cell-2' },
         { tenant: 'other-cell', timezone: 'UTC', taskQueue: 'cell-2' },
       ],
-      q,
+      [q],
     );
     expect(plan.map((p) => [p.tenant, p.action])).toEqual([
       ['elsewhere', 'skip'],
@@ -191,13 +191,41 @@ describe('schedule sync plan', () => {
     });
   });
 
+  it("gives each tenant its cell's queue, and touches nothing of a cell that did not answer", () => {
+    const plan = planScheduleSync(
+      [
+        { tenant: 'a', timezone: 'UTC', taskQueue: q },
+        { tenant: 'b', timezone: 'UTC', taskQueue: `${q}-eu` },
+        { tenant: 'misfiled', timezone: 'UTC', taskQueue: `${q}-eu` },
+      ],
+      [
+        { tenant: 'a', timezone: 'UTC', taskQueue: q },
+        { tenant: 'misfiled', timezone: 'UTC', taskQueue: q },
+        // Cell "us" is down: its tenants are not among the wanted ones, yet their schedules stay.
+        { tenant: 'c', timezone: 'UTC', taskQueue: `${q}-us` },
+      ],
+      [q, `${q}-eu`],
+    );
+    expect(plan).toEqual([
+      { tenant: 'a', action: 'unchanged' },
+      { tenant: 'b', action: 'create', timezone: 'UTC', taskQueue: `${q}-eu` },
+      {
+        tenant: 'misfiled',
+        action: 'update',
+        timezone: 'UTC',
+        taskQueue: `${q}-eu`,
+        changes: [`task queue ${q} → ${q}-eu`],
+      },
+    ]);
+  });
+
   it('is a fixed point: applying it leaves nothing to do', () => {
     const tenants = [
-      { tenant: 'a', timezone: 'UTC' },
-      { tenant: 'b', timezone: 'Asia/Tokyo' },
+      { tenant: 'a', timezone: 'UTC', taskQueue: q },
+      { tenant: 'b', timezone: 'Asia/Tokyo', taskQueue: `${q}-eu` },
     ];
-    const after = tenants.map((t) => ({ tenant: t.tenant, timezone: t.timezone, taskQueue: q }));
-    expect(planScheduleSync(tenants, after, q).every((p) => p.action === 'unchanged')).toBe(true);
+    const after = tenants.map((t) => ({ tenant: t.tenant, timezone: t.timezone, taskQueue: t.taskQueue }));
+    expect(planScheduleSync(tenants, after, [q, `${q}-eu`]).every((p) => p.action === 'unchanged')).toBe(true);
   });
 });
 

@@ -5,6 +5,8 @@ import { applyContract, listContractVersions, loadContractHistory } from '../../
 import { ContractSchema, formatZodIssues, type ContractVersion } from '../../domain/contract';
 import { diffContracts, versionForRun, versionInEffectAt, type ContractHistory } from '../../domain/contract-history';
 import { ReconError } from '../../domain/errors';
+import { CellNameOrDefault } from '../../domain/cells';
+import { placeTenant } from '../../cells/admin';
 import type { CommandContext } from '../context';
 import { formatTable, plural } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
@@ -48,9 +50,12 @@ export function registerContractCommands(program: Command, ctx: CommandContext):
   contract
     .command('apply <file>')
     .description('validate a contract JSON file and store it as a new version (same file again: no change)')
-    .action(async (file: string, _o, cmd: Command) => {
+    .option('--cell <name>', 'for a new tenant: the cell it is placed in (default: the default cell)')
+    .action(async (file: string, o: { cell?: string }, cmd: Command) => {
       const c = await readContractFile(file);
-      const r = await applyContract(ctx.db(), c);
+      if (o.cell) await placeTenant(ctx.cells(), c.tenant, parseOptions(CellNameOrDefault, o.cell));
+      const cell = await ctx.routeToTenant(c.tenant);
+      const r = await ctx.cells().within(cell, (pool) => applyContract(pool, c));
       emit(cmd.optsWithGlobals(), r, () =>
         r.created
           ? `tenant ${r.tenant}: contract version ${r.version} effective from ${r.effectiveFrom}`

@@ -2,7 +2,7 @@ import type { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { migrate } from '../../db/migrate';
+import { migrateCells } from '../../cells/admin';
 import { ReconError } from '../../domain/errors';
 import { PeriodSchema } from '../../domain/periods';
 import { importClaimsFile, importRecordsFile } from '../../ingest/files';
@@ -20,14 +20,31 @@ function importProgress(line: ProgressLine | undefined, file: string): ((rowsRea
 export function registerDataCommands(program: Command, ctx: CommandContext): void {
   program
     .command('migrate')
-    .description('apply the numbered SQL migrations to DATABASE_URL (or the recon dev database)')
+    .description(
+      'apply the numbered SQL migrations to every cell: DATABASE_URL (or the recon dev database) and the cells it lists',
+    )
     .action(async (_o, cmd: Command) => {
-      const r = await migrate(ctx.db());
-      emit(cmd.optsWithGlobals(), r, () =>
-        r.applied.length
-          ? `applied ${r.applied.join(', ')}`
-          : `schema up to date (${plural(r.alreadyApplied, 'migration')})`,
+      const cells = await migrateCells(ctx.cells());
+      // The single-cell answer keeps its old shape for scripts that read it.
+      const json = cells.length === 1 && cells[0].result ? cells[0].result : cells;
+      emit(cmd.optsWithGlobals(), json, () =>
+        cells
+          .map((c) => {
+            const what = c.result
+              ? c.result.applied.length
+                ? `applied ${c.result.applied.join(', ')}`
+                : `schema up to date (${plural(c.result.alreadyApplied, 'migration')})`
+              : `NOT MIGRATED: ${c.problem}`;
+            return cells.length === 1 ? what : `cell ${c.cell}: ${what}`;
+          })
+          .join('\n'),
       );
+      const failed = cells.filter((c) => c.problem);
+      if (failed.length)
+        throw new ReconError(
+          'cell_unavailable',
+          `${plural(failed.length, 'cell')} not migrated (${failed.map((c) => c.cell).join(', ')}); run \`recon migrate\` again when ${failed.length === 1 ? 'it answers' : 'they answer'}`,
+        );
     });
 
   const claims = program.command('claims').description('outcome claims from the AI side');

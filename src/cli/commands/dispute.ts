@@ -33,6 +33,14 @@ export function formatDispute(d: DisputeDetail): string {
 }
 
 export function registerDisputeCommands(program: Command, ctx: CommandContext): void {
+  /** Dispute ids are numbered per cell: with --tenant the id is looked up in that tenant's cell. */
+  const disputeOfTenant = async (disputeId: number, tenant: string | undefined) => {
+    await ctx.requireTenantForId(tenant, 'dispute');
+    const d = await showDispute(ctx.db(), disputeId);
+    if (tenant && d.tenant !== tenant)
+      throw new ReconError('dispute_not_found', `no dispute ${disputeId} of tenant ${tenant}`);
+    return d;
+  };
   const dispute = program.command('dispute').description('disputes: put an outcome on hold, gather notes, decide');
 
   dispute
@@ -76,12 +84,13 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
   dispute
     .command('note <id>')
     .description('add a note to an open dispute')
+    .option('--tenant <tenant>', 'the tenant of the dispute (needed once there is more than one cell)')
     .requiredOption('--actor <name>', 'who is writing')
     .requiredOption('--text <text>', 'the note')
     .option('--timeout <seconds>', 'give up when no worker answers', '30')
     .action(async (id: string, o: unknown, cmd: Command) => {
-      const a = parseOptions(z.object({ actor: Text, text: Text, timeout: Timeout }), o);
-      const d = await showDispute(ctx.db(), parseOptions(Id, id));
+      const a = parseOptions(z.object({ actor: Text, text: Text, timeout: Timeout, tenant: TenantOpt.optional() }), o);
+      const d = await disputeOfTenant(parseOptions(Id, id), a.tenant);
       if (d.status !== 'open')
         throw new ReconError('dispute_closed', `dispute ${d.disputeId} is ${d.status}; notes are closed`);
       const view = await noteDisputeViaTemporal(await ctx.temporal(), {
@@ -97,16 +106,23 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
   dispute
     .command('resolve <id>')
     .description('decide: uphold (the customer is right) or reject (the bill stands)')
+    .option('--tenant <tenant>', 'the tenant of the dispute (needed once there is more than one cell)')
     .requiredOption('--decision <decision>', 'uphold|reject')
     .requiredOption('--actor <name>', 'who decides')
     .requiredOption('--note <text>', 'why')
     .option('--timeout <seconds>', 'give up when no worker answers', '30')
     .action(async (id: string, o: unknown, cmd: Command) => {
       const a = parseOptions(
-        z.object({ decision: z.enum(['uphold', 'reject']), actor: Text, note: Text, timeout: Timeout }),
+        z.object({
+          decision: z.enum(['uphold', 'reject']),
+          actor: Text,
+          note: Text,
+          timeout: Timeout,
+          tenant: TenantOpt.optional(),
+        }),
         o,
       );
-      const d = await showDispute(ctx.db(), parseOptions(Id, id));
+      const d = await disputeOfTenant(parseOptions(Id, id), a.tenant);
       if (d.status !== 'open')
         throw new ReconError(
           'already_resolved',
@@ -133,8 +149,10 @@ export function registerDisputeCommands(program: Command, ctx: CommandContext): 
   dispute
     .command('show <id>')
     .description('one dispute with its history')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
-      const d = await showDispute(ctx.db(), parseOptions(Id, id));
+    .option('--tenant <tenant>', 'the tenant of the dispute (needed once there is more than one cell)')
+    .action(async (id: string, o: unknown, cmd: Command) => {
+      const { tenant } = parseOptions(z.object({ tenant: TenantOpt.optional() }), o);
+      const d = await disputeOfTenant(parseOptions(Id, id), tenant);
       emit(cmd.optsWithGlobals(), d, () => formatDispute(d));
     });
 

@@ -31,14 +31,22 @@ export function registerFleetCommands(program: Command, ctx: CommandContext): vo
       const now = new Date();
       const night = a.night ?? lastNight(now);
       nightWindow(night, 'UTC'); // refuses 2026-02-30 before the database does, in our words
-      const rows = await fleetNight(ctx.db(), night, now);
+      const nights = await ctx.cells().eachCell((pool) => fleetNight(pool, night, now));
+      const rows = nights.answered.flatMap((a) => a.value.map((r) => ({ ...r, cell: a.cell.name })));
       // The schedules say when each night was due and whether Temporal started it; without them
       // the runs alone still tell completed, failed and missing.
       const schedules = await ctx
         .temporal()
         .then((c) => listScheduleFacts(c))
         .catch(() => null);
-      const report = fleetReport({ night, rows, schedules, now, lateAfterMs: a.lateAfter * 60_000 });
+      const report = fleetReport({
+        night,
+        rows,
+        schedules,
+        now,
+        lateAfterMs: a.lateAfter * 60_000,
+        down: nights.down,
+      });
       emit(cmd.optsWithGlobals(), report, () => formatFleetReport(report));
     });
 }

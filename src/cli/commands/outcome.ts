@@ -13,7 +13,7 @@ export function registerOutcomeCommands(program: Command, ctx: CommandContext): 
   outcome
     .command('show [id]')
     .description('the whole story of one outcome: claims, record versions, grace, history, ledger')
-    .option('--tenant <tenant>', 'tenant id (with --subject)')
+    .option('--tenant <tenant>', 'tenant id (with --subject; with an id once there is more than one cell)')
     .option('--subject <ref>', "the customer's id of the ticket or lead")
     .option('--type <type>', 'outcome type, when a subject has several')
     .action(async (id: string | undefined, o: unknown, cmd: Command) => {
@@ -24,12 +24,15 @@ export function registerOutcomeCommands(program: Command, ctx: CommandContext): 
       let outcomeId: number;
       if (id) {
         outcomeId = parseOptions(z.coerce.number().int().positive(), id);
+        await ctx.requireTenantForId(a.tenant, 'outcome');
       } else if (a.tenant && a.subject) {
         outcomeId = await findOutcomeId(ctx.db(), { tenant: a.tenant, subject: a.subject, type: a.type });
       } else {
         throw new ReconError('bad_input', 'give an outcome id, or --tenant and --subject');
       }
       const story = await explainOutcome(ctx.db(), outcomeId);
+      if (a.tenant && story.outcome.tenant !== a.tenant)
+        throw new ReconError('outcome_not_found', `no outcome ${outcomeId} of tenant ${a.tenant}`);
       emit(cmd.optsWithGlobals(), story, () => formatStory(story));
     });
 

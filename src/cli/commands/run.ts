@@ -14,6 +14,8 @@ import { temporalUnavailable, type CommandContext } from '../context';
 import { formatRunProgress, formatSummary, terminalProgress, type ProgressLine } from '../format';
 import { InstantOpt, TenantOpt, emit, parseOptions } from '../io';
 import { onShutdownSignal } from '../signals';
+import { CellNameOrDefault, cellUnavailable } from '../../domain/cells';
+import { toReconError } from '../../domain/errors';
 
 /** The run's progress on a terminal (see terminalProgress); none on a pipe or with --json. */
 export function progressPrinter(line: ProgressLine | undefined): ((p: RunProgress) => void) | undefined {
@@ -56,6 +58,10 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
     .description('the production worker: runs reconciliation workflows and activities from the task queue')
     .option('--chunk-size <n>', 'outcomes per set-based chunk', '2000')
     .option(
+      '--cell <name>',
+      "serve this cell: its database and task queue, from the directory in DATABASE_URL's database (env RECON_CELL; default: the default cell)",
+    )
+    .option(
       '--health-port <port>',
       'serve GET /healthz (200 while polling and Postgres answers) and GET /metrics (Prometheus) on PORT',
     )
@@ -93,14 +99,23 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
       // port; /metrics on the health port serves its text with the product's.
       const sdkMetricsAddress = args.healthPort ? `127.0.0.1:${await freeLoopbackPort()}` : undefined;
       installRuntime(undefined, { sdkMetricsAddress });
+      // A cell's worker reads where its cell is from the directory, once at start; it then needs
+      // only its own database, so another cell's outage never reaches it.
+      const cellName = o.cell ?? (process.env.RECON_CELL || undefined);
+      const cell = cellName ? await ctx.cells().cellNamed(parseOptions(CellNameOrDefault, cellName)) : undefined;
+      if (cell) ctx.routeToCell(cell);
       const s = ctx.settings();
+      const databaseUrl = cell?.databaseUrl ?? s.databaseUrl;
+      await ctx.cells().close();
       const connection = await connectWorker(s.temporalAddress).catch((err: unknown) => {
         throw temporalUnavailable(s, err);
       });
       // The pool is sized from the admitted activities, so that no night opens more connections
       // than activities × connections each (+1): see poolSizeFor.
-      const pool = createPool(s.databaseUrl, poolSizeFor(limits));
-      await pool.query('select 1');
+      const pool = createPool(databaseUrl, poolSizeFor(limits));
+      await pool.query('select 1').catch((err: unknown) => {
+        throw cell && toReconError(err).code === 'database_unavailable' ? cellUnavailable(cell, err) : err;
+      });
       const worker = await createWorker({
         connection,
         namespace: s.namespace,
@@ -117,9 +132,9 @@ export function registerRunCommands(program: Command, ctx: CommandContext): void
         : null;
       writeLog(
         'INFO',
-        `recon worker: polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}; ` +
+        `recon worker: ${cell ? `cell ${cell.name}, ` : ''}polling task queue "${s.taskQueue}" on ${s.temporalAddress} (namespace ${s.namespace}); settings from ${s.from}; ` +
           `${limits.maxConcurrentActivities} activities and ${limits.maxConcurrentWorkflowTasks} workflow tasks at once, ${poolSizeFor(limits)} database connections at most`,
-        { taskQueue: s.taskQueue, namespace: s.namespace },
+        { taskQueue: s.taskQueue, namespace: s.namespace, ...(cell && { cell: cell.name }) },
       );
       try {
         await worker.run();

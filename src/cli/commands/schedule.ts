@@ -6,6 +6,7 @@ import * as schedules from '../../temporal/schedules';
 import type { CommandContext } from '../context';
 import { TenantOpt, InstantOpt, emit, parseOptions } from '../io';
 import { wantedSchedules } from '../../reconcile/fleet';
+import { ReconError } from '../../domain/errors';
 
 function human(i: schedules.ScheduleInfo): string {
   return [
@@ -106,23 +107,31 @@ export function registerScheduleCommands(program: Command, ctx: CommandContext):
     .description("make every tenant's schedule match its contract in effect: create, update timezone, remove")
     .option('--dry-run', 'say what would change, change nothing')
     .action(async (o: { dryRun?: boolean }, cmd: Command) => {
+      const now = new Date();
+      const cells = await ctx.cells().eachCell((pool, cell) => wantedSchedules(pool, now, cell.taskQueue));
       const r = await schedules.syncSchedules(await ctx.temporal(), {
-        tenants: await wantedSchedules(ctx.db(), new Date()),
-        taskQueue: ctx.settings().taskQueue,
+        tenants: cells.answered.flatMap((a) => a.value),
+        taskQueues: cells.answered.map((a) => a.cell.taskQueue),
         dryRun: o.dryRun === true,
       });
-      emit(cmd.optsWithGlobals(), r, () =>
+      emit(cmd.optsWithGlobals(), { ...r, cellsDown: cells.down }, () =>
         [
           ...r.lines.map(
             (l) => `${r.dryRun ? 'would be ' : ''}${l.result.padEnd(9)} ${l.tenant}${l.detail ? ` · ${l.detail}` : ''}`,
           ),
+          ...cells.down.map((d) => `cell ${d.cell} did not answer: its schedules were left as they are (${d.why})`),
           `${r.dryRun ? 'dry run: ' : ''}${Object.entries(r.totals)
             .map(([k, n]) => `${n} ${k}`)
             .join(
               ', ',
-            )} (task queue ${r.taskQueue}; contracts carry no time of day: times are kept, new schedules at "${r.newScheduleCron}")`,
+            )} (task queue ${r.taskQueues.join(', ')}; contracts carry no time of day: times are kept, new schedules at "${r.newScheduleCron}")`,
         ].join('\n'),
       );
+      if (cells.down.length)
+        throw new ReconError(
+          'cell_unavailable',
+          `${cells.down.length === 1 ? 'a cell' : `${cells.down.length} cells`} did not answer (${cells.down.map((d) => d.cell).join(', ')}); run \`recon schedule sync\` again when it is back`,
+        );
     });
 
   schedule

@@ -5,6 +5,8 @@ import type { Command } from 'commander';
 import { STATE_FILE, DEFAULT_TASK_QUEUE, readDevState, type DevState } from '../../config';
 import { ReconError } from '../../domain/errors';
 import { createPool } from '../../db/pool';
+import { CellRouter } from '../../cells/router';
+import { migrateCells } from '../../cells/admin';
 import { startLocalStack } from '../../stack/local-stack';
 import { connectWorker } from '../../temporal/connection';
 import { DEFAULT_WORKER_LIMITS, createWorker, poolSizeFor } from '../../temporal/worker';
@@ -30,10 +32,22 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
       installRuntime();
       const dir = path.join(process.cwd(), '.recon');
       const stack = await startLocalStack({ dir, persistent: true, ui: true, log });
-      const pool = createPool(stack.databaseUrl, poolSizeFor(DEFAULT_WORKER_LIMITS));
       const connection = await connectWorker(stack.temporalAddress);
       const taskQueue = process.env.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
-      const worker = await createWorker({ connection, namespace: 'default', taskQueue, deps: { pool } });
+      // One worker per cell the directory lists (cells added later need a restart of recon dev).
+      const router = new CellRouter({ databaseUrl: stack.databaseUrl, taskQueue, urlFrom: 'recon dev' });
+      const cells = [router.defaultCell()];
+      for (const m of (await migrateCells(router)).slice(1)) {
+        if (m.problem) log(`recon dev: cell ${m.cell} skipped: ${m.problem}`);
+        else cells.push(await router.cellNamed(m.cell));
+      }
+      await router.close();
+      const pools = cells.map((c) => createPool(c.databaseUrl, poolSizeFor(DEFAULT_WORKER_LIMITS)));
+      const workers = await Promise.all(
+        cells.map((c, i) =>
+          createWorker({ connection, namespace: 'default', taskQueue: c.taskQueue, deps: { pool: pools[i] } }),
+        ),
+      );
       const state: DevState = {
         databaseUrl: stack.databaseUrl,
         temporalAddress: stack.temporalAddress,
@@ -50,19 +64,21 @@ export function registerStackCommands(program: Command, _ctx: CommandContext): v
         [
           'recon dev is up:',
           ...stack.describe.map((d) => `  ${d}`),
-          `  worker polling task queue "${taskQueue}"`,
+          ...cells.map(
+            (c) => `  worker polling task queue "${c.taskQueue}"${cells.length > 1 ? ` (cell ${c.name})` : ''}`,
+          ),
           `  other terminals find this stack through ${STATE_FILE}`,
           'Ctrl-C stops everything.',
         ].join('\n'),
       );
-      onShutdownSignal(() => worker.shutdown());
+      onShutdownSignal(() => workers.forEach((w) => w.shutdown()));
       try {
-        await worker.run();
+        await Promise.all(workers.map((w) => w.run()));
       } finally {
         await rm(STATE_FILE, { force: true });
         await closePostgresClaimPools();
         await connection.close().catch(() => undefined);
-        await pool.end().catch(() => undefined);
+        await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
         await stack.stop();
         log('recon dev: stopped');
       }
