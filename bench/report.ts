@@ -27,7 +27,12 @@ export interface BenchResult {
   floor_s: number;
   /** CPU seconds of the whole floor (its own process and the database). */
   floor_cpu: CpuSeconds;
+  /** Project / floor, the night's sink writes and delivery included (when there is a sink). */
   ratio: number;
+  /** The same without the night's delivery step (deliverToSinks): what the floor also leaves out. */
+  ratio_without_delivery: number;
+  /** The sink the night delivered to, or none (--sink none). */
+  delivery: string;
   worker_peak_rss_mb: number;
   claims_per_s: number;
   temporal_actions: number;
@@ -77,7 +82,9 @@ export function formatTable(r: BenchResult): string {
     '',
     `project total   ${sec(r.project_s)} s   (${Math.round(r.claims_per_s).toLocaleString('en-US')} claims/s)`,
     `floor total     ${sec(r.floor_s)} s   (CPU s node/pg/temporal ${cpuCell(r.floor_cpu)})`,
-    `ratio           ${r.ratio.toFixed(2)}  (project / floor)`,
+    r.delivery === 'none'
+      ? `ratio           ${r.ratio.toFixed(2)}  (project / floor; no sink: --sink none)`
+      : `ratio           ${r.ratio.toFixed(2)}  (project / floor, with the outbox and delivery to ${r.delivery}); ${r.ratio_without_delivery.toFixed(2)} without the delivery step`,
     `worker peak RSS ${r.worker_peak_rss_mb.toFixed(0)} MB`,
     `temporal        ${r.temporal_actions} actions = history actions ${t.actions} + heartbeats sent ~${t.heartbeatsSent} (at most; ${t.heartbeatCalls} heartbeat calls, one per chunk, throttled by the SDK to one a minute per activity); ${t.runs} execution(s), ${t.events} events; progress queries ${t.progressQueries} (not in history)`,
     `                events: ${types}`,
