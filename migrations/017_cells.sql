@@ -6,14 +6,17 @@
 -- carries the same schema (migrations run per cell); only the default cell's copy is used.
 create table cells (
   name             text primary key check (name ~ '^[a-z][a-z0-9_-]{0,39}$' and name <> 'default'),
-  -- Exactly one of the two: a URL (without a password, unless the server is on this machine), or
-  -- the name of an environment variable that holds it, read by each process that routes there.
+  -- Exactly one of three: a URL (without a password, unless the server is on this machine); the
+  -- name of an environment variable that holds it, read by each process that routes there; or the
+  -- name of another database on the default cell's server, reached with the same login (the local
+  -- stack, whose port changes at each start, and a first split on one server).
   database_url     text,
   database_url_env text check (database_url_env ~ '^[A-Z_][A-Z0-9_]*$'),
+  database_name    text check (length(database_name) between 1 and 63),
   task_queue       text not null unique check (length(task_queue) between 1 and 200),
   added_by         text not null default current_user,
   added_at         timestamptz not null default now(),
-  check ((database_url is null) <> (database_url_env is null))
+  check (num_nonnulls(database_url, database_url_env, database_name) = 1)
 );
 
 -- No foreign key to tenants: the tenant's rows live in the cell's own database, not here.

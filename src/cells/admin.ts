@@ -41,16 +41,35 @@ export interface AddCellResult {
  */
 export async function addCell(
   router: CellRouter,
-  args: { name: string; databaseUrl?: string; databaseUrlEnv?: string; taskQueue?: string },
+  args: {
+    name: string;
+    databaseUrl?: string;
+    databaseUrlEnv?: string;
+    /** Another database on the default cell's server. */
+    database?: string;
+    /** Create that database first when it does not exist. */
+    createDatabase?: boolean;
+    taskQueue?: string;
+  },
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<AddCellResult> {
-  if ((args.databaseUrl === undefined) === (args.databaseUrlEnv === undefined))
-    throw new ReconError('invalid_cell', 'give exactly one of --database-url URL and --database-url-env NAME');
+  const given = [args.databaseUrl, args.databaseUrlEnv, args.database].filter((x) => x !== undefined).length;
+  if (given !== 1)
+    throw new ReconError(
+      'invalid_cell',
+      "give exactly one of --database-url URL, --database-url-env NAME and --database NAME (a database on the default cell's server)",
+    );
+  if (args.createDatabase && args.database === undefined)
+    throw new ReconError(
+      'invalid_cell',
+      "--create-database creates a database on the default cell's server: use it with --database NAME",
+    );
   if (args.databaseUrl !== undefined) checkStorableUrl(args.databaseUrl);
   const entry: CellEntry = {
     name: args.name,
     databaseUrl: args.databaseUrl ?? null,
     databaseUrlEnv: args.databaseUrlEnv ?? null,
+    databaseName: args.database ?? null,
     taskQueue: args.taskQueue ?? cellTaskQueue(router.defaultCell().taskQueue, args.name),
   };
   if (entry.taskQueue === router.defaultCell().taskQueue)
@@ -58,7 +77,8 @@ export async function addCell(
       'invalid_cell',
       `task queue "${entry.taskQueue}" is the default cell's; give the cell its own`,
     );
-  const cell = resolveCellUrl(entry, env);
+  const cell = resolveCellUrl(entry, env, router.defaultCell().databaseUrl);
+  if (args.createDatabase) await createDatabaseIfMissing(router.homePool(), args.database!);
   const existing = (await router.all()).filter(isResolved);
   const ids = new Map<string, string>();
   for (const c of existing) ids.set(await router.within(c, databaseIdentity).catch(() => ''), c.name);
@@ -75,6 +95,24 @@ export async function addCell(
   // Tenants already in that database (a cell re-added after a loss of the directory) are adopted.
   for (const t of strangers) await placeTenant(router, t, entry.name);
   return { cell: entry.name, taskQueue: entry.taskQueue, database: cell.urlFrom, migrations };
+}
+
+async function createDatabaseIfMissing(home: Pool, name: string): Promise<void> {
+  const { rowCount } = await home.query('select 1 from pg_database where datname = $1', [name]);
+  if (rowCount) return;
+  try {
+    // A name cannot be a bind parameter; DatabaseNameSchema allows only [a-z0-9_].
+    await home.query(`create database ${name}`);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === '42P04') return; // created meanwhile
+    if (code === '42501')
+      throw new ReconError(
+        'cell_not_permitted',
+        `this login may not create databases; create "${name}" as an administrator (or give the login CREATEDB) and run \`recon cell add\` again without --create-database`,
+      );
+    throw err;
+  }
 }
 
 export interface PlaceResult {

@@ -6,6 +6,7 @@ interface CellRow {
   name: string;
   database_url: string | null;
   database_url_env: string | null;
+  database_name: string | null;
   task_queue: string;
 }
 
@@ -13,6 +14,7 @@ const entry = (r: CellRow): CellEntry => ({
   name: r.name,
   databaseUrl: r.database_url,
   databaseUrlEnv: r.database_url_env,
+  databaseName: r.database_name,
   taskQueue: r.task_queue,
 });
 
@@ -24,7 +26,7 @@ function beforeCells(err: unknown): boolean {
 export async function listCellEntries(home: Pool): Promise<CellEntry[]> {
   try {
     const { rows } = await home.query<CellRow>(
-      'select name, database_url, database_url_env, task_queue from cells order by name',
+      'select name, database_url, database_url_env, database_name, task_queue from cells order by name',
     );
     return rows.map(entry);
   } catch (err) {
@@ -37,7 +39,7 @@ export async function listCellEntries(home: Pool): Promise<CellEntry[]> {
 export async function cellEntryOfTenant(home: Pool, tenant: string): Promise<CellEntry | null> {
   try {
     const { rows } = await home.query<CellRow>(
-      `select c.name, c.database_url, c.database_url_env, c.task_queue
+      `select c.name, c.database_url, c.database_url_env, c.database_name, c.task_queue
          from cell_tenants p join cells c on c.name = p.cell where p.tenant_id = $1`,
       [tenant],
     );
@@ -73,12 +75,11 @@ function ownerOnly(err: unknown, what: string): never {
 
 export async function insertCell(home: Pool, cell: CellEntry): Promise<void> {
   try {
-    await home.query('insert into cells (name, database_url, database_url_env, task_queue) values ($1, $2, $3, $4)', [
-      cell.name,
-      cell.databaseUrl,
-      cell.databaseUrlEnv,
-      cell.taskQueue,
-    ]);
+    await home.query(
+      `insert into cells (name, database_url, database_url_env, database_name, task_queue)
+       values ($1, $2, $3, $4, $5)`,
+      [cell.name, cell.databaseUrl, cell.databaseUrlEnv, cell.databaseName, cell.taskQueue],
+    );
   } catch (err) {
     if ((err as { code?: string }).code === '23505')
       throw new ReconError(

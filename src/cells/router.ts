@@ -53,14 +53,14 @@ export class CellRouter {
 
   async cellFor(tenant: string): Promise<ResolvedCell> {
     const e = await cellEntryOfTenant(this.homePool(), tenant);
-    return e ? resolveCellUrl(e, this.env) : this.defaultCell();
+    return e ? resolveCellUrl(e, this.env, this.home.databaseUrl) : this.defaultCell();
   }
 
   async cellNamed(name: string): Promise<ResolvedCell> {
     if (name === DEFAULT_CELL) return this.defaultCell();
     const e = (await this.entries()).find((c) => c.name === name);
     if (!e) throw new ReconError('unknown_cell', `no cell "${name}": \`recon cell list\` shows the cells`);
-    return resolveCellUrl(e, this.env);
+    return resolveCellUrl(e, this.env, this.home.databaseUrl);
   }
 
   /** Every cell, the default first; a cell whose URL this process cannot read comes back unresolved. */
@@ -68,7 +68,7 @@ export class CellRouter {
     const out: Array<ResolvedCell | UnresolvedCell> = [this.defaultCell()];
     for (const e of await this.entries()) {
       try {
-        out.push(resolveCellUrl(e, this.env));
+        out.push(resolveCellUrl(e, this.env, this.home.databaseUrl));
       } catch (err) {
         out.push({ name: e.name, taskQueue: e.taskQueue, error: toReconError(err) });
       }

@@ -24,8 +24,14 @@ export interface CellEntry {
   name: string;
   databaseUrl: string | null;
   databaseUrlEnv: string | null;
+  /** Another database on the default cell's server, reached with the default cell's login. */
+  databaseName: string | null;
   taskQueue: string;
 }
+
+export const DatabaseNameSchema = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a database name such as recon_eu2 (lower case, digits, _)');
 
 /** A cell a process can talk to: the URL read, wherever it was kept. */
 export interface ResolvedCell {
@@ -44,6 +50,16 @@ export function cellTaskQueue(defaultQueue: string, cell: string): string {
 /** The URL without its password, for every message and listing. */
 export function redactDatabaseUrl(url: string): string {
   return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@]*@/i, '$1:***@');
+}
+
+/** Where a URL points, short enough for a table: host:port/database, no user or password. */
+export function databaseWhere(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'socket'}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return redactDatabaseUrl(url);
+  }
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -72,10 +88,18 @@ export function checkStorableUrl(url: string): void {
     );
 }
 
-/** The URL a process uses for a cell: from the directory, or from the variable the directory names. */
-export function resolveCellUrl(cell: CellEntry, env: NodeJS.ProcessEnv): ResolvedCell {
-  if (cell.databaseUrl !== null)
-    return { name: cell.name, databaseUrl: cell.databaseUrl, taskQueue: cell.taskQueue, urlFrom: 'the directory' };
+/**
+ * The URL a process uses for a cell: from the directory, from the variable the directory names, or
+ * the default cell's URL with another database name (`homeUrl`).
+ */
+export function resolveCellUrl(cell: CellEntry, env: NodeJS.ProcessEnv, homeUrl: string): ResolvedCell {
+  const base = { name: cell.name, taskQueue: cell.taskQueue };
+  if (cell.databaseUrl !== null) return { ...base, databaseUrl: cell.databaseUrl, urlFrom: 'the directory' };
+  if (cell.databaseName !== null) {
+    const u = new URL(homeUrl);
+    u.pathname = `/${cell.databaseName}`;
+    return { ...base, databaseUrl: u.toString(), urlFrom: "the default cell's server" };
+  }
   const name = cell.databaseUrlEnv ?? '';
   const url = env[name];
   if (!url)
@@ -83,7 +107,7 @@ export function resolveCellUrl(cell: CellEntry, env: NodeJS.ProcessEnv): Resolve
       'cell_url_missing',
       `cell "${cell.name}" keeps its database URL in $${name}, which is not set in this process; set it (as on the cell's workers) and run the command again`,
     );
-  return { name: cell.name, databaseUrl: url, taskQueue: cell.taskQueue, urlFrom: `$${name}` };
+  return { ...base, databaseUrl: url, urlFrom: `$${name}` };
 }
 
 /** A connection failure of a cell as one line a support person can act on. */

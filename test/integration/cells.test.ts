@@ -115,6 +115,7 @@ describe('tenant cells: two PostgreSQL servers, one directory', () => {
     await poolB?.end().catch(() => undefined);
     await cellB?.stop();
     await admin?.query(`drop database if exists ${dbName} with (force)`);
+    await admin?.query(`drop database if exists ${dbName}_c with (force)`);
     await admin?.end();
     await rm(dir, { recursive: true, force: true });
   });
@@ -272,5 +273,16 @@ describe('tenant cells: two PostgreSQL servers, one directory', () => {
     await cellB.resume();
     poolB = createPool(cellB.url, 2);
     await ok(['outcome', 'list', '--tenant', tb]);
+  });
+
+  it("a cell can be another database of the default cell's server, created on the way", async () => {
+    const r = await ok(['cell', 'add', 'c', '--database', `${dbName}_c`, '--create-database']);
+    expect(r.stdout).toMatch(/^cell c added: task queue ".*-c", database from the default cell's server, applied/);
+    const cells = await json<Array<{ cell: string; database: string; tenants: number; reachable: boolean }>>([
+      'cell',
+      'list',
+    ]);
+    expect(cells.find((c) => c.cell === 'c')).toMatchObject({ tenants: 0, reachable: true });
+    expect(cells.find((c) => c.cell === 'c')?.database).toMatch(new RegExp(`/${dbName}_c$`));
   });
 });

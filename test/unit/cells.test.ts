@@ -5,6 +5,7 @@ import {
   cellTaskQueue,
   cellUnavailable,
   checkStorableUrl,
+  databaseWhere,
   redactDatabaseUrl,
   resolveCellUrl,
 } from '../../src/domain/cells';
@@ -49,17 +50,30 @@ describe('cell URLs', () => {
     expect(codeOf(() => checkStorableUrl('db-2:5432'))).toBe('invalid_cell');
   });
 
-  it('reads the URL from the variable the directory names, and says which one is missing', () => {
-    const viaEnv = { name: 'b', databaseUrl: null, databaseUrlEnv: 'CELL_B_URL', taskQueue: 'q-b' };
-    expect(resolveCellUrl(viaEnv, { CELL_B_URL: 'postgres://x@h/d' })).toEqual({
+  it("reads the URL from the directory, the variable it names, or the default cell's server", () => {
+    const home = 'postgres://recon:pw@127.0.0.1:5432/recon?sslmode=disable';
+    const viaEnv = { name: 'b', databaseUrl: null, databaseUrlEnv: 'CELL_B_URL', databaseName: null, taskQueue: 'q-b' };
+    expect(resolveCellUrl(viaEnv, { CELL_B_URL: 'postgres://x@h/d' }, home)).toEqual({
       name: 'b',
       databaseUrl: 'postgres://x@h/d',
       taskQueue: 'q-b',
       urlFrom: '$CELL_B_URL',
     });
-    expect(() => resolveCellUrl(viaEnv, {})).toThrow(/\$CELL_B_URL, which is not set in this process/);
-    const stored = { name: 'c', databaseUrl: 'postgres://x@h/c', databaseUrlEnv: null, taskQueue: 'q-c' };
-    expect(resolveCellUrl(stored, {}).urlFrom).toBe('the directory');
+    expect(() => resolveCellUrl(viaEnv, {}, home)).toThrow(/\$CELL_B_URL, which is not set in this process/);
+    const stored = {
+      name: 'c',
+      databaseUrl: 'postgres://x@h/c',
+      databaseUrlEnv: null,
+      databaseName: null,
+      taskQueue: 'q',
+    };
+    expect(resolveCellUrl(stored, {}, home).urlFrom).toBe('the directory');
+    // The local stack's port changes at each start: a sibling database follows the default cell.
+    const sibling = { name: 'eu', databaseUrl: null, databaseUrlEnv: null, databaseName: 'recon_eu', taskQueue: 'q' };
+    expect(resolveCellUrl(sibling, {}, home).databaseUrl).toBe(
+      'postgres://recon:pw@127.0.0.1:5432/recon_eu?sslmode=disable',
+    );
+    expect(databaseWhere('postgres://recon:pw@db-2:6432/recon_eu')).toBe('db-2:6432/recon_eu');
   });
 
   it("words an outage as the cell's, with the URL redacted and one line", () => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { addCell, placeTenant, reportCells } from '../../cells/admin';
-import { CellNameOrDefault, CellNameSchema, UrlEnvSchema } from '../../domain/cells';
+import { CellNameOrDefault, CellNameSchema, DatabaseNameSchema, UrlEnvSchema, databaseWhere } from '../../domain/cells';
 import { workerPolls } from '../../temporal/dispute-client';
 import type { CommandContext } from '../context';
 import { formatTable, plural } from '../format';
@@ -31,14 +31,14 @@ export function registerCellCommands(program: Command, ctx: CommandContext): voi
             rows.map((c) => ({
               cell: c.cell,
               'task queue': c.taskQueue,
-              database: c.reachable ? c.database : `${c.database} · DOWN`,
+              database: `${c.reachable ? '' : 'DOWN '}${databaseWhere(c.database)}`,
               tenants: c.tenants ?? '?',
               schema: c.schemaVersion ?? '?',
               worker: c.workerPolling === null ? '?' : c.workerPolling ? 'polling' : 'none',
             })),
           ),
           ...rows.filter((c) => c.problem).map((c) => `cell ${c.cell}: ${c.problem}`),
-          `${plural(rows.length, 'cell')}, ${plural(rows.filter((c) => !c.reachable).length, 'unreachable')}`,
+          `${plural(rows.length, 'cell')}, ${rows.filter((c) => !c.reachable).length} unreachable`,
         ].join('\n'),
       );
     });
@@ -48,6 +48,8 @@ export function registerCellCommands(program: Command, ctx: CommandContext): voi
     .description('add a cell: migrate its database, then list it in the directory')
     .option('--database-url <url>', 'its PostgreSQL URL (a password only for a server on this machine)')
     .option('--database-url-env <name>', 'the environment variable that holds its URL, in every recon process')
+    .option('--database <name>', "another database on the default cell's server, reached with the same login")
+    .option('--create-database', 'with --database: create it first when it does not exist')
     .option('--task-queue <queue>', 'the queue its workers poll; default the default queue with the cell name after it')
     .action(async (name: string, o: unknown, cmd: Command) => {
       const cellName = parseOptions(CellNameSchema, name);
@@ -55,6 +57,8 @@ export function registerCellCommands(program: Command, ctx: CommandContext): voi
         z.object({
           databaseUrl: z.string().min(1).optional(),
           databaseUrlEnv: UrlEnvSchema.optional(),
+          database: DatabaseNameSchema.optional(),
+          createDatabase: z.boolean().optional(),
           taskQueue: z.string().min(1).max(200).optional(),
         }),
         o,
