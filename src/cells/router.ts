@@ -3,6 +3,8 @@ import { ReconError, toReconError } from '../domain/errors';
 import { DEFAULT_CELL, cellUnavailable, resolveCellUrl, type CellEntry, type ResolvedCell } from '../domain/cells';
 import { cellEntryOfTenant, listCellEntries, placementsByCell } from './directory';
 
+const CONNECTION_FAILURES = new Set(['database_unavailable', 'database_login_failed']);
+
 /** A cell with the reason it cannot be used from this process (its URL variable unset). */
 export interface UnresolvedCell {
   name: string;
@@ -84,7 +86,8 @@ export class CellRouter {
     try {
       return await fn(this.pool(cell));
     } catch (err) {
-      if (cell.name !== DEFAULT_CELL && toReconError(err).code === 'database_unavailable')
+      // A refused login is as much that cell's outage as a stopped server: it stays in the cell.
+      if (cell.name !== DEFAULT_CELL && CONNECTION_FAILURES.has(toReconError(err).code))
         throw cellUnavailable(cell, err);
       throw err;
     }
