@@ -5,13 +5,20 @@ const NIGHTLY_TABLES = ['claims', 'outcomes', 'records', 'record_versions'] as c
 type NightlyTable = (typeof NIGHTLY_TABLES)[number];
 
 /**
- * When a table's statistics are stale enough to refresh: more than `fraction` of the rows the
- * planner counts on changed, and at least `minRows` of them. Below `minRows` a misplanned join
- * costs little (the harm of stale figures grows with the product of the rows a loop visits); the
- * fraction is autovacuum's own default (autovacuum_analyze_scale_factor), applied when the night
- * needs it instead of whenever autovacuum next wakes.
+ * When a table's statistics are stale enough to refresh: at least `minRows` rows changed since its
+ * last analyze, and either more than `fraction` of the rows the planner counts on or `alwaysRows`
+ * whatever the table's size. Below `minRows` a misplanned join costs little (the harm of stale
+ * figures grows with the rows a loop visits); the fraction is autovacuum's own default
+ * (autovacuum_analyze_scale_factor), applied when the night needs it instead of whenever
+ * autovacuum next wakes; `alwaysRows` is ANALYZE's own sample at the default statistics target
+ * (300 x 100 rows): a change that large is worth the fixed cost of one analyze even on a table of
+ * millions (100k new claims on 5M existing ones are 2%). In a fleet, the table-wide change since
+ * the last analyze crosses it about once per 30,000 rows changed by all tenants together, not once
+ * per tenant.
  */
-export const STALE_STATISTICS = { fraction: 0.1, minRows: 2_000 } as const;
+export const STALE_STATISTICS = { fraction: 0.1, minRows: 2_000, alwaysRows: 30_000 } as const;
+
+export type StalePolicy = { fraction: number; minRows: number; alwaysRows: number };
 
 /**
  * Rows per 8 kB page assumed when a table has never been counted with rows in it, so growth in
@@ -42,10 +49,7 @@ export interface TableChange {
  * inserts that needed new pages. An import's inserts are therefore seen at once even when the
  * collector has not caught up; updates in place are seen once it has.
  */
-export function needsAnalyze(
-  t: TableChange,
-  policy: { fraction: number; minRows: number } = STALE_STATISTICS,
-): boolean {
+export function needsAnalyze(t: TableChange, policy: StalePolicy = STALE_STATISTICS): boolean {
   if (t.pagesNow === 0 && t.modifiedSinceAnalyze === 0) return false;
   // No statistics at all: the planner falls back to fixed guesses for every column.
   if (t.neverAnalyzed) return true;
@@ -54,7 +58,7 @@ export function needsAnalyze(
     t.rowsAtLastCount > 0 && t.pagesAtLastCount > 0 ? t.rowsAtLastCount / t.pagesAtLastCount : FALLBACK_ROWS_PER_PAGE;
   const grown = Math.max(0, t.pagesNow - Math.max(t.pagesAtLastCount, 0)) * density;
   const changed = Math.max(t.modifiedSinceAnalyze, grown);
-  return changed >= policy.minRows && changed > policy.fraction * counted;
+  return changed >= policy.minRows && (changed > policy.fraction * counted || changed >= policy.alwaysRows);
 }
 
 const TABLE_STATE = `

@@ -59,9 +59,18 @@ describe('a shared table is analyzed when it changed enough since its last analy
     expect(needsAnalyze({ ...analyzed, modifiedSinceAnalyze: 100, pagesNow: 3_000 })).toBe(true);
   });
 
+  it('analyzes a change as large as ANALYZE’s sample on a table of millions', () => {
+    const huge = { ...analyzed, rowsAtLastCount: 5_000_000, pagesAtLastCount: 125_000, pagesNow: 125_000 };
+    expect(needsAnalyze({ ...huge, modifiedSinceAnalyze: STALE_STATISTICS.alwaysRows - 1 })).toBe(false);
+    expect(needsAnalyze({ ...huge, modifiedSinceAnalyze: STALE_STATISTICS.alwaysRows })).toBe(true);
+    // 100k new claims on 5M (2%), seen by the file's growth alone.
+    expect(needsAnalyze({ ...huge, pagesNow: 127_500 })).toBe(true);
+  });
+
   it('honours a stricter or looser policy', () => {
     const change = { ...analyzed, modifiedSinceAnalyze: 3_000 };
-    expect(needsAnalyze(change, { fraction: 0.02, minRows: 1_000 })).toBe(true);
-    expect(needsAnalyze(change, { fraction: 0.02, minRows: 5_000 })).toBe(false);
+    expect(needsAnalyze(change, { fraction: 0.02, minRows: 1_000, alwaysRows: 1e9 })).toBe(true);
+    expect(needsAnalyze(change, { fraction: 0.02, minRows: 5_000, alwaysRows: 1e9 })).toBe(false);
+    expect(needsAnalyze(change, { fraction: 0.5, minRows: 1_000, alwaysRows: 3_000 })).toBe(true);
   });
 });
