@@ -46,8 +46,11 @@ export interface TableChange {
  * the larger wins: the statistics collector's count, which lags behind other sessions' commits
  * (a backend flushes its counters when idle, at most once a second and up to a minute late under
  * contention), and the growth of the file since the last count, which is exact but sees only
- * inserts that needed new pages. An import's inserts are therefore seen at once even when the
- * collector has not caught up; updates in place are seen once it has.
+ * inserts that needed new pages. An import that grew the file is seen at once; one that filled
+ * space vacuum had freed (claims leave a dead version behind when attach updates them), and any
+ * update, is seen once the importing session has flushed its counters: normally within a second
+ * of going idle, at most about ten seconds. A night's pulled pages flush as they go, so only the
+ * last seconds of an import can be missed, and the next refresh or autovacuum counts them.
  */
 export function needsAnalyze(t: TableChange, policy: StalePolicy = STALE_STATISTICS): boolean {
   if (t.pagesNow === 0 && t.modifiedSinceAnalyze === 0) return false;
