@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import { z } from 'zod';
 import { createPool, type Pool } from '../src/db/pool';
 import { applyContract } from '../src/db/contracts';
@@ -14,7 +14,7 @@ import { importClaimsFile, importRecordsFile } from '../src/ingest/files';
 import { startLocalStack } from '../src/stack/local-stack';
 import { connectClient } from '../src/temporal/connection';
 import { installRuntime } from '../src/temporal/runtime';
-import { cachedWorkflowBundle } from '../src/temporal/worker';
+import { cachedWorkflowBundle, resolveWorkerLimits } from '../src/temporal/worker';
 import { AS_OF_KEY, TENANT_KEY } from '../src/temporal/run-client';
 import { reconcileTenant } from '../workflows';
 import { runWorkflowId } from '../workflows/messages';
@@ -140,6 +140,79 @@ async function chargesOf(pool: Pool, tenants: string[]): Promise<{ count: number
   return { count: r.count, totalMinor: Number(r.total) };
 }
 
+/** ANALYZEs of the night's shared tables so far, by sessions and by autovacuum. */
+async function analyzeCounts(pool: Pool): Promise<{ manual: number; auto: number }> {
+  const {
+    rows: [r],
+  } = await pool.query<{ manual: number; auto: number }>(
+    `select coalesce(sum(analyze_count), 0)::int as manual, coalesce(sum(autoanalyze_count), 0)::int as auto
+       from pg_stat_user_tables where relname in ('claims', 'outcomes', 'records', 'record_versions')`,
+  );
+  return r;
+}
+
+/**
+ * Where one tenant-night's wall time went, from its history's event times: activities running,
+ * activities scheduled but waiting for a worker slot, workflow tasks waiting and running; the rest
+ * is the server's own bookkeeping between them (timers, none here) and round trips.
+ */
+interface NightTimes {
+  wall: number;
+  activityRun: number;
+  activityWait: number;
+  workflowTaskWait: number;
+  workflowTaskRun: number;
+  activities: number;
+  workflowTasks: number;
+}
+
+async function nightTimes(client: Client, workflowId: string): Promise<NightTimes> {
+  const t: NightTimes = {
+    wall: 0,
+    activityRun: 0,
+    activityWait: 0,
+    workflowTaskWait: 0,
+    workflowTaskRun: 0,
+    activities: 0,
+    workflowTasks: 0,
+  };
+  const ms = (x: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+    x ? Number(x.seconds ?? 0) * 1000 + (x.nanos ?? 0) / 1e6 : 0;
+  let runId: string | undefined;
+  do {
+    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    runId = undefined;
+    const at = new Map<string, number>();
+    let first = Infinity;
+    let last = 0;
+    for (const e of history.events ?? []) {
+      const when = ms(e.eventTime);
+      first = Math.min(first, when);
+      last = Math.max(last, when);
+      at.set(String(e.eventId), when);
+      const aStarted = e.activityTaskStartedEventAttributes;
+      if (aStarted) t.activityWait += when - (at.get(String(aStarted.scheduledEventId)) ?? when);
+      const aDone = e.activityTaskCompletedEventAttributes;
+      if (aDone) {
+        t.activities++;
+        t.activityRun += when - (at.get(String(aDone.startedEventId)) ?? when);
+      }
+      const wStarted = e.workflowTaskStartedEventAttributes;
+      if (wStarted) t.workflowTaskWait += when - (at.get(String(wStarted.scheduledEventId)) ?? when);
+      const wDone = e.workflowTaskCompletedEventAttributes;
+      if (wDone) {
+        t.workflowTasks++;
+        t.workflowTaskRun += when - (at.get(String(wDone.startedEventId)) ?? when);
+      }
+      if (e.workflowExecutionStartedEventAttributes)
+        runId = e.workflowExecutionStartedEventAttributes.continuedExecutionRunId || undefined;
+    }
+    t.wall += last - first;
+  } while (runId);
+  for (const k of ['wall', 'activityRun', 'activityWait', 'workflowTaskWait', 'workflowTaskRun'] as const) t[k] /= 1000;
+  return t;
+}
+
 export async function runFleet(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -204,6 +277,7 @@ export async function runFleet(argv: string[]): Promise<number> {
       cpuSnapshot({ workerPids: [child.pid!], pgDataDir: stack.postgresDataDir ?? path.join(dir, 'pgdata') });
     const asOf = AS_OF.toISOString();
     const night = async (names: string[]) => {
+      const analyzedBefore = await analyzeCounts(pool);
       const before = cpu();
       const t0 = performance.now();
       const handles = await Promise.all(
@@ -232,7 +306,17 @@ export async function runFleet(argv: string[]): Promise<number> {
       } finally {
         clearInterval(progress);
       }
-      return { seconds: seconds(t0), cpu: cpuSince(before, cpu()) };
+      const took = seconds(t0);
+      const usage = cpuSince(before, cpu());
+      const analyzedAfter = await analyzeCounts(pool);
+      return {
+        seconds: took,
+        cpu: usage,
+        analyzes: {
+          manual: analyzedAfter.manual - analyzedBefore.manual,
+          auto: analyzedAfter.auto - analyzedBefore.auto,
+        },
+      };
     };
 
     // The single tenant first, while the worker is fresh: the fleet night cannot borrow its warm-up.
@@ -252,24 +336,41 @@ export async function runFleet(argv: string[]): Promise<number> {
     for (const t of sample) counted.push(await countWorkflowEvents(client, runWorkflowId(t, asOf)));
     const meanActions = counted.reduce((s, e) => s + e.actions + e.heartbeatsSent, 0) / counted.length;
     const singleEvents = await countWorkflowEvents(client, runWorkflowId(SINGLE, asOf));
+    const times: NightTimes[] = [];
+    for (const t of sample) times.push(await nightTimes(client, runWorkflowId(t, asOf)));
+    const mean = (k: keyof NightTimes) => times.reduce((s, x) => s + x[k], 0) / times.length;
 
     const fleetCharges = await chargesOf(pool, tenants);
     const singleCharges = await chargesOf(pool, [SINGLE]);
     const agree = fleetCharges.count === singleCharges.count && fleetCharges.totalMinor === singleCharges.totalMinor;
 
     const f = (x: number, d = 1) => x.toFixed(d);
+    // The child worker resolves the same environment.
+    const limits = resolveWorkerLimits({}, process.env);
     const rows: Array<[string, string]> = [
       [
         'tenants',
         `${args.tenants} (largest ${sizes[0]} claim lines, median ${sizes[Math.floor(sizes.length / 2)]}, smallest ${sizes[sizes.length - 1]})`,
       ],
       ['claims', `${args.claims} (${data.claimLines} lines, ${data.recordRows} record rows)`],
+      [
+        'worker limits',
+        `${limits.maxConcurrentActivities} activities, ${limits.maxConcurrentWorkflowTasks} workflow tasks at once (RECON_MAX_CONCURRENT_*)`,
+      ],
       ['fleet night wall', `${f(fleet.seconds)} s`],
       ['single-tenant night wall', `${f(single.seconds)} s`],
       ['ratio fleet/single', f(fleet.seconds / single.seconds, 2)],
       [
         'Temporal actions / tenant-night',
         `${f(meanActions)} (mean of ${counted.length}; single tenant ${singleEvents.actions + singleEvents.heartbeatsSent})`,
+      ],
+      [
+        'tenant-night wall, of which',
+        `${f(mean('wall'), 2)} s: activities running ${f(mean('activityRun'), 2)} s (${f(mean('activities'))}), waiting for a worker slot ${f(mean('activityWait'), 2)} s; workflow tasks running ${f(mean('workflowTaskRun'), 2)} s (${f(mean('workflowTasks'))}), waiting ${f(mean('workflowTaskWait'), 2)} s (mean of ${times.length})`,
+      ],
+      [
+        'ANALYZEs of the shared tables',
+        `fleet night ${fleet.analyzes.manual} (autovacuum ${fleet.analyzes.auto}), single ${single.analyzes.manual} (autovacuum ${single.analyzes.auto})`,
       ],
       ['database CPU, fleet night', `${f(fleet.cpu.postgres)} s (single ${f(single.cpu.postgres)} s)`],
       ['worker CPU, fleet night', `${f(fleet.cpu.workers)} s (single ${f(single.cpu.workers)} s)`],
