@@ -212,7 +212,6 @@ CREATE TABLE ledger_entries (
   dispute_id        bigint,
   CONSTRAINT ledger_entries_pkey PRIMARY KEY (entry_id),
   CONSTRAINT ledger_entries_idempotency_key_key UNIQUE (idempotency_key),
-  CONSTRAINT ledger_entries_outcome_id_fkey FOREIGN KEY (outcome_id) REFERENCES outcomes(outcome_id),
   CONSTRAINT ledger_entries_reverses_entry_id_fkey FOREIGN KEY (reverses_entry_id) REFERENCES ledger_entries(entry_id),
   CONSTRAINT ledger_dispute_credit CHECK (((dispute_id IS NULL) OR (kind = 'credit'::text))),
   CONSTRAINT ledger_entries_kind_check CHECK ((kind = ANY (ARRAY['charge'::text, 'credit'::text, 'base_fee'::text, 'true_up'::text]))),
@@ -289,7 +288,6 @@ CREATE TABLE outcomes (
   updated_at          timestamp with time zone DEFAULT now() NOT NULL,
   CONSTRAINT outcomes_pkey PRIMARY KEY (outcome_id),
   CONSTRAINT outcomes_tenant_id_outcome_type_subject_key_key UNIQUE (tenant_id, outcome_type, subject_key),
-  CONSTRAINT outcomes_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES tenants(tenant_id),
   CONSTRAINT outcomes_match_status_check CHECK ((match_status = ANY (ARRAY['matched'::text, 'none'::text, 'ambiguous'::text]))),
   CONSTRAINT outcomes_reject_reason_check CHECK ((reject_reason = ANY (ARRAY['no_evidence'::text, 'not_achieved'::text, 'retracted'::text, 'dispute_upheld'::text]))),
   CONSTRAINT outcomes_state_check CHECK ((state = ANY (ARRAY['awaiting_evidence'::text, 'in_grace'::text, 'confirmed'::text, 'billed'::text, 'credited'::text, 'rejected'::text])))

@@ -11,14 +11,19 @@
 drop index outcomes_created_run_idx;
 create index outcomes_created_run_brin on outcomes using brin (created_run_id);
 
--- The references from events and claims to outcomes were checked per row. Outcomes are never
--- deleted (no role has the grant; nothing in the product deletes one), and both writers take the id
--- from the outcome row itself: attach from the probe of the subject key just inserted or found in
--- the same transaction, every event writer from the outcome it has just updated or locked. The
--- ledger's reference to outcomes stays: it ties a charge to what it bills, and credits and disputes
--- rely on it.
+-- The references to outcomes from the rows the night writes for them (claims at attach, events at
+-- evaluate and post, charges at post), and from outcomes to their tenant, were checked per row:
+-- EXPLAIN ANALYZE of a 2,000-line post gave the charge's check 29 of 208 ms, of a 10,000-claim
+-- attach the outcome's tenant check 28 of 116 ms. Outcomes and tenants are never deleted (no role
+-- has the grant, nothing in the product deletes one, and the ledger is append-only), and each
+-- writer takes the id from the parent row itself: attach from the claim's own tenant (its import
+-- checked it) and from the probe of the subject key in the same transaction; events, charges and
+-- credits from the outcome or charge they have just updated, locked or read. The reference between
+-- ledger lines (a credit to its charge) stays.
 alter table outcome_events drop constraint outcome_events_outcome_id_fkey;
 alter table claims drop constraint claims_outcome_id_fkey;
+alter table ledger_entries drop constraint ledger_entries_outcome_id_fkey;
+alter table outcomes drop constraint outcomes_tenant_id_fkey;
 
 -- Room on each page for the next version of its rows: a re-evaluation that leaves the state as it
 -- was (an outcome still in grace or still awaiting evidence, every night until it settles) changes
