@@ -292,7 +292,6 @@ CREATE TABLE outcomes (
   CONSTRAINT outcomes_reject_reason_check CHECK ((reject_reason = ANY (ARRAY['no_evidence'::text, 'not_achieved'::text, 'retracted'::text, 'dispute_upheld'::text]))),
   CONSTRAINT outcomes_state_check CHECK ((state = ANY (ARRAY['awaiting_evidence'::text, 'in_grace'::text, 'confirmed'::text, 'billed'::text, 'credited'::text, 'rejected'::text])))
 );
-ALTER TABLE outcomes SET (fillfactor=85);
 CREATE INDEX outcomes_created_run_brin ON public.outcomes USING brin (created_run_id);
 CREATE INDEX outcomes_open_idx ON public.outcomes USING btree (tenant_id, outcome_id) WHERE (state = ANY (ARRAY['awaiting_evidence'::text, 'in_grace'::text, 'confirmed'::text]));
 CREATE INDEX outcomes_to_post_idx ON public.outcomes USING btree (tenant_id, confirmed_as_of, success_at, outcome_id) WHERE ((state = 'confirmed'::text) AND (NOT on_hold));
