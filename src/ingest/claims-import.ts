@@ -151,7 +151,7 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
   await db.query(
     `create temp table claim_decisions on commit drop as
      with rows as (
-       select s.row_number, s.claim_id, s.content_sha256, s.retract,
+       select s.row_number, s.claim_id, s.content_sha256, s.retract, s.retracted_at,
               c.claim_id is not null as known, c.content_sha256 as known_sha, c.retracted_at is null as known_live,
               first_value(s.row_number) over first_content as first_row,
               first_value(s.content_sha256) over first_content as first_sha,
@@ -169,14 +169,15 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
      retractions as (
        select c.*, min(c.row_number) filter (where c.retract and not c.is_new) over (partition by c.claim_id collate "C") as first_retraction_row
          from claimed c)
-     select row_number, claim_id, known,
-            case when is_new then 'new'
-                 when not retract and content_sha256 is distinct from claim_sha then 'conflicting_redelivery'
-                 when not retract then 'redelivered'
-                 when not exists then 'unknown_claim'
-                 when live and row_number = first_retraction_row then 'retraction'
-                 else 'redelivered' end as decision
-       from retractions`,
+     select row_number, claim_id, known, decision, case when decision = 'retraction' then retracted_at end as retracted_at
+       from (select r.*,
+                    case when is_new then 'new'
+                         when not retract and content_sha256 is distinct from claim_sha then 'conflicting_redelivery'
+                         when not retract then 'redelivered'
+                         when not exists then 'unknown_claim'
+                         when live and row_number = first_retraction_row then 'retraction'
+                         else 'redelivered' end as decision
+               from retractions r) decided`,
     [tenant],
   );
   await db.query('analyze claim_decisions');
@@ -191,8 +192,7 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
        select $1, s.claim_id, s.outcome_type, s.subject_ref, s.subject_key, s.occurred_at, s.attributes, s.content_sha256,
               coalesce(s.retracted_at, r.retracted_at), $2
          from claim_decisions d join stage_claims s using (row_number)
-         left join (select rd.claim_id, rs.retracted_at from claim_decisions rd join stage_claims rs using (row_number)
-                     where rd.decision = 'retraction' and not rd.known) r on r.claim_id = d.claim_id
+         left join claim_decisions r on r.claim_id = d.claim_id and r.decision = 'retraction' and not r.known
         where d.decision = 'new'`,
       [tenant, importId],
     ));
@@ -210,9 +210,7 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
   // know when they were inserted since the last ANALYZE (a nested loop over all of them).
   await db.query(
     `with retracted as materialized (
-       select $1::text as tenant_id, s.claim_id, s.retracted_at
-         from claim_decisions d join stage_claims s using (row_number)
-        where d.decision = 'retraction' and d.known)
+       select $1::text as tenant_id, claim_id, retracted_at from claim_decisions where decision = 'retraction' and known)
      update claims c set retracted_at = r.retracted_at
        from retracted r where c.tenant_id = r.tenant_id and c.claim_id = r.claim_id`,
     [tenant],

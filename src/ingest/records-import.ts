@@ -108,15 +108,22 @@ async function mergeStagedRecords(
   // New records in order of first appearance in the file, so ids do not depend on the plan. No ON
   // CONFLICT: under the lock above nothing else adds records of this source, so a duplicate key is
   // a race to report, not a row to skip (and the speculative insertion costs on every row).
+  // The first new id: under the lock, a record of this source with an id from it on was created
+  // just now and has no version in the database yet.
+  let firstNew: number | null;
   try {
-    await db.query(
-      `insert into records (tenant_id, source, external_id)
-       select $1, $2, s.external_id from stage_records s
-        where s.code is null
-          and not exists (select 1 from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id)
-        group by s.external_id order by min(s.row_number)`,
+    const { rows } = await db.query<{ first_new: number | null }>(
+      `with added as (
+         insert into records (tenant_id, source, external_id)
+         select $1, $2, s.external_id from stage_records s
+          where s.code is null
+            and not exists (select 1 from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id)
+          group by s.external_id order by min(s.row_number)
+         returning record_id)
+       select min(record_id) as first_new from added`,
       [args.tenant, args.source],
     );
+    firstNew = rows[0].first_new;
   } catch (err) {
     if ((err as { code?: string }).code === '23505')
       throw new ReconError(
@@ -127,7 +134,8 @@ async function mergeStagedRecords(
   }
   // A row identical to the version before it adds nothing: before it means the previous row of
   // the same record in this file, or for its first row the version in effect in the database.
-  // Only those first rows look into record_versions, one index probe each. Versions are inserted
+  // Only those first rows of records that existed before this import look into record_versions,
+  // one index probe each. Versions are inserted
   // in the window's own order (no second sort), so within a record and time a later row still
   // gets the higher version id, which breaks ties between versions of the same time.
   const { rowCount } = await db.query(
@@ -139,13 +147,13 @@ async function mergeStagedRecords(
        window w as (partition by r.record_id order by coalesce(s.updated_at, $4), s.row_number))
      insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
      select o.record_id, o.effective_at, o.match_key, o.data, o.row_sha256, $3, o.line from ordered o
-      where o.row_sha256 is distinct from coalesce(o.prev_in_file, (
+      where o.row_sha256 is distinct from coalesce(o.prev_in_file, case when $5::bigint is null or o.record_id < $5 then (
               select v.row_sha256 from record_versions v
                where v.record_id = o.record_id and v.effective_at <= o.effective_at
-               order by v.effective_at desc, v.version_id desc limit 1))
+               order by v.effective_at desc, v.version_id desc limit 1) end)
       order by o.record_id, o.effective_at, o.row_number
      on conflict (record_id, effective_at, row_sha256) do nothing`,
-    [args.tenant, args.source, args.importId, args.importedAt],
+    [args.tenant, args.source, args.importId, args.importedAt, firstNew],
   );
   return rowCount ?? 0;
 }
