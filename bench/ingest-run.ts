@@ -140,7 +140,11 @@ async function main(): Promise<void> {
     await phase('import records', () =>
       importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }),
     );
-    if (values['first-only']) return report();
+    // Awaited here: a returned promise would let the finally below end the pool under the report.
+    if (values['first-only']) {
+      await report();
+      return;
+    }
     await phase('same records again', () =>
       importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }),
     );
