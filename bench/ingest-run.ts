@@ -1,7 +1,8 @@
 // Import benchmark (issue 5, ingest side): the benchmark's generated claims and helpdesk files
 // imported with the product's own file import on a fresh embedded PostgreSQL, phase by phase, with
-// wall time and peak RSS. Run: `npx tsx bench/ingest-run.ts --claims 100000 [--data DIR] [--profile] [--first-only]`.
-// --data keeps the generated files for the next run; --first-only stops after the first two imports.
+// wall time and peak RSS. Run: `npx tsx bench/ingest-run.ts --claims 100000 [--data DIR] [--profile] [--statements] [--first-only]`.
+// --data keeps the generated files for the next run; --first-only stops after the first two imports;
+// --statements prints every statement's duration.
 import { copyFile, appendFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,14 @@ function profileStatements(pool: Pool): void {
   });
 }
 
+/** --statements: every statement's duration (COPY included), sent to the client. */
+function timeStatements(pool: Pool): void {
+  pool.on('connect', (client) => {
+    client.on('notice', (n) => process.stderr.write(`${n.message.replace(/\s+/g, ' ').slice(0, 160)}\n`));
+    void client.query(`set log_min_duration_statement = 0; set client_min_messages = log`);
+  });
+}
+
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(
     () => true,
@@ -65,6 +74,7 @@ async function main(): Promise<void> {
       data: { type: 'string' },
       profile: { type: 'boolean', default: false },
       'first-only': { type: 'boolean', default: false },
+      statements: { type: 'boolean', default: false },
     },
   });
   const claims = Number(values.claims);
@@ -97,6 +107,7 @@ async function main(): Promise<void> {
   });
   const pool = createPool(pgServer.url);
   if (values.profile) profileStatements(pool);
+  if (values.statements) timeStatements(pool);
   const pgPid = postmasterPid(pgServer.dataDir);
   const rss = new Rss();
   const lines: string[] = [];
@@ -129,7 +140,11 @@ async function main(): Promise<void> {
     await phase('import records', () =>
       importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }),
     );
-    if (values['first-only']) return report();
+    // Awaited here: a returned promise would let the finally below end the pool under the report.
+    if (values['first-only']) {
+      await report();
+      return;
+    }
     await phase('same records again', () =>
       importRecordsFile(pool, { tenant: TENANT, source: 'helpdesk', file: recordsFile, now: AS_OF }),
     );

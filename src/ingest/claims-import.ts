@@ -101,19 +101,25 @@ export async function importClaimRows(pool: Pool, args: ClaimImportArgs): Promis
     );
     await quarantineStaged(db, 'stage_claims', importId, args.tenant, args.source, args.origin);
     const decided = await mergeStagedClaims(db, args.tenant, importId);
+    // The few rows quarantined here are the outer side, each probing the claim by its key: a join
+    // on the constant tenant would let the planner start from the tenant's claims, whose count it
+    // may not know yet (claims inserted by this very import).
     await db.query(
-      `insert into quarantine (tenant_id, import_id, source, origin, line, row_number, raw, code, reason)
-       select $1, $2, $3, $4, s.line, s.row_number, s.raw, d.decision,
-              case d.decision
+      `with decided as materialized (
+         select $1::text as tenant_id, s.line, s.row_number, s.raw, d.decision, s.claim_id, s.outcome_type, s.subject_ref,
+                s.occurred_at, s.attributes
+           from claim_decisions d join stage_claims s using (row_number)
+          where d.decision in ('conflicting_redelivery', 'unknown_claim'))
+       insert into quarantine (tenant_id, import_id, source, origin, line, row_number, raw, code, reason)
+       select $1, $2, $3, $4, s.line, s.row_number, s.raw, s.decision,
+              case s.decision
                 when 'conflicting_redelivery' then 'claim ' || s.claim_id || ' was delivered before with a different ' || coalesce(nullif(concat_ws(', ',
                   case when c.outcome_type is distinct from s.outcome_type then 'outcome_type' end,
                   case when c.subject_ref is distinct from s.subject_ref then 'subject_ref' end,
                   case when c.occurred_at is distinct from s.occurred_at then 'occurred_at' end,
                   case when c.attributes is distinct from s.attributes then 'attributes' end), ''), 'content')
                 else 'retraction of claim ' || s.claim_id || ', which was never received' end
-         from claim_decisions d join stage_claims s using (row_number)
-         left join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id
-        where d.decision in ('conflicting_redelivery', 'unknown_claim')
+         from decided s left join claims c on c.tenant_id = s.tenant_id and c.claim_id = s.claim_id
        on conflict (import_id, row_number) do nothing`,
       [args.tenant, importId, args.source, args.origin],
     );
@@ -145,14 +151,14 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
   await db.query(
     `create temp table claim_decisions on commit drop as
      with rows as (
-       select s.row_number, s.claim_id, s.content_sha256, s.retract,
+       select s.row_number, s.claim_id, s.content_sha256, s.retract, s.retracted_at,
               c.claim_id is not null as known, c.content_sha256 as known_sha, c.retracted_at is null as known_live,
               first_value(s.row_number) over first_content as first_row,
               first_value(s.content_sha256) over first_content as first_sha,
               first_value(s.retract) over first_content as first_retract
          from stage_claims s left join claims c on c.tenant_id = $1 and c.claim_id = s.claim_id
         where s.code is null
-       window first_content as (partition by s.claim_id order by s.content_sha256 is null, s.row_number)),
+       window first_content as (partition by s.claim_id collate "C" order by s.content_sha256 is null, s.row_number)),
      claimed as (
        select r.*,
               not r.known and r.content_sha256 is not null and r.row_number = r.first_row as is_new,
@@ -161,30 +167,52 @@ async function mergeStagedClaims(db: PoolClient, tenant: string, importId: numbe
               case when r.known then r.known_live else not r.first_retract end as live
          from rows r),
      retractions as (
-       select c.*, min(c.row_number) filter (where c.retract and not c.is_new) over (partition by c.claim_id) as first_retraction_row
+       select c.*, min(c.row_number) filter (where c.retract and not c.is_new) over (partition by c.claim_id collate "C") as first_retraction_row
          from claimed c)
-     select row_number,
-            case when is_new then 'new'
-                 when not retract and content_sha256 is distinct from claim_sha then 'conflicting_redelivery'
-                 when not retract then 'redelivered'
-                 when not exists then 'unknown_claim'
-                 when live and row_number = first_retraction_row then 'retraction'
-                 else 'redelivered' end as decision
-       from retractions`,
+     select row_number, claim_id, known, decision, case when decision = 'retraction' then retracted_at end as retracted_at
+       from (select r.*,
+                    case when is_new then 'new'
+                         when not retract and content_sha256 is distinct from claim_sha then 'conflicting_redelivery'
+                         when not retract then 'redelivered'
+                         when not exists then 'unknown_claim'
+                         when live and row_number = first_retraction_row then 'retraction'
+                         else 'redelivered' end as decision
+               from retractions r) decided`,
     [tenant],
   );
   await db.query('analyze claim_decisions');
-  const { rowCount: inserted } = await db.query(
-    `insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
-     select $1, s.claim_id, s.outcome_type, s.subject_ref, s.subject_key, s.occurred_at, s.attributes, s.content_sha256, s.retracted_at, $2
-       from claim_decisions d join stage_claims s using (row_number) where d.decision = 'new'
-     on conflict (tenant_id, claim_id) do nothing`,
-    [tenant, importId],
-  );
+  // A claim new in this file and retracted further on in it is inserted retracted (the retraction
+  // row's time), so only claims known before this import are updated. No ON CONFLICT: under the
+  // lock above no other import adds claims of this tenant, so a duplicate key is a race to report,
+  // not a row to skip (and the speculative insertion ON CONFLICT needs costs on every row).
+  let inserted: number | null;
+  try {
+    ({ rowCount: inserted } = await db.query(
+      `insert into claims (tenant_id, claim_id, outcome_type, subject_ref, subject_key, occurred_at, attributes, content_sha256, retracted_at, import_id)
+       select $1, s.claim_id, s.outcome_type, s.subject_ref, s.subject_key, s.occurred_at, s.attributes, s.content_sha256,
+              coalesce(s.retracted_at, r.retracted_at), $2
+         from claim_decisions d join stage_claims s using (row_number)
+         left join claim_decisions r on r.claim_id = d.claim_id and r.decision = 'retraction' and not r.known
+        where d.decision = 'new'`,
+      [tenant, importId],
+    ));
+  } catch (err) {
+    // Cannot happen while claims imports of a tenant take the lock above; if it does, retrying is safe.
+    if ((err as { code?: string }).code === '23505')
+      throw new ReconError(
+        'import_raced',
+        `claims import ${importId}: another import added some of the same new claims meanwhile; retry the import`,
+      );
+    throw err;
+  }
+  // The retracted claims, few, are the outer side and probe each claim by its key: a join on the
+  // constant tenant would let the planner start from the tenant's claims, whose count it does not
+  // know when they were inserted since the last ANALYZE (a nested loop over all of them).
   await db.query(
-    `update claims c set retracted_at = s.retracted_at
-       from claim_decisions d join stage_claims s using (row_number)
-      where d.decision = 'retraction' and c.tenant_id = $1 and c.claim_id = s.claim_id`,
+    `with retracted as materialized (
+       select $1::text as tenant_id, claim_id, retracted_at from claim_decisions where decision = 'retraction' and known)
+     update claims c set retracted_at = r.retracted_at
+       from retracted r where c.tenant_id = r.tenant_id and c.claim_id = r.claim_id`,
     [tenant],
   );
   const { rows } = await db.query<{ decision: string; n: number }>(

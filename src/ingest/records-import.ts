@@ -52,6 +52,9 @@ export async function importRecordRows(pool: Pool, args: RecordImportArgs): Prom
     beforeCommit: args.beforeCommit,
   };
   return withImport(pool, target, async (db, importId) => {
+    // One import of a tenant's source at a time: the new records are decided against the records
+    // as they stand, and a concurrent import must not add them between that and the insert.
+    await db.query('select pg_advisory_xact_lock(hashtext($1))', [`records-import:${args.tenant}:${args.source}`]);
     // Bad rows are staged too (code and reason set), so one COPY carries the whole file.
     await db.query(`create temp table stage_records (
       row_number int not null, line int not null, external_id text, match_key text, updated_at timestamptz,
@@ -102,19 +105,37 @@ async function mergeStagedRecords(
   // The sorts below hold the whole file (the versions' sort carries each row's data): in the
   // default 4 MB they spill to disk in runs. Local to this import's transaction.
   await db.query(`set local work_mem = '256MB'`);
-  // New records in order of first appearance in the file, so ids do not depend on the plan.
-  await db.query(
-    `insert into records (tenant_id, source, external_id)
-     select $1, $2, s.external_id from stage_records s
-      where s.code is null
-        and not exists (select 1 from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id)
-      group by s.external_id order by min(s.row_number)
-     on conflict do nothing`,
-    [args.tenant, args.source],
-  );
+  // New records in order of first appearance in the file, so ids do not depend on the plan. No ON
+  // CONFLICT: under the lock above nothing else adds records of this source, so a duplicate key is
+  // a race to report, not a row to skip (and the speculative insertion costs on every row).
+  // The first new id: under the lock, a record of this source with an id from it on was created
+  // just now and has no version in the database yet.
+  let firstNew: number | null;
+  try {
+    const { rows } = await db.query<{ first_new: number | null }>(
+      `with added as (
+         insert into records (tenant_id, source, external_id)
+         select $1, $2, s.external_id from stage_records s
+          where s.code is null
+            and not exists (select 1 from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id)
+          group by s.external_id order by min(s.row_number)
+         returning record_id)
+       select min(record_id) as first_new from added`,
+      [args.tenant, args.source],
+    );
+    firstNew = rows[0].first_new;
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505')
+      throw new ReconError(
+        'import_raced',
+        `records import ${args.importId}: another import added some of the same records meanwhile; retry the import`,
+      );
+    throw err;
+  }
   // A row identical to the version before it adds nothing: before it means the previous row of
   // the same record in this file, or for its first row the version in effect in the database.
-  // Only those first rows look into record_versions, one index probe each. Versions are inserted
+  // Only those first rows of records that existed before this import look into record_versions,
+  // one index probe each. Versions are inserted
   // in the window's own order (no second sort), so within a record and time a later row still
   // gets the higher version id, which breaks ties between versions of the same time.
   const { rowCount } = await db.query(
@@ -126,13 +147,13 @@ async function mergeStagedRecords(
        window w as (partition by r.record_id order by coalesce(s.updated_at, $4), s.row_number))
      insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
      select o.record_id, o.effective_at, o.match_key, o.data, o.row_sha256, $3, o.line from ordered o
-      where o.row_sha256 is distinct from coalesce(o.prev_in_file, (
+      where o.row_sha256 is distinct from coalesce(o.prev_in_file, case when $5::bigint is null or o.record_id < $5 then (
               select v.row_sha256 from record_versions v
                where v.record_id = o.record_id and v.effective_at <= o.effective_at
-               order by v.effective_at desc, v.version_id desc limit 1))
+               order by v.effective_at desc, v.version_id desc limit 1) end)
       order by o.record_id, o.effective_at, o.row_number
      on conflict (record_id, effective_at, row_sha256) do nothing`,
-    [args.tenant, args.source, args.importId, args.importedAt],
+    [args.tenant, args.source, args.importId, args.importedAt, firstNew],
   );
   return rowCount ?? 0;
 }
