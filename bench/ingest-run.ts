@@ -55,7 +55,7 @@ function profileStatements(pool: Pool): void {
 /** --statements: every statement's duration (COPY included), sent to the client. */
 function timeStatements(pool: Pool): void {
   pool.on('connect', (client) => {
-    client.on('notice', (n) => process.stderr.write(`${n.message.replace(/\s+/g, ' ').slice(0, 160)}\n`));
+    client.on('notice', (n) => process.stderr.write(`${(n.message ?? '').replace(/\s+/g, ' ').slice(0, 160)}\n`));
     void client.query(`set log_min_duration_statement = 0; set client_min_messages = log`);
   });
 }
