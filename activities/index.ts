@@ -363,7 +363,9 @@ export function createActivities(deps: ActivityDeps) {
             contract: version,
             afterOutcomeId: cursor,
             limit: chunkSize * 2,
-            slices: 2,
+            // One slice: less than a chunk cannot keep two cores busy, and in a fleet night the
+            // other tenants' nights already do; a second slice would only add its statements.
+            slices: 1,
           });
           cursor = r.lastOutcomeId;
           done = r.done;
