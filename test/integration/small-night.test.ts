@@ -250,4 +250,50 @@ describe('a small night in one activity', () => {
     expect({ ledger: await ledgerOf(fused, small), outcomes: await outcomesOf(fused, small) }).toEqual(before);
     expect(await events()).toBe(eventsBefore);
   });
+
+  it('a retry after a crash part-way (attach done, evaluate and post half done) ends with the same ledger', async () => {
+    const crashed = uniqueTenant('small-crashed');
+    await applyExample(fused.pool, crashed);
+    await seed(fused, crashed);
+    const env = new MockActivityEnvironment();
+    const run = <A, R>(fn: (a: A) => Promise<R>, a: A): Promise<R> => env.run<[A], R, typeof fn>(fn, a);
+    // The state a settleSmallNight killed mid-way leaves: its steps are these functions, run in chunks of 2.
+    const part = createActivities({ pool: fused.pool, chunkSize: 2, chunksPerCall: 1 });
+    const { runId } = await run((i: { tenant: string; asOf: string; workflowId: string }) => part.startRun(i), {
+      tenant: crashed,
+      asOf: NIGHT_1,
+      workflowId: `crash-${crashed}`,
+    });
+    const attached = await run((i: { tenant: string; runId: number }) => part.attachClaims(i), {
+      tenant: crashed,
+      runId,
+    });
+    expect(attached.done).toBe(true);
+    const evaluated = await run(
+      (i: { tenant: string; runId: number; asOf: string; cursor: number }) => part.evaluateOutcomes(i),
+      { tenant: crashed, runId, asOf: NIGHT_1, cursor: 0 },
+    );
+    expect(evaluated).toMatchObject({ done: false, processed: 4 });
+    const posted = await run(
+      (i: { tenant: string; runId: number; asOf: string; cursor: number }) => part.postCharges(i),
+      { tenant: crashed, runId, asOf: NIGHT_1, cursor: 0 },
+    );
+    expect(posted.posted).toBeGreaterThan(0);
+
+    const activities = createActivities({ pool: fused.pool });
+    const retried = await run((i: { tenant: string; runId: number; asOf: string }) => activities.settleSmallNight(i), {
+      tenant: crashed,
+      runId,
+      asOf: NIGHT_1,
+    });
+    expect(retried.posted + posted.posted).toBe(3);
+    const nightOne = (await ledgerOf(fused, small)).filter((l) => l.as_of.toISOString() === NIGHT_1);
+    expect(await ledgerOf(fused, crashed)).toEqual(nightOne);
+    const { rows } = await fused.pool.query<{ kind: string; n: number }>(
+      `select e.kind, count(*)::int as n from outcome_events e join outcomes o using (outcome_id)
+        where o.tenant_id = $1 and e.kind = 'billed' group by e.kind`,
+      [crashed],
+    );
+    expect(rows).toEqual([{ kind: 'billed', n: 3 }]);
+  });
 });
