@@ -22,6 +22,7 @@ import { reverseSettledCharges, type ReversalResult } from '../src/reconcile/rev
 import { postPeriodLines, type PeriodLinesResult } from '../src/reconcile/period-lines';
 import { deliverAlerts } from '../src/reconcile/alerts';
 import { refreshNightlyStatistics } from '../src/reconcile/statistics';
+import { nightFitsIn } from '../src/reconcile/night-size';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -37,6 +38,11 @@ export interface ActivityDeps {
   /** Record-source API clients by kind (tests may wrap them); secrets of sources come from sourceEnv. */
   recordClientFor?: ClientFor;
   sourceEnv?: Record<string, string | undefined>;
+  /**
+   * A night with fewer unattached claims plus open outcomes than this (and nothing to pull) is
+   * settled in one activity (settleSmallNight). Default: one chunk.
+   */
+  smallNightRows?: number;
 }
 
 /** A rate-limit wait up to this long is waited out inside the activity; longer ones durably in the workflow. */
@@ -79,6 +85,18 @@ export interface StartRunResult {
   }>;
   /** Record sources the night pulls itself (Zendesk, HubSpot), in the contract's order. */
   recordSources?: string[];
+  /** Nothing to pull and less than a chunk to work: attach to post fit in one settleSmallNight. */
+  smallNight?: boolean;
+  /** Whether any contract version names a sink (those deliverToSinks serves) and the run's version an alert webhook. */
+  hasSinks?: boolean;
+  hasAlertWebhook?: boolean;
+}
+
+export interface SmallNightResult {
+  chunks: number;
+  outcomesEvaluated: number;
+  posted: number;
+  amountMinor: number;
 }
 
 export interface ChunkLoopResult {
@@ -93,6 +111,7 @@ export function createActivities(deps: ActivityDeps) {
   const chunkSize = deps.chunkSize ?? 2000;
   const chunksPerCall = deps.chunksPerCall ?? 50;
   const runLeaseWaitMs = deps.runLeaseWaitMs ?? 60_000;
+  const smallNightRows = deps.smallNightRows ?? chunkSize;
 
   /** Refreshes the tenant's run lease now and then while the run works (staleness is judged by it). */
   const lastTouch = new Map<string, number>();
@@ -141,7 +160,8 @@ export function createActivities(deps: ActivityDeps) {
       return permanentAware(async () => {
         const asOf = new Date(input.asOf);
         refuseFutureAsOf(asOf, new Date());
-        const contract = (await runVersion(input.tenant, asOf)).body;
+        const history = await contracts.history(input.tenant);
+        const contract = versionForRun(history, asOf).body;
         // One run at a time per tenant: wait a little for a run in progress, then refuse, naming it.
         const waitUntil = Date.now() + runLeaseWaitMs;
         let runId: number;
@@ -155,19 +175,31 @@ export function createActivities(deps: ActivityDeps) {
             await Context.current().sleep(Math.min(2_000, Math.max(0, waitUntil - Date.now())));
           }
         }
+        const claimSources = Object.entries(contract.claimSources).map(([name, s]) => ({
+          name,
+          kind: s.kind,
+          url: s.kind === 'http' ? s.url : '',
+          pageSize: s.pageSize,
+          pagesPerChunk: s.pagesPerChunk,
+        }));
+        const recordSources = Object.entries(contract.recordSources)
+          .filter(([, s]) => isPulledRecordSource(s))
+          .map(([name]) => name);
+        // Counted after the lease is taken: imports that land later are still attached, by the
+        // same loops, only in one activity rather than several.
+        const smallNight =
+          claimSources.length === 0 &&
+          recordSources.length === 0 &&
+          (await nightFitsIn(pool, input.tenant, smallNightRows));
         return {
           runId,
           period: billingPeriodOf(asOf, contract.timezone),
-          claimSources: Object.entries(contract.claimSources).map(([name, s]) => ({
-            name,
-            kind: s.kind,
-            url: s.kind === 'http' ? s.url : '',
-            pageSize: s.pageSize,
-            pagesPerChunk: s.pagesPerChunk,
-          })),
-          recordSources: Object.entries(contract.recordSources)
-            .filter(([, s]) => isPulledRecordSource(s))
-            .map(([name]) => name),
+          claimSources,
+          recordSources,
+          smallNight,
+          // Every version counts, as deliverTenant's own list does: lines owed to a sink a later version dropped.
+          hasSinks: history.versions.some((v) => Object.keys(v.body.sinks ?? {}).length > 0),
+          hasAlertWebhook: !!contract.alertWebhook,
         };
       });
     },
@@ -295,6 +327,75 @@ export function createActivities(deps: ActivityDeps) {
         const asOf = new Date(input.asOf);
         const contract = await runVersion(input.tenant, asOf);
         return postPeriodLines(pool, { tenant: input.tenant, runId: input.runId, asOf, contract });
+      });
+    },
+
+    /**
+     * A small night's attach, evaluate, reversals, period lines and post in one call, in the order
+     * and with the functions the chunked activities use, each to its end. Every step is idempotent
+     * in Postgres, so a retry after a crash starts again from the first and changes nothing
+     * already done (the heartbeat carries no cursor: each step finds its own work).
+     */
+    async settleSmallNight(input: { tenant: string; runId: number; asOf: string }): Promise<SmallNightResult> {
+      return permanentAware(async () => {
+        const asOf = new Date(input.asOf);
+        const history = await contracts.history(input.tenant);
+        const version = versionForRun(history, asOf);
+        const alive = async () => {
+          Context.current().heartbeat();
+          await keepRunLease();
+        };
+        const out: SmallNightResult = { chunks: 0, outcomesEvaluated: 0, posted: 0, amountMinor: 0 };
+
+        await refreshNightlyStatistics(pool);
+        for (let done = false; !done;) {
+          done = (await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5)).done;
+          out.chunks++;
+          await alive();
+        }
+        await refreshNightlyStatistics(pool, ['outcomes']);
+
+        for (let cursor = 0, done = false; !done;) {
+          const r = await evaluateChunk(pool, {
+            tenant: input.tenant,
+            runId: input.runId,
+            asOf,
+            contract: version,
+            afterOutcomeId: cursor,
+            limit: chunkSize * 2,
+            // One slice: less than a chunk cannot keep two cores busy, and in a fleet night the
+            // other tenants' nights already do; a second slice would only add its statements.
+            slices: 1,
+          });
+          cursor = r.lastOutcomeId;
+          done = r.done;
+          out.chunks++;
+          out.outcomesEvaluated += r.processed;
+          await alive();
+        }
+
+        const run = { tenant: input.tenant, runId: input.runId, asOf, contract: version };
+        await reverseSettledCharges(pool, run);
+        await alive();
+        await postPeriodLines(pool, run);
+        await alive();
+
+        for (let done = false; !done;) {
+          const r = await postChunk(pool, {
+            tenant: input.tenant,
+            runId: input.runId,
+            asOf,
+            versions: history.versions,
+            timeZone: version.body.timezone,
+            limit: chunkSize,
+          });
+          done = r.done;
+          out.chunks++;
+          out.posted += r.posted;
+          out.amountMinor += r.amountMinor;
+          await alive();
+        }
+        return out;
       });
     },
 

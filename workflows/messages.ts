@@ -14,6 +14,8 @@ export interface ResumeState {
   /** Record sources pulled from their APIs (Zendesk, HubSpot), and the index of the one being pulled. */
   recordSources?: string[];
   recordCursor?: number;
+  /** Set for a small night (settleSmallNight): whether it has sinks to deliver to and an alert webhook. */
+  small?: { sinks: boolean; alertWebhook: boolean };
 }
 
 export interface ReconcileInput {
@@ -38,7 +40,9 @@ export interface RunProgress {
 
 /**
  * The night's activities in the order reconcileTenant runs them (failRun only on failure;
- * pullRecords only for a contract with a record source pulled from an API). Tests
+ * pullRecords only for a contract with a record source pulled from an API). A small night (see
+ * settleSmallNight) runs attachClaims to postCharges as that one activity instead, and skips
+ * deliverToSinks and deliverAlerts when the tenant has no sink or alert webhook. Tests
  * that drive a night without Temporal follow this list, and a test compares it with a real night's
  * history, so a new step cannot be left out of either.
  */
