@@ -29,6 +29,7 @@ import { RssSampler, countWorkflowEvents, cpuSince, cpuSnapshot } from './probes
 import { runFleet } from './fleet';
 import { formatTable, machine, writeResults, type BenchResult, type Phase } from './report';
 import { startTeardown } from './teardown';
+import { PROFILE_SETTINGS, PlanLog, StatementProfile } from './pg-profile';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EXAMPLE = path.join(ROOT, 'examples', 'contract.acme.json');
@@ -50,7 +51,11 @@ const Args = z.object({
    */
   sink: z.enum(['stripe', 'none']).default('stripe'),
   sinkMode: z.enum(['meter_events', 'invoice_items']).default('meter_events'),
+  /** Directory for the database's profile of each phase: statements by time, and slow plans (bench/pg-profile.ts). */
+  profile: z.string().min(1).optional(),
 });
+/** auto_explain logs the plan of every statement slower than this, in a --profile run. */
+const PROFILE_PLAN_MS = 100;
 
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
@@ -124,6 +129,7 @@ export async function main(argv: string[]): Promise<number> {
       'cpu-prof': { type: 'string' },
       sink: { type: 'string' },
       'sink-mode': { type: 'string' },
+      profile: { type: 'string' },
     },
     strict: true,
   });
@@ -147,10 +153,28 @@ export async function main(argv: string[]): Promise<number> {
     const generateSeconds = seconds(t0);
 
     // As the demo does: a throwaway embedded PostgreSQL and Temporal dev server under a temp dir.
-    const stack = await startLocalStack({ dir, persistent: false, ui: false, log });
+    const profileDir = args.profile ? path.resolve(args.profile) : undefined;
+    let planLog: PlanLog | undefined;
+    if (profileDir) {
+      await mkdir(profileDir, { recursive: true });
+      planLog = new PlanLog(path.join(profileDir, 'plans.log'));
+      const pl = planLog;
+      teardown.add(() => pl.close());
+      log(
+        `[bench] profiling the database into ${profileDir}: timings are inflated, quote ratios from a run without --profile`,
+      );
+    }
+    const stack = await startLocalStack({
+      dir,
+      persistent: false,
+      ui: false,
+      log,
+      postgres: planLog ? { settings: PROFILE_SETTINGS(PROFILE_PLAN_MS), onServerLog: planLog.write } : undefined,
+    });
     teardown.add(() => stack.stop());
     const pool = createPool(stack.databaseUrl);
     teardown.add(() => pool.end());
+    const profile = profileDir ? await StatementProfile.start(pool, profileDir) : undefined;
     const example = JSON.parse(await readFile(EXAMPLE, 'utf8')) as Record<string, unknown>;
     const sink = args.sink === 'stripe' ? await startBenchSink(args.sinkMode) : undefined;
     if (sink) teardown.add(() => sink.emulator.close());
@@ -194,6 +218,7 @@ export async function main(argv: string[]): Promise<number> {
       });
     const phases: Phase[] = [];
     const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      await profile?.reset();
       rss.enter(name);
       const start = performance.now();
       const before = cpu();
@@ -205,6 +230,7 @@ export async function main(argv: string[]): Promise<number> {
         rssMb: rss.peaks.get(name)!.self,
         cpu: cpuSince(before, cpu()),
       });
+      if (profile) log(await profile.dump(name));
       return result;
     };
 
@@ -253,6 +279,7 @@ export async function main(argv: string[]): Promise<number> {
     log('[bench] floor: COPY, one statement to evaluate, one to post, on a fresh database');
     const terms = contract.outcomeTypes.resolved_ticket;
     const grace = parseIsoDuration(terms.graceWindow);
+    await profile?.reset();
     const floorCpuBefore = cpu();
     const floor = await runFloor(stack.databaseUrl, 'bench_floor', {
       claimsFile: data.claimsFile,
@@ -268,6 +295,7 @@ export async function main(argv: string[]): Promise<number> {
       existing: args.existing,
     });
     const floorCpu = cpuSince(floorCpuBefore, cpu());
+    if (profile) log(await profile.dump('floor'));
     for (const p of floor.phases) phases.push({ side: 'floor', name: p.name, seconds: p.seconds });
     phases[phases.length - 2].note = `${floor.outcomes} outcomes`;
 

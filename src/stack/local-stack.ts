@@ -23,6 +23,8 @@ export async function startLocalStack(opts: {
   persistent: boolean;
   ui?: boolean;
   log: (m: string) => void;
+  /** Passed to the embedded PostgreSQL only (see startEmbeddedPostgres). */
+  postgres?: { settings?: string[]; onServerLog?: (text: string) => void };
 }): Promise<LocalStack> {
   const stops: Array<() => Promise<void>> = [];
   const describe: string[] = [];
@@ -37,6 +39,7 @@ export async function startLocalStack(opts: {
         dataDir: path.join(opts.dir, 'pgdata'),
         persistent: opts.persistent,
         log: opts.log,
+        ...opts.postgres,
       });
       stops.push(() => pg.stop());
       databaseUrl = pg.url;

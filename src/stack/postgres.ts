@@ -48,6 +48,10 @@ export async function startEmbeddedPostgres(opts: {
   port?: number;
   persistent?: boolean;
   log?: (m: string) => void;
+  /** More `name=value` settings, after ours (the benchmark's profiling loads extensions this way). */
+  settings?: string[];
+  /** Everything the server writes to stderr, e.g. auto_explain's plans. */
+  onServerLog?: (text: string) => void;
 }): Promise<LocalPostgres> {
   const port = opts.port ?? (await freePort());
   // initdb and postgres refuse to run as root: they run as an unprivileged account instead.
@@ -64,7 +68,7 @@ export async function startEmbeddedPostgres(opts: {
 
   let server: ChildProcess | null = null;
   const start = async () => {
-    server = await startServer(binaries, dataDir, port, account, opts.log);
+    server = await startServer(binaries, dataDir, port, account, opts);
   };
   const halt = async () => {
     const s = server;
@@ -165,26 +169,27 @@ function startServer(
   dataDir: string,
   port: number,
   account: Account | null,
-  log?: (m: string) => void,
+  opts: { log?: (m: string) => void; settings?: string[]; onServerLog?: (text: string) => void },
 ): Promise<ChildProcess> {
+  const settings = [...SERVER_SETTINGS, ...(opts.settings ?? [])];
   const { locale: _locale, ...spawnOpts } = spawnOptions(account);
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      binaries.postgres,
-      ['-D', dataDir, '-p', String(port), ...SERVER_SETTINGS.flatMap((s) => ['-c', s])],
-      { ...spawnOpts, stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const child = spawn(binaries.postgres, ['-D', dataDir, '-p', String(port), ...settings.flatMap((s) => ['-c', s])], {
+      ...spawnOpts,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let tail = '';
     let ready = false;
     child.stderr?.on('data', (chunk: Buffer) => {
       const text = chunk.toString('utf8');
+      opts.onServerLog?.(text);
       if (!ready) tail = (tail + text).slice(-4000);
       // The tail, not the chunk: the line may arrive split across two reads.
       if (!ready && tail.includes('database system is ready to accept connections')) {
         ready = true;
         resolve(child);
       }
-      if (/\b(FATAL|PANIC):/.test(text)) log?.(`[postgres] ${text.trim()}`);
+      if (/\b(FATAL|PANIC):/.test(text)) opts.log?.(`[postgres] ${text.trim()}`);
     });
     child.on('error', (err) =>
       reject(
