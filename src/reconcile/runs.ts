@@ -260,24 +260,31 @@ export async function finishRun(
       quarantined: r?.quarantined ?? 0,
     };
   };
+  // The night's claims by their imports' ids, each probing its outcome by key: as a join, the
+  // planner read every claim and every outcome of the table (6.2 s on 5M settled outcomes).
+  const importIds = await q<{ import_id: number }>('select import_id from imports where run_id = $1', [runId]);
   const [claimStats] = await q<{ duplicates: number; retracted: number }>(
-    `select count(*) filter (where o.primary_claim_id is not null and o.primary_claim_id <> c.claim_id and c.retracted_at is null)::int as duplicates,
+    `select count(*) filter (where c.primary_claim_id is not null and c.primary_claim_id <> c.claim_id and c.retracted_at is null)::int as duplicates,
             count(*) filter (where c.retracted_at is not null)::int as retracted
-       from claims c join imports i on i.import_id = c.import_id and i.run_id = $1
-       join outcomes o on o.outcome_id = c.outcome_id`,
+       from (select c.claim_id, c.retracted_at,
+                    (select o.primary_claim_id from outcomes o where o.outcome_id = c.outcome_id) as primary_claim_id
+               from claims c where c.import_id = any($1::bigint[]) and c.outcome_id is not null) c`,
+    [importIds.map((i) => i.import_id)],
+  );
+  // Transitions from the run's events alone; only a rejection needs its outcome, for the reason.
+  const events = await q<{ kind: string; n: number }>(
+    'select kind, count(*)::int as n from outcome_events where run_id = $1 group by kind',
     [runId],
   );
-  const events = await q<{ kind: string; reason: string | null; n: number }>(
-    `select e.kind, o.reject_reason as reason, count(*)::int as n from outcome_events e join outcomes o using (outcome_id)
-      where e.run_id = $1 group by e.kind, o.reject_reason`,
+  const reasons = await q<{ reason: string | null; n: number }>(
+    `select (select o.reject_reason from outcomes o where o.outcome_id = e.outcome_id) as reason, count(*)::int as n
+       from outcome_events e where e.run_id = $1 and e.kind = 'rejected' group by 1`,
     [runId],
   );
   const transitions: Record<string, number> = {};
   const rejected: Record<string, number> = {};
-  for (const e of events) {
-    transitions[e.kind] = (transitions[e.kind] ?? 0) + e.n;
-    if (e.kind === 'rejected' && e.reason) rejected[e.reason] = (rejected[e.reason] ?? 0) + e.n;
-  }
+  for (const e of events) transitions[e.kind] = (transitions[e.kind] ?? 0) + e.n;
+  for (const r of reasons) if (r.reason) rejected[r.reason] = (rejected[r.reason] ?? 0) + r.n;
   // Open outcomes only, through the open-states index: counting settled history would read the
   // whole table every night, and the ledger already accounts for what is settled.
   const states = await q<{ state: string; n: number }>(
