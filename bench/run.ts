@@ -235,6 +235,7 @@ export async function main(argv: string[]): Promise<number> {
     };
 
     log('[bench] project: import, reconcile on Temporal, export');
+    const nightStarted = new Date();
     // The files arrive for the night being reconciled; asOf stands in for a missing time.
     const claimsImport = await phase('import claims', () =>
       importClaimsFile(pool, { tenant: TENANT, file: data.claimsFile, now: AS_OF }),
@@ -329,7 +330,7 @@ export async function main(argv: string[]): Promise<number> {
       date: new Date().toISOString(),
       machine: machine(),
     };
-    const sinkFigures = sink ? await measureSink(pool, TENANT, sink) : undefined;
+    const sinkFigures = sink ? await measureSink(pool, TENANT, sink, nightStarted) : undefined;
     if (sinkFigures) result.sink = sinkFigures;
     console.log(formatTable(result));
     if (sinkFigures) console.log(formatSinkFigures(sinkFigures));

@@ -47,7 +47,8 @@ export interface SinkFigures {
 }
 
 /** What the night's delivery did, from the outbox's own records, checked against the emulator. */
-export async function measureSink(pool: Pool, tenant: string, sink: BenchSink): Promise<SinkFigures> {
+/** `since`: when the measured night began; lines seeded before it (an earlier month) owe the sink nothing. */
+export async function measureSink(pool: Pool, tenant: string, sink: BenchSink, since: Date): Promise<SinkFigures> {
   const {
     rows: [b],
   } = await pool.query<{ lines: number; batches: number; calls: number; seconds: number; undelivered: number }>(
@@ -61,8 +62,8 @@ export async function measureSink(pool: Pool, tenant: string, sink: BenchSink): 
     rows: [l],
   } = await pool.query<{ charges: number; amount: number }>(
     `select count(*) filter (where kind = 'charge')::int as charges, coalesce(sum(amount_minor), 0)::bigint as amount
-       from ledger_entries where tenant_id = $1`,
-    [tenant],
+       from ledger_entries where tenant_id = $1 and created_at >= $2`,
+    [tenant, since],
   );
   let agrees: boolean;
   let held: string;
