@@ -113,8 +113,9 @@ async function mergeStagedRecords(
   // counted too: without any, no version of the file can meet one in the database.
   let firstNew: number | null;
   let knownBefore: number;
+  let added: number;
   try {
-    const { rows } = await db.query<{ first_new: number | null; known_before: number }>(
+    const { rows } = await db.query<{ first_new: number | null; known_before: number; added: number }>(
       `with ids as (
          select s.external_id, min(s.row_number) as first_row from stage_records s where s.code is null group by s.external_id),
        added as (
@@ -123,12 +124,13 @@ async function mergeStagedRecords(
           where not exists (select 1 from records r where r.tenant_id = $1 and r.source = $2 and r.external_id = i.external_id)
           order by i.first_row
          returning record_id)
-       select (select min(record_id) from added) as first_new,
+       select (select min(record_id) from added) as first_new, (select count(*) from added)::int as added,
               ((select count(*) from ids) - (select count(*) from added))::int as known_before`,
       [args.tenant, args.source],
     );
     firstNew = rows[0].first_new;
     knownBefore = rows[0].known_before;
+    added = rows[0].added;
   } catch (err) {
     if ((err as { code?: string }).code === '23505')
       throw new ReconError(
@@ -143,6 +145,9 @@ async function mergeStagedRecords(
   // a later row still gets the higher version id, which breaks ties between versions of the same
   // time. Records that existed before come first (their ids are lower), then the new ones: the
   // two statements below number the versions exactly as one statement over the file would.
+  // Each statement reads the whole staging table: a file of mostly known records with a few new
+  // ones goes through the first statement alone, as every file did before.
+  const split = firstNew !== null && added >= knownBefore;
   let inserted = 0;
   if (knownBefore > 0) {
     // Records that existed before: their first row in the file looks up the version in effect,
@@ -153,21 +158,21 @@ async function mergeStagedRecords(
          select s.row_number, s.line, r.record_id, coalesce(s.updated_at, $4) as effective_at, s.match_key, s.data, s.row_sha256,
                 lag(s.row_sha256) over w as prev_in_file
            from stage_records s join records r on r.tenant_id = $1 and r.source = $2 and r.external_id = s.external_id
-          where s.code is null and ($5::bigint is null or r.record_id < $5)
+          where s.code is null and ($6::bigint is null or r.record_id < $6)
          window w as (partition by r.record_id order by coalesce(s.updated_at, $4), s.row_number))
        insert into record_versions (record_id, effective_at, match_key, data, row_sha256, import_id, line)
        select o.record_id, o.effective_at, o.match_key, o.data, o.row_sha256, $3, o.line from ordered o
-        where o.row_sha256 is distinct from coalesce(o.prev_in_file, (
+        where o.row_sha256 is distinct from coalesce(o.prev_in_file, case when $5::bigint is null or o.record_id < $5 then (
                 select v.row_sha256 from record_versions v
                  where v.record_id = o.record_id and v.effective_at <= o.effective_at
-                 order by v.effective_at desc, v.version_id desc limit 1))
+                 order by v.effective_at desc, v.version_id desc limit 1) end)
         order by o.record_id, o.effective_at, o.row_number
        on conflict (record_id, effective_at, row_sha256) do nothing`,
-      [args.tenant, args.source, args.importId, args.importedAt, firstNew],
+      [args.tenant, args.source, args.importId, args.importedAt, firstNew, split ? firstNew : null],
     );
     inserted += rowCount ?? 0;
   }
-  if (firstNew !== null) {
+  if (firstNew !== null && (split || knownBefore === 0)) {
     // Records new in this import have no version in the database, so the unique key can only meet
     // a repeat within the file: a row of the same record and time whose content an earlier row of
     // that time was already inserted with (h1, h2, h1). That is decided here, on the rows already

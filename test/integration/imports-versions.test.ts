@@ -89,6 +89,27 @@ describe('record versions, new and known records in one file', () => {
       '10 T-5@10:new',
     ]);
 
+    // Mostly known records and one new: the one statement over the whole file, as before.
+    const d = await importRecordsFile(pool, {
+      tenant,
+      source: 'helpdesk',
+      file: await writeLines(dir, `${tenant}-4.csv`, [
+        HELPDESK_HEADER,
+        row('T-6', 'new', '10'),
+        row('T-1', 'closed', '11'),
+        row('T-2', 'solved', '10'),
+        row('T-6', 'open', '10'),
+        row('T-6', 'new', '10'),
+      ]),
+    });
+    expect(d).toMatchObject({ received: 5, accepted: 2, redelivered: 3 });
+    await importRecordsFile(pool, {
+      tenant,
+      source: 'helpdesk',
+      file: await writeLines(dir, `${tenant}-5.csv`, [HELPDESK_HEADER, row('T-7', 'new', '10')]),
+    });
+    expect((await versions(tenant)).slice(8)).toEqual(['11 T-6@10:new', '12 T-6@10:open', '14 T-7@10:new']);
+
     // The same rows again under another name: nothing new, whichever statement they go through.
     const again = await importRecordsFile(pool, {
       tenant,
@@ -103,7 +124,7 @@ describe('record versions, new and known records in one file', () => {
       ]),
     });
     expect(again).toMatchObject({ received: 5, accepted: 0, redelivered: 5, replayed: false });
-    expect(await versions(tenant)).toHaveLength(8);
+    expect(await versions(tenant)).toHaveLength(11);
   });
 
   it('a record new in the file gets the versions it would get split over two files', async () => {
