@@ -424,6 +424,8 @@ export interface OverlappedPostResult {
   amountMinor: number;
   lastOutcomeId: number;
   done: boolean;
+  /** Chunks rolled back and posted again because their pricing premise did not hold at commit. */
+  redone: number;
 }
 
 /**
@@ -439,10 +441,11 @@ export async function postChunksOverlapped(
   args: PostArgs & { maxChunks: number; afterChunk?: (r: PostResult) => Promise<void> },
 ): Promise<OverlappedPostResult> {
   const terms = await termsFor(pool, args);
-  const out: OverlappedPostResult = { chunks: 0, posted: 0, amountMinor: 0, lastOutcomeId: 0, done: false };
+  const out: OverlappedPostResult = { chunks: 0, posted: 0, amountMinor: 0, lastOutcomeId: 0, done: false, redone: 0 };
   const state: { failure: { err: unknown } | null } = { failure: null };
   const account = async (s: Settled) => {
     if (s.kind === 'failed') state.failure ??= { err: s.err };
+    if (s.kind === 'redo') out.redone++;
     if (s.kind !== 'committed') return;
     out.chunks++;
     const r: PostResult = {

@@ -184,6 +184,24 @@ async function posted(tenant: string) {
   return { ledger, alerts, usage, states };
 }
 
+/**
+ * A charge already in the ledger for a still-confirmed outcome (an earlier attempt's line): the
+ * chunk that picks the outcome inserts nothing for it, so the usage that chunk leaves is one line
+ * less than Node priced it to leave.
+ */
+async function chargeWrittenEarlier(tenant: string, runId: number, i: number): Promise<void> {
+  const { rowCount } = await pool.query(
+    `insert into ledger_entries (tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
+                                 unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence,
+                                 success_at, pricing_basis, tier, period_position)
+     select o.tenant_id, 'charge:' || o.outcome_id, 'charge', o.outcome_id, o.outcome_type, o.subject_ref, '2026-09', 'USD',
+            '0.77', 77, 1, $3, $4, o.primary_claim_id, '{}', o.success_at, 'tier', 1, 1
+       from outcomes o where o.tenant_id = $1 and o.subject_ref = $2`,
+    [tenant, subject(i), runId, ASOF],
+  );
+  expect(rowCount).toBe(1);
+}
+
 describe('posting two chunks at a time', () => {
   let reference: Awaited<ReturnType<typeof posted>>;
 
@@ -261,5 +279,19 @@ describe('posting two chunks at a time', () => {
     const [a, b] = await Promise.all([postOverlapped(tenant, runId), postSerially(tenant, runId)]);
     expect(a + b).toBe(TICKETS);
     expect(await posted(tenant)).toEqual(reference);
+  });
+
+  it('prices a chunk again when the one ahead inserted less than it priced, as a serial post does', async () => {
+    const serial = await confirmedNight('post-early-s');
+    await chargeWrittenEarlier(serial.tenant, serial.runId, 6);
+    expect(await postSerially(serial.tenant, serial.runId)).toBe(TICKETS - 1);
+    const over = await confirmedNight('post-early-o');
+    await chargeWrittenEarlier(over.tenant, over.runId, 6);
+    const args = await postArgs(over.tenant, over.runId);
+    const r = await postChunksOverlapped(pool, { ...args, maxChunks: 1000 });
+    expect(r).toMatchObject({ posted: TICKETS - 1, done: true });
+    // The chunk behind P06's was priced from usage one line too high: rolled back and redone.
+    expect(r.redone).toBeGreaterThan(0);
+    expect(await posted(over.tenant)).toEqual(await posted(serial.tenant));
   });
 });
