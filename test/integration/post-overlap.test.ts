@@ -175,7 +175,7 @@ async function posted(tenant: string) {
     `select period, outcome_type, charges, usage_minor, capped from period_usage where tenant_id = $1 order by period, outcome_type`,
     [tenant],
   );
-  const { rows: states } = await pool.query(
+  const { rows: states } = await pool.query<{ subject_ref: string; state: string; billed_events: number }>(
     `select o.subject_ref, o.state, count(e.*)::int as billed_events
        from outcomes o left join outcome_events e on e.outcome_id = o.outcome_id and e.kind = 'billed'
       where o.tenant_id = $1 group by o.subject_ref, o.state order by o.subject_ref`,
