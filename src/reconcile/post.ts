@@ -314,8 +314,34 @@ interface InFlight {
   /** Resolves once the chunk's write statement has returned, or the chunk has settled. */
   written: Promise<void>;
   isWritten: boolean;
+  /** When the write statement started (performance.now()); NaN when it never did. */
+  writeStarted: Promise<number>;
   settled: Promise<Settled>;
   broken: boolean;
+}
+
+/** How long a full chunk's write statement took last, to start the next one halfway through it. */
+interface Pace {
+  writeMs: number | null;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Waits until a chunk behind `pred` may start its write statement. A chunk that finished its
+ * statement before the one ahead would hold its types' usage rows (the trigger of migration 004
+ * locks them at the end of the statement) while the one ahead may still need them, and has to
+ * let go and be redone. So the chunk behind starts halfway through the one ahead (by the last full
+ * statement's duration) and ends about half a statement after it; the two connections then take
+ * turns, each statement overlapping the second half of one and the first half of the next. A
+ * short chunk (the night's last) and the first chunk behind, with no duration known yet, wait for
+ * the statement ahead to end.
+ */
+async function behind(pred: InFlight, full: boolean, pace: Pace): Promise<void> {
+  if (!full || pace.writeMs === null) return pred.written;
+  const predStarted = await Promise.race([pred.writeStarted, pred.written.then(() => Number.NaN)]);
+  const wait = predStarted + pace.writeMs / 2 - performance.now();
+  if (wait > 0) await Promise.race([pred.written, sleep(wait)]);
 }
 
 /**
@@ -329,17 +355,20 @@ function startChunk(
   db: PoolClient,
   args: PostArgs,
   terms: PostTerms,
+  pace: Pace,
   chain: Chain | null,
   pred: InFlight | null,
 ): InFlight {
   let resolvePlanned!: (p: Plan | null) => void;
   let resolveWritten!: () => void;
+  let resolveWriteStarted!: (at: number) => void;
   const me: InFlight = {
     client: db,
     plan: null,
     planned: new Promise((r) => (resolvePlanned = r)),
     written: new Promise((r) => (resolveWritten = r)),
     isWritten: false,
+    writeStarted: new Promise((r) => (resolveWriteStarted = r)),
     settled: Promise.resolve({ kind: 'redo' }),
     broken: false,
   };
@@ -360,10 +389,11 @@ function startChunk(
         await db.query('commit');
         return { kind: 'committed', plan, inserted: [] };
       }
-      // A short chunk (the night's last) would finish first and hold its types' usage rows, which
-      // the chunk before it still has to update: it writes after that chunk's statement instead.
-      if (pred && plan.rows.length < args.limit) await pred.written;
+      if (pred) await behind(pred, plan.rows.length === args.limit, pace);
+      const startedAt = performance.now();
+      resolveWriteStarted(startedAt);
       const inserted = await writeCharges(db, args, plan, taken);
+      if (plan.rows.length === args.limit) pace.writeMs = performance.now() - startedAt;
       me.isWritten = true;
       resolveWritten();
       if (pred) {
@@ -404,6 +434,7 @@ function startChunk(
       return { kind: 'failed', err };
     } finally {
       resolveWritten();
+      resolveWriteStarted(Number.NaN);
     }
   })();
   return me;
@@ -460,6 +491,7 @@ export async function postChunksOverlapped(
     if (!state.failure) await args.afterChunk?.(r);
   };
 
+  const pace: Pace = { writeMs: null };
   const first = await pool.connect();
   let second: PoolClient | null | undefined;
   const broken = new Set<PoolClient>();
@@ -481,7 +513,7 @@ export async function postChunksOverlapped(
         };
         db = pred.client === first ? second! : first;
       }
-      const cur = startChunk(db, args, terms, chain, pred);
+      const cur = startChunk(db, args, terms, pace, chain, pred);
       begun.push(cur);
       started++;
       const plan = await cur.planned;
