@@ -441,11 +441,14 @@ function startChunk(
 }
 
 /**
- * A second connection for the chunk behind, when the pool has one to spare now: a post never
- * waits for a connection another activity needs, it posts one chunk at a time instead.
+ * A second connection for the chunk behind, when the pool has it to spare now and one more beside
+ * it: a post never waits for, or takes the last of, the connections other activities need (a
+ * wait longer than the pool's connection timeout fails an activity); it posts one chunk at a time
+ * instead.
  */
 async function spareConnection(pool: Pool): Promise<PoolClient | null> {
-  if (pool.idleCount === 0 && pool.totalCount >= (pool.options.max ?? 10)) return null;
+  const free = pool.idleCount + (pool.options.max ?? 10) - pool.totalCount;
+  if (free < 2) return null;
   return pool.connect();
 }
 
