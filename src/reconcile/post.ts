@@ -152,23 +152,8 @@ async function selectConfirmed(db: PoolClient, args: PostArgs, after: Chain | nu
   return rows;
 }
 
-/**
- * The three writes in one statement: one round trip, and the chunk's lines are read once. The
- * update marks every picked outcome billed (a charge already posted by an earlier attempt
- * included); an event is written only for a charge this statement inserted. With `entryIds`, the
- * lines take those ids (reserved in pricing order) instead of drawing them while another chunk's
- * statement draws its own: the ledger's order stays the pricing order.
- */
-async function writeCharges(
-  db: PoolClient,
-  args: PostArgs,
-  plan: Plan,
-  entryIds: number[] | null,
-): Promise<Array<ChargedLine & { pricing_basis: string }>> {
-  const { lines, period } = plan;
-  const withIds = entryIds !== null;
-  const { rows } = await db.query<ChargedLine & { pricing_basis: string }>(
-    `with l as (
+/** The chunk's priced lines as one unnest (`l`), optionally with the entry ids reserved for them ($22). */
+const linesCte = (withIds: boolean) => `l as (
        select outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id, source, external_id,
               version_id, effective_at, success_at, basis, tier, position, currency${withIds ? ', entry_id' : ''}
          from unnest($6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::int[], $12::text[],
@@ -177,8 +162,12 @@ async function writeCharges(
             as l(outcome_id, outcome_type, subject_ref, unit_price, amount_minor, contract_version, primary_claim_id,
                  source, external_id, version_id, effective_at,
                  success_at, basis, tier, position, currency${withIds ? ', entry_id' : ''})
-     ), charged as (
-       insert into ledger_entries (${withIds ? 'entry_id, ' : ''}tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
+     )`;
+
+/** Inserts the lines of `l`; a line whose key exists (an earlier attempt's) is not written again. */
+const insertLines = (
+  withIds: boolean,
+) => `insert into ledger_entries (${withIds ? 'entry_id, ' : ''}tenant_id, idempotency_key, kind, outcome_id, outcome_type, subject_ref, period, currency,
                                    unit_price, amount_minor, contract_version, run_id, as_of, primary_claim_id, evidence, success_at,
                                    pricing_basis, tier, period_position, corrects_period)
        select ${withIds ? 'l.entry_id, ' : ''}$1, ${chargeKeySql('l.outcome_id')}, 'charge', l.outcome_id, l.outcome_type, l.subject_ref, $2, l.currency, l.unit_price,
@@ -187,43 +176,109 @@ async function writeCharges(
               l.success_at, l.basis, l.tier, l.position, nullif($5, $2)
          from l
        on conflict (idempotency_key) do nothing
-       returning entry_id, outcome_id, amount_minor, pricing_basis
+       returning entry_id, outcome_id, amount_minor, pricing_basis`;
+
+/** Marks every picked outcome billed (a charge already posted by an earlier attempt included). */
+const BILLED = `update outcomes set state = 'billed', updated_at = now()
+        where outcome_id = any($6::bigint[]) and state = 'confirmed'`;
+
+/** The `billed` event of each charge in `c` (entry_id, outcome_id, amount_minor, pricing_basis). */
+const billedEvents = (c: string, p = { period: '$2', run: '$3', asOf: '$4' }) =>
+  `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
+       select c.outcome_id, ${p.run}, ${p.asOf}, 'billed', 'confirmed', 'billed',
+              'charged ' || c.amount_minor || ' minor units in ' || ${p.period} || ' (' || c.pricing_basis || ')',
+              jsonb_build_object('entryId', c.entry_id, 'period', ${p.period}::text, 'basis', c.pricing_basis)
+         from ${c} c
+       on conflict do nothing`;
+
+function lineParams(args: PostArgs, plan: Plan, entryIds: number[] | null): unknown[] {
+  const { lines } = plan;
+  return [
+    args.tenant,
+    plan.period,
+    args.runId,
+    args.asOf,
+    billingPeriodOf(args.asOf, args.timeZone),
+    lines.map((l) => l.r.outcome_id),
+    lines.map((l) => l.r.outcome_type),
+    lines.map((l) => l.r.subject_ref),
+    lines.map((l) => l.line.unitPrice),
+    lines.map((l) => l.line.amountMinor),
+    lines.map((l) => l.version.version),
+    lines.map((l) => l.r.primary_claim_id),
+    lines.map((l) => l.r.source),
+    lines.map((l) => l.r.external_id),
+    lines.map((l) => l.r.evidence_version_id),
+    lines.map((l) => l.r.effective_at?.toISOString() ?? null),
+    lines.map((l) => l.r.success_at),
+    lines.map((l) => l.line.basis),
+    lines.map((l) => l.line.tier),
+    lines.map((l) => l.line.position),
+    lines.map((l) => l.currency),
+    ...(entryIds ? [entryIds] : []),
+  ];
+}
+
+type Charged = ChargedLine & { pricing_basis: string };
+
+/**
+ * The three writes in one statement: one round trip, and the chunk's lines are read once. The
+ * update marks every picked outcome billed; an event is written only for a charge this statement
+ * inserted.
+ */
+async function writeCharges(db: PoolClient, args: PostArgs, plan: Plan): Promise<Charged[]> {
+  const { rows } = await db.query<Charged>(
+    `with ${linesCte(false)}, charged as (
+       ${insertLines(false)}
      ), billed as (
-       update outcomes set state = 'billed', updated_at = now()
-        where outcome_id = any($6::bigint[]) and state = 'confirmed'
+       ${BILLED}
      ), events as (
-       insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
-       select c.outcome_id, $3, $4, 'billed', 'confirmed', 'billed',
-              'charged ' || c.amount_minor || ' minor units in ' || $2 || ' (' || c.pricing_basis || ')',
-              jsonb_build_object('entryId', c.entry_id, 'period', $2::text, 'basis', c.pricing_basis)
-         from charged c
-       on conflict do nothing
+       ${billedEvents('charged')}
      )
      select entry_id, outcome_id, amount_minor, pricing_basis from charged`,
+    lineParams(args, plan, null),
+  );
+  return rows;
+}
+
+/**
+ * The same writes in two statements, for a chunk written beside another: first the outcomes and
+ * their events, which touch only this chunk's rows, then the ledger lines, whose statement ends in
+ * migration 004's trigger that updates (and locks until commit) the period's usage rows. The
+ * caller runs the second only once the chunk ahead has run its own, so the usage rows are taken in
+ * chunk order and neither chunk waits for a row the other holds. The lines take the entry ids
+ * reserved for them, so the events can name them before they exist; an event is written only for
+ * a line that will be inserted: one whose key is not in the ledger yet (this transaction holds the
+ * outcome, and only its holder writes its charge).
+ */
+async function markBilled(db: PoolClient, args: PostArgs, plan: Plan, entryIds: number[]): Promise<void> {
+  await db.query(
+    `with l as (
+       select * from unnest($4::bigint[], $5::bigint[], $6::bigint[], $7::text[]) as l(outcome_id, entry_id, amount_minor, pricing_basis)
+     ), fresh as (
+       select l.* from l
+        where not exists (select 1 from ledger_entries e where e.idempotency_key = ${chargeKeySql('l.outcome_id')})
+     ), billed as (
+       update outcomes set state = 'billed', updated_at = now()
+        where outcome_id = any($4::bigint[]) and state = 'confirmed'
+     )
+     ${billedEvents('fresh', { period: '$1', run: '$2', asOf: '$3' })}`,
     [
-      args.tenant,
-      period,
+      plan.period,
       args.runId,
       args.asOf,
-      billingPeriodOf(args.asOf, args.timeZone),
-      lines.map((l) => l.r.outcome_id),
-      lines.map((l) => l.r.outcome_type),
-      lines.map((l) => l.r.subject_ref),
-      lines.map((l) => l.line.unitPrice),
-      lines.map((l) => l.line.amountMinor),
-      lines.map((l) => l.version.version),
-      lines.map((l) => l.r.primary_claim_id),
-      lines.map((l) => l.r.source),
-      lines.map((l) => l.r.external_id),
-      lines.map((l) => l.r.evidence_version_id),
-      lines.map((l) => l.r.effective_at?.toISOString() ?? null),
-      lines.map((l) => l.r.success_at),
-      lines.map((l) => l.line.basis),
-      lines.map((l) => l.line.tier),
-      lines.map((l) => l.line.position),
-      lines.map((l) => l.currency),
-      ...(withIds ? [entryIds] : []),
+      plan.lines.map((l) => l.r.outcome_id),
+      entryIds,
+      plan.lines.map((l) => l.line.amountMinor),
+      plan.lines.map((l) => l.line.basis),
     ],
+  );
+}
+
+async function insertCharges(db: PoolClient, args: PostArgs, plan: Plan, entryIds: number[]): Promise<Charged[]> {
+  const { rows } = await db.query<Charged>(
+    `with ${linesCte(true)} ${insertLines(true)}`,
+    lineParams(args, plan, entryIds),
   );
   return rows;
 }
@@ -311,37 +366,10 @@ interface InFlight {
   plan: Plan | null;
   /** Resolves once the chunk is planned (null: it failed or must be redone before planning). */
   planned: Promise<Plan | null>;
-  /** Resolves once the chunk's write statement has returned, or the chunk has settled. */
+  /** Resolves once the chunk's ledger statement has returned, or the chunk has settled. */
   written: Promise<void>;
-  isWritten: boolean;
-  /** When the write statement started (performance.now()); NaN when it never did. */
-  writeStarted: Promise<number>;
   settled: Promise<Settled>;
   broken: boolean;
-}
-
-/** How long a full chunk's write statement took last, to start the next one halfway through it. */
-interface Pace {
-  writeMs: number | null;
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Waits until a chunk behind `pred` may start its write statement. A chunk that finished its
- * statement before the one ahead would hold its types' usage rows (the trigger of migration 004
- * locks them at the end of the statement) while the one ahead may still need them, and has to
- * let go and be redone. So the chunk behind starts halfway through the one ahead (by the last full
- * statement's duration) and ends about half a statement after it; the two connections then take
- * turns, each statement overlapping the second half of one and the first half of the next. A
- * short chunk (the night's last) and the first chunk behind, with no duration known yet, wait for
- * the statement ahead to end.
- */
-async function behind(pred: InFlight, full: boolean, pace: Pace): Promise<void> {
-  if (!full || pace.writeMs === null) return pred.written;
-  const predStarted = await Promise.race([pred.writeStarted, pred.written.then(() => Number.NaN)]);
-  const wait = predStarted + pace.writeMs / 2 - performance.now();
-  if (wait > 0) await Promise.race([pred.written, sleep(wait)]);
 }
 
 /**
@@ -355,20 +383,16 @@ function startChunk(
   db: PoolClient,
   args: PostArgs,
   terms: PostTerms,
-  pace: Pace,
   chain: Chain | null,
   pred: InFlight | null,
 ): InFlight {
   let resolvePlanned!: (p: Plan | null) => void;
   let resolveWritten!: () => void;
-  let resolveWriteStarted!: (at: number) => void;
   const me: InFlight = {
     client: db,
     plan: null,
     planned: new Promise((r) => (resolvePlanned = r)),
     written: new Promise((r) => (resolveWritten = r)),
-    isWritten: false,
-    writeStarted: new Promise((r) => (resolveWriteStarted = r)),
     settled: Promise.resolve({ kind: 'redo' }),
     broken: false,
   };
@@ -389,22 +413,13 @@ function startChunk(
         await db.query('commit');
         return { kind: 'committed', plan, inserted: [] };
       }
-      if (pred) await behind(pred, plan.rows.length === args.limit, pace);
-      const startedAt = performance.now();
-      resolveWriteStarted(startedAt);
-      const inserted = await writeCharges(db, args, plan, taken);
-      if (plan.rows.length === args.limit) pace.writeMs = performance.now() - startedAt;
-      me.isWritten = true;
+      // The outcomes and events beside the chunk ahead's ledger statement; this chunk's ledger
+      // statement after it, so that the usage rows its trigger locks are taken in chunk order.
+      await markBilled(db, args, plan, taken);
+      if (pred) await pred.written;
+      const inserted = await insertCharges(db, args, plan, taken);
       resolveWritten();
       if (pred) {
-        // Finished before the chunk ahead, this chunk holds usage rows that chunk's trigger may be
-        // waiting for while we wait for its commit: let go and redo it after.
-        const types = new Set(plan.lines.map((l) => l.r.outcome_type));
-        if (!pred.isWritten && pred.plan?.lines.some((l) => types.has(l.r.outcome_type))) {
-          const s = await undo();
-          await pred.settled;
-          return s;
-        }
         const p = await pred.settled;
         if (p.kind !== 'committed') return await undo();
         const {
@@ -434,7 +449,6 @@ function startChunk(
       return { kind: 'failed', err };
     } finally {
       resolveWritten();
-      resolveWriteStarted(Number.NaN);
     }
   })();
   return me;
@@ -463,10 +477,10 @@ export interface OverlappedPostResult {
 }
 
 /**
- * Posts up to `maxChunks` chunks as postChunk does, two at a time: while one chunk's statement
- * runs, the next is selected (after the first one's last outcome), priced from the usage the first
- * leaves, and written on a second connection. Pricing stays serial (Node prices the chunks in
- * order); the writes overlap. Commits stay in order, and a chunk whose pricing premise no longer
+ * Posts up to `maxChunks` chunks as postChunk does, two at a time: while one chunk's ledger lines
+ * are written, the next is selected (after the first one's last outcome), priced from the usage the
+ * first leaves, and its outcomes marked billed with their events on a second connection. Pricing
+ * stays serial (Node prices the chunks in order); the writes overlap. Commits stay in order, and a chunk whose pricing premise no longer
  * holds when it is about to commit is rolled back and redone serially, so the ledger is the one a
  * serial post writes, whatever fails or crashes between the two commits.
  */
@@ -494,7 +508,6 @@ export async function postChunksOverlapped(
     if (!state.failure) await args.afterChunk?.(r);
   };
 
-  const pace: Pace = { writeMs: null };
   const first = await pool.connect();
   let second: PoolClient | null | undefined;
   const broken = new Set<PoolClient>();
@@ -516,7 +529,7 @@ export async function postChunksOverlapped(
         };
         db = pred.client === first ? second! : first;
       }
-      const cur = startChunk(db, args, terms, pace, chain, pred);
+      const cur = startChunk(db, args, terms, chain, pred);
       begun.push(cur);
       started++;
       const plan = await cur.planned;
@@ -565,7 +578,7 @@ export async function postChunk(pool: Pool, args: PostArgs): Promise<PostResult>
   const picked = await inTransaction(pool, async (db) => {
     const plan = (await planChunk(db, args, terms, null))!;
     if (plan.rows.length === 0) return { plan, inserted: [] as ChargedLine[] };
-    const inserted = await writeCharges(db, args, plan, null);
+    const inserted = await writeCharges(db, args, plan);
     await recordAlerts(db, {
       tenant: args.tenant,
       runId: args.runId,

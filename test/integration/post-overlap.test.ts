@@ -181,7 +181,16 @@ async function posted(tenant: string) {
       where o.tenant_id = $1 group by o.subject_ref, o.state order by o.subject_ref`,
     [tenant],
   );
-  return { ledger, alerts, usage, states };
+  const { rows: events } = await pool.query<Record<string, unknown> & { names_its_line: boolean }>(
+    `select o.subject_ref, e.from_state, e.to_state, e.as_of, e.reason, e.details - 'entryId' as details,
+            (e.details ->> 'entryId')::bigint = l.entry_id as names_its_line
+       from outcome_events e
+       join outcomes o on o.outcome_id = e.outcome_id
+       left join ledger_entries l on l.idempotency_key = 'charge:' || o.outcome_id
+      where o.tenant_id = $1 and e.kind = 'billed' order by o.subject_ref`,
+    [tenant],
+  );
+  return { ledger, alerts, usage, states, events };
 }
 
 /**
@@ -222,6 +231,8 @@ describe('posting two chunks at a time', () => {
     // Entry order is pricing order.
     expect(reference.ledger.every((l) => l.entry_rank === l.pricing_rank)).toBe(true);
     expect(reference.states.every((s) => s.state === 'billed' && s.billed_events === 1)).toBe(true);
+    expect(reference.events.length).toBe(TICKETS);
+    expect(reference.events.every((e) => e.names_its_line === true)).toBe(true);
   });
 
   it('writes the serial ledger, alerts and usage', async () => {
