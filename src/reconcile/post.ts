@@ -511,8 +511,9 @@ export async function postChunksOverlapped(
   const first = await pool.connect();
   let second: PoolClient | null | undefined;
   const broken = new Set<PoolClient>();
-  // Every chunk started is settled before its connection goes back to the pool, whatever throws.
-  const begun: InFlight[] = [];
+  // Every chunk started is settled before its connection goes back to the pool, whatever throws;
+  // only unsettled ones are kept (a settled chunk's rows and lines are garbage once accounted).
+  const unsettled = new Set<InFlight>();
   try {
     let pred: InFlight | null = null;
     let started = 0;
@@ -530,7 +531,11 @@ export async function postChunksOverlapped(
         db = pred.client === first ? second! : first;
       }
       const cur = startChunk(db, args, terms, chain, pred);
-      begun.push(cur);
+      unsettled.add(cur);
+      void cur.settled.then(() => {
+        if (cur.broken) broken.add(cur.client);
+        unsettled.delete(cur);
+      });
       started++;
       const plan = await cur.planned;
       let predCommitted = true;
@@ -559,8 +564,7 @@ export async function postChunksOverlapped(
       if (started >= args.maxChunks) break;
     }
   } finally {
-    await Promise.all(begun.map((f) => f.settled));
-    for (const f of begun) if (f.broken) broken.add(f.client);
+    await Promise.all([...unsettled].map((f) => f.settled));
     first.release(broken.has(first) ? new Error('connection broken while posting') : undefined);
     second?.release(broken.has(second) ? new Error('connection broken while posting') : undefined);
   }
