@@ -7,7 +7,7 @@ import { billingPeriodOf } from '../src/domain/periods';
 import { refuseFutureAsOf } from '../src/reconcile/runs';
 import { attachClaimsToOutcomes } from '../src/reconcile/attach';
 import { evaluateChunk } from '../src/reconcile/evaluate';
-import { postChunk } from '../src/reconcile/post';
+import { postChunk, postChunksOverlapped } from '../src/reconcile/post';
 import { finishRun, markRunFailed, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
 import { pullClaimPage } from '../src/sources/http-claims';
 import { pullPostgresClaimPage } from '../src/sources/postgres-claims';
@@ -418,22 +418,30 @@ export function createActivities(deps: ActivityDeps) {
         const history = await contracts.history(input.tenant);
         const versions = history.versions;
         const current = versionForRun(history, asOf).body;
-        let posted = 0;
-        let amountMinor = 0;
-        const loop = await chunkLoop(input.cursor, async (_cursor) => {
-          const r = await postChunk(pool, {
-            tenant: input.tenant,
-            runId: input.runId,
-            asOf,
-            versions,
-            timeZone: current.timezone,
-            limit: chunkSize,
-          });
-          posted += r.posted;
-          amountMinor += r.amountMinor;
-          return { processed: r.posted, cursor: r.lastOutcomeId, done: r.done };
+        // Two chunks at a time (postChunksOverlapped); the heartbeat carries the last outcome
+        // posted, as chunkLoop's does, and a retry starts from what is committed.
+        const r = await postChunksOverlapped(pool, {
+          tenant: input.tenant,
+          runId: input.runId,
+          asOf,
+          versions,
+          timeZone: current.timezone,
+          limit: chunkSize,
+          maxChunks: chunksPerCall,
+          afterChunk: async (c) => {
+            Context.current().heartbeat(c.lastOutcomeId);
+            await keepRunLease();
+          },
         });
-        return { ...loop, posted, amountMinor };
+        const resumed = Context.current().info.heartbeatDetails as number | undefined;
+        return {
+          chunks: r.chunks,
+          processed: r.posted,
+          cursor: r.lastOutcomeId || Math.max(input.cursor, resumed ?? 0),
+          done: r.done,
+          posted: r.posted,
+          amountMinor: r.amountMinor,
+        };
       });
     },
 

@@ -2,7 +2,7 @@
 // post calls the activities make, on one embedded PostgreSQL, with WAL bytes, PostgreSQL CPU and
 // HOT updates per phase. WAL bytes do not depend on what else the machine runs, so a before/after
 // comparison holds on a busy machine where wall times do not.
-// `npx tsx bench/night-probe.ts --claims 100000 [--existing M] [--explain] [--skip 018_night_writes.sql]`
+// `npx tsx bench/night-probe.ts --claims 100000 [--existing M] [--explain] [--overlap] [--skip 018_night_writes.sql]`
 process.env.TZ = 'UTC';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,7 +19,7 @@ import { importClaimsFile, importRecordsFile } from '../src/ingest/files';
 import { startEmbeddedPostgres } from '../src/stack/postgres';
 import { attachClaimsToOutcomes } from '../src/reconcile/attach';
 import { evaluateChunk } from '../src/reconcile/evaluate';
-import { postChunk } from '../src/reconcile/post';
+import { postChunk, postChunksOverlapped } from '../src/reconcile/post';
 import { startRun } from '../src/reconcile/runs';
 import { refreshNightlyStatistics } from '../src/reconcile/statistics';
 import { AS_OF, generate } from './generate';
@@ -73,6 +73,8 @@ const { values } = parseArgs({
     explain: { type: 'boolean', default: false },
     claims: { type: 'string', default: '100000' },
     skip: { type: 'string', multiple: true, default: [] },
+    // Post two chunks at a time, as the postCharges activity does (postChunksOverlapped).
+    overlap: { type: 'boolean', default: false },
   },
 });
 const dir = await mkdtemp(path.join(os.tmpdir(), 'night-probe-'));
@@ -152,6 +154,14 @@ try {
   await phase('evaluate', evaluateAll);
   let posted = 0;
   await phase('post', async () => {
+    const args = { tenant: TENANT, runId, asOf: AS_OF, versions, timeZone: current.body.timezone, limit: CHUNK };
+    if (values.overlap) {
+      for (;;) {
+        const r = await postChunksOverlapped(pool, { ...args, maxChunks: 50 });
+        posted += r.posted;
+        if (r.done) return;
+      }
+    }
     for (;;) {
       const r = await postChunk(pool, {
         tenant: TENANT,
