@@ -291,7 +291,8 @@ export function createActivities(deps: ActivityDeps) {
       asOf?: string;
     }): Promise<ChunkLoopResult & { outcomesEvaluated?: number }> {
       return permanentAware(async () => {
-        const fuse = input.asOf ? await fuseWith(input.tenant, new Date(input.asOf)) : undefined;
+        // Two slices of a chunk at a time keep both of a small database server's cores busy.
+        const fuse = input.asOf ? { ...(await fuseWith(input.tenant, new Date(input.asOf))), slices: 2 } : undefined;
         // The night's imports arrived since the last analyze: attach plans its joins on them.
         await refreshNightlyStatistics(pool);
         let outcomesEvaluated = 0;
@@ -366,7 +367,8 @@ export function createActivities(deps: ActivityDeps) {
 
         await refreshNightlyStatistics(pool);
         // Fused: attach and evaluate run in this one call with the same asOf and contract version.
-        const fuse = { asOf, contract: version };
+        // One slice, as evaluate's below.
+        const fuse = { asOf, contract: version, slices: 1 };
         for (let done = false; !done;) {
           const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5, fuse);
           done = a.done;

@@ -1,4 +1,10 @@
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { runReconciliation } from '../../src/temporal/run-client';
+import { runWorkflowId } from '../../workflows/messages';
 import { contractForRun, loadContractVersions } from '../../src/db/contracts';
 import { createPool, type Pool } from '../../src/db/pool';
 import { importClaimsFile, importRecordsFile } from '../../src/ingest/files';
@@ -8,7 +14,7 @@ import { postChunk } from '../../src/reconcile/post';
 import { postPeriodLines } from '../../src/reconcile/period-lines';
 import { reverseSettledCharges } from '../../src/reconcile/reversals';
 import { startRun } from '../../src/reconcile/runs';
-import { applyExample, uniqueTenant, writeLines } from './harness';
+import { applyExample, seedSolvedTickets, startHarness, uniqueTenant, writeLines } from './harness';
 import { HELPDESK_HEADER } from '../support/fixtures';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -97,6 +103,8 @@ describe('attach fused with evaluate for new subjects', () => {
   let dir: string;
   const fused = uniqueTenant('fused');
   const bare = uniqueTenant('bare');
+  // The fused attach in two slices side by side, as the activity runs it.
+  const sliced = uniqueTenant('sliced');
 
   beforeAll(async () => {
     pool = createPool(inject('databaseUrl'));
@@ -122,14 +130,16 @@ describe('attach fused with evaluate for new subjects', () => {
   async function night(
     tenant: string,
     asOf: Date,
-    opts: { fuse: boolean; limit?: number; afterFirstAttach?: () => Promise<void>; pool?: Pool } = { fuse: true },
+    opts: { fuse: boolean; limit?: number; slices?: number; afterFirstAttach?: () => Promise<void>; pool?: Pool } = {
+      fuse: true,
+    },
   ): Promise<{ runId: number; attachCalls: number }> {
     const db = opts.pool ?? pool;
     const limit = opts.limit ?? 2;
     const versions = await loadContractVersions(pool, tenant);
     const contract = contractForRun(versions, asOf);
     const runId = await startRun(pool, { tenant, asOf, workflowId: `wf-${tenant}` });
-    const fuse = opts.fuse ? { asOf, contract } : undefined;
+    const fuse = opts.fuse ? { asOf, contract, slices: opts.slices } : undefined;
     let attachCalls = 0;
     for (;;) {
       const a = await attachClaimsToOutcomes(db, tenant, runId, limit, fuse);
@@ -214,7 +224,7 @@ describe('attach fused with evaluate for new subjects', () => {
   });
 
   it('writes the same outcomes, events and ledger as attach then evaluate, over two nights and a rerun', async () => {
-    for (const tenant of [fused, bare]) {
+    for (const tenant of [fused, sliced, bare]) {
       await applyExample(pool, tenant);
       await importClaims(tenant, CLAIMS_1, 'c1');
       await importClaims(tenant, RETRACTIONS_1, 'r1');
@@ -226,10 +236,12 @@ describe('attach fused with evaluate for new subjects', () => {
     // outcomes by claim id within a chunk, by subject across it: in one chunk its order is the
     // fused attach's at any chunk size (subject order). Chunks of 2 for the fused attach.
     await night(fused, NIGHT_1, { fuse: true, afterFirstAttach: late(fused) });
+    await night(sliced, NIGHT_1, { fuse: true, limit: 3, slices: 2, afterFirstAttach: late(sliced) });
     await night(bare, NIGHT_1, { fuse: false, limit: 100, afterFirstAttach: late(bare) });
 
     const one = await stateOf(fused);
     expect(one).toEqual(await stateOf(bare));
+    expect(await stateOf(sliced)).toEqual(one);
     const byKey = new Map(one.outcomes.map((o) => [o.subject_key, o]));
     expect(Object.fromEntries([...byKey].map(([k, o]) => [k, [o.state, o.reject_reason]]))).toEqual({
       't-1': ['billed', null],
@@ -261,24 +273,28 @@ describe('attach fused with evaluate for new subjects', () => {
     expect(byKey.get('t-1')).toMatchObject({ claims: ['a-1', 'zz-1'], claim_count: 2 });
 
     // Night 2: T-12 gains claims, T-13 is new, T-7's record turns up.
-    for (const tenant of [fused, bare]) {
+    for (const tenant of [fused, sliced, bare]) {
       await importClaims(tenant, CLAIMS_2, 'c2');
       await importRecords(tenant, RECORDS_2, 'v2');
     }
     await night(fused, NIGHT_2, { fuse: true });
+    await night(sliced, NIGHT_2, { fuse: true, limit: 3, slices: 2 });
     await night(bare, NIGHT_2, { fuse: false, limit: 100 });
     const two = await stateOf(fused);
     expect(two).toEqual(await stateOf(bare));
+    expect(await stateOf(sliced)).toEqual(two);
     expect(two.outcomes.find((o) => o.subject_key === 't-13')).toMatchObject({ state: 'in_grace', claim_count: 2 });
     expect(two.outcomes.find((o) => o.subject_key === 't-12')).toMatchObject({ claim_count: 3 });
 
     // A rerun of night 2 after a record changed: another attempt, so evaluate decides the outcomes
     // the first attempt created at attach as it decides every open one.
-    for (const tenant of [fused, bare]) await importRecords(tenant, ['T-13,open,,2026-03-08T20:00:00Z,'], 'v3');
+    for (const tenant of [fused, sliced, bare]) await importRecords(tenant, ['T-13,open,,2026-03-08T20:00:00Z,'], 'v3');
     await night(fused, NIGHT_2, { fuse: true });
+    await night(sliced, NIGHT_2, { fuse: true, limit: 3, slices: 2 });
     await night(bare, NIGHT_2, { fuse: false, limit: 100 });
     const rerun = await stateOf(fused);
     expect(rerun).toEqual(await stateOf(bare));
+    expect(await stateOf(sliced)).toEqual(rerun);
     expect(rerun.outcomes.find((o) => o.subject_key === 't-13')).toMatchObject({ state: 'awaiting_evidence' });
   });
 
@@ -323,7 +339,7 @@ describe('attach fused with evaluate for new subjects', () => {
     // Two attempts of the rest at once (a retry while the first still runs): one waits for the other.
     await Promise.all([
       attachClaimsToOutcomes(pool, crashed, runId, 3, fuse),
-      attachClaimsToOutcomes(pool, crashed, runId, 3, fuse),
+      attachClaimsToOutcomes(pool, crashed, runId, 4, { ...fuse, slices: 2 }),
     ]);
     for (;;) if ((await attachClaimsToOutcomes(pool, crashed, runId, 3, fuse)).done) break;
     // The worker dies during evaluate and the activity starts again from its first chunk.
@@ -336,4 +352,57 @@ describe('attach fused with evaluate for new subjects', () => {
     await night(crashed, NIGHT_1, { fuse: true, limit: 3 });
     expect(await stateOf(crashed)).toEqual(before);
   });
+});
+
+describe('the chunked night on Temporal with the fused attach', () => {
+  it('passes asOf to attach behind patched(fused-attach), evaluates nothing twice, and replays', async () => {
+    // Chunks of 2, one per call: attach, evaluate and post each take several activity calls.
+    const h = await startHarness({ chunkSize: 2, chunksPerCall: 1 });
+    try {
+      const tenant = uniqueTenant('fused-night');
+      await applyExample(h.pool, tenant);
+      await seedSolvedTickets(h, tenant, 'solved', [
+        ['T-1', '2026-03-02T10:00:00Z'],
+        ['T-2', '2026-03-02T11:00:00Z'],
+        ['T-3', '2026-03-01T09:00:00Z'],
+        ['T-4', '2026-03-05T12:00:00Z'],
+        ['T-5', '2026-03-05T18:00:00Z'],
+      ]);
+      const asOf = NIGHT_1.toISOString();
+      const summary = await runReconciliation(h.client, { tenant, asOf: NIGHT_1, taskQueue: h.taskQueue });
+      expect(summary.ledger).toMatchObject({ charges: 3, amountMinor: 297 });
+      expect(summary.outcomes.created).toBe(5);
+
+      const history = await h.client.workflow.getHandle(runWorkflowId(tenant, asOf)).fetchHistory();
+      const events = history.events ?? [];
+      const scheduled = events
+        .map((e) => e.activityTaskScheduledEventAttributes)
+        .filter((a): a is NonNullable<typeof a> => !!a);
+      const attaches = scheduled.filter((a) => a.activityType?.name === 'attachClaims');
+      expect(attaches.length).toBeGreaterThan(0);
+      const markers = events.map((e) => e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data);
+      expect(markers.some((d) => d && Buffer.from(d).toString().includes('fused-attach'))).toBe(true);
+      // Every outcome was decided at attach: evaluate wrote no event of this run.
+      const { rows } = await h.pool.query<{ kind: string; n: number }>(
+        `select e.kind, count(*)::int as n from outcome_events e join outcomes o using (outcome_id)
+          where o.tenant_id = $1 group by e.kind order by e.kind`,
+        [tenant],
+      );
+      expect(rows).toEqual([
+        { kind: 'billed', n: 3 },
+        { kind: 'confirmed', n: 3 },
+        { kind: 'in_grace', n: 2 },
+        { kind: 'matched', n: 5 },
+      ]);
+
+      await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history);
+      // test/replay replays this one from test/fixtures, so the fused-attach branch stays deterministic.
+      if (process.env.RECORD_HISTORIES) {
+        const out = fileURLToPath(new URL('../fixtures/histories/reconcile-fused-attach.json', import.meta.url));
+        await writeFile(out, JSON.stringify(JSON.parse(historyToJSON(history)), null, 1));
+      }
+    } finally {
+      await h.stop();
+    }
+  }, 120_000);
 });

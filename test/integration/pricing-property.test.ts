@@ -411,7 +411,9 @@ async function attempt(
     attachClaims: async () =>
       (await chunks(
         stopAt('attach'),
-        async () => (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit)).done,
+        // The fused attach the workflow runs (new outcomes created already evaluated), in two slices.
+        async () =>
+          (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit, { asOf, contract, slices: 2 })).done,
       )) === 'stopped'
         ? 'stop'
         : undefined,
