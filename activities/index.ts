@@ -291,8 +291,9 @@ export function createActivities(deps: ActivityDeps) {
       asOf?: string;
     }): Promise<ChunkLoopResult & { outcomesEvaluated?: number }> {
       return permanentAware(async () => {
-        // Two slices of a chunk at a time keep both of a small database server's cores busy.
-        const fuse = input.asOf ? { ...(await fuseWith(input.tenant, new Date(input.asOf))), slices: 2 } : undefined;
+        // One chunk at a time (no slices side by side): outcome ids, and with them post's order
+        // among equal success times, must not depend on timing (see attach.ts).
+        const fuse = input.asOf ? await fuseWith(input.tenant, new Date(input.asOf)) : undefined;
         // The night's imports arrived since the last analyze: attach plans its joins on them.
         await refreshNightlyStatistics(pool);
         let outcomesEvaluated = 0;
@@ -367,8 +368,7 @@ export function createActivities(deps: ActivityDeps) {
 
         await refreshNightlyStatistics(pool);
         // Fused: attach and evaluate run in this one call with the same asOf and contract version.
-        // One slice, as evaluate's below.
-        const fuse = { asOf, contract: version, slices: 1 };
+        const fuse = { asOf, contract: version };
         for (let done = false; !done;) {
           const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5, fuse);
           done = a.done;

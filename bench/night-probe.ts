@@ -132,7 +132,7 @@ try {
   };
   await phase('attach', async () => {
     await refreshNightlyStatistics(pool);
-    const fuse = values['bare-attach'] ? undefined : { asOf: AS_OF, contract: current, slices: 2 };
+    const fuse = values['bare-attach'] ? undefined : { asOf: AS_OF, contract: current };
     for (;;) if ((await attachClaimsToOutcomes(pool, TENANT, runId, CHUNK * 5, fuse)).done) break;
     await refreshNightlyStatistics(pool, ['outcomes']);
   });

@@ -19,15 +19,7 @@ export interface AttachResult {
 export interface FuseWith {
   asOf: Date;
   contract: ContractVersion;
-  /**
-   * Disjoint subject ranges of the chunk, each in its own transaction, side by side: the database
-   * writes one while Node decides another, as evaluate's slices did. Default 1.
-   */
-  slices?: number;
 }
-
-/** A subject (outcome type, subject key) where a slice's range starts or ends. */
-type Bound = [outcomeType: string, subjectKey: string];
 
 interface ClaimRow {
   claim_id: string;
@@ -117,6 +109,12 @@ async function anyLeft(db: PoolClient, tenant: string, ids: string[]): Promise<b
 
 const CLAIM_COLUMNS = 'claim_id, outcome_type, subject_key, subject_ref, occurred_at, retracted_at';
 
+/**
+ * One chunk in one transaction: up to `limit` unattached claims and the rest of the last subject.
+ * Chunks run one after another, never side by side: outcome ids then follow subject order whatever
+ * the chunking and whatever chunk a crash made run again, and post breaks ties in success_at by
+ * outcome id (tier and period positions), so the ledger does not depend on timing.
+ */
 async function attachFused(
   pool: Pool,
   tenant: string,
@@ -124,61 +122,14 @@ async function attachFused(
   limit: number,
   fuse: FuseWith,
 ): Promise<AttachResult> {
-  const slices = Math.max(1, Math.floor(fuse.slices ?? 1));
-  if (slices === 1) return attachFusedRange(pool, { tenant, runId, limit, fuse, from: null, to: null });
-  // The subjects at every (limit / slices)-th unattached claim cut the chunk into ranges. Read
-  // without locks: claims another attempt attaches meanwhile only make a range smaller.
-  const per = Math.ceil(limit / slices);
-  const { rows: cuts } = await pool.query<{ outcome_type: string; subject_key: string }>(
-    `select c.outcome_type, c.subject_key from generate_series(1, $3::int - 1) i
-       cross join lateral (select outcome_type, subject_key from claims where tenant_id = $1 and outcome_id is null
-                            order by outcome_type, subject_key, claim_id offset i * $2::int limit 1) c
-      order by i`,
-    [tenant, per, slices],
-  );
-  const bounds: Bound[] = [];
-  for (const c of cuts) {
-    const prev = bounds[bounds.length - 1];
-    if (!prev || prev[0] !== c.outcome_type || prev[1] !== c.subject_key) bounds.push([c.outcome_type, c.subject_key]);
-  }
-  const ranges = [null, ...bounds].map((from, i) => ({ from, to: bounds[i] ?? null }));
-  const parts = await Promise.all(ranges.map((r) => attachFusedRange(pool, { tenant, runId, limit: per, fuse, ...r })));
-  // Checked after every range has committed: a range cannot see another's claims as attached.
-  const {
-    rows: [left],
-  } = await pool.query<{ more: boolean }>(
-    'select exists (select 1 from claims where tenant_id = $1 and outcome_id is null) as more',
-    [tenant],
-  );
-  return {
-    attached: parts.reduce((n, p) => n + p.attached, 0),
-    outcomesCreated: parts.reduce((n, p) => n + p.outcomesCreated, 0),
-    outcomesEvaluated: parts.reduce((n, p) => n + p.outcomesEvaluated, 0),
-    done: !left.more,
-  };
-}
-
-/** One transaction: the unattached claims of subjects in [from, to), up to `limit` and the rest of the last subject. */
-async function attachFusedRange(
-  pool: Pool,
-  args: { tenant: string; runId: number; limit: number; fuse: FuseWith; from: Bound | null; to: Bound | null },
-): Promise<AttachResult> {
-  const { tenant, runId, limit, fuse, from, to } = args;
   const { asOf, contract } = fuse;
   return inTransaction(pool, async (db): Promise<AttachResult> => {
-    // Straight off claims_unattached_idx in its order, the range's bounds as index conditions. A
-    // plain FOR UPDATE (not SKIP LOCKED): a retry waits for an attempt still running rather than
-    // skipping its claims.
-    const params: unknown[] = [tenant, limit];
-    const cond = (op: string, b: Bound) => {
-      params.push(b[0], b[1]);
-      return ` and (outcome_type, subject_key) ${op} ($${params.length - 1}, $${params.length})`;
-    };
-    const range = (from ? cond('>=', from) : '') + (to ? cond('<', to) : '');
+    // Straight off claims_unattached_idx in its order. A plain FOR UPDATE (not SKIP LOCKED): a
+    // retry waits for an attempt still running rather than skipping its claims.
     const { rows: batch } = await db.query<ClaimRow>(
-      `select ${CLAIM_COLUMNS} from claims where tenant_id = $1 and outcome_id is null${range}
+      `select ${CLAIM_COLUMNS} from claims where tenant_id = $1 and outcome_id is null
         order by outcome_type, subject_key, claim_id limit $2 for update`,
-      params,
+      [tenant, limit],
     );
     if (batch.length === 0) return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
     if (batch.length === limit) {

@@ -103,8 +103,8 @@ describe('attach fused with evaluate for new subjects', () => {
   let dir: string;
   const fused = uniqueTenant('fused');
   const bare = uniqueTenant('bare');
-  // The fused attach in two slices side by side, as the activity runs it.
-  const sliced = uniqueTenant('sliced');
+  // The fused attach in chunks of 3 instead of 2.
+  const other = uniqueTenant('fused-3');
 
   beforeAll(async () => {
     pool = createPool(inject('databaseUrl'));
@@ -130,7 +130,7 @@ describe('attach fused with evaluate for new subjects', () => {
   async function night(
     tenant: string,
     asOf: Date,
-    opts: { fuse: boolean; limit?: number; slices?: number; afterFirstAttach?: () => Promise<void>; pool?: Pool } = {
+    opts: { fuse: boolean; limit?: number; afterFirstAttach?: () => Promise<void>; pool?: Pool } = {
       fuse: true,
     },
   ): Promise<{ runId: number; attachCalls: number }> {
@@ -139,7 +139,7 @@ describe('attach fused with evaluate for new subjects', () => {
     const versions = await loadContractVersions(pool, tenant);
     const contract = contractForRun(versions, asOf);
     const runId = await startRun(pool, { tenant, asOf, workflowId: `wf-${tenant}` });
-    const fuse = opts.fuse ? { asOf, contract, slices: opts.slices } : undefined;
+    const fuse = opts.fuse ? { asOf, contract } : undefined;
     let attachCalls = 0;
     for (;;) {
       const a = await attachClaimsToOutcomes(db, tenant, runId, limit, fuse);
@@ -224,7 +224,7 @@ describe('attach fused with evaluate for new subjects', () => {
   });
 
   it('writes the same outcomes, events and ledger as attach then evaluate, over two nights and a rerun', async () => {
-    for (const tenant of [fused, sliced, bare]) {
+    for (const tenant of [fused, other, bare]) {
       await applyExample(pool, tenant);
       await importClaims(tenant, CLAIMS_1, 'c1');
       await importClaims(tenant, RETRACTIONS_1, 'r1');
@@ -236,12 +236,12 @@ describe('attach fused with evaluate for new subjects', () => {
     // outcomes by claim id within a chunk, by subject across it: in one chunk its order is the
     // fused attach's at any chunk size (subject order). Chunks of 2 for the fused attach.
     await night(fused, NIGHT_1, { fuse: true, afterFirstAttach: late(fused) });
-    await night(sliced, NIGHT_1, { fuse: true, limit: 3, slices: 2, afterFirstAttach: late(sliced) });
+    await night(other, NIGHT_1, { fuse: true, limit: 3, afterFirstAttach: late(other) });
     await night(bare, NIGHT_1, { fuse: false, limit: 100, afterFirstAttach: late(bare) });
 
     const one = await stateOf(fused);
     expect(one).toEqual(await stateOf(bare));
-    expect(await stateOf(sliced)).toEqual(one);
+    expect(await stateOf(other)).toEqual(one);
     const byKey = new Map(one.outcomes.map((o) => [o.subject_key, o]));
     expect(Object.fromEntries([...byKey].map(([k, o]) => [k, [o.state, o.reject_reason]]))).toEqual({
       't-1': ['billed', null],
@@ -273,28 +273,28 @@ describe('attach fused with evaluate for new subjects', () => {
     expect(byKey.get('t-1')).toMatchObject({ claims: ['a-1', 'zz-1'], claim_count: 2 });
 
     // Night 2: T-12 gains claims, T-13 is new, T-7's record turns up.
-    for (const tenant of [fused, sliced, bare]) {
+    for (const tenant of [fused, other, bare]) {
       await importClaims(tenant, CLAIMS_2, 'c2');
       await importRecords(tenant, RECORDS_2, 'v2');
     }
     await night(fused, NIGHT_2, { fuse: true });
-    await night(sliced, NIGHT_2, { fuse: true, limit: 3, slices: 2 });
+    await night(other, NIGHT_2, { fuse: true, limit: 3 });
     await night(bare, NIGHT_2, { fuse: false, limit: 100 });
     const two = await stateOf(fused);
     expect(two).toEqual(await stateOf(bare));
-    expect(await stateOf(sliced)).toEqual(two);
+    expect(await stateOf(other)).toEqual(two);
     expect(two.outcomes.find((o) => o.subject_key === 't-13')).toMatchObject({ state: 'in_grace', claim_count: 2 });
     expect(two.outcomes.find((o) => o.subject_key === 't-12')).toMatchObject({ claim_count: 3 });
 
     // A rerun of night 2 after a record changed: another attempt, so evaluate decides the outcomes
     // the first attempt created at attach as it decides every open one.
-    for (const tenant of [fused, sliced, bare]) await importRecords(tenant, ['T-13,open,,2026-03-08T20:00:00Z,'], 'v3');
+    for (const tenant of [fused, other, bare]) await importRecords(tenant, ['T-13,open,,2026-03-08T20:00:00Z,'], 'v3');
     await night(fused, NIGHT_2, { fuse: true });
-    await night(sliced, NIGHT_2, { fuse: true, limit: 3, slices: 2 });
+    await night(other, NIGHT_2, { fuse: true, limit: 3 });
     await night(bare, NIGHT_2, { fuse: false, limit: 100 });
     const rerun = await stateOf(fused);
     expect(rerun).toEqual(await stateOf(bare));
-    expect(await stateOf(sliced)).toEqual(rerun);
+    expect(await stateOf(other)).toEqual(rerun);
     expect(rerun.outcomes.find((o) => o.subject_key === 't-13')).toMatchObject({ state: 'awaiting_evidence' });
   });
 
@@ -339,7 +339,7 @@ describe('attach fused with evaluate for new subjects', () => {
     // Two attempts of the rest at once (a retry while the first still runs): one waits for the other.
     await Promise.all([
       attachClaimsToOutcomes(pool, crashed, runId, 3, fuse),
-      attachClaimsToOutcomes(pool, crashed, runId, 4, { ...fuse, slices: 2 }),
+      attachClaimsToOutcomes(pool, crashed, runId, 4, fuse),
     ]);
     for (;;) if ((await attachClaimsToOutcomes(pool, crashed, runId, 3, fuse)).done) break;
     // The worker dies during evaluate and the activity starts again from its first chunk.

@@ -411,9 +411,8 @@ async function attempt(
     attachClaims: async () =>
       (await chunks(
         stopAt('attach'),
-        // The fused attach the workflow runs (new outcomes created already evaluated), in two slices.
-        async () =>
-          (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit, { asOf, contract, slices: 2 })).done,
+        // The fused attach the workflow runs: new outcomes are created already evaluated.
+        async () => (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit, { asOf, contract })).done,
       )) === 'stopped'
         ? 'stop'
         : undefined,
