@@ -127,6 +127,12 @@ export function createActivities(deps: ActivityDeps) {
   // asks the cache (one index probe) rather than reading and validating every version again.
   const contracts = new ContractCache(pool);
   const runVersion = async (tenant: string, asOf: Date) => versionForRun(await contracts.history(tenant), asOf);
+  /**
+   * Claims per attach chunk. A fused chunk holds its subjects' claims, record versions and
+   * decisions, as an evaluate chunk (two slices of chunkSize) does: the same size keeps the worker's
+   * memory where it was. A bare chunk holds claim ids only.
+   */
+  const attachLimit = (fuse: FuseWith | undefined) => (fuse ? chunkSize * 2 : chunkSize * 5);
   /** What a fused attach decides with: the asOf and the contract version evaluate uses for the run. */
   const fuseWith = async (tenant: string, asOf: Date): Promise<FuseWith> => ({
     asOf,
@@ -298,7 +304,7 @@ export function createActivities(deps: ActivityDeps) {
         await refreshNightlyStatistics(pool);
         let outcomesEvaluated = 0;
         const r = await chunkLoop(0, async () => {
-          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5, fuse);
+          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, attachLimit(fuse), fuse);
           outcomesEvaluated += a.outcomesEvaluated;
           return { processed: a.attached, cursor: 0, done: a.done };
         });
@@ -370,7 +376,7 @@ export function createActivities(deps: ActivityDeps) {
         // Fused: attach and evaluate run in this one call with the same asOf and contract version.
         const fuse = { asOf, contract: version };
         for (let done = false; !done;) {
-          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5, fuse);
+          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, attachLimit(fuse), fuse);
           done = a.done;
           out.chunks++;
           out.outcomesEvaluated += a.outcomesEvaluated;
