@@ -133,7 +133,9 @@ try {
   await phase('attach', async () => {
     await refreshNightlyStatistics(pool);
     const fuse = values['bare-attach'] ? undefined : { asOf: AS_OF, contract: current };
-    for (;;) if ((await attachClaimsToOutcomes(pool, TENANT, runId, CHUNK * 5, fuse)).done) break;
+    // The chunk sizes the attachClaims activity uses (see attachLimit in activities/index.ts).
+    const limit = fuse ? CHUNK * 2 : CHUNK * 5;
+    for (;;) if ((await attachClaimsToOutcomes(pool, TENANT, runId, limit, fuse)).done) break;
     await refreshNightlyStatistics(pool, ['outcomes']);
   });
   const evaluateAll = async () => {
