@@ -109,11 +109,15 @@ async function anyLeft(db: PoolClient, tenant: string, ids: string[]): Promise<b
 
 const CLAIM_COLUMNS = 'claim_id, outcome_type, subject_key, subject_ref, occurred_at, retracted_at';
 
+/** A subject (outcome type, subject key): where the second half of a chunk starts. */
+type Bound = [outcomeType: string, subjectKey: string];
+
 /**
- * One chunk in one transaction: up to `limit` unattached claims and the rest of the last subject.
- * Chunks run one after another, never side by side: outcome ids then follow subject order whatever
- * the chunking and whatever chunk a crash made run again, and post breaks ties in success_at by
- * outcome id (tier and period positions), so the ledger does not depend on timing.
+ * A chunk in two halves, each one transaction: the second reads its claims, record versions and
+ * decides while the first writes, then writes once the first has committed. Outcome ids so follow
+ * subject order whatever the chunking and whatever half a crash made run again (a failed first half
+ * rolls the second back), and post breaks ties in success_at by outcome id (tier and period
+ * positions): the ledger does not depend on timing. Halves are never written side by side.
  */
 async function attachFused(
   pool: Pool,
@@ -122,16 +126,72 @@ async function attachFused(
   limit: number,
   fuse: FuseWith,
 ): Promise<AttachResult> {
-  const { asOf, contract } = fuse;
+  const half = Math.max(1, Math.ceil(limit / 2));
+  let firstRead!: (last: Bound | null) => void;
+  const secondFrom = new Promise<Bound | null>((resolve) => (firstRead = resolve));
+  const first = attachFusedPart(pool, {
+    tenant,
+    runId,
+    limit: half,
+    fuse,
+    after: null,
+    waitFor: null,
+    read: firstRead,
+  });
+  const second = (async (): Promise<AttachResult> => {
+    const after = await secondFrom;
+    if (!after) return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
+    return attachFusedPart(pool, { tenant, runId, limit: half, fuse, after, waitFor: first, read: () => undefined });
+  })();
+  // A first half that fails before it has read lets the second go (it then finds nothing to do).
+  first.catch(() => firstRead(null));
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  // Asked after both halves committed. Claims another attempt still holds count as left: a retried
+  // attempt must not call it a night while an earlier one is still at work.
+  const {
+    rows: [left],
+  } = await pool.query<{ more: boolean }>(
+    'select exists (select 1 from claims where tenant_id = $1 and outcome_id is null) as more',
+    [tenant],
+  );
+  return {
+    attached: a.value.attached + b.value.attached,
+    outcomesCreated: a.value.outcomesCreated + b.value.outcomesCreated,
+    outcomesEvaluated: a.value.outcomesEvaluated + b.value.outcomesEvaluated,
+    done: !left.more,
+  };
+}
+
+/**
+ * One half of a chunk in one transaction: up to `limit` unattached claims of subjects after
+ * `after`, and the rest of its last subject. `read` hears the last subject once the claims are
+ * locked (null when there are no more); nothing is written before `waitFor` has committed.
+ */
+async function attachFusedPart(
+  pool: Pool,
+  args: {
+    tenant: string;
+    runId: number;
+    limit: number;
+    fuse: FuseWith;
+    after: Bound | null;
+    waitFor: Promise<unknown> | null;
+    read: (last: Bound | null) => void;
+  },
+): Promise<AttachResult> {
+  const { tenant, runId, limit, after } = args;
+  const { asOf, contract } = args.fuse;
   return inTransaction(pool, async (db): Promise<AttachResult> => {
-    // Straight off claims_unattached_idx in its order. A plain FOR UPDATE (not SKIP LOCKED): a
-    // retry waits for an attempt still running rather than skipping its claims.
+    // Straight off claims_unattached_idx in its order, from `after` on. A plain FOR UPDATE (not
+    // SKIP LOCKED): a retry waits for an attempt still running rather than skipping its claims.
     const { rows: batch } = await db.query<ClaimRow>(
       `select ${CLAIM_COLUMNS} from claims where tenant_id = $1 and outcome_id is null
+         ${after ? 'and (outcome_type, subject_key) > ($3, $4)' : ''}
         order by outcome_type, subject_key, claim_id limit $2 for update`,
-      [tenant, limit],
+      after ? [tenant, limit, after[0], after[1]] : [tenant, limit],
     );
-    if (batch.length === 0) return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
     if (batch.length === limit) {
       const last = batch[batch.length - 1];
       const { rows: rest } = await db.query<ClaimRow>(
@@ -141,7 +201,11 @@ async function attachFused(
         [tenant, last.outcome_type, last.subject_key, last.claim_id],
       );
       batch.push(...rest);
+      args.read([last.outcome_type, last.subject_key]);
+    } else {
+      args.read(null);
     }
+    if (batch.length === 0) return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
     const ids = batch.map((b) => b.claim_id);
 
     const subjects = new Map<string, ClaimRow[]>();
@@ -164,6 +228,8 @@ async function attachFused(
 
     const fresh = [...subjects.values()].map((claims, i) => ({ key: i, claims, ...claims[0] }));
     const decisions = await decideNewOutcomes(db, { tenant, asOf, contract, fresh });
+    // Ids in subject order: the half before this one commits its outcomes first (or fails, and so does this one).
+    if (args.waitFor) await args.waitFor;
     const created = await insertOutcomes(db, { tenant, runId, asOf, fresh, decisions });
 
     const events: Array<LifecycleEvent & { id: number }> = [];
@@ -190,12 +256,8 @@ async function attachFused(
         [gained, runId],
       );
     }
-    return {
-      attached: attachedTo.length,
-      outcomesCreated: created.size,
-      outcomesEvaluated: evaluated,
-      done: !(await anyLeft(db, tenant, ids)),
-    };
+    // `done` is decided by attachFused once both halves have committed.
+    return { attached: attachedTo.length, outcomesCreated: created.size, outcomesEvaluated: evaluated, done: false };
   });
 }
 

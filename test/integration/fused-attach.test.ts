@@ -309,16 +309,17 @@ describe('attach fused with evaluate for new subjects', () => {
     }
     await night(reference, NIGHT_1, { fuse: true, limit: 3 });
 
-    // The second chunk dies after its outcomes were inserted, before its events: nothing of it stays.
+    // The second chunk dies after its first half's outcomes were inserted, before their events:
+    // nothing of it stays (its second half waits for the first and rolls back with it).
     let inserts = 0;
     const faulty = {
-      ...pool,
+      query: pool.query.bind(pool),
       connect: async () => {
         const client = await pool.connect();
         const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
         return Object.assign(client, {
           query: (...a: unknown[]) => {
-            if (typeof a[0] === 'string' && a[0].startsWith('insert into outcome_events') && ++inserts === 2)
+            if (typeof a[0] === 'string' && a[0].startsWith('insert into outcome_events') && ++inserts === 3)
               return Promise.reject(new Error('worker killed'));
             return query(...a);
           },
