@@ -5,7 +5,7 @@ import { versionForRun } from '../src/domain/contract-history';
 import { ReconError, isPermanentError, isRaceOrTimeout, toReconError } from '../src/domain/errors';
 import { billingPeriodOf } from '../src/domain/periods';
 import { refuseFutureAsOf } from '../src/reconcile/runs';
-import { attachClaimsToOutcomes } from '../src/reconcile/attach';
+import { attachClaimsToOutcomes, type FuseWith } from '../src/reconcile/attach';
 import { evaluateChunk } from '../src/reconcile/evaluate';
 import { postChunk, postChunksOverlapped } from '../src/reconcile/post';
 import { finishRun, markRunFailed, startRun, touchRunLease, type RunSummary } from '../src/reconcile/runs';
@@ -127,6 +127,17 @@ export function createActivities(deps: ActivityDeps) {
   // asks the cache (one index probe) rather than reading and validating every version again.
   const contracts = new ContractCache(pool);
   const runVersion = async (tenant: string, asOf: Date) => versionForRun(await contracts.history(tenant), asOf);
+  /**
+   * Claims per attach chunk. A fused chunk holds its subjects' claims, record versions and
+   * decisions, as an evaluate chunk (two slices of chunkSize) does: the same size keeps the worker's
+   * memory where it was. A bare chunk holds claim ids only.
+   */
+  const attachLimit = (fuse: FuseWith | undefined) => (fuse ? chunkSize * 2 : chunkSize * 5);
+  /** What a fused attach decides with: the asOf and the contract version evaluate uses for the run. */
+  const fuseWith = async (tenant: string, asOf: Date): Promise<FuseWith> => ({
+    asOf,
+    contract: await runVersion(tenant, asOf),
+  });
 
   /** Runs chunks from the cursor (or the last heartbeat, on a retry) until done or the call's budget. */
   async function chunkLoop(
@@ -275,17 +286,31 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
-    async attachClaims(input: { tenant: string; runId: number }): Promise<ChunkLoopResult> {
+    /**
+     * With asOf (workflows past patched('fused-attach')), the outcomes attach creates are created
+     * already evaluated under the run's contract version, and evaluate skips them; without it
+     * (histories recorded before), attach creates them bare as it did.
+     */
+    async attachClaims(input: {
+      tenant: string;
+      runId: number;
+      asOf?: string;
+    }): Promise<ChunkLoopResult & { outcomesEvaluated?: number }> {
       return permanentAware(async () => {
+        // One chunk at a time (no slices side by side): outcome ids, and with them post's order
+        // among equal success times, must not depend on timing (see attach.ts).
+        const fuse = input.asOf ? await fuseWith(input.tenant, new Date(input.asOf)) : undefined;
         // The night's imports arrived since the last analyze: attach plans its joins on them.
         await refreshNightlyStatistics(pool);
+        let outcomesEvaluated = 0;
         const r = await chunkLoop(0, async () => {
-          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5);
+          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, attachLimit(fuse), fuse);
+          outcomesEvaluated += a.outcomesEvaluated;
           return { processed: a.attached, cursor: 0, done: a.done };
         });
         // Evaluate and post plan their statements on the night's new rows.
         if (r.done) await refreshNightlyStatistics(pool, ['outcomes']);
-        return r;
+        return { ...r, outcomesEvaluated };
       });
     },
 
@@ -348,9 +373,13 @@ export function createActivities(deps: ActivityDeps) {
         const out: SmallNightResult = { chunks: 0, outcomesEvaluated: 0, posted: 0, amountMinor: 0 };
 
         await refreshNightlyStatistics(pool);
+        // Fused: attach and evaluate run in this one call with the same asOf and contract version.
+        const fuse = { asOf, contract: version };
         for (let done = false; !done;) {
-          done = (await attachClaimsToOutcomes(pool, input.tenant, input.runId, chunkSize * 5)).done;
+          const a = await attachClaimsToOutcomes(pool, input.tenant, input.runId, attachLimit(fuse), fuse);
+          done = a.done;
           out.chunks++;
+          out.outcomesEvaluated += a.outcomesEvaluated;
           await alive();
         }
         await refreshNightlyStatistics(pool, ['outcomes']);

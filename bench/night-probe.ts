@@ -2,7 +2,8 @@
 // post calls the activities make, on one embedded PostgreSQL, with WAL bytes, PostgreSQL CPU and
 // HOT updates per phase. WAL bytes do not depend on what else the machine runs, so a before/after
 // comparison holds on a busy machine where wall times do not.
-// `npx tsx bench/night-probe.ts --claims 100000 [--existing M] [--explain] [--overlap] [--skip 018_night_writes.sql]`
+// `npx tsx bench/night-probe.ts --claims 100000 [--existing M] [--explain] [--overlap] [--skip 018_night_writes.sql] [--bare-attach]`
+// (--bare-attach: attach creates bare outcomes for evaluate to decide, as before issue 16's fused attach)
 process.env.TZ = 'UTC';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
@@ -75,6 +76,7 @@ const { values } = parseArgs({
     skip: { type: 'string', multiple: true, default: [] },
     // Post two chunks at a time, as the postCharges activity does (postChunksOverlapped).
     overlap: { type: 'boolean', default: false },
+    'bare-attach': { type: 'boolean', default: false },
   },
 });
 const dir = await mkdtemp(path.join(os.tmpdir(), 'night-probe-'));
@@ -132,7 +134,10 @@ try {
   };
   await phase('attach', async () => {
     await refreshNightlyStatistics(pool);
-    for (;;) if ((await attachClaimsToOutcomes(pool, TENANT, runId, CHUNK * 5)).done) break;
+    const fuse = values['bare-attach'] ? undefined : { asOf: AS_OF, contract: current };
+    // The chunk sizes the attachClaims activity uses (see attachLimit in activities/index.ts).
+    const limit = fuse ? CHUNK * 2 : CHUNK * 5;
+    for (;;) if ((await attachClaimsToOutcomes(pool, TENANT, runId, limit, fuse)).done) break;
     await refreshNightlyStatistics(pool, ['outcomes']);
   });
   const evaluateAll = async () => {
@@ -187,11 +192,16 @@ try {
   await pool.query('select pg_stat_force_next_flush()');
   const {
     rows: [ledger],
-  } = await pool.query<{ n: number; total: string; md5: string }>(
-    `select count(*)::int as n, sum(amount_minor)::text as total, md5(string_agg(outcome_id::text || ':' || amount_minor, ',' order by outcome_id)) as md5
+  } = await pool.query<{ n: number; total: string; md5: string; by_claim: string }>(
+    `select count(*)::int as n, sum(amount_minor)::text as total, md5(string_agg(outcome_id::text || ':' || amount_minor, ',' order by outcome_id)) as md5,
+            md5(string_agg(primary_claim_id || ':' || amount_minor || ':' || period_position, ',' order by primary_claim_id collate "C")) as by_claim
        from ledger_entries where kind = 'charge'`,
   );
-  console.log(`posted ${posted}; ledger ${ledger.n} charges, ${ledger.total} minor units, md5 ${ledger.md5}`);
+  // Outcome ids follow attach's order (claim id, or subject with the fused attach); the lines by
+  // primary claim compare across both.
+  console.log(
+    `posted ${posted}; ledger ${ledger.n} charges, ${ledger.total} minor units, md5 ${ledger.md5}, by primary claim ${ledger.by_claim}`,
+  );
   for (const s of await stats()) console.log(`${s.relname.padEnd(15)} ins ${s.ins} upd ${s.upd} hot ${s.hot}`);
   const { rows: sizes } = await pool.query<{ name: string; mb: string }>(
     `select c.relname as name, round(pg_relation_size(c.oid) / 1048576.0, 1)::text as mb from pg_class c

@@ -104,7 +104,7 @@ CREATE TABLE claims (
 CREATE INDEX claims_import_idx ON public.claims USING btree (import_id);
 CREATE INDEX claims_outcome_idx ON public.claims USING btree (outcome_id) WHERE (outcome_id IS NOT NULL);
 CREATE INDEX claims_retracted_idx ON public.claims USING btree (tenant_id, retracted_at) WHERE (retracted_at IS NOT NULL);
-CREATE INDEX claims_unattached_idx ON public.claims USING btree (tenant_id, claim_id) WHERE (outcome_id IS NULL);
+CREATE INDEX claims_unattached_idx ON public.claims USING btree (tenant_id, outcome_type, subject_key, claim_id) WHERE (outcome_id IS NULL);
 ALTER TABLE claims ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_scope ON claims AS PERMISSIVE FOR ALL TO PUBLIC
   USING ((( SELECT recon_sees_all_tenants() AS recon_sees_all_tenants) OR (tenant_id = ANY (( SELECT recon_visible_tenants() AS recon_visible_tenants)::text[]))))
@@ -302,28 +302,29 @@ GRANT SELECT ON TABLE outcome_events TO recon_support;
 GRANT SELECT, INSERT ON TABLE outcome_events TO recon_worker;
 
 CREATE TABLE outcomes (
-  outcome_id          bigint DEFAULT nextval('outcomes_outcome_id_seq'::regclass) NOT NULL,
-  tenant_id           text NOT NULL,
-  outcome_type        text NOT NULL,
-  subject_key         text NOT NULL,
-  subject_ref         text NOT NULL,
-  state               text DEFAULT 'awaiting_evidence'::text NOT NULL,
-  reject_reason       text,
-  on_hold             boolean DEFAULT false NOT NULL,
-  primary_claim_id    text,
-  claim_count         integer DEFAULT 0 NOT NULL,
-  match_status        text,
-  record_id           bigint,
-  evidence_version_id bigint,
-  created_run_id      bigint,
-  success_at          timestamp with time zone,
-  grace_ends_at       timestamp with time zone,
-  evidence_due_at     timestamp with time zone,
-  last_reopened_at    timestamp with time zone,
-  confirmed_as_of     timestamp with time zone,
-  evaluated_as_of     timestamp with time zone,
-  created_at          timestamp with time zone DEFAULT now() NOT NULL,
-  updated_at          timestamp with time zone DEFAULT now() NOT NULL,
+  outcome_id               bigint DEFAULT nextval('outcomes_outcome_id_seq'::regclass) NOT NULL,
+  tenant_id                text NOT NULL,
+  outcome_type             text NOT NULL,
+  subject_key              text NOT NULL,
+  subject_ref              text NOT NULL,
+  state                    text DEFAULT 'awaiting_evidence'::text NOT NULL,
+  reject_reason            text,
+  on_hold                  boolean DEFAULT false NOT NULL,
+  primary_claim_id         text,
+  claim_count              integer DEFAULT 0 NOT NULL,
+  match_status             text,
+  record_id                bigint,
+  evidence_version_id      bigint,
+  created_run_id           bigint,
+  success_at               timestamp with time zone,
+  grace_ends_at            timestamp with time zone,
+  evidence_due_at          timestamp with time zone,
+  last_reopened_at         timestamp with time zone,
+  confirmed_as_of          timestamp with time zone,
+  evaluated_as_of          timestamp with time zone,
+  created_at               timestamp with time zone DEFAULT now() NOT NULL,
+  updated_at               timestamp with time zone DEFAULT now() NOT NULL,
+  attach_evaluated_attempt integer,
   CONSTRAINT outcomes_pkey PRIMARY KEY (outcome_id),
   CONSTRAINT outcomes_tenant_id_outcome_type_subject_key_key UNIQUE (tenant_id, outcome_type, subject_key),
   CONSTRAINT outcomes_match_status_check CHECK ((match_status = ANY (ARRAY['matched'::text, 'none'::text, 'ambiguous'::text]))),

@@ -195,9 +195,13 @@ async function reconcileSteps(
   }
 
   if (state.phase === 'attach') {
+    // New outcomes are created already evaluated (attach needs asOf for that); histories recorded
+    // before attach their claims to bare outcomes, for evaluate to decide.
+    const fused = patched('fused-attach');
     for (;;) {
-      const r = await attachClaims({ tenant, runId });
+      const r = await attachClaims(fused ? { tenant, runId, asOf } : { tenant, runId });
       state.chunksDone += r.chunks;
+      progress.outcomesEvaluated += r.outcomesEvaluated ?? 0;
       if (r.done) break;
       await checkpoint();
     }

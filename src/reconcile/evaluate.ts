@@ -1,10 +1,12 @@
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
 import { inTransaction } from '../db/pool';
 import type { ContractVersion } from '../domain/contract';
 import {
   decideOutcome,
   type ClaimView,
+  type LifecycleEvent,
   type OutcomeDecision,
+  type OutcomeSnapshot,
   type OutcomeState,
   type VersionView,
 } from '../domain/lifecycle';
@@ -44,13 +46,18 @@ export async function evaluateChunk(
 ): Promise<ChunkResult> {
   const { tenant, asOf, contract } = args;
   const types = Object.keys(contract.body.outcomeTypes);
+  // Outcomes this attempt's attach created already evaluated (attach_evaluated_attempt, see
+  // attach.ts) are skipped: nothing has changed for them since. Attach clears the mark of one that
+  // gains a claim later in the run; a rerun is another attempt and evaluates them as it does all.
   const { rows: outcomes } = await pool.query<OutcomeRow>(
     `select outcome_id, outcome_type, subject_key, state, on_hold, record_id, success_at from outcomes
       where tenant_id = $1 and outcome_id > $2 and state in ('awaiting_evidence', 'in_grace', 'confirmed')
         and outcome_type = any($4::text[])
         and (evaluated_as_of is null or evaluated_as_of <= $5)
+        and (attach_evaluated_attempt is null or created_run_id is distinct from $6
+             or attach_evaluated_attempt <> (select attempts from runs where run_id = $6))
       order by outcome_id limit $3`,
-    [tenant, args.afterOutcomeId, args.limit, types, asOf],
+    [tenant, args.afterOutcomeId, args.limit, types, asOf, args.runId],
   );
   if (outcomes.length === 0) return { processed: 0, changed: 0, lastOutcomeId: args.afterOutcomeId, done: true };
   // Slices are disjoint and each is written in its own transaction, so they run side by side: the
@@ -98,20 +105,14 @@ async function evaluateSlice(
 
   const changes: Array<{ id: number; d: OutcomeDecision }> = [];
   for (const o of outcomes) {
-    const terms = contract.body.outcomeTypes[o.outcome_type];
-    const d = decideOutcome({
+    const d = decideOpenOutcome({
+      contract,
+      asOf,
+      outcomeType: o.outcome_type,
+      subjectKey: o.subject_key,
       snapshot: { state: o.state, onHold: o.on_hold, recordId: o.record_id, successAt: o.success_at },
       claims: claimsBy.get(o.outcome_id) ?? [],
       versions: versionsBy.get(o.outcome_id) ?? [],
-      subjectKey: o.subject_key,
-      rules: {
-        success: terms.success,
-        successTimeField: terms.successTimeField,
-        graceWindow: terms.graceWindow,
-        evidenceDeadline: terms.evidenceDeadline,
-        timeZone: contract.body.timezone,
-      },
-      asOf,
     });
     // Unchanged outcomes are written too, so derived fields (duplicates, due dates) stay current.
     if (d) changes.push({ id: o.outcome_id, d });
@@ -121,18 +122,54 @@ async function evaluateSlice(
 }
 
 /**
+ * The decision of one open outcome under the run's contract version: the one place that turns the
+ * contract's terms into the lifecycle's rules, so attach (for outcomes it creates) and evaluate
+ * decide from the same inputs alike. `claims` are the outcome's claims with occurred_at <= asOf.
+ */
+export function decideOpenOutcome(input: {
+  contract: ContractVersion;
+  asOf: Date;
+  outcomeType: string;
+  subjectKey: string;
+  snapshot: OutcomeSnapshot;
+  claims: ClaimView[];
+  versions: VersionView[];
+}): OutcomeDecision | null {
+  const terms = input.contract.body.outcomeTypes[input.outcomeType];
+  return decideOutcome({
+    snapshot: input.snapshot,
+    claims: input.claims,
+    versions: input.versions,
+    subjectKey: input.subjectKey,
+    rules: {
+      success: terms.success,
+      successTimeField: terms.successTimeField,
+      graceWindow: terms.graceWindow,
+      evidenceDeadline: terms.evidenceDeadline,
+      timeZone: input.contract.body.timezone,
+    },
+    asOf: input.asOf,
+  });
+}
+
+/**
  * Every version (as of `asOf`) of every record that could match an outcome of the chunk: a record
  * of the outcome type's source with some version keyed by the outcome's subject. Looked up by the
  * chunk's keys through the match-key index, so the cost is the chunk's, not the table's. The keyed
  * record ids go in as an array so records are fetched by primary key: as a semi-join the planner
  * hashed them against a scan of every record of the tenant, once per slice.
  */
-async function candidateVersions(
-  pool: Pool,
-  args: { tenant: string; asOf: Date; outcomes: OutcomeRow[]; sourceOf: (outcomeType: string) => string },
+export async function candidateVersions(
+  db: Pool | PoolClient,
+  args: {
+    tenant: string;
+    asOf: Date;
+    outcomes: Array<Pick<OutcomeRow, 'outcome_id' | 'outcome_type' | 'subject_key'>>;
+    sourceOf: (outcomeType: string) => string;
+  },
 ): Promise<Map<number, VersionView[]>> {
   const keys = [...new Set(args.outcomes.map((o) => o.subject_key))];
-  const { rows } = await pool.query<{
+  const { rows } = await db.query<{
     version_id: number;
     record_id: number;
     effective_at: Date;
@@ -233,23 +270,33 @@ async function writeDecisions(
         changes.map((c) => c.d.match),
       ],
     );
-    if (events.length === 0) return;
-    await db.query(
-      `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
-       select e.outcome_id, $1, $2, e.kind, e.from_state, e.to_state, e.reason, e.details
-         from unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
-              as e(outcome_id, kind, from_state, to_state, reason, details)
-       on conflict do nothing`,
-      [
-        runId,
-        asOf,
-        events.map((e) => e.id),
-        events.map((e) => e.kind),
-        events.map((e) => e.fromState),
-        events.map((e) => e.toState),
-        events.map((e) => e.reason),
-        events.map((e) => JSON.stringify(e.details)),
-      ],
-    );
+    await insertDecisionEvents(db, runId, asOf, events);
   });
+}
+
+/** The events of decided outcomes; the run's unique key makes a retried chunk write none twice. */
+export async function insertDecisionEvents(
+  db: PoolClient,
+  runId: number,
+  asOf: Date,
+  events: Array<LifecycleEvent & { id: number }>,
+): Promise<void> {
+  if (events.length === 0) return;
+  await db.query(
+    `insert into outcome_events (outcome_id, run_id, as_of, kind, from_state, to_state, reason, details)
+     select e.outcome_id, $1, $2, e.kind, e.from_state, e.to_state, e.reason, e.details
+       from unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+            as e(outcome_id, kind, from_state, to_state, reason, details)
+     on conflict do nothing`,
+    [
+      runId,
+      asOf,
+      events.map((e) => e.id),
+      events.map((e) => e.kind),
+      events.map((e) => e.fromState),
+      events.map((e) => e.toState),
+      events.map((e) => e.reason),
+      events.map((e) => JSON.stringify(e.details)),
+    ],
+  );
 }

@@ -185,7 +185,9 @@ async function night(tenant: string, asOf: Date, post: boolean): Promise<void> {
     },
     pullClaims: noStep('claims come from files here, imported before the night'),
     pullRecords: noStep('records come from files here, imported before the night'),
-    attachClaims: () => untilDone(async () => (await attachClaimsToOutcomes(pool, tenant, runId, 3)).done),
+    // The fused attach the workflow runs: new outcomes are created already evaluated.
+    attachClaims: () =>
+      untilDone(async () => (await attachClaimsToOutcomes(pool, tenant, runId, 3, { asOf, contract })).done),
     evaluateOutcomes: () =>
       untilDone(async () => {
         const r = await evaluateChunk(pool, { tenant, runId, asOf, contract, afterOutcomeId: cursor, limit: 2 });

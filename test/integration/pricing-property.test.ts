@@ -411,7 +411,8 @@ async function attempt(
     attachClaims: async () =>
       (await chunks(
         stopAt('attach'),
-        async () => (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit)).done,
+        // The fused attach the workflow runs: new outcomes are created already evaluated.
+        async () => (await attachClaimsToOutcomes(pool, tenant, runId, a.attachLimit, { asOf, contract })).done,
       )) === 'stopped'
         ? 'stop'
         : undefined,
