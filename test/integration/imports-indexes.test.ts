@@ -27,9 +27,7 @@ describe('the claims-by-outcome index after migration 021', () => {
   };
 
   it('holds no claim without an outcome', async () => {
-    const { rows } = await pool.query<{ def: string }>(
-      `select pg_get_indexdef('claims_outcome_idx'::regclass) as def`,
-    );
+    const { rows } = await pool.query<{ def: string }>(`select pg_get_indexdef('claims_outcome_idx'::regclass) as def`);
     expect(rows[0].def).toMatch(/WHERE \(outcome_id IS NOT NULL\)$/);
   });
 

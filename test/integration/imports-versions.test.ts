@@ -156,8 +156,7 @@ describe('record versions, new and known records in one file', () => {
       source: 'helpdesk',
       file: await writeLines(dir, `${tenant}-a.csv`, [HELPDESK_HEADER, ...rows.slice(0, 3)]),
     });
-    const content = async (t: string) =>
-      (await versions(t)).map((v) => v.replace(/^\d+ /, '')).sort();
+    const content = async (t: string) => (await versions(t)).map((v) => v.replace(/^\d+ /, '')).sort();
     expect(await content(tenant)).toEqual(await content(other));
     expect(await content(other)).toEqual(['T-1@10:new', 'T-1@11:open', 'T-1@12:solved', 'T-2@09:open']);
   });
