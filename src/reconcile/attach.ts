@@ -113,11 +113,13 @@ const CLAIM_COLUMNS = 'claim_id, outcome_type, subject_key, subject_ref, occurre
 type Bound = [outcomeType: string, subjectKey: string];
 
 /**
- * A chunk in two halves, each one transaction: the second reads its claims, record versions and
- * decides while the first writes, then writes once the first has committed. Outcome ids so follow
- * subject order whatever the chunking and whatever half a crash made run again (a failed first half
- * rolls the second back), and post breaks ties in success_at by outcome id (tier and period
- * positions): the ledger does not depend on timing. Halves are never written side by side.
+ * A chunk in two halves, each one transaction, written side by side: the database works on two
+ * cores. Outcome ids still follow subject order whatever the timing: each half draws its ids before
+ * it writes, the second after the first, and the second commits only after the first has committed
+ * (a failed first half rolls the second back). So what is committed is always a prefix in subject
+ * order, a retry draws higher ids for the rest, and post, which breaks ties in success_at by outcome
+ * id (tier and period positions), gives a ledger that does not depend on timing. The halves never
+ * wait on each other's rows: they hold disjoint claims and create disjoint subjects.
  */
 async function attachFused(
   pool: Pool,
@@ -129,22 +131,39 @@ async function attachFused(
   const half = Math.max(1, Math.ceil(limit / 2));
   let firstRead!: (last: Bound | null) => void;
   const secondFrom = new Promise<Bound | null>((resolve) => (firstRead = resolve));
+  let firstDrew!: () => void;
+  const firstIds = new Promise<void>((resolve) => (firstDrew = resolve));
   const first = attachFusedPart(pool, {
     tenant,
     runId,
     limit: half,
     fuse,
     after: null,
-    waitFor: null,
+    idsAfter: null,
+    drew: firstDrew,
+    commitAfter: null,
     read: firstRead,
   });
   const second = (async (): Promise<AttachResult> => {
     const after = await secondFrom;
     if (!after) return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
-    return attachFusedPart(pool, { tenant, runId, limit: half, fuse, after, waitFor: first, read: () => undefined });
+    return attachFusedPart(pool, {
+      tenant,
+      runId,
+      limit: half,
+      fuse,
+      after,
+      idsAfter: firstIds,
+      drew: () => undefined,
+      commitAfter: first,
+      read: () => undefined,
+    });
   })();
-  // A first half that fails before it has read lets the second go (it then finds nothing to do).
-  first.catch(() => firstRead(null));
+  // A first half that fails lets the second go on (it then rolls back, or finds nothing to do).
+  first.catch(() => {
+    firstRead(null);
+    firstDrew();
+  });
   const [a, b] = await Promise.allSettled([first, second]);
   if (a.status === 'rejected') throw a.reason;
   if (b.status === 'rejected') throw b.reason;
@@ -167,7 +186,8 @@ async function attachFused(
 /**
  * One half of a chunk in one transaction: up to `limit` unattached claims of subjects after
  * `after`, and the rest of its last subject. `read` hears the last subject once the claims are
- * locked (null when there are no more); nothing is written before `waitFor` has committed.
+ * locked (null when there are no more). Its outcome ids are drawn after `idsAfter` (the half before
+ * has drawn its own), `drew` says they are; it commits only once `commitAfter` has committed.
  */
 async function attachFusedPart(
   pool: Pool,
@@ -177,7 +197,9 @@ async function attachFusedPart(
     limit: number;
     fuse: FuseWith;
     after: Bound | null;
-    waitFor: Promise<unknown> | null;
+    idsAfter: Promise<void> | null;
+    drew: () => void;
+    commitAfter: Promise<unknown> | null;
     read: (last: Bound | null) => void;
   },
 ): Promise<AttachResult> {
@@ -205,7 +227,10 @@ async function attachFusedPart(
     } else {
       args.read(null);
     }
-    if (batch.length === 0) return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
+    if (batch.length === 0) {
+      args.drew();
+      return { attached: 0, outcomesCreated: 0, outcomesEvaluated: 0, done: true };
+    }
     const ids = batch.map((b) => b.claim_id);
 
     const subjects = new Map<string, ClaimRow[]>();
@@ -228,9 +253,15 @@ async function attachFusedPart(
 
     const fresh = [...subjects.values()].map((claims, i) => ({ key: i, claims, ...claims[0] }));
     const decisions = await decideNewOutcomes(db, { tenant, asOf, contract, fresh });
-    // Ids in subject order: the half before this one commits its outcomes first (or fails, and so does this one).
-    if (args.waitFor) await args.waitFor;
-    const created = await insertOutcomes(db, { tenant, runId, asOf, fresh, decisions });
+    // Ids in subject order: after the half before has drawn its own.
+    if (args.idsAfter) await args.idsAfter;
+    let outcomeIds: number[];
+    try {
+      outcomeIds = await drawOutcomeIds(db, fresh.length);
+    } finally {
+      args.drew();
+    }
+    const created = await insertOutcomes(db, { tenant, runId, asOf, fresh, decisions, outcomeIds });
 
     const events: Array<LifecycleEvent & { id: number }> = [];
     let evaluated = 0;
@@ -256,9 +287,25 @@ async function attachFusedPart(
         [gained, runId],
       );
     }
+    // The half before commits first, or fails, and then so does this one: a committed prefix.
+    if (args.commitAfter) await args.commitAfter;
     // `done` is decided by attachFused once both halves have committed.
     return { attached: attachedTo.length, outcomesCreated: created.size, outcomesEvaluated: evaluated, done: false };
   });
+}
+
+/**
+ * Ids for a half's new outcomes, drawn in one statement before it writes: drawn by the insert, two
+ * halves writing side by side would interleave them. A rolled-back half burns its ids, as a
+ * rolled-back insert burns the values it drew.
+ */
+async function drawOutcomeIds(db: PoolClient, n: number): Promise<number[]> {
+  if (n === 0) return [];
+  const { rows } = await db.query<{ id: string }>(
+    `select nextval('outcomes_outcome_id_seq')::text as id from generate_series(1, $1)`,
+    [n],
+  );
+  return rows.map((r) => Number(r.id)).sort((a, b) => a - b);
 }
 
 /**
@@ -318,6 +365,8 @@ async function insertOutcomes(
     asOf: Date;
     fresh: Array<{ key: number; outcome_type: string; subject_key: string; claims: ClaimRow[] }>;
     decisions: Map<number, OutcomeDecision>;
+    /** One per subject, ascending, given in `fresh`'s (subject) order. */
+    outcomeIds: number[];
   },
 ): Promise<Map<string, number>> {
   const created = new Map<string, number>();
@@ -337,21 +386,22 @@ async function insertOutcomes(
         : a,
     ).subject_ref;
   const { rows } = await db.query<{ outcome_id: number; outcome_type: string; subject_key: string }>(
-    `insert into outcomes (tenant_id, outcome_type, subject_key, subject_ref, created_run_id, state, reject_reason,
+    `insert into outcomes (outcome_id, tenant_id, outcome_type, subject_key, subject_ref, created_run_id, state, reject_reason,
                            primary_claim_id, claim_count, record_id, evidence_version_id, success_at, grace_ends_at,
                            evidence_due_at, last_reopened_at, match_status, confirmed_as_of, evaluated_as_of,
                            attach_evaluated_attempt)
-     select $1, u.outcome_type, u.subject_key, u.subject_ref, $2::bigint, coalesce(u.state, 'awaiting_evidence'), u.reject_reason,
+     select u.outcome_id, $1, u.outcome_type, u.subject_key, u.subject_ref, $2::bigint, coalesce(u.state, 'awaiting_evidence'), u.reject_reason,
             u.primary_claim_id, coalesce(u.claim_count, 0), u.record_id, u.evidence_version_id, u.success_at, u.grace_ends_at,
             u.evidence_due_at, u.last_reopened_at, u.match_status,
             case when u.state = 'confirmed' then $3::timestamptz end,
             case when u.state is not null then $3::timestamptz end,
             case when u.state is not null then (select attempts from runs where run_id = $2) end
        from unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[], $11::bigint[],
-                   $12::bigint[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::text[])
+                   $12::bigint[], $13::timestamptz[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[], $17::text[],
+                   $18::bigint[])
             as u(outcome_type, subject_key, subject_ref, state, reject_reason, primary_claim_id, claim_count, record_id,
-                 evidence_version_id, success_at, grace_ends_at, evidence_due_at, last_reopened_at, match_status)
-      order by u.outcome_type, u.subject_key
+                 evidence_version_id, success_at, grace_ends_at, evidence_due_at, last_reopened_at, match_status, outcome_id)
+      order by u.outcome_id
      on conflict (tenant_id, outcome_type, subject_key) do nothing
      returning outcome_id, outcome_type, subject_key`,
     [
@@ -372,6 +422,7 @@ async function insertOutcomes(
       col((d) => d.evidenceDueAt),
       col((d) => d.lastReopenedAt),
       col((d) => d.match),
+      args.outcomeIds,
     ],
   );
   for (const r of rows) created.set(`${r.outcome_type}\u0000${r.subject_key}`, Number(r.outcome_id));
