@@ -283,6 +283,19 @@ async function insertCharges(db: PoolClient, args: PostArgs, plan: Plan, entryId
   return rows;
 }
 
+/** The alerts a chunk's lines crossed, in the chunk's transaction. */
+function recordChunkAlerts(db: PoolClient, args: PostArgs, terms: PostTerms, plan: Plan): Promise<void> {
+  return recordAlerts(db, {
+    tenant: args.tenant,
+    runId: args.runId,
+    period: plan.period,
+    at: args.asOf,
+    current: terms.current,
+    before: plan.before,
+    after: plan.after,
+  });
+}
+
 /** One poster per tenant and period at a time: positions in the period must not interleave. */
 const pricingLockKey = (tenant: string, period: string) => `pricing:${tenant}:${period}`;
 
@@ -430,15 +443,7 @@ function startChunk(
         // Another poster holds the period: it goes first and this chunk is priced again after it.
         if (!locked || !(await usageAsPriced(db, args, plan, inserted))) return await undo();
       }
-      await recordAlerts(db, {
-        tenant: args.tenant,
-        runId: args.runId,
-        period: plan.period,
-        at: args.asOf,
-        current: terms.current,
-        before: plan.before,
-        after: plan.after,
-      });
+      await recordChunkAlerts(db, args, terms, plan);
       await db.query('commit');
       return { kind: 'committed', plan, inserted };
     } catch (err) {
@@ -583,15 +588,7 @@ export async function postChunk(pool: Pool, args: PostArgs): Promise<PostResult>
     const plan = (await planChunk(db, args, terms, null))!;
     if (plan.rows.length === 0) return { plan, inserted: [] as ChargedLine[] };
     const inserted = await writeCharges(db, args, plan);
-    await recordAlerts(db, {
-      tenant: args.tenant,
-      runId: args.runId,
-      period: plan.period,
-      at: args.asOf,
-      current: terms.current,
-      before: plan.before,
-      after: plan.after,
-    });
+    await recordChunkAlerts(db, args, terms, plan);
     return { plan, inserted };
   });
   const { plan, inserted } = picked;
